@@ -1,0 +1,3 @@
+"""seofp-lab: sign-exponent-only floating-point networks for speech enhancement."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,370 @@
+"""Typed experiment config: pydantic models, YAML loading with section references, dotted overrides.
+
+An experiment file (``configs/experiment/*.yaml``) has one key per section. A section given as a
+string names a file of that section's folder (``corpus: embedded`` -> ``configs/corpus/embedded.yaml``);
+a mapping may start from such a file with ``base: NAME`` and change some of its keys.
+Command-line overrides (``train.max_epochs=3``) are applied last; their values are parsed as YAML.
+
+Everything is validated once, at load time: a wrong key, type or value raises :class:`ConfigError`
+naming the file, the dotted key and what is allowed. Nothing below ``train()`` sees a config.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+CONFIGS_DIR = Path(__file__).resolve().parent.parent / "configs"
+SECTIONS = ("corpus", "model", "train", "compression", "evaluation", "tracking")
+
+
+class ConfigError(ValueError):
+    """A config file or override that cannot be used; the message says where and what is allowed."""
+
+
+class Strict(BaseModel):
+    """Base of every config model: unknown keys are errors, values are frozen after validation."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# ---------------------------------------------------------------------------------------- corpus
+CorpusKind = Literal[
+    "embedded", "lab", "voicebank_demand", "timit", "dns", "librispeech", "wham_noise", "musan",
+    "demand", "folder",
+]
+
+
+class CorpusConfig(Strict):
+    """Where speech and noise come from and how train/validation/test mixtures are made (DATA.md)."""
+
+    name: str = "embedded"
+    kind: CorpusKind = "embedded"
+    root: Path | None = None  # required for user corpora; embedded/lab resolve their own
+    noise_root: Path | None = None  # a noise pool for speech-pool corpora (e.g. timit + demand)
+    noise_kind: CorpusKind | None = None
+    variant: str | None = None  # e.g. "56spk" for voicebank_demand
+    channel: int | None = None  # take one channel of multichannel audio instead of the mean
+    train_snrs: list[float] = Field(default_factory=lambda: [-5.0, 0.0, 5.0, 10.0, 15.0])
+    test_snrs: list[float] = Field(default_factory=lambda: [-2.5, 2.5, 7.5, 12.5, 17.5])
+    train_noises: list[str] | None = None  # None: the corpus's own training noise types
+    test_noises: list[str] | None = None  # None: the corpus's own held-out noise types
+    test_utterances: int | None = None  # None: every test utterance
+    test_mixtures_per_utterance: int = Field(1, ge=1)
+    valid_mixtures: int = Field(48, ge=1)
+    segment_seconds: float = Field(2.0, gt=0.0)  # training crop length
+    mixtures_per_epoch: int = Field(512, ge=1)
+    clean_floor_dbfs: float | None = None  # optional -60..-70 dBFS floor added to clean references
+    seed: int = 0
+
+    @field_validator("train_snrs", "test_snrs")
+    @classmethod
+    def _snrs_nonempty(cls, v: list[float]) -> list[float]:
+        if not v:
+            raise ValueError("Expected at least one SNR in dB")
+        if any(not -30.0 <= s <= 60.0 for s in v):
+            raise ValueError(f"Expected SNRs within [-30, 60] dB but got {v}")
+        return v
+
+    @model_validator(mode="after")
+    def _root_for_user_corpora(self) -> CorpusConfig:
+        if self.kind not in ("embedded", "lab") and self.root is None:
+            raise ValueError(f"Expected 'root' (a directory) for corpus kind {self.kind!r}")
+        return self
+
+
+# ----------------------------------------------------------------------------------------- model
+class STFTConfig(Strict):
+    n_fft: int = Field(512, ge=16)
+    hop: int = Field(256, ge=1)
+
+    @model_validator(mode="after")
+    def _hop_fits(self) -> STFTConfig:
+        if self.hop > self.n_fft:
+            raise ValueError(f"Expected hop <= n_fft but got hop={self.hop}, n_fft={self.n_fft}")
+        return self
+
+
+class LSTMModelConfig(Strict):
+    """Spectral mapping with (B)LSTM layers: LPS in, LPS (paper) or a bounded mask out."""
+
+    name: Literal["blstm", "lstm"] = "blstm"  # "lstm": unidirectional, causal, streamable
+    hidden: int = Field(257, ge=1)
+    layers: int = Field(2, ge=1)
+    fc: int = Field(300, ge=0)  # 0: no hidden FC layer
+    target: Literal["lps", "mask"] = "lps"
+    stft: STFTConfig = STFTConfig()
+
+
+class FCNModelConfig(Strict):
+    """Waveform mapping with 1-D convolutions (Fu et al.): utterance in, utterance out."""
+
+    name: Literal["fcn"] = "fcn"
+    layers: int = Field(10, ge=1)
+    channels: int = Field(30, ge=1)
+    kernel: int = Field(55, ge=1)
+    norm: Literal["batch", "none"] = "batch"
+
+
+ModelConfig = LSTMModelConfig | FCNModelConfig
+
+
+# ----------------------------------------------------------------------------------------- train
+class TrainConfig(Strict):
+    max_epochs: int = Field(20, ge=1)
+    max_minutes: float | None = Field(None, gt=0.0)  # wall-clock budget; stops after that epoch
+    batch_size: int = Field(16, ge=1)
+    lr: float = Field(1e-3, gt=0.0)
+    weight_decay: float = Field(0.0, ge=0.0)
+    gradient_clip: float | None = Field(5.0, gt=0.0)
+    num_workers: int = Field(0, ge=0)
+    accelerator: Literal["auto", "cpu", "gpu", "mps"] = "cpu"
+    devices: int | Literal["auto"] = 1
+    strategy: str = "auto"  # Lightning strategy name, e.g. "ddp"
+    threads: int | None = Field(None, ge=1)  # torch intra-op threads; None: torch's default
+    seed: int = 0
+
+
+# ----------------------------------------------------------------------------------- compression
+class PruningConfig(Strict):
+    kind: Literal["magnitude", "channel"] = "magnitude"
+    sparsity: float = Field(0.5, ge=0.0, lt=1.0)
+    schedule: Literal["one_shot", "gradual"] = "gradual"
+    start_epoch: int = Field(0, ge=0)
+    end_epoch: int | None = Field(None, ge=0)  # None: the last epoch
+
+
+class WeightSharingConfig(Strict):
+    clusters: int = Field(16, ge=2, le=65536)  # k-means weight sharing (arXiv 1906.01078)
+
+
+class CompressionConfig(Strict):
+    format: str | None = None  # "s1e5"; None = fp32 baseline
+    mode: Literal["paper", "ste"] = "paper"
+    group: Literal["global", "per_layer"] = "global"
+    fraction_bits: int = Field(0, ge=0, le=23)  # kept mantissa bits (0 = SEOFP)
+    quantize: Literal["weights", "all"] = "weights"  # "all": biases and norm parameters too
+    pruning: PruningConfig | None = None
+    weight_sharing: WeightSharingConfig | None = None
+    init_from: str | None = None  # MLflow run id (or checkpoint path) of a baseline to fine-tune
+
+    @field_validator("format")
+    @classmethod
+    def _format_name(cls, v: str | None) -> str | None:
+        if v is None:
+            return v
+        ok = v.startswith("s1e") and v[3:].isdigit() and 1 <= int(v[3:]) <= 8
+        if not ok:
+            raise ValueError(f"Expected a format named s1e1 .. s1e8 (or null) but got {v!r}")
+        return v
+
+    @property
+    def role(self) -> str:
+        """The ``seofp.role`` tag: baseline | seofp | pruned | seofp+pruned."""
+        if self.format and self.pruning:
+            return "seofp+pruned"
+        if self.format:
+            return "seofp"
+        if self.pruning or self.weight_sharing:
+            return "pruned"
+        return "baseline"
+
+
+# ------------------------------------------------------------------------------------ evaluation
+MetricName = Literal["pesq_wb", "pesq_nb", "stoi", "estoi", "si_sdr"]
+
+
+class EvaluationConfig(Strict):
+    metrics: list[MetricName] = Field(
+        default_factory=lambda: ["pesq_wb", "pesq_nb", "stoi", "estoi", "si_sdr"]
+    )
+    workers: int | None = Field(None, ge=1)  # None: one per CPU core
+    engine: Literal["torch", "c"] = "torch"
+    kernel: Literal["intadd", "decode", "fp32"] = "intadd"
+    max_utterances: int | None = Field(None, ge=1)
+    audio_examples: int = Field(3, ge=0)
+
+
+# -------------------------------------------------------------------------------------- tracking
+class TrackingConfig(Strict):
+    experiment: str = "seofp-lab"
+    run_name: str | None = None
+    uri: str | None = None  # None: $MLFLOW_TRACKING_URI, else sqlite in the workspace
+    baseline_run: str | None = None  # the ``seofp.baseline_run`` tag of a compressed run
+    tags: dict[str, str] = Field(default_factory=dict)
+
+
+# ------------------------------------------------------------------------------------ experiment
+class ExperimentConfig(Strict):
+    name: str = "experiment"
+    corpus: CorpusConfig = CorpusConfig()
+    model: ModelConfig = Field(default_factory=LSTMModelConfig, discriminator="name")
+    train: TrainConfig = TrainConfig()
+    compression: CompressionConfig = CompressionConfig()
+    evaluation: EvaluationConfig = EvaluationConfig()
+    tracking: TrackingConfig = TrackingConfig()
+
+    def flat_params(self) -> dict[str, str]:
+        """Dotted key -> value string, for MLflow params."""
+        out: dict[str, str] = {}
+
+        def walk(prefix: str, v: Any) -> None:
+            if isinstance(v, dict):
+                for k, x in v.items():
+                    walk(f"{prefix}.{k}" if prefix else k, x)
+            else:
+                out[prefix] = json.dumps(v) if isinstance(v, (list, bool)) or v is None else str(v)
+
+        walk("", self.model_dump(mode="json"))
+        return out
+
+    def digest(self) -> str:
+        """A short stable hash of the whole config."""
+        blob = json.dumps(self.model_dump(mode="json"), sort_keys=True).encode()
+        return hashlib.sha256(blob).hexdigest()[:12]
+
+
+# --------------------------------------------------------------------------------------- loading
+M = TypeVar("M", bound=BaseModel)
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise ConfigError(f"Expected a config file at {path} but it does not exist")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML ({exc})") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping of keys to values but got {type(data).__name__}")
+    return data
+
+
+def _section_file(section: str, name: str, configs_dir: Path, origin: Path) -> Path:
+    path = configs_dir / section / f"{name}.yaml"
+    if not path.is_file():
+        have = sorted(p.stem for p in (configs_dir / section).glob("*.yaml"))
+        raise ConfigError(
+            f"{origin}: {section}: {name!r} names no file {path}; expected one of {have}"
+        )
+    return path
+
+
+def _deep_merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
+    out = copy.deepcopy(base)
+    for k, v in top.items():
+        if isinstance(v, dict) and isinstance(out.get(k), dict):
+            out[k] = _deep_merge(out[k], v)
+        else:
+            out[k] = copy.deepcopy(v)
+    return out
+
+
+def _format_errors(exc: ValidationError, model: type[BaseModel], where: dict[str, str]) -> str:
+    lines = []
+    for err in exc.errors():
+        loc = [str(p) for p in err["loc"]]
+        if len(loc) > 1 and loc[0] == "model" and loc[1] in ("blstm", "lstm", "fcn"):
+            loc.pop(1)  # the discriminated union's tag is not a key the user wrote
+        key = ".".join(loc) or "(top level)"
+        source = where.get(key) or where.get(loc[0] if loc else "", where.get("", "?"))
+        msg = err["msg"]
+        if err["type"] == "extra_forbidden":
+            allowed = _allowed_keys(model, loc[:-1])
+            msg = f"unknown key; allowed keys here: {', '.join(allowed)}"
+        elif "input" in err and err["type"] not in ("missing",):
+            msg = f"{msg} (got {err['input']!r})"
+        lines.append(f"{source}: {key}: {msg}")
+    return "Invalid config:\n  " + "\n  ".join(lines)
+
+
+def _allowed_keys(model: type[BaseModel], loc: list[str]) -> list[str]:
+    cur: Any = model
+    for part in loc:
+        fields = getattr(cur, "model_fields", None)
+        if fields is None or part not in fields:
+            return []
+        ann = fields[part].annotation
+        cur = next(
+            (a for a in getattr(ann, "__args__", (ann,)) if isinstance(a, type) and issubclass(a, BaseModel)),
+            None,
+        )
+        if cur is None:
+            return []
+    return sorted(cur.model_fields)
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """``"train.max_epochs=3"`` -> (["train", "max_epochs"], 3); the value is parsed as YAML."""
+    if "=" not in text:
+        raise ConfigError(f"Expected an override KEY=VALUE (e.g. train.max_epochs=3) but got {text!r}")
+    key, raw = text.split("=", 1)
+    parts = key.strip().split(".")
+    if not all(parts):
+        raise ConfigError(f"Expected a dotted key such as train.max_epochs but got {key!r}")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"override {text!r}: value is not valid YAML ({exc})") from None
+    return parts, value
+
+
+def load_config(
+    path: str | Path | None = None,
+    overrides: list[str] | None = None,
+    configs_dir: Path = CONFIGS_DIR,
+) -> ExperimentConfig:
+    """Load an experiment YAML (or the defaults when ``path`` is None), apply overrides, validate."""
+    where: dict[str, str] = {}
+    data: dict[str, Any] = {}
+    origin = Path(path) if path is not None else Path("(defaults)")
+    if path is not None:
+        raw = _read_yaml(origin)
+        where[""] = str(origin)
+        for key, value in raw.items():
+            where[key] = str(origin)
+            if key in SECTIONS and isinstance(value, str):
+                src = _section_file(key, value, configs_dir, origin)
+                data[key] = _read_yaml(src)
+                where[key] = str(src)
+            elif key in SECTIONS and isinstance(value, dict) and "base" in value:
+                src = _section_file(key, str(value["base"]), configs_dir, origin)
+                rest = {k: v for k, v in value.items() if k != "base"}
+                data[key] = _deep_merge(_read_yaml(src), rest)
+                where[key] = f"{origin} (base {src})"
+            else:
+                data[key] = value
+    for text in overrides or []:
+        parts, value = parse_override(text)
+        if parts[0] in SECTIONS and len(parts) == 1 and isinstance(value, str):
+            data[parts[0]] = _read_yaml(_section_file(parts[0], value, configs_dir, origin))
+        else:
+            cur = data
+            for p in parts[:-1]:
+                nxt = cur.get(p)
+                if not isinstance(nxt, dict):
+                    nxt = {}
+                    cur[p] = nxt
+                cur = nxt
+            cur[parts[-1]] = value
+        where[".".join(parts)] = f"command-line override {text!r}"
+    try:
+        return ExperimentConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_format_errors(exc, ExperimentConfig, where)) from None
+
+
+def load_yaml_model(path: str | Path, model: type[M]) -> M:
+    """Load one YAML file into one strict model (e.g. a study definition), with the same errors."""
+    p = Path(path)
+    data = _read_yaml(p)
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_format_errors(exc, model, {"": str(p)})) from None
