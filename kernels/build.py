@@ -15,7 +15,8 @@ ffibuilder.set_source(
     '#include "seofp.h"',
     sources=[f"{REL}/seofp.c"],
     include_dirs=[REL],
-    extra_compile_args=["-O3", "-std=c11", "-fno-strict-aliasing"],
+    extra_compile_args=["-O3", "-std=c11", "-fno-strict-aliasing", "-Wall", "-Wextra"],
+    libraries=["m"],
 )
 
 if __name__ == "__main__":

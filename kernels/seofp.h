@@ -1,12 +1,99 @@
-/* SEOFP kernels: sign-exponent-only weights, products by integer addition (docs: KERNEL.md). */
+/* SEOFP kernels: sign-exponent-only weights, products by integer addition (docs: KERNEL.md).
+ *
+ * Weights live in a repacked layout: rows padded to a multiple of 4 (SEOFP_ROWS), columns to a
+ * multiple of 16 (SEOFP_KSTEP) with zero codes. Block b holds rows 4b..4b+3; its chunk j holds
+ * columns 16j..16j+15 as 4 consecutive runs of 16 elements, one per row, so every block is one
+ * sequential stream. Element (r, k) sits at ((r/4)*(cols_pad/16) + k/16)*64 + (r%4)*16 + k%16.
+ *
+ * Element kinds (seofp_layer.kind):
+ *   SEOFP_INTADD      uint8 sign<<7 | c, c = e - e_min + 1 (0 = zero): the paper's integer adder
+ *   SEOFP_DECODE_F16  uint8 = top byte of an IEEE fp16 (2^-16..2^15), output scaled by 2^scale_exp
+ *   SEOFP_DECODE_BITS uint8 sign<<7 | c, decoded to fp32 by bit construction (wide windows)
+ *   SEOFP_FP32        float, the control
+ *
+ * Reduction order (the same in every kind and variant, which makes them bit-identical under the
+ * conditions of KERNEL.md 5): output row r keeps 16 lane sums a[l], l = k % 16, each accumulated in
+ * increasing k; then s[l] = a[l] + a[l+8] (l < 8), q[l] = s[l] + s[l+4] (l < 4),
+ * d[l] = q[l] + q[l+2] (l < 2), y = d[0] + d[1]; DECODE_F16 then multiplies by 2^scale_exp.
+ * intadd adds the integer-adder product as a float; the other kinds use a fused multiply-add,
+ * which equals the same sum whenever the product x*w is exact (METHOD.md 5).
+ *
+ * Return values: >= 0 is the number of activations clamped by intadd's overflow guard (0 for the
+ * other kinds); < 0 is an error (SEOFP_EARG bad argument, SEOFP_EKIND unknown kind).
+ * No function allocates: callers pass every buffer, sized by the *_scratch_floats functions.
+ */
 #ifndef SEOFP_H
 #define SEOFP_H
 #include <stdint.h>
 #include <stddef.h>
 
 /* cffi-cdef-begin */
-/* "avx2" or "portable": which code path this build dispatches to at run time. */
+#define SEOFP_ROWS 4
+#define SEOFP_KSTEP 16
+#define SEOFP_INTADD 0
+#define SEOFP_DECODE_F16 1
+#define SEOFP_DECODE_BITS 2
+#define SEOFP_FP32 3
+#define SEOFP_VARIANT_AUTO 0
+#define SEOFP_VARIANT_PORTABLE 1
+#define SEOFP_VARIANT_AVX2 2
+#define SEOFP_EARG -1
+#define SEOFP_EKIND -2
+#define SEOFP_ACT_NONE 0
+#define SEOFP_ACT_RELU 1
+#define SEOFP_ACT_LEAKY 2
+#define SEOFP_ACT_TANH 3
+#define SEOFP_ACT_SIGMOID 4
+
+typedef struct {
+    int kind;           /* SEOFP_INTADD ... SEOFP_FP32 */
+    int rows, cols;     /* logical shape (out, in) */
+    int rows_pad, cols_pad;
+    int e_min, e_max;   /* the layer's real exponent window (INTADD, DECODE_BITS) */
+    int scale_exp;      /* DECODE_F16: y = 2^scale_exp * sum */
+    const void *data;   /* repacked elements, rows_pad * cols_pad of them */
+} seofp_layer;
+
+/* "avx2" or "portable": the code path the kernels dispatch to now. */
 const char *seofp_variant(void);
+/* 1 if this CPU can run the AVX2/FMA/F16C path. */
+int seofp_avx2_supported(void);
+/* Select SEOFP_VARIANT_AUTO | _PORTABLE | _AVX2 (process-wide); SEOFP_EARG if unsupported. */
+int seofp_set_variant(int variant);
+
+/* Floats of scratch that seofp_gemm needs for n input vectors. */
+size_t seofp_gemm_scratch_floats(const seofp_layer *w, int n);
+/* y[i*ys_n + r*ys_r] = sum_k W[r,k] * x[i*ldx + k] for i < n, r < rows. */
+int seofp_gemm(const seofp_layer *w, const float *x, int n, int ldx,
+               float *y, int ys_n, int ys_r, float *scratch);
+/* y = W x (batch 1); x has cols floats, y rows floats. */
+int seofp_gemv(const seofp_layer *w, const float *x, float *y, float *scratch);
+
+/* Floats of scratch that seofp_lstm needs for T frames. */
+size_t seofp_lstm_scratch_floats(const seofp_layer *wih, const seofp_layer *whh, int T);
+/* One LSTM direction over T frames (torch gate order i, f, g, o; one bias per gate):
+ * x (T, ldx) in, out (T, ldo) written with h_t, h and c (hidden) updated in place (the state);
+ * reverse != 0 runs t = T-1 ... 0. wih is (4H, in), whh is (4H, H), bias is (4H). */
+int seofp_lstm(const seofp_layer *wih, const seofp_layer *whh, const float *bias, int T,
+               const float *x, int ldx, float *out, int ldo, float *h, float *c, int reverse,
+               float *scratch);
+
+/* y (n, rows) = act(x (n, cols) W^T + bias); bias may be NULL. */
+int seofp_linear(const seofp_layer *w, const float *bias, int n, const float *x, float *y,
+                 int act, float slope, float *scratch);
+
+/* Floats of scratch that seofp_conv1d needs. */
+size_t seofp_conv1d_scratch_floats(const seofp_layer *w, int ksize);
+/* "same" zero-padded 1-D convolution, stride 1, odd ksize: x (cin, T) -> y (cout, T);
+ * w is (cout, cin*ksize) with column index ci*ksize + j, as torch's weight.reshape(cout, -1). */
+int seofp_conv1d(const seofp_layer *w, const float *bias, int cin, int T, int ksize,
+                 const float *x, float *y, float *scratch);
+
+/* x (C, T) in place: x = act((x - mean[c]) / sqrt(var[c] + eps) * gamma[c] + beta[c]) when
+ * mean != NULL (inference batch norm, never folded into weights), else x = act(x). */
+int seofp_channel_norm_act(int C, int T, float *x, const float *mean, const float *var,
+                           const float *gamma, const float *beta, float eps, int act,
+                           float slope);
 /* cffi-cdef-end */
 
 #endif

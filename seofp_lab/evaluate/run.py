@@ -1,0 +1,206 @@
+"""``evaluate(run_id)``: enhance the fixed test set with a run's model, score it in parallel
+worker processes, log means, per-SNR variants and the noisy input's scores to the run."""
+
+from __future__ import annotations
+
+import math
+import os
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import soundfile as sf
+from rich.console import Console
+from rich.progress import Progress
+from rich.table import Table
+
+from seofp_lab import tracking
+from seofp_lab.config import ExperimentConfig
+from seofp_lab.evaluate.enhanced import enhanced_dir, write_manifest
+from seofp_lab.evaluate.metrics import score
+
+DEFAULT_METRICS = ["pesq_wb", "pesq_nb", "stoi", "estoi", "si_sdr"]
+
+
+@dataclass
+class EvalResult:
+    run_id: str
+    metrics: dict[str, float]
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    failures: int = 0
+
+
+def _worker_init() -> None:
+    os.environ["OMP_NUM_THREADS"] = "1"
+
+
+def _score_item(task: dict[str, Any]) -> dict[str, Any]:
+    clean, _ = sf.read(task["clean"], dtype="float32")
+    out = {k: task[k] for k in ("id", "speaker", "noise", "snr")}
+    for kind in ("noisy", "enhanced"):
+        sig, _ = sf.read(task[kind], dtype="float32")
+        for name, value in score(clean, sig, task["metrics"]).items():
+            out[f"{kind}_{name}"] = value
+    return out
+
+
+def score_parallel(tasks: list[dict[str, Any]], workers: int | None,
+                   label: str = "scoring") -> list[dict[str, Any]]:
+    """Score (clean, noisy, enhanced) file triples in worker processes, with a progress bar."""
+    workers = workers or os.cpu_count() or 1
+    rows: list[dict[str, Any]] = []
+    with Progress(transient=False) as bar, ProcessPoolExecutor(
+        max_workers=workers, mp_context=get_context("spawn"), initializer=_worker_init
+    ) as pool:
+        job = bar.add_task(f"{label} ({workers} workers)", total=len(tasks))
+        for fut in as_completed([pool.submit(_score_item, t) for t in tasks]):
+            rows.append(fut.result())
+            bar.advance(job)
+    order = {t["id"]: i for i, t in enumerate(tasks)}
+    return sorted(rows, key=lambda r: order[r["id"]])
+
+
+def aggregate(rows: list[dict[str, Any]], names: list[str]) -> dict[str, float]:
+    """Means over utterances: ``name``, ``noisy_name``, and per-SNR ``name_snr{v}`` variants."""
+    out: dict[str, float] = {}
+    snrs = sorted({float(r["snr"]) for r in rows})
+    for name in names:
+        for kind, noisy in (("enhanced", False), ("noisy", True)):
+            vals = np.array([r[f"{kind}_{name}"] for r in rows], float)
+            if np.isfinite(vals).any():
+                out[tracking.metric_key(name, noisy=noisy)] = float(np.nanmean(vals))
+            for snr in snrs:
+                sel = np.array([r[f"{kind}_{name}"] for r in rows if float(r["snr"]) == snr], float)
+                if np.isfinite(sel).any():
+                    out[tracking.metric_key(name, snr=snr, noisy=noisy)] = float(np.nanmean(sel))
+    return out
+
+
+def _per_snr_figure(metrics: dict[str, float], names: list[str]) -> Any:
+    import matplotlib  # noqa: PLC0415
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt  # noqa: PLC0415
+
+    fig, axes = plt.subplots(1, len(names), figsize=(3.2 * len(names), 3), squeeze=False)
+    for ax, name in zip(axes[0], names, strict=True):
+        for noisy, label in ((True, "noisy"), (False, "enhanced")):
+            prefix = ("noisy_" if noisy else "") + name + "_snr"
+            pts = sorted((float(k[len(prefix):]), v) for k, v in metrics.items()
+                         if k.startswith(prefix))
+            if pts:
+                ax.plot(*zip(*pts, strict=True), marker="o", label=label)
+        ax.set_title(name)
+        ax.set_xlabel("SNR (dB)")
+        ax.grid(alpha=0.3)
+    axes[0][0].legend()
+    fig.tight_layout()
+    return fig
+
+
+def _enhancer(run_id: str, engine: Literal["torch", "c"], kernel: str, cfg: ExperimentConfig,
+              ckpt: Path):  # noqa: ANN202 - a callable wave -> wave
+    if engine == "c":
+        from seofp_lab.infer.engine import load as load_engine  # noqa: PLC0415
+        from seofp_lab.infer.export import export_run  # noqa: PLC0415
+
+        eng = load_engine(export_run(run_id), kernel=kernel)
+        return eng.enhance
+    import torch  # noqa: PLC0415
+
+    from seofp_lab.train.checkpoint import load_checkpoint  # noqa: PLC0415
+
+    model, _, _ = load_checkpoint(ckpt)
+
+    def run(wave: np.ndarray) -> np.ndarray:
+        with torch.no_grad():
+            return model(torch.from_numpy(wave)[None])[0].numpy()
+
+    return run
+
+
+def evaluate(run_id: str, engine: Literal["torch", "c"] = "torch", kernel: str = "intadd",
+             workers: int | None = None, max_utterances: int | None = None,
+             metrics: list[str] | None = None, log: bool = True) -> EvalResult:
+    """Enhance the run's test set (PyTorch or the C engine), score it, log it to the run."""
+    from seofp_lab.data.testset import prepare_test_set  # noqa: PLC0415
+
+    cfg = ExperimentConfig.model_validate(tracking.run_config_dict(run_id))
+    names = list(metrics or cfg.evaluation.metrics)
+    max_utterances = max_utterances or cfg.evaluation.max_utterances
+    test_set = prepare_test_set(cfg.corpus)
+    items = test_set.items[:max_utterances] if max_utterances else test_set.items
+    ckpt = tracking.download_artifact(run_id, tracking.CHECKPOINT_ARTIFACT)
+    enhance = _enhancer(run_id, engine, kernel, cfg, ckpt)
+    out_dir = enhanced_dir(run_id, "torch" if engine == "torch" else f"c-{kernel}",
+                           must_exist=False)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    tasks, manifest = [], []
+    with Progress() as bar:
+        job = bar.add_task(f"enhancing ({engine})", total=len(items))
+        for item in items:
+            noisy, _clean = test_set.load(item)
+            enhanced = np.asarray(enhance(noisy), np.float32)
+            if enhanced.shape != noisy.shape or not np.isfinite(enhanced).all():
+                raise ValueError(f"{item.id}: expected finite output of shape {noisy.shape} "
+                                 f"but got {enhanced.shape}")
+            path = out_dir / f"{item.id}.wav"
+            sf.write(path, enhanced, 16000, subtype="FLOAT")
+            row = {"id": item.id, "speaker": item.speaker, "noise": item.noise, "snr": item.snr,
+                   "noisy": str(item.noisy_path), "clean": str(item.clean_path),
+                   "enhanced": str(path)}
+            manifest.append(row)
+            tasks.append({**row, "metrics": names})
+            bar.advance(job)
+    write_manifest(out_dir, manifest)
+    rows = score_parallel(tasks, workers or cfg.evaluation.workers)
+    failures = sum(1 for r in rows for k in r if k.endswith("_error"))
+    result = aggregate(rows, names)
+    if failures:
+        Console(stderr=True).print(f"[yellow]{failures} metric computations failed; see the "
+                                   "*_error columns of the per-utterance CSV[/yellow]")
+    if log:
+        prefix = "" if engine == "torch" else f"engine_{kernel}_"
+        with tracking.resume_run(run_id):
+            tracking.log_metrics({prefix + k: v for k, v in result.items()})
+            tracking.log_metrics({prefix + "test_utterances": float(len(rows)),
+                                  prefix + "metric_failures": float(failures)})
+            tracking.log_table(rows, f"evaluation/{prefix}per_utterance.csv")
+            tracking.log_figure(_per_snr_figure(result, names), f"evaluation/{prefix}per_snr.png")
+    return EvalResult(run_id, result, rows, failures)
+
+
+def results_table(results: dict[str, dict[str, float]], extra: list[str] | None = None,
+                  title: str = "Test set") -> "_Printable":
+    """A rich table: one row for the noisy input, one per named result; columns are metrics."""
+    names = [n for n in DEFAULT_METRICS if any(n in r for r in results.values())]
+    table = Table(title=title)
+    table.add_column("")
+    for n in names + (extra or []):
+        table.add_column(n, justify="right")
+    first = next(iter(results.values()))
+    table.add_row("noisy", *[_fmt(first.get(f"noisy_{n}")) for n in names],
+                  *["" for _ in extra or []])
+    for label, r in results.items():
+        table.add_row(label, *[_fmt(r.get(n)) for n in names], *[_fmt(r.get(e)) for e in extra or []])
+    return _Printable(table)
+
+
+def _fmt(v: float | None) -> str:
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return "–"
+    return f"{v:.3f}" if abs(v) < 1000 else f"{v:,.0f}"
+
+
+class _Printable:
+    def __init__(self, table: Table) -> None:
+        self.table = table
+
+    def print(self) -> None:
+        Console().print(self.table)
+
+
+__all__ = ["EvalResult", "aggregate", "evaluate", "results_table", "score_parallel"]

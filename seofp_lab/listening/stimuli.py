@@ -1,0 +1,317 @@
+"""Stimuli for an ABX study: drawn from two runs, loudness-matched, frozen in a hashed manifest.
+
+``prepare_study`` runs offline (``seofp study prepare``) and writes 48 kHz float WAV clips plus
+``manifest.json`` under the workspace; the app only reads them. Every buffer the browser receives
+is rendered by :func:`render_wav`: fresh TPDF dither at the 16-bit LSB and a random header chunk,
+so no two served buffers share bytes (LISTENING.md §4, §6).
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import secrets
+import struct
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pyloudnorm
+import soundfile as sf
+from scipy import signal
+
+from seofp_lab.errors import AudioError, StudyError
+from seofp_lab.listening.protocol import Item, StudyDefinition, item_pool, load_study
+
+MANIFEST_VERSION = 1
+
+
+def prepared_dir(study_name: str) -> Path:
+    """Where ``prepare`` writes a study's clips and manifest (inside the workspace)."""
+    from seofp_lab.workspace import workspace_path  # noqa: PLC0415
+
+    return workspace_path("studies", study_name, "stimuli", "x").parent
+
+
+def resolve_run_dir(run_id: str) -> Path:
+    """A run's enhanced test set, as written by ``seofp evaluate``."""
+    try:
+        from seofp_lab.evaluate.enhanced import enhanced_dir  # noqa: PLC0415
+    except ImportError as exc:
+        raise StudyError(f"Expected seofp_lab.evaluate.enhanced to resolve run {run_id!r} "
+                         f"but it cannot be imported ({exc}); give baseline_dir/compressed_dir"
+                         ) from None
+    return Path(enhanced_dir(run_id))
+
+
+def read_run_dir(root: Path) -> dict[str, dict[str, str]]:
+    """Rows of ``root/manifest.csv`` by id; audio paths made absolute."""
+    path = Path(root) / "manifest.csv"
+    if not path.is_file():
+        raise StudyError(f"Expected an enhanced test set with manifest.csv at {path} "
+                         "but it does not exist (run `seofp evaluate` first)")
+    with path.open(newline="") as f:
+        rows = list(csv.DictReader(f))
+    need = {"id", "speaker", "noise", "snr", "enhanced"}
+    if not rows or not need <= set(rows[0]):
+        raise StudyError(f"Expected columns {sorted(need)} in {path} but got "
+                         f"{sorted(rows[0]) if rows else 'no rows'}")
+    out = {}
+    for row in rows:
+        for key in ("noisy", "clean", "enhanced"):
+            if row.get(key):
+                p = Path(row[key])
+                row[key] = str(p if p.is_absolute() else Path(root) / p)
+        out[row["id"]] = row
+    return out
+
+
+def read_audio(path: str | Path, rate: int = 16000) -> np.ndarray:
+    """A mono float64 signal at ``rate``; refuses NaN, clipping and other rates."""
+    if not Path(path).is_file():
+        raise AudioError(f"Expected an audio file at {path} but it does not exist")
+    x, sr = sf.read(str(path), dtype="float64", always_2d=True)
+    if sr != rate:
+        raise AudioError(f"Expected {rate} Hz audio in {path} but got {sr} Hz")
+    x = x.mean(axis=1)
+    if not np.isfinite(x).all() or np.abs(x).max() > 1.0:
+        raise AudioError(f"Expected finite, unclipped audio in {path} but got NaN/inf or |x| > 1")
+    return x
+
+
+def loudness_match(x: np.ndarray, rate: int, target_lufs: float) -> tuple[np.ndarray, float, float]:
+    """ITU-R BS.1770-4 integrated loudness normalisation (pyloudnorm).
+
+    Returns:
+        (normalised signal, loudness before in LUFS, gain applied in dB).
+    """
+    meter = pyloudnorm.Meter(rate)
+    before = float(meter.integrated_loudness(x))
+    if not np.isfinite(before):
+        raise AudioError("Expected a clip with measurable loudness but it is silent")
+    return x * 10.0 ** ((target_lufs - before) / 20.0), before, target_lufs - before
+
+
+def match_pair(a: np.ndarray, b: np.ndarray, rate: int, target_lufs: float, peak_dbfs: float
+               ) -> tuple[np.ndarray, np.ndarray, dict[str, float]]:
+    """Loudness-match two clips to the target, then lower both equally if a peak is too high."""
+    ya, la, ga = loudness_match(a, rate, target_lufs)
+    yb, lb, gb = loudness_match(b, rate, target_lufs)
+    peak = 20 * np.log10(max(np.abs(ya).max(), np.abs(yb).max(), 1e-12))
+    trim = min(0.0, peak_dbfs - 0.01 - peak)
+    scale = 10.0 ** (trim / 20.0)
+    info = dict(lufs_before_a=la, lufs_before_b=lb, gain_applied_a=ga + trim,
+                gain_applied_b=gb + trim, peak_dbfs=float(peak + trim), loudness_diff_db=la - lb)
+    return ya * scale, yb * scale, info
+
+
+def lag_samples(a: np.ndarray, b: np.ndarray) -> int:
+    """The lag of the cross-correlation peak of b against a (0: aligned)."""
+    c = signal.correlate(b, a, mode="full", method="fft")
+    return int(np.argmax(np.abs(c))) - (len(a) - 1)
+
+
+def fade(x: np.ndarray, rate: int, ms: float = 5.0) -> np.ndarray:
+    """Raised-cosine fades at both ends, identical for every clip (clean loop edges)."""
+    n = min(int(rate * ms / 1000), len(x) // 2)
+    w = np.ones(len(x))
+    ramp = 0.5 - 0.5 * np.cos(np.linspace(0, np.pi, n))
+    w[:n], w[len(x) - n:] = ramp, ramp[::-1]
+    return x * w
+
+
+def si_sdr(ref: np.ndarray, est: np.ndarray) -> float:
+    """Scale-invariant SDR in dB."""
+    alpha = np.dot(est, ref) / max(np.dot(ref, ref), 1e-20)
+    target = alpha * ref
+    return float(10 * np.log10(np.sum(target**2) / max(np.sum((est - target) ** 2), 1e-20)))
+
+
+def side_metrics(yb: np.ndarray, yc: np.ndarray, clean: np.ndarray | None) -> dict:
+    """PESQ/STOI/SI-SDR of both outputs and PESQ(y_b -> y_c), at 16 kHz; None where undefined."""
+    from pesq import pesq  # noqa: PLC0415
+    from pystoi import stoi  # noqa: PLC0415
+
+    def safe(fn, *args):
+        try:
+            return float(fn(*args))
+        except Exception:  # noqa: BLE001 - PESQ refuses some inputs; recorded as None, not dropped
+            return None
+
+    out: dict = {"pesq_b_to_c": safe(pesq, 16000, yb, yc, "wb")}
+    if clean is not None:
+        n = min(len(clean), len(yb))
+        for tag, y in (("b", yb), ("c", yc)):
+            out[f"pesq_{tag}"] = safe(pesq, 16000, clean[:n], y[:n], "wb")
+            out[f"stoi_{tag}"] = safe(stoi, clean[:n], y[:n], 16000, False)
+            out[f"si_sdr_{tag}"] = si_sdr(clean[:n], y[:n])
+    return out
+
+
+def catch_clip(y: np.ndarray, rate: int, kind: str, rng: np.random.Generator) -> np.ndarray:
+    """An easy difference: white noise 20 dB below the speech, or a 3.5 kHz low-pass."""
+    if kind == "noise":
+        noise = rng.standard_normal(len(y))
+        return y + noise * np.sqrt(np.mean(y**2) / np.mean(noise**2)) * 10 ** (-20 / 20)
+    sos = signal.butter(8, 3500, fs=rate, output="sos")
+    return signal.sosfiltfilt(sos, y)
+
+
+def render_wav(x: np.ndarray, rate: int, rng: np.random.Generator | None = None) -> bytes:
+    """A served buffer: 16-bit PCM WAV with independent TPDF dither and a random header chunk.
+
+    Args:
+        x: float signal in [-1, 1], shape (time,) or (time, channels).
+        rate: sample rate in Hz.
+        rng: source of the dither and chunk; default a fresh CSPRNG-seeded generator.
+    """
+    rng = rng or np.random.default_rng(secrets.randbits(128))
+    x = np.asarray(x, dtype=np.float64)
+    x2 = x[:, None] if x.ndim == 1 else x
+    tpdf = rng.random(x2.shape) - rng.random(x2.shape)  # triangular, +-1 LSB
+    pcm = np.clip(np.round(x2 * 32767.0 + tpdf), -32768, 32767).astype("<i2")
+    ch = x2.shape[1]
+    fmt = struct.pack("<HHIIHH", 1, ch, rate, rate * 2 * ch, 2 * ch, 16)
+    # same size for every clip: a size difference must never point at X
+    extra = b"seof" + struct.pack("<I", 16) + rng.bytes(16)
+    data = pcm.tobytes()
+    body = b"WAVE" + b"fmt " + struct.pack("<I", 16) + fmt + extra
+    body += b"data" + struct.pack("<I", len(data)) + data
+    return b"RIFF" + struct.pack("<I", len(body)) + body
+
+
+def tone_triplet(rate: int, rng: np.random.Generator) -> tuple[list[np.ndarray], int]:
+    """Woods et al. (2017) headphone screen: three 200 Hz stereo tones, one of them antiphase.
+
+    Returns:
+        three (time, 2) clips and the index of the quietest one (-6 dB), the correct answer.
+    """
+    t = np.arange(int(rate * 1.0)) / rate
+    tone = fade(0.2 * np.sin(2 * np.pi * 200 * t), rate, 100)
+    normal = np.stack([tone, tone], 1)
+    clips = [normal, np.stack([tone, -tone], 1), normal * 10 ** (-6 / 20)]
+    order = rng.permutation(3)
+    return [clips[i] for i in order], int(np.where(order == 2)[0][0])
+
+
+def snr_pair(speech: np.ndarray, rng: np.random.Generator) -> tuple[list[np.ndarray], int]:
+    """Environment check: speech with white noise at 50 and 40 dB SNR; the answer is the 40 dB."""
+    clips = []
+    for snr in (50.0, 40.0):
+        noise = rng.standard_normal(len(speech))
+        clips.append(speech + noise * np.sqrt(np.mean(speech**2)) * 10 ** (-snr / 20))
+    order = rng.permutation(2)
+    return [clips[i] for i in order], int(np.where(order == 1)[0][0])
+
+
+@dataclass
+class Manifest:
+    """The frozen stimulus set: items, clip files and their hashes; ``digest`` covers it all."""
+
+    root: Path
+    data: dict
+    digest: str
+    _cache: dict = field(default_factory=dict, repr=False)
+
+    @property
+    def items(self) -> list[Item]:
+        return [Item(i["item_id"], i["utterance_id"], float(i["snr"])) for i in self.data["items"]]
+
+    @property
+    def ladder_items(self) -> list[str]:
+        return sorted({c["item_id"] for c in self.data["ladder"]})
+
+    def item(self, item_id: str) -> dict:
+        for i in self.data["items"]:
+            if i["item_id"] == item_id:
+                return i
+        raise StudyError(f"Expected an item of the manifest but got {item_id!r}")
+
+    def clip(self, item_id: str, name: str, gain_db: float | None = None) -> np.ndarray:
+        """A clip as float64 at the serving rate (cached)."""
+        key = (item_id, name, gain_db)
+        if key not in self._cache:
+            if name in ("ladder", "ladder_ref"):
+                entry = next((c for c in self.data["ladder"] if c["item_id"] == item_id
+                              and c["gain_db"] == gain_db), None)
+                rel = entry and entry["ref" if name == "ladder_ref" else "probe"]
+            else:
+                rel = self.item(item_id)["clips"].get(name)
+            if not rel:
+                raise StudyError(f"Expected clip {name!r} of item {item_id!r} (gain {gain_db}) "
+                                 f"in {self.root / 'manifest.json'} but the manifest has none")
+            path = self.root / rel
+            if not path.is_file():
+                raise StudyError(f"Expected stimulus {path} but it is missing; run "
+                                 "`seofp study prepare` again")
+            self._cache[key] = sf.read(str(path), dtype="float64")[0]
+        return self._cache[key]
+
+
+def _digest(data: dict) -> str:
+    return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
+
+
+def load_manifest(root: Path, config_hash: str | None = None) -> Manifest:
+    """Read and verify ``root/manifest.json`` (hash, clip files, and optionally the study hash)."""
+    path = Path(root) / "manifest.json"
+    if not path.is_file():
+        raise StudyError(f"Expected prepared stimuli at {path} but there are none; run "
+                         "`seofp study prepare STUDY_DIR` first")
+    blob = json.loads(path.read_text())
+    data, digest = blob["manifest"], blob["sha256"]
+    if _digest(data) != digest:
+        raise StudyError(f"Expected manifest hash {digest[:12]} in {path} but the content "
+                         f"hashes to {_digest(data)[:12]}: the manifest was edited")
+    if config_hash is not None and data["config_hash"] != config_hash:
+        raise StudyError(f"Expected stimuli prepared from the current study.yaml "
+                         f"({config_hash[:12]}) but {path} was made from "
+                         f"{data['config_hash'][:12]}; run `seofp study prepare` again")
+    missing = [f for f, _ in _clip_files(data) if not (Path(root) / f).is_file()]
+    if missing:
+        raise StudyError(f"Expected {len(missing)} more stimulus files under {root}, e.g. "
+                         f"{missing[0]}; run `seofp study prepare` again")
+    return Manifest(Path(root), data, digest)
+
+
+def _clip_files(data: dict) -> list[tuple[str, str]]:
+    out = [(rel, h) for i in data["items"] for rel, h in zip(i["clips"].values(),
+                                                              i["sha256"].values())]
+    out += [(c[k], c[f"sha256_{k}"]) for c in data["ladder"] for k in ("ref", "probe")]
+    return out
+
+
+def _select(study: StudyDefinition, base: dict, comp: dict) -> list[str]:
+    sel = study.items
+    ids = [i for i in sorted(base) if i in comp]
+    if sel.snrs is not None:
+        ids = [i for i in ids if float(base[i]["snr"]) in {float(s) for s in sel.snrs}]
+    if sel.noises is not None:
+        ids = [i for i in ids if base[i]["noise"] in sel.noises]
+    if not ids:
+        raise StudyError("Expected test items common to both runs (after the snrs/noises "
+                         "filters) but found none")
+    pool = item_pool([Item(i, i, float(base[i]["snr"])) for i in ids], study.seed)
+    return [it.item_id for it in pool[: sel.count or len(pool)]]
+
+
+def prepare_study(study_dir: str | Path, out_dir: Path | None = None,
+                  baseline_dir: Path | None = None, compressed_dir: Path | None = None) -> Manifest:
+    """Draw, check, loudness-match and write the stimuli of a study; freeze the manifest."""
+    from seofp_lab.listening.build import build_stimuli  # noqa: PLC0415
+
+    study, config_hash = load_study(study_dir)
+    bdir = Path(baseline_dir or study.baseline_dir or resolve_run_dir(study.baseline_run))
+    cdir = Path(compressed_dir or study.compressed_dir or resolve_run_dir(study.compressed_run))
+    base, comp = read_run_dir(bdir), read_run_dir(cdir)
+    root = Path(out_dir) if out_dir is not None else prepared_dir(study.name)
+    data = build_stimuli(study, base, comp, _select(study, base, comp), root)
+    data.update(version=MANIFEST_VERSION, study=study.name, config_hash=config_hash,
+                baseline={"run": study.baseline_run, "dir": str(bdir)},
+                compressed={"run": study.compressed_run, "dir": str(cdir)})
+    tmp = root / "manifest.json.tmp"
+    tmp.write_text(json.dumps({"manifest": data, "sha256": _digest(data)}, indent=1,
+                              sort_keys=True))
+    tmp.replace(root / "manifest.json")  # never leave half a manifest
+    return load_manifest(root, config_hash)

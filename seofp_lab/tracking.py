@@ -1,0 +1,241 @@
+"""The MLflow schema and the only module that imports mlflow: experiments, tags, metric names, artifacts.
+
+The store is ``$MLFLOW_TRACKING_URI`` when set, else ``sqlite:///<workspace>/mlflow.db`` with
+artifacts under ``<workspace>/mlartifacts``. A team points the variable at an MLflow server and
+nothing else changes.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import io
+import json
+import os
+import tempfile
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from seofp_lab.errors import TrackingError
+from seofp_lab.workspace import workspace_dir
+
+METRICS = (
+    "pesq_wb", "pesq_nb", "stoi", "estoi", "si_sdr", "size_bytes", "compression_pct",
+    "bits_per_weight", "sparsity", "latency_ms_p50", "latency_ms_p90", "rtf", "speedup_vs_fp32",
+)
+ROLES = ("baseline", "seofp", "pruned", "seofp+pruned")
+KERNELS = ("intadd", "decode", "fp32")
+TAG_ROLE = "seofp.role"
+TAG_BASELINE = "seofp.baseline_run"
+TAG_CORPUS = "seofp.corpus"
+TAG_MODEL = "seofp.model"
+TAG_FORMAT = "seofp.format"
+TAG_KERNEL = "seofp.kernel"
+CONFIG_ARTIFACT = "config.yaml"
+CHECKPOINT_ARTIFACT = "checkpoint/model.pt"
+
+
+def metric_key(name: str, *, snr: float | None = None, noisy: bool = False) -> str:
+    """``metric_key("stoi", snr=7.5, noisy=True)`` -> ``"noisy_stoi_snr7.5"``.
+
+    >>> metric_key("pesq_wb", snr=5.0)
+    'pesq_wb_snr5'
+    """
+    if name not in METRICS:
+        raise ValueError(f"Expected one of tracking.METRICS but got {name!r}")
+    suffix = "" if snr is None else f"_snr{float(snr):g}"
+    return ("noisy_" if noisy else "") + name + suffix
+
+
+def tracking_uri() -> str:
+    """``$MLFLOW_TRACKING_URI`` or the workspace's SQLite store."""
+    uri = os.environ.get("MLFLOW_TRACKING_URI")
+    if uri:
+        return uri
+    return f"sqlite:///{workspace_dir() / 'mlflow.db'}"
+
+
+def artifact_root() -> Path | None:
+    """Where a local store keeps artifacts; None when a server decides."""
+    uri = tracking_uri()
+    if uri.startswith("sqlite:") or uri.startswith("file:") or "://" not in uri:
+        return workspace_dir() / "mlartifacts"
+    return None
+
+
+def _mlflow():  # noqa: ANN202 - the module
+    import logging  # noqa: PLC0415
+
+    import mlflow  # noqa: PLC0415
+
+    for name in ("alembic", "mlflow.store.db.utils", "mlflow.tracking.fluent"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    mlflow.set_tracking_uri(tracking_uri())
+    return mlflow
+
+
+def client():  # noqa: ANN201 - MlflowClient
+    """An ``MlflowClient`` on the configured store."""
+    from mlflow.tracking import MlflowClient  # noqa: PLC0415
+
+    _mlflow()
+    return MlflowClient(tracking_uri())
+
+
+def experiment_id(name: str) -> str:
+    """The id of experiment ``name``, created (with the workspace artifact root) if missing."""
+    mlflow = _mlflow()
+    exp = mlflow.get_experiment_by_name(name)
+    if exp is not None:
+        return exp.experiment_id
+    root = artifact_root()
+    location = (root / name).as_uri() if root is not None else None
+    return mlflow.create_experiment(name, artifact_location=location)
+
+
+@contextlib.contextmanager
+def start_run(experiment: str, run_name: str | None = None, tags: Mapping[str, str] | None = None,
+              params: Mapping[str, str] | None = None) -> Iterator[str]:
+    """Open a new run and yield its id; a failure inside marks the run FAILED, never lost."""
+    mlflow = _mlflow()
+    with mlflow.start_run(experiment_id=experiment_id(experiment), run_name=run_name) as run:
+        if tags:
+            mlflow.set_tags(dict(tags))
+        if params:
+            items = list(params.items())
+            for i in range(0, len(items), 90):  # the store caps one batch
+                mlflow.log_params({k: str(v)[:6000] for k, v in items[i : i + 90]})
+        yield run.info.run_id
+
+
+@contextlib.contextmanager
+def resume_run(run_id: str) -> Iterator[str]:
+    """Log more to an existing run (evaluation, export, benchmarks)."""
+    mlflow = _mlflow()
+    get_run(run_id)
+    with mlflow.start_run(run_id=run_id):
+        yield run_id
+
+
+def get_run(run_id: str):  # noqa: ANN201 - mlflow Run
+    """The run, or a TrackingError naming the store when it does not exist."""
+    try:
+        return client().get_run(run_id)
+    except Exception as exc:  # mlflow raises MlflowException with a long text
+        raise TrackingError(
+            f"Expected an MLflow run id in {tracking_uri()} but found no run {run_id!r}"
+        ) from exc
+
+
+def log_metrics(metrics: Mapping[str, float], step: int | None = None) -> None:
+    """Log finite metrics to the active run (NaN/inf are refused: they hide a failure)."""
+    bad = {k: v for k, v in metrics.items() if not np.isfinite(v)}
+    if bad:
+        raise ValueError(f"Expected finite metric values but got {bad}")
+    _mlflow().log_metrics({k: float(v) for k, v in metrics.items()}, step=step)
+
+
+def set_tags(tags: Mapping[str, str]) -> None:
+    _mlflow().set_tags(dict(tags))
+
+
+def log_artifact(path: str | Path, artifact_path: str | None = None) -> None:
+    _mlflow().log_artifact(str(path), artifact_path)
+
+
+def log_text(text: str, artifact_file: str) -> None:
+    _mlflow().log_text(text, artifact_file)
+
+
+def log_figure(figure: Any, artifact_file: str) -> None:
+    """A matplotlib figure as a PNG artifact (closed afterwards)."""
+    import matplotlib.pyplot as plt  # noqa: PLC0415
+
+    _mlflow().log_figure(figure, artifact_file)
+    plt.close(figure)
+
+
+def log_table(rows: list[dict[str, Any]], artifact_file: str) -> None:
+    """Rows as a CSV artifact (readable in the UI and by pandas)."""
+    import pandas as pd  # noqa: PLC0415
+
+    log_text(pd.DataFrame(rows).to_csv(index=False), artifact_file)
+
+
+def _wav_bytes(wave: np.ndarray, fs: int) -> bytes:
+    import soundfile as sf  # noqa: PLC0415
+
+    buf = io.BytesIO()
+    sf.write(buf, np.clip(wave, -1.0, 1.0).astype(np.float32), fs, format="WAV", subtype="PCM_16")
+    return buf.getvalue()
+
+
+def log_audio_examples(examples: list[dict[str, Any]], fs: int = 16000,
+                       artifact_dir: str = "audio") -> None:
+    """Each example: ``{"id": str, "noisy": wave, "enhanced": wave, "clean": wave, **info}``.
+
+    Writes one WAV per signal and an ``examples.html`` page with players (the MLflow UI previews it).
+    """
+    mlflow = _mlflow()
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for ex in examples:
+            cells = []
+            for kind in ("noisy", "enhanced", "clean"):
+                data = _wav_bytes(np.asarray(ex[kind]), fs)
+                name = f"{ex['id']}_{kind}.wav"
+                Path(tmp, name).write_bytes(data)
+                src = "data:audio/wav;base64," + base64.b64encode(data).decode()
+                cells.append(f"<td><audio controls preload='none' src='{src}'></audio></td>")
+            info = ", ".join(f"{k}={v}" for k, v in ex.items()
+                             if k not in ("id", "noisy", "enhanced", "clean"))
+            rows.append(f"<tr><td>{ex['id']}<br><small>{info}</small></td>{''.join(cells)}</tr>")
+        page = ("<html><body><table><tr><th>utterance</th><th>noisy</th><th>enhanced</th>"
+                f"<th>clean</th></tr>{''.join(rows)}</table></body></html>")
+        Path(tmp, "examples.html").write_text(page)
+        mlflow.log_artifacts(tmp, artifact_dir)
+
+
+def download_artifact(run_id: str, artifact_path: str, dst: Path | None = None) -> Path:
+    """Download one artifact of a run to ``dst`` (a temp dir by default); clear error if absent."""
+    get_run(run_id)
+    dst = dst or Path(tempfile.mkdtemp(prefix="seofp-"))
+    try:
+        local = client().download_artifacts(run_id, artifact_path, str(dst))
+    except Exception as exc:
+        raise TrackingError(f"Run {run_id} has no artifact {artifact_path!r}") from exc
+    return Path(local)
+
+
+def run_config_dict(run_id: str) -> dict[str, Any]:
+    """The experiment config a run was trained with (its ``config.yaml`` artifact) as a dict."""
+    import yaml  # noqa: PLC0415
+
+    return yaml.safe_load(download_artifact(run_id, CONFIG_ARTIFACT).read_text())
+
+
+def find_runs(experiment: str, filter_string: str = "") -> list[Any]:
+    """Runs of an experiment, newest first."""
+    mlflow = _mlflow()
+    exp = mlflow.get_experiment_by_name(experiment)
+    if exp is None:
+        return []
+    return client().search_runs([exp.experiment_id], filter_string,
+                                order_by=["attributes.start_time DESC"])
+
+
+def ui_command(host: str = "127.0.0.1", port: int = 5000) -> list[str]:
+    """The ``mlflow ui`` command line for the configured store."""
+    cmd = ["mlflow", "ui", "--backend-store-uri", tracking_uri(), "--host", host,
+           "--port", str(port)]
+    root = artifact_root()
+    if root is not None:
+        cmd += ["--default-artifact-root", root.as_uri()]
+    return cmd
+
+
+def describe_store() -> str:
+    return json.dumps({"tracking_uri": tracking_uri(), "artifacts": str(artifact_root())})

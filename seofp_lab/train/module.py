@@ -1,0 +1,53 @@
+"""A thin LightningModule: any model with ``training_pair``, MSE loss, one shared step."""
+
+from __future__ import annotations
+
+import pytorch_lightning as L
+import torch
+from torch import Tensor, nn
+
+
+def si_sdr_torch(estimate: Tensor, reference: Tensor) -> Tensor:
+    """Scale-invariant SDR in dB per row of ``(batch, time)``: the cheap validation metric."""
+    ref = reference - reference.mean(-1, keepdim=True)
+    est = estimate - estimate.mean(-1, keepdim=True)
+    alpha = (est * ref).sum(-1, keepdim=True) / ref.square().sum(-1, keepdim=True).clamp_min(1e-10)
+    target = alpha * ref
+    noise = est - target
+    return 10 * torch.log10(target.square().sum(-1).clamp_min(1e-10)
+                            / noise.square().sum(-1).clamp_min(1e-10))
+
+
+class EnhanceModule(L.LightningModule):
+    """Trains the baseline and both SEOFP modes; projection and pruning are callbacks."""
+
+    def __init__(self, model: nn.Module, lr: float = 1e-3, weight_decay: float = 0.0,
+                 loss: nn.Module | None = None) -> None:
+        super().__init__()
+        self.model, self.lr, self.weight_decay = model, lr, weight_decay
+        self.loss = loss or nn.MSELoss()
+
+    def forward(self, noisy: Tensor) -> Tensor:
+        return self.model(noisy)
+
+    def _step(self, batch: tuple[Tensor, Tensor], stage: str) -> Tensor:
+        noisy, clean = batch  # (batch, time) each
+        prediction, target = self.model.training_pair(noisy, clean)
+        loss = self.loss(prediction, target)
+        if not torch.isfinite(loss):
+            raise FloatingPointError(f"Expected a finite {stage} loss but got {loss.item()}")
+        self.log(f"{stage}_loss", loss, prog_bar=True, on_step=stage == "train", on_epoch=True,
+                 batch_size=noisy.shape[0])
+        if stage == "val":
+            sdr = si_sdr_torch(self.model(noisy), clean).mean()
+            self.log("val_si_sdr", sdr, prog_bar=True, batch_size=noisy.shape[0])
+        return loss
+
+    def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
+        return self._step(batch, "train")
+
+    def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
+        return self._step(batch, "val")
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        return torch.optim.Adam(self.model.parameters(), lr=self.lr, weight_decay=self.weight_decay)
