@@ -1,11 +1,19 @@
-"""cffi API-mode build of the SEOFP kernels: `pip install` compiles seofp.c into seofp_lab._seofp."""
+"""cffi API-mode build of the SEOFP kernels: `pip install` compiles seofp.c into seofp_lab._seofp.
 
+`python kernels/build.py` rebuilds in place (objects in a temporary directory, never in the tree).
+"""
+
+import shutil
+import sys
+import tempfile
 from pathlib import Path
 
 from cffi import FFI
 
 HERE = Path(__file__).resolve().parent
-REL = "kernels"  # setuptools wants paths relative to setup.py
+IN_PLACE = __name__ == "__main__"
+# setuptools wants paths relative to setup.py; the in-place build compiles in a temporary folder
+SRC = HERE if IN_PLACE else Path("kernels")
 
 ffibuilder = FFI()
 _header = (HERE / "seofp.h").read_text()
@@ -13,11 +21,18 @@ ffibuilder.cdef(_header.split("/* cffi-cdef-begin */")[1].split("/* cffi-cdef-en
 ffibuilder.set_source(
     "seofp_lab._seofp",
     '#include "seofp.h"',
-    sources=[f"{REL}/seofp.c"],
-    include_dirs=[REL],
+    sources=[str(SRC / "seofp.c")],
+    include_dirs=[str(SRC)],
+    # no -march=native, no -ffast-math: runtime dispatch, IEEE sums (KERNEL.md 4.10)
     extra_compile_args=["-O3", "-std=c11", "-fno-strict-aliasing", "-Wall", "-Wextra"],
     libraries=["m"],
 )
 
-if __name__ == "__main__":
-    ffibuilder.compile(verbose=True)
+if IN_PLACE:
+    with tempfile.TemporaryDirectory() as tmp:
+        built = Path(ffibuilder.compile(tmpdir=tmp, verbose="-v" in sys.argv))
+        package = HERE.parent / "seofp_lab"
+        for old in package.glob("_seofp*.so"):
+            old.unlink()  # a stale build with another suffix would shadow the new one
+        # cffi builds against the limited API, so pip's name for it is valid
+        shutil.copy2(built, package / "_seofp.abi3.so")

@@ -57,8 +57,9 @@ def stored_tensors(model: nn.Module) -> list[Stored]:
     """Every stored value of ``model`` in registration order (parameters, then BN statistics)."""
     out: list[Stored] = []
     for mod_name, module in model.named_modules():
-        if ".parametrizations." in f".{mod_name}." or isinstance(module, parametrize.ParametrizationList):
-            continue
+        in_param = ".parametrizations." in f".{mod_name}."
+        if in_param or isinstance(module, parametrize.ParametrizationList):
+            continue  # the parametrization's own modules; their owner reports the tensor
         prefix = f"{mod_name}." if mod_name else ""
         names = list(module._parameters)  # noqa: SLF001 - local parameters only, in order
         if parametrize.is_parametrized(module):
@@ -94,16 +95,21 @@ def _masked(q: Tensor, mask: Tensor | None) -> Tensor:
 
 @torch.no_grad()
 def apply_seofp_(targets: list[Stored], fmt: SEOFPFormat,
-                 masks: Mapping[str, Tensor] | None = None) -> None:
+                 masks: Mapping[str, Tensor] | None = None,
+                 only: Literal["param", "buffer"] | None = None) -> None:
     """The per-epoch projection of ``mode: paper``: each stored leaf := q(leaf), masked.
 
-    Under an STE parametrization the shadow θ is projected, so q(θ) = θ afterwards.
+    Under an STE parametrization the shadow θ is projected, so q(θ) = θ afterwards. ``only``
+    writes one kind (``"buffer"``: BN statistics under STE) while the group's e_max still comes
+    from every target.
     """
     masks = masks or {}
     raws = {s.name: _masked(s.raw, masks.get(s.name)) for s in targets}
     rounded = {k: seofp_round(v, fmt.fraction_bits, k) for k, v in raws.items()}
     e_top = group_e_max(rounded, fmt)
     for s in targets:
+        if only is not None and s.kind != only:
+            continue
         q = rounded[s.name]
         if fmt.exponent_bits < 8:
             q = fit_window(raws[s.name], q, e_top[s.name], fmt.exponent_bits)
@@ -156,10 +162,11 @@ def check_representable(targets: list[Stored], fmt: SEOFPFormat,
         if not bool(v.isfinite().all()):
             raise RepresentabilityError(f"Expected finite values in {name} but got NaN or inf")
         u = v.contiguous().view(torch.int32)
-        if bool(((u & low_bits) != 0).any()):
+        extra = (u & low_bits) != 0
+        if bool(extra.any()):
             raise RepresentabilityError(
-                f"Expected {name} to be ±2^e or 0 ({fmt.name}) but {int(((u & low_bits) != 0).sum())}"
-                " values keep dropped mantissa bits"
+                f"Expected {name} to be ±2^e or 0 ({fmt.name}) but {int(extra.sum())} values keep"
+                " dropped mantissa bits"
             )
         if bool(((u & 0x7F80_0000) == 0).logical_and(u != 0).any()):
             raise RepresentabilityError(f"Expected {name} to hold +0, never -0 or subnormals")

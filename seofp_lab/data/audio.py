@@ -29,7 +29,8 @@ def audio_info(path: str | Path) -> sf._SoundFileInfo:
     try:
         return sf.info(str(path))
     except (RuntimeError, sf.LibsndfileError, OSError) as exc:
-        raise AudioError(f"Expected an audio file soundfile can read but got {path} ({exc})") from None
+        msg = f"Expected an audio file soundfile can read but got {path} ({exc})"
+        raise AudioError(msg) from None
 
 
 def resample_audio(x: np.ndarray, fs_in: int, fs_out: int = FS) -> np.ndarray:
@@ -90,7 +91,8 @@ def read_audio(
     try:
         data, rate = sf.read(str(path), dtype="float32", always_2d=False)
     except (RuntimeError, sf.LibsndfileError, OSError) as exc:
-        raise AudioError(f"Expected an audio file soundfile can read but got {path} ({exc})") from None
+        msg = f"Expected an audio file soundfile can read but got {path} ({exc})"
+        raise AudioError(msg) from None
     if data.size == 0:
         raise AudioError(f"Expected audio samples in {path} but the file is empty")
     x = _downmix(data, path, channel)
@@ -106,7 +108,7 @@ def read_audio(
 def write_audio(path: str | Path, x: np.ndarray, fs: int = FS, subtype: str = "FLOAT") -> Path:
     """Write (time,) samples; ``FLOAT`` WAV keeps float32 exactly, ``PCM_16`` FLAC for corpora.
 
-    The file is written beside its target and renamed, so an interrupted run never leaves half a file.
+    The file is written beside its target and renamed: an interrupted run leaves no half file.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

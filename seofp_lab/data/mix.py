@@ -118,7 +118,8 @@ def mix_at_snr(
     noise_seg = np.asarray(noise_seg, dtype=np.float32)
     if clean.shape != noise_seg.shape or clean.ndim != 1:
         raise AudioError(
-            f"Expected clean and noise of equal 1-D shape but got {clean.shape} and {noise_seg.shape}"
+            "Expected clean and noise of equal 1-D shape but got "
+            f"{clean.shape} and {noise_seg.shape}"
         )
     if speech_power is None:
         speech_power = 10 ** (active_level_db(clean, fs) / 10)

@@ -143,8 +143,9 @@ def babble(
 
 
 def noise_rng(seed: int, split: str, kind: str, index: int = 0) -> np.random.Generator:
-    """A generator keyed by (seed, split, noise type, clip index): stable across runs and machines."""
-    return np.random.default_rng([seed, zlib.crc32(split.encode()), zlib.crc32(kind.encode()), index])
+    """A generator keyed by (seed, split, noise type, clip index), stable across machines."""
+    keys = [seed, zlib.crc32(split.encode()), zlib.crc32(kind.encode()), index]
+    return np.random.default_rng(keys)
 
 
 def synthesize(

@@ -30,8 +30,10 @@ IN_RATE = 16000
 def _write(root: Path, rel: str, x: np.ndarray, rate: int) -> str:
     path = root / rel
     path.parent.mkdir(parents=True, exist_ok=True)
-    sf.write(str(path), x.astype(np.float32), rate, subtype="FLOAT")
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+    pcm = x.astype("<f4")
+    sf.write(str(path), pcm, rate, subtype="FLOAT")
+    # of the samples, not the file: libsndfile stamps float WAVs with the time (PEAK chunk)
+    return hashlib.sha256(pcm.tobytes()).hexdigest()
 
 
 def _pair(row_b: dict, row_c: dict, study: StudyDefinition) -> tuple[np.ndarray, np.ndarray]:
@@ -71,7 +73,9 @@ def build_stimuli(study: StudyDefinition, base: dict[str, dict], comp: dict[str,
         d16 = yc16 - yb16
         info: dict = {
             "item_id": item_id,
-            "utterance_id": rb.get("utterance", "") or item_id.rsplit("_", 2)[0],
+            # items of one utterance share its clean file: the roving constraint needs that identity
+            "utterance_id": rb.get("utterance") or (Path(rb["clean"]).stem if rb.get("clean")
+                                                    else item_id),
             "speaker": rb["speaker"], "noise": rb["noise"], "snr": float(rb["snr"]),
             "seconds": len(yb16) / IN_RATE,
             "diff_snr_db": float(10 * np.log10(np.sum(yb16**2) / max(np.sum(d16**2), 1e-20))),

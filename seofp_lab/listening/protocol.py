@@ -91,8 +91,9 @@ class StudyDefinition(Strict):
         "one matches. It takes about 20 minutes. Your answers are stored without your name; "
         "you may stop at any time."
     )
-    baseline_run: str | None = None
+    baseline_run: str | None = None  # a run id, or latest:ROLE (resolved once, at prepare)
     compressed_run: str | None = None
+    runs_experiment: str = "seofp-demo"  # where latest:ROLE is looked up
     baseline_dir: Path | None = None  # instead of a run id: a directory with manifest.csv
     compressed_dir: Path | None = None
     mlflow_experiment: str = "seofp-listening"
@@ -107,10 +108,10 @@ class StudyDefinition(Strict):
 
     @model_validator(mode="after")
     def _check(self) -> StudyDefinition:
-        if (self.baseline_run is None) == (self.baseline_dir is None):
-            raise ValueError("Expected exactly one of baseline_run or baseline_dir")
-        if (self.compressed_run is None) == (self.compressed_dir is None):
-            raise ValueError("Expected exactly one of compressed_run or compressed_dir")
+        if self.baseline_run is None and self.baseline_dir is None:
+            raise ValueError("Expected baseline_run (a run id) or baseline_dir")
+        if self.compressed_run is None and self.compressed_dir is None:
+            raise ValueError("Expected compressed_run (a run id) or compressed_dir")
         t = self.trials
         if (t.test_per_block * t.blocks) % 4:
             raise ValueError(
@@ -243,16 +244,27 @@ def build_schedule(study: StudyDefinition, items: list[Item], participant_seed: 
     by_snr = sorted(mine, key=lambda i: i.snr)  # stable: cells and blocks balanced over SNR
     cells = _cells(n_test, rng)
     blocks: list[list[dict]] = [[] for _ in range(t.blocks)]
-    for j, (it, cell) in enumerate(zip(by_snr, cells)):
-        blocks[j % t.blocks].append(dict(trial_type="main", item_id=it.item_id, ref="baseline",
-                                         probe="compressed", order_cell=cell))
+
+    def place(trial: dict, candidates: list[int]) -> None:
+        """Into the block with the fewest trials of this utterance (then the fewest trials)."""
+        u = utt[trial["item_id"]]
+        b = min(candidates, key=lambda k: (sum(utt[x["item_id"]] == u for x in blocks[k]),
+                                           len(blocks[k]), k))
+        blocks[b].append(trial)
+
+    per_block = t.test_per_block
+    for it, cell in zip(by_snr, cells):
+        place(dict(trial_type="main", item_id=it.item_id, ref="baseline", probe="compressed",
+                   order_cell=cell), [k for k in range(t.blocks) if len(blocks[k]) < per_block])
     n_catch, n_null = t.catch_per_block * t.blocks, t.null_per_block * t.blocks
-    extra_items = [pool[int(k)] for k in rng.choice(len(pool), n_catch + n_null,
-                                                    replace=n_catch + n_null > len(pool))]
     extra_cells = _cells(n_catch + n_null, rng)
-    for j, (it, cell) in enumerate(zip(extra_items, extra_cells)):
+    for j, cell in enumerate(extra_cells):
         kind = "catch" if j < n_catch else "null"
         b = (j if kind == "catch" else j - n_catch) % t.blocks
+        used = [utt[x["item_id"]] for x in blocks[b]]
+        # least-used utterances of this block first, at random among them
+        order = sorted(rng.permutation(len(pool)), key=lambda k: used.count(pool[k].utterance_id))
+        it = pool[int(order[0])]
         blocks[b].append(dict(trial_type=kind, item_id=it.item_id, ref="baseline",
                               probe="catch" if kind == "catch" else "baseline", order_cell=cell))
     if participant_index % 2:  # counterbalance block order

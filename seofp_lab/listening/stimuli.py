@@ -45,6 +45,24 @@ def resolve_run_dir(run_id: str) -> Path:
     return Path(enhanced_dir(run_id))
 
 
+def resolve_run(ref: str, experiment: str) -> str:
+    """A run id, or ``latest:ROLE``: the newest run of ``experiment`` tagged ``seofp.role=ROLE``.
+
+    The resolved id is frozen in the manifest at prepare time.
+    """
+    if not ref.startswith("latest:"):
+        return ref
+    from seofp_lab import tracking  # noqa: PLC0415
+
+    role = ref.split(":", 1)[1]
+    runs = tracking.find_runs(experiment, f"tags.`{tracking.TAG_ROLE}` = '{role}'")
+    if not runs:
+        raise StudyError(f"Expected a run tagged {tracking.TAG_ROLE}={role} in MLflow experiment "
+                         f"{experiment!r} ({tracking.tracking_uri()}) but found none; run "
+                         "`seofp demo` first or name run ids in study.yaml")
+    return runs[0].info.run_id
+
+
 def read_run_dir(root: Path) -> dict[str, dict[str, str]]:
     """Rows of ``root/manifest.csv`` by id; audio paths made absolute."""
     path = Path(root) / "manifest.csv"
@@ -302,14 +320,17 @@ def prepare_study(study_dir: str | Path, out_dir: Path | None = None,
     from seofp_lab.listening.build import build_stimuli  # noqa: PLC0415
 
     study, config_hash = load_study(study_dir)
-    bdir = Path(baseline_dir or study.baseline_dir or resolve_run_dir(study.baseline_run))
-    cdir = Path(compressed_dir or study.compressed_dir or resolve_run_dir(study.compressed_run))
+    runs = {k: resolve_run(r, study.runs_experiment) if r and not d else r for k, r, d in (
+        ("baseline", study.baseline_run, baseline_dir), ("compressed", study.compressed_run,
+                                                         compressed_dir))}
+    bdir = Path(baseline_dir or study.baseline_dir or resolve_run_dir(runs["baseline"]))
+    cdir = Path(compressed_dir or study.compressed_dir or resolve_run_dir(runs["compressed"]))
     base, comp = read_run_dir(bdir), read_run_dir(cdir)
     root = Path(out_dir) if out_dir is not None else prepared_dir(study.name)
     data = build_stimuli(study, base, comp, _select(study, base, comp), root)
     data.update(version=MANIFEST_VERSION, study=study.name, config_hash=config_hash,
-                baseline={"run": study.baseline_run, "dir": str(bdir)},
-                compressed={"run": study.compressed_run, "dir": str(cdir)})
+                baseline={"run": runs["baseline"], "dir": str(bdir)},
+                compressed={"run": runs["compressed"], "dir": str(cdir)})
     tmp = root / "manifest.json.tmp"
     tmp.write_text(json.dumps({"manifest": data, "sha256": _digest(data)}, indent=1,
                               sort_keys=True))

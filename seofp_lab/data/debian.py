@@ -1,0 +1,154 @@
+"""Debian packages as audio sources: download, unpack, version and licence evidence (DATA.md §1).
+
+Both corpus builders fetch ``.deb`` files with ``apt-get download`` (no root, no dependencies,
+nothing installed), unpack them with ``dpkg-deb -x`` (no root) and record ``dpkg-deb -f <deb>
+Version``. A licence is never guessed: each source names the file inside the package (usually
+``usr/share/doc/<pkg>/copyright``) and a regular expression that must match it, so a package whose
+terms changed stops the build instead of being shipped under the old name.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+from seofp_lab.errors import SeofpError
+
+
+class DebianPackageError(SeofpError):
+    """apt or dpkg is missing, a package cannot be fetched, or its contents are not as expected."""
+
+
+@dataclass(frozen=True)
+class Package:
+    """One downloaded and unpacked package."""
+
+    name: str
+    version: str
+    deb: Path  # the downloaded .deb
+    root: Path  # where it was unpacked; paths inside the package are relative to it
+
+    def path(self, inner: str) -> Path:
+        """The unpacked file ``inner`` (a path inside the package), which must exist."""
+        p = self.root / inner
+        if not p.is_file():
+            raise DebianPackageError(
+                f"Expected {inner} inside {self.name} {self.version} but it is not there; "
+                "a newer package may have moved it"
+            )
+        return p
+
+    @property
+    def copyright_path(self) -> str:
+        return f"usr/share/doc/{self.name}/copyright"
+
+
+def _tool(name: str) -> str:
+    found = shutil.which(name)
+    if found is None:
+        raise DebianPackageError(
+            f"Expected the command {name} (a Debian 12 host, DATA.md §1) but it is not on PATH"
+        )
+    return found
+
+
+def _run(args: list[str], cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(args, cwd=cwd, capture_output=True, text=True, check=False)
+
+
+def _find_deb(folder: Path, name: str) -> Path | None:
+    debs = sorted(folder.glob(f"{name}_*.deb"))
+    return debs[-1] if debs else None
+
+
+def download(name: str, folder: Path) -> Path:
+    """``apt-get download name`` into ``folder``; an existing ``name_*.deb`` there is reused.
+
+    If apt does not know the package, ``apt-get update`` is run once (it needs root) and the
+    download retried.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    found = _find_deb(folder, name)
+    if found is not None:
+        return found
+    apt = _tool("apt-get")
+    result = _run([apt, "download", name], cwd=folder)
+    if result.returncode != 0 and "Unable to locate package" in result.stderr:
+        update = _run([apt, "update"])
+        if update.returncode != 0:
+            raise DebianPackageError(
+                f"Expected apt to know {name} but it does not, and apt-get update failed "
+                f"(run it as root once): {update.stderr.strip()[-300:]}"
+            )
+        result = _run([apt, "download", name], cwd=folder)
+    found = _find_deb(folder, name)
+    if result.returncode != 0 or found is None:
+        raise DebianPackageError(
+            f"Expected apt-get download {name} to fetch a .deb (Debian 12 bookworm, main) but "
+            f"got: {result.stderr.strip()[-300:] or 'no file'}"
+        )
+    return found
+
+
+def deb_field(deb: Path, field: str) -> str:
+    """A control field of a ``.deb`` (``dpkg-deb -f``), e.g. ``Version``."""
+    result = _run([_tool("dpkg-deb"), "-f", str(deb), field])
+    if result.returncode != 0 or not result.stdout.strip():
+        raise DebianPackageError(f"Expected field {field} in {deb} but got {result.stderr.strip()}")
+    return result.stdout.strip()
+
+
+def unpack(deb: Path, folder: Path) -> Path:
+    """``dpkg-deb -x deb folder/<package>``; reused when a completed unpack is already there."""
+    name = deb_field(deb, "Package")
+    root = folder / name
+    done = root / ".unpacked"
+    if done.is_file() and done.read_text() == deb.name:
+        return root
+    if root.exists():
+        shutil.rmtree(root)
+    root.mkdir(parents=True)
+    result = _run([_tool("dpkg-deb"), "-x", str(deb), str(root)])
+    if result.returncode != 0:
+        raise DebianPackageError(f"Expected dpkg-deb -x to unpack {deb} but got {result.stderr}")
+    done.write_text(deb.name)  # written last: an interrupted unpack is redone
+    return root
+
+
+def fetch(name: str, work_dir: Path) -> Package:
+    """Download and unpack ``name`` under ``work_dir`` (``debs/`` and ``unpacked/``)."""
+    deb = download(name, work_dir / "debs")
+    root = unpack(deb, work_dir / "unpacked")
+    return Package(name=name, version=deb_field(deb, "Version"), deb=deb, root=root)
+
+
+def check_evidence(package: Package, inner: str, pattern: str) -> str:
+    """The text of ``inner`` in ``package``, after checking that ``pattern`` matches it.
+
+    Raises:
+        DebianPackageError: if the file is missing or the licence statement is not found.
+    """
+    text = package.path(inner).read_text(encoding="utf-8", errors="replace")
+    if re.search(pattern, text, flags=re.DOTALL) is None:
+        raise DebianPackageError(
+            f"Expected {inner} of {package.name} {package.version} to match {pattern!r} (the "
+            "licence the corpus records) but it does not; check the new terms before building"
+        )
+    return text
+
+
+def dep5_field(text: str, files_glob: str, field: str) -> str:
+    """One field of the DEP-5 stanza whose ``Files:`` line is exactly ``files_glob``, one line.
+
+    >>> dep5_field("Files: a/*\\nCopyright: X,\\n  Y\\nLicense: CC0\\n", "a/*", "Copyright")
+    'X, Y'
+    """
+    for stanza in re.split(r"\n\s*\n", text):
+        if re.search(rf"^Files:\s*{re.escape(files_glob)}\s*$", stanza, flags=re.MULTILINE):
+            m = re.search(rf"^{field}:(.*(?:\n[ \t].*)*)", stanza, flags=re.MULTILINE)
+            if m:
+                return " ".join(m.group(1).split())
+    raise DebianPackageError(f"Expected a DEP-5 stanza 'Files: {files_glob}' with {field}")

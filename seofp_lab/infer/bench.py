@@ -1,0 +1,158 @@
+"""Side-by-side latency of a model: PyTorch fp32 eager, PyTorch dynamic int8, the C engine's
+``fp32`` loop, ``intadd`` and ``decode`` (KERNEL.md §6: one thread, warm-up, interleaved samples,
+p50/p90 and best, every ratio within one run)."""
+
+from __future__ import annotations
+
+import os
+import platform
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from seofp_lab.infer import engine as engine_mod
+from seofp_lab.infer import kernels as K
+from seofp_lab.infer import modelfile
+from seofp_lab.infer.export import serialize_model
+
+FS = 16000
+CONTENDERS = ("torch_fp32", "torch_int8", "c_fp32", "c_intadd", "c_decode")
+
+
+@dataclass
+class BenchResult:
+    """Per-contender timings of one run; ``metrics`` holds the names tracking.METRICS knows."""
+
+    rows: list[dict[str, Any]]
+    kernel: str
+    env: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def metrics(self) -> dict[str, float]:
+        """``latency_ms_p50/p90``, ``rtf``, ``speedup_vs_fp32`` of ``c_<kernel>`` unprefixed, and
+        every contender's as ``bench_<contender>_<name>``."""
+        out: dict[str, float] = {}
+        for row in self.rows:
+            vals = {k: row[k] for k in ("latency_ms_p50", "latency_ms_p90", "rtf",
+                                        "speedup_vs_fp32", "frame_ms_p50")}
+            out.update({f"bench_{row['name']}_{k}": v for k, v in vals.items() if v is not None})
+            if row["name"] == f"c_{self.kernel}":
+                out.update({k: v for k, v in vals.items() if v is not None and k != "frame_ms_p50"})
+        return out
+
+
+def _torch_int8(model: nn.Module) -> nn.Module | None:
+    """Dynamic int8 of the Linear (and plain LSTM) layers; None when nothing is quantizable."""
+    from torch.ao.quantization import quantize_dynamic  # noqa: PLC0415
+
+    q = quantize_dynamic(model, {nn.Linear, nn.LSTM}, dtype=torch.qint8)
+    changed = any("quantized" in type(m).__module__ for m in q.modules())
+    return q if changed else None
+
+
+def _environment() -> dict[str, str]:
+    return {"cpu": platform.processor() or platform.machine(), "variant": K.variant(),
+            "torch": torch.__version__, "numpy": np.__version__,
+            "threads": "1", "load": " ".join(f"{v:.2f}" for v in os.getloadavg()),
+            "OPENBLAS_CORETYPE": os.environ.get("OPENBLAS_CORETYPE", "unset")}
+
+
+def bench_model(model: nn.Module, seconds: float = 4.0, samples: int = 31, warmup: int = 3,
+                kernel: K.Kernel = "intadd", seed: int = 0) -> BenchResult:
+    """Time every contender on one random utterance of ``seconds``, interleaved A B C ....
+
+    Contenders the model cannot run (intadd/decode on weights that are not SEOFP, int8 on a model
+    without quantizable layers) are reported with ``latency_ms_p50 = None``.
+    """
+    model = model.eval()
+    wave = (np.random.default_rng(seed).standard_normal(int(seconds * FS)) * 0.1).astype(
+        np.float32)  # random data, never zeros (KERNEL.md §5)
+    tw = torch.from_numpy(wave)[None]
+    mf = modelfile.read(serialize_model(model))
+    runners: dict[str, Callable[[], Any] | None] = {}
+
+    def torch_runner(m: nn.Module) -> Callable[[], Any]:
+        def run() -> Any:
+            with torch.inference_mode():
+                return m(tw)
+        return run
+
+    runners["torch_fp32"] = torch_runner(model)
+    q = _torch_int8(model)
+    runners["torch_int8"] = torch_runner(q) if q is not None else None
+    for k in ("fp32", "intadd", "decode"):
+        try:
+            eng = engine_mod.Engine(mf, k)  # type: ignore[arg-type]
+            runners[f"c_{k}"] = lambda e=eng: e.enhance(wave)
+        except K.KernelError:
+            runners[f"c_{k}"] = None
+    frames = 1 + wave.size // getattr(model, "hop", 256) if hasattr(model, "hop") else None
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        live = {n: r for n, r in runners.items() if r is not None}
+        for _ in range(warmup):
+            for r in live.values():
+                r()
+        times: dict[str, list[float]] = {n: [] for n in live}
+        for _ in range(samples):
+            for n, r in live.items():  # interleaved: drift hits every contender alike
+                t0 = time.perf_counter()
+                r()
+                times[n].append(time.perf_counter() - t0)
+    finally:
+        torch.set_num_threads(threads)
+    base = float(np.median(times["torch_fp32"]))
+    rows = []
+    for n in CONTENDERS:
+        if n not in times:
+            rows.append({"name": n, "latency_ms_p50": None, "latency_ms_p90": None, "rtf": None,
+                         "speedup_vs_fp32": None, "frame_ms_p50": None, "best_ms": None})
+            continue
+        t = np.asarray(times[n])
+        p50 = float(np.median(t))
+        rows.append({"name": n, "latency_ms_p50": 1e3 * p50,
+                     "latency_ms_p90": 1e3 * float(np.percentile(t, 90)),
+                     "best_ms": 1e3 * float(t.min()), "rtf": p50 / seconds,
+                     "speedup_vs_fp32": base / p50,
+                     "frame_ms_p50": 1e3 * p50 / frames if frames else None})
+    return BenchResult(rows, kernel, _environment())
+
+
+def print_table(result: BenchResult, title: str) -> None:
+    from rich.console import Console  # noqa: PLC0415
+    from rich.table import Table  # noqa: PLC0415
+
+    table = Table(title=title)
+    for col in ("contender", "p50 ms", "p90 ms", "best ms", "per frame ms", "RTF", "× torch fp32"):
+        table.add_column(col, justify="right")
+    for r in result.rows:
+        def f(key: str, fmt: str = "{:.2f}", r: dict[str, Any] = r) -> str:
+            return "n/a" if r[key] is None else fmt.format(r[key])
+        table.add_row(r["name"], f("latency_ms_p50"), f("latency_ms_p90"), f("best_ms"),
+                      f("frame_ms_p50", "{:.3f}"), f("rtf", "{:.4f}"), f("speedup_vs_fp32"))
+    console = Console()
+    console.print(table)
+    console.print(" ".join(f"{k}={v}" for k, v in result.env.items()))
+
+
+def bench_run(run_id: str, seconds: float = 4.0, samples: int = 31, kernel: K.Kernel = "intadd",
+              log: bool = True) -> BenchResult:
+    """Benchmark a tracked run's model, print the table, log the metrics to the run."""
+    from seofp_lab import tracking  # noqa: PLC0415
+    from seofp_lab.train.checkpoint import load_checkpoint  # noqa: PLC0415
+
+    model, _, _ = load_checkpoint(tracking.download_artifact(run_id,
+                                                             tracking.CHECKPOINT_ARTIFACT))
+    result = bench_model(model, seconds, samples, kernel=kernel)
+    print_table(result, f"run {run_id}: {seconds:g} s utterance, 1 thread, {samples} samples")
+    if log:
+        with tracking.resume_run(run_id):
+            tracking.log_metrics(result.metrics)
+            tracking.set_tags({tracking.TAG_KERNEL: kernel})
+    return result

@@ -1,0 +1,185 @@
+"""The C inference engine: a ``.seofp`` file in, numpy waveforms in and out, no torch.
+
+``load(path, kernel)`` validates the file and repacks every weight matrix for one kernel:
+``intadd`` (the paper's integer adder, default), ``decode`` (bit-identical, faster with FMA) or
+``fp32`` (the control). ``Engine.enhance`` runs a whole utterance (BLSTM, LSTM, FCN);
+``Engine.stream`` runs the unidirectional LSTM hop by hop with its state (see ``streaming.py``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from seofp_lab.errors import ModelFileError
+from seofp_lab.infer import kernels as K
+from seofp_lab.infer import modelfile, stft
+from seofp_lab.infer.kernels import Kernel
+
+
+def _int(params: dict[str, Any], key: str, lo: int, hi: int, where: str) -> int:
+    v = params.get(key)
+    if not isinstance(v, int) or isinstance(v, bool) or not lo <= v <= hi:
+        raise ModelFileError(f"{where}: expected header params.{key} an integer in [{lo}, {hi}] "
+                             f"but got {v!r}")
+    return v
+
+
+class Engine:
+    """An exported model ready to run on one kernel; build it with :func:`load`."""
+
+    def __init__(self, model: modelfile.ModelFile, kernel: Kernel = "intadd",
+                 where: str = "<model>") -> None:
+        if kernel not in K.KERNELS:
+            raise K.KernelError(f"Expected a kernel in {K.KERNELS} but got {kernel!r}")
+        self.kernel, self.where, self.file = kernel, where, model
+        self.name = model.header.get("model")
+        self.clamps = 0  # activations clamped by intadd's overflow guard, summed over calls
+        params = model.header.get("params")
+        if not isinstance(params, dict):
+            raise ModelFileError(f"{where}: expected a header with a 'params' object")
+        if self.name in ("blstm", "lstm"):
+            self._init_lstm(params)
+        elif self.name == "fcn":
+            self._init_fcn(params, model.header)
+        else:
+            raise ModelFileError(f"{where}: expected header model 'blstm', 'lstm' or 'fcn' but "
+                                 f"got {self.name!r}")
+
+    # ----------------------------------------------------------------------------- loading
+    def _tensor(self, name: str, shape: tuple[int, ...]) -> np.ndarray:
+        t = self.file.tensors.get(name)
+        if t is None or t.values.shape != shape:
+            got = "nothing" if t is None else str(t.values.shape)
+            raise ModelFileError(f"{self.where}: expected tensor {name!r} of shape {shape} but "
+                                 f"got {got}")
+        return np.ascontiguousarray(t.values, np.float32)
+
+    def _matrix(self, name: str, shape: tuple[int, int]) -> K.PackedLayer:
+        return self._pack(name, self._tensor(name, shape))
+
+    def _init_lstm(self, p: dict[str, Any]) -> None:
+        w = self.where
+        self.hidden = h = _int(p, "hidden", 1, 1 << 14, w)
+        self.layers = _int(p, "layers", 1, 64, w)
+        fc = _int(p, "fc", 0, 1 << 16, w)
+        self.n_fft, self.hop = _int(p, "n_fft", 16, 1 << 16, w), _int(p, "hop", 1, 1 << 16, w)
+        self.target = p.get("target")
+        if self.target not in ("lps", "mask") or self.hop > self.n_fft:
+            raise ModelFileError(f"{w}: expected target 'lps'|'mask' and hop <= n_fft but got "
+                                 f"{self.target!r}, hop={self.hop}, n_fft={self.n_fft}")
+        self.bins = bins = self.n_fft // 2 + 1
+        self.dirs = 2 if self.name == "blstm" else 1
+        self.mean, self.std = self._tensor("feat_mean", (bins,)), self._tensor("feat_std", (bins,))
+        self.cells: list[list[tuple[K.PackedLayer, K.PackedLayer, np.ndarray]]] = []
+        width = bins
+        for layer in range(self.layers):
+            dirs = []
+            for d in range(self.dirs):
+                sfx = f"l{layer}" + ("_reverse" if d else "")
+                dirs.append((self._matrix(f"lstm.weight_ih_{sfx}", (4 * h, width)),
+                             self._matrix(f"lstm.weight_hh_{sfx}", (4 * h, h)),
+                             self._tensor(f"lstm.bias_ih_{sfx}", (4 * h,))))
+            self.cells.append(dirs)
+            width = h * self.dirs
+        self.fc = None
+        if fc:
+            self.fc = (self._matrix("fc.weight", (fc, width)), self._tensor("fc.bias", (fc,)))
+            width = fc
+        self.out = (self._matrix("out.weight", (bins, width)), self._tensor("out.bias", (bins,)))
+
+    def _init_fcn(self, p: dict[str, Any], header: dict[str, Any]) -> None:
+        w = self.where
+        layers, ch = _int(p, "layers", 1, 256, w), _int(p, "channels", 1, 4096, w)
+        self.ksize = k = _int(p, "kernel", 1, 4095, w)
+        slope, eps = header.get("slope"), header.get("eps")
+        if k % 2 == 0 or not isinstance(slope, float | int) or not isinstance(eps, float | int):
+            raise ModelFileError(f"{w}: expected an odd kernel and numeric slope/eps but got "
+                                 f"{k}, {slope!r}, {eps!r}")
+        self.slope, self.eps = float(slope), float(eps)
+        norm = p.get("norm") == "batch"
+        step = 3 if norm else 2  # Sequential: conv, [bn], act
+        self.convs: list[tuple[K.PackedLayer, np.ndarray, tuple[np.ndarray, ...] | None]] = []
+        width = 1
+        for i in range(layers + 1):
+            last = i == layers
+            out_ch, idx = (1 if last else ch), i * step
+            w3 = self._tensor(f"net.{idx}.weight", (out_ch, width, k))
+            conv = self._pack(f"net.{idx}.weight", w3.reshape(out_ch, width * k))
+            bias = self._tensor(f"net.{idx}.bias", (out_ch,))
+            bn = None
+            if norm and not last:
+                bn = tuple(self._tensor(f"net.{idx + 1}.{n}", (out_ch,))
+                           for n in ("running_mean", "running_var", "weight", "bias"))
+            self.convs.append((conv, bias, bn))
+            width = out_ch
+
+    def _pack(self, name: str, w: np.ndarray) -> K.PackedLayer:
+        try:
+            return K.pack_layer(np.ascontiguousarray(w), self.kernel)
+        except K.KernelError as exc:
+            raise K.KernelError(f"{self.where}: tensor {name!r}: {exc}") from None
+
+    # --------------------------------------------------------------------------- inference
+    def enhance(self, wave: np.ndarray) -> np.ndarray:
+        """Enhance one utterance: ``(time,)`` float32 -> ``(time,)`` float32."""
+        x = np.asarray(wave)
+        if x.dtype != np.float32 or x.ndim != 1 or not np.isfinite(x).all():
+            raise K.KernelError(f"Expected a finite float32 (time,) waveform but got {x.dtype} "
+                                f"{x.shape}")
+        if self.name == "fcn":
+            return self._fcn(x)
+        spec = stft.stft(x, self.n_fft, self.hop)
+        return stft.istft(self.spectral(spec), x.size, self.n_fft, self.hop)
+
+    def spectral(self, spec: np.ndarray, state: list[np.ndarray] | None = None) -> np.ndarray:
+        """The LSTM family's mapping on STFT frames ``(frames, bins)`` complex -> same.
+
+        ``state`` (unidirectional only): a list of (h, c) arrays per layer, updated in place,
+        so consecutive calls continue one utterance (streaming).
+        """
+        feats = (stft.lps(spec) - self.mean) / self.std
+        frames = feats.shape[0]
+        x = np.ascontiguousarray(feats, np.float32)
+        for li, dirs in enumerate(self.cells):
+            out = np.empty((frames, self.hidden * self.dirs), np.float32)
+            for d, (wih, whh, b) in enumerate(dirs):
+                if state is None:
+                    h = np.zeros(self.hidden, np.float32)
+                    c = np.zeros(self.hidden, np.float32)
+                else:
+                    h, c = state[2 * li], state[2 * li + 1]
+                self.clamps += K.lstm_direction(wih, whh, b, x, h, c, out, col=d * self.hidden,
+                                                reverse=d == 1)
+            x = out
+        if self.fc is not None:
+            x, n = K.linear(self.fc[0], self.fc[1], x, "relu")
+            self.clamps += n
+        act = "sigmoid" if self.target == "mask" else "none"
+        y, n = K.linear(self.out[0], self.out[1], x, act)
+        self.clamps += n
+        if self.target == "mask":
+            return stft.with_phase(y * np.abs(spec), spec)
+        return stft.with_phase(stft.lps_to_magnitude(y * self.std + self.mean), spec)
+
+    def _fcn(self, x: np.ndarray) -> np.ndarray:
+        h = x[None, :]
+        for i, (conv, bias, bn) in enumerate(self.convs):
+            h, n = K.conv1d(conv, bias, h, self.ksize)
+            self.clamps += n
+            last = i == len(self.convs) - 1
+            K.channel_norm_act_(h, bn, self.eps, "tanh" if last else "leaky_relu", self.slope)
+        return h[0]
+
+    def stream(self) -> Any:
+        """A streaming session (unidirectional LSTM): ``push(chunk)`` / ``flush()``."""
+        from seofp_lab.infer.streaming import Stream  # noqa: PLC0415
+
+        return Stream(self)
+
+
+def load(path: str | Path, kernel: Kernel = "intadd") -> Engine:
+    """Read and validate a ``.seofp`` file and build an :class:`Engine` on ``kernel``."""
+    return Engine(modelfile.load(path), kernel, str(path))

@@ -1,0 +1,259 @@
+"""Checked Python wrappers of the C kernels (``seofp_lab._seofp``, built from ``kernels/``).
+
+Every wrapper validates dtype, shape and finiteness before C sees a pointer, lets C write into
+numpy buffers it allocated (C never allocates), raises :class:`KernelError` on a negative status and
+returns the number of activations clamped by intadd's overflow guard (KERNEL.md §4.5).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+
+from seofp_lab._seofp import ffi, lib
+from seofp_lab.errors import SeofpError
+
+Kernel = Literal["intadd", "decode", "fp32"]
+Variant = Literal["auto", "portable", "avx2"]
+Activation = Literal["none", "relu", "leaky_relu", "tanh", "sigmoid"]
+KERNELS: tuple[Kernel, ...] = ("intadd", "decode", "fp32")
+_ACT = {"none": lib.SEOFP_ACT_NONE, "relu": lib.SEOFP_ACT_RELU,
+        "leaky_relu": lib.SEOFP_ACT_LEAKY, "tanh": lib.SEOFP_ACT_TANH,
+        "sigmoid": lib.SEOFP_ACT_SIGMOID}
+_VARIANT = {"auto": lib.SEOFP_VARIANT_AUTO, "portable": lib.SEOFP_VARIANT_PORTABLE,
+            "avx2": lib.SEOFP_VARIANT_AVX2}
+F16_LOW, F16_HIGH = -16, 15  # exponents one fp16 top byte holds (two of them subnormal)
+
+
+class KernelError(SeofpError):
+    """A kernel refused its arguments (bad shape, dtype, non-finite input, or a C error status)."""
+
+
+def variant() -> str:
+    """"avx2" or "portable": the code path the C kernels use now."""
+    return ffi.string(lib.seofp_variant()).decode()
+
+
+def set_variant(name: Variant) -> None:
+    """Select the C code path process-wide ("auto" picks AVX2 when the CPU has it)."""
+    if name not in _VARIANT or lib.seofp_set_variant(_VARIANT[name]) < 0:
+        raise KernelError(f"Expected a variant this CPU supports (auto, portable"
+                          f"{', avx2' if lib.seofp_avx2_supported() else ''}) but got {name!r}")
+
+
+@contextmanager
+def use_variant(name: Variant) -> Iterator[None]:
+    """Temporarily select a code path (tests compare both)."""
+    before = variant()
+    set_variant(name)
+    try:
+        yield
+    finally:
+        set_variant(before)  # type: ignore[arg-type]
+
+
+@dataclass
+class PackedLayer:
+    """A weight matrix ``(rows, cols)`` repacked for one kernel (layout in ``kernels/seofp.h``)."""
+
+    kernel: Kernel
+    rows: int
+    cols: int
+    data: np.ndarray  # repacked elements: uint8 codes or float32
+    c_kind: int
+    e_min: int = 0
+    e_max: int = 0
+    scale_exp: int = 0
+    struct: Any = field(init=False, repr=False)
+    _scratch: np.ndarray = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.struct = ffi.new("seofp_layer *")
+        s = self.struct
+        s.kind, s.rows, s.cols = self.c_kind, self.rows, self.cols
+        s.rows_pad, s.cols_pad = _ceil(self.rows, 4), _ceil(self.cols, 16)
+        s.e_min, s.e_max, s.scale_exp = self.e_min, self.e_max, self.scale_exp
+        s.data = ffi.from_buffer(self.data)  # self.data keeps the buffer alive
+        self._scratch = np.empty(0, np.float32)
+
+    def scratch(self, floats: int) -> Any:
+        """A reused scratch buffer of at least ``floats`` floats, filled by C before use."""
+        if self._scratch.size < floats:
+            self._scratch = np.empty(max(floats, 1), np.float32)
+        return ffi.from_buffer("float[]", self._scratch)
+
+
+def _ceil(n: int, m: int) -> int:
+    return (n + m - 1) // m * m
+
+
+def _repack(elems: np.ndarray) -> np.ndarray:
+    """(rows, cols) -> zero-padded 4-row x 16-column interleaved stream (seofp.h)."""
+    rows, cols = elems.shape
+    rp, cp = _ceil(rows, 4), _ceil(cols, 16)
+    padded = np.zeros((rp, cp), elems.dtype)
+    padded[:rows, :cols] = elems
+    return np.ascontiguousarray(padded.reshape(rp // 4, 4, cp // 16, 16).transpose(0, 2, 1, 3))
+
+
+def _sign_exponent(w: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(non-zero mask, sign bits, unbiased exponents) of SEOFP values; refuses anything else."""
+    u = w.view(np.uint32)
+    nz = (u & 0x7FFF_FFFF) != 0
+    e = ((u >> 23) & 0xFF).astype(np.int32) - 127
+    if ((u[nz] & 0x007F_FFFF) != 0).any() or (e[nz] == -127).any():
+        raise KernelError("Expected SEOFP weights (±2^e normal, or 0) but got other values; "
+                          "round them first or use the fp32 kernel")
+    return nz, (u >> 31).astype(np.uint8), e
+
+
+def pack_layer(weight: np.ndarray, kernel: Kernel) -> PackedLayer:
+    """Repack a weight matrix for ``kernel``; intadd and decode need SEOFP values (±2^e or 0).
+
+    Args:
+        weight: (rows, cols) float32, finite.
+        kernel: "intadd" (integer adder), "decode" (fp16 top byte or bit construction), "fp32".
+    """
+    w = np.ascontiguousarray(weight)
+    if w.dtype != np.float32 or w.ndim != 2 or 0 in w.shape or not np.isfinite(w).all():
+        raise KernelError(f"Expected a finite non-empty float32 (rows, cols) weight but got "
+                          f"{w.dtype} {w.shape}")
+    rows, cols = w.shape
+    if kernel == "fp32":
+        return PackedLayer("fp32", rows, cols, _repack(w), lib.SEOFP_FP32)
+    if kernel not in KERNELS:
+        raise KernelError(f"Expected a kernel in {KERNELS} but got {kernel!r}")
+    nz, sign, e = _sign_exponent(w)
+    e_min, e_max = (int(e[nz].min()), int(e[nz].max())) if nz.any() else (0, 0)
+    if e_max - e_min > 126:
+        raise KernelError(f"Expected an exponent span <= 126 but got [{e_min}, {e_max}]")
+    code = np.where(nz, (sign << 7) | (e - e_min + 1), 0).astype(np.uint8)
+    if kernel == "intadd":
+        return PackedLayer("intadd", rows, cols, _repack(code), lib.SEOFP_INTADD, e_min, e_max)
+    if e_max - e_min > F16_HIGH - F16_LOW:  # wider than 32 exponents: bit construction
+        return PackedLayer("decode", rows, cols, _repack(code), lib.SEOFP_DECODE_BITS, e_min,
+                           e_max)
+    scale = 0 if (e_min >= F16_LOW and e_max <= F16_HIGH) else e_max - F16_HIGH
+    m = e - scale  # fp16 exponent after the power-of-two output scale 2^scale
+    top = np.where(m >= -14, (m + 15) << 2, np.where(m == -15, 2, 1))  # 2^-15, 2^-16: subnormal
+    f16 = np.where(nz, (sign.astype(np.int32) << 7) | top, 0).astype(np.uint8)
+    return PackedLayer("decode", rows, cols, _repack(f16), lib.SEOFP_DECODE_F16, e_min, e_max,
+                       scale)
+
+
+def _check(x: np.ndarray, shape: tuple[int, ...], what: str) -> np.ndarray:
+    if not isinstance(x, np.ndarray) or x.dtype != np.float32 or x.shape != shape:
+        got = f"{x.dtype} {x.shape}" if isinstance(x, np.ndarray) else type(x).__name__
+        raise KernelError(f"Expected {what} as float32 {shape} but got {got}")
+    if not x.flags.c_contiguous:
+        x = np.ascontiguousarray(x)
+    if not np.isfinite(x).all():
+        raise KernelError(f"Expected finite {what} but got NaN or inf")
+    return x
+
+
+def _status(rc: int, name: str) -> int:
+    if rc < 0:
+        raise KernelError(f"{name} failed with status {rc}")
+    return rc
+
+
+def _f(a: np.ndarray) -> Any:
+    return ffi.from_buffer("float[]", a)
+
+
+def gemm(layer: PackedLayer, x: np.ndarray) -> tuple[np.ndarray, int]:
+    """(x @ W.T, clamps): x ``(n, cols)`` -> ``(n, rows)``."""
+    x = _check(x, (x.shape[0] if getattr(x, "ndim", 0) == 2 else -1, layer.cols), "activations")
+    n = x.shape[0]
+    y = np.empty((n, layer.rows), np.float32)
+    s = layer.scratch(lib.seofp_gemm_scratch_floats(layer.struct, n))
+    rc = lib.seofp_gemm(layer.struct, _f(x), n, layer.cols, _f(y), layer.rows, 1, s)
+    return y, _status(rc, "seofp_gemm")
+
+
+def gemv(layer: PackedLayer, x: np.ndarray) -> tuple[np.ndarray, int]:
+    """(W x, clamps): x ``(cols,)`` -> ``(rows,)``."""
+    x = _check(x, (layer.cols,), "activations")
+    y = np.empty(layer.rows, np.float32)
+    s = layer.scratch(lib.seofp_gemm_scratch_floats(layer.struct, 1))
+    return y, _status(lib.seofp_gemv(layer.struct, _f(x), _f(y), s), "seofp_gemv")
+
+
+def linear(layer: PackedLayer, bias: np.ndarray | None, x: np.ndarray,
+           act: Activation = "none", slope: float = 0.01) -> tuple[np.ndarray, int]:
+    """(act(x @ W.T + bias), clamps): x ``(n, cols)`` -> ``(n, rows)``."""
+    x = _check(x, (x.shape[0] if getattr(x, "ndim", 0) == 2 else -1, layer.cols), "activations")
+    b = ffi.NULL if bias is None else _f(_check(bias, (layer.rows,), "bias"))
+    n = x.shape[0]
+    y = np.empty((n, layer.rows), np.float32)
+    s = layer.scratch(lib.seofp_gemm_scratch_floats(layer.struct, n))
+    rc = lib.seofp_linear(layer.struct, b, n, _f(x), _f(y), _ACT[act], slope, s)
+    return y, _status(rc, "seofp_linear")
+
+
+def lstm_direction(wih: PackedLayer, whh: PackedLayer, bias: np.ndarray, x: np.ndarray,
+                   h: np.ndarray, c: np.ndarray, out: np.ndarray, col: int = 0,
+                   reverse: bool = False) -> int:
+    """One LSTM direction over ``x (T, in)``; writes h_t into ``out[:, col:col+H]``.
+
+    ``h`` and ``c`` ``(H,)`` are the state, updated in place (streaming passes them back in).
+    Returns the clamp count.
+    """
+    hidden = whh.cols
+    if wih.rows != 4 * hidden or whh.rows != 4 * hidden or wih.kernel != whh.kernel:
+        raise KernelError(f"Expected W_ih (4H, in) and W_hh (4H, H) of one kernel but got "
+                          f"({wih.rows}, {wih.cols}) and ({whh.rows}, {whh.cols})")
+    x = _check(x, (x.shape[0] if getattr(x, "ndim", 0) == 2 else -1, wih.cols), "LSTM input")
+    t = x.shape[0]
+    bias = _check(bias, (4 * hidden,), "LSTM bias")
+    for name, v in (("h", h), ("c", c)):
+        if not (isinstance(v, np.ndarray) and v.dtype == np.float32 and v.shape == (hidden,)
+                and v.flags.c_contiguous and v.flags.writeable):
+            raise KernelError(f"Expected state {name} as writable float32 ({hidden},)")
+    if not (out.dtype == np.float32 and out.ndim == 2 and out.shape[0] == t
+            and out.flags.c_contiguous and 0 <= col and col + hidden <= out.shape[1]):
+        raise KernelError(f"Expected out as float32 ({t}, >= {col + hidden}) but got "
+                          f"{out.dtype} {out.shape}")
+    s = wih.scratch(lib.seofp_lstm_scratch_floats(wih.struct, whh.struct, t))
+    rc = lib.seofp_lstm(wih.struct, whh.struct, _f(bias), t, _f(x), wih.cols, _f(out) + col,
+                        out.shape[1], _f(h), _f(c), int(reverse), s)
+    return _status(rc, "seofp_lstm")
+
+
+def conv1d(layer: PackedLayer, bias: np.ndarray | None, x: np.ndarray,
+           ksize: int) -> tuple[np.ndarray, int]:
+    """("same" zero-padded convolution, clamps): x ``(cin, T)`` -> ``(cout, T)``.
+
+    ``layer`` holds torch's weight ``(cout, cin, ksize)`` reshaped to ``(cout, cin * ksize)``.
+    """
+    cin = layer.cols // ksize if ksize > 0 else 0
+    if ksize < 1 or ksize % 2 == 0 or cin * ksize != layer.cols:
+        raise KernelError(f"Expected an odd kernel size dividing {layer.cols} but got {ksize}")
+    x = _check(x, (cin, x.shape[-1] if getattr(x, "ndim", 0) == 2 else -1), "conv input")
+    t = x.shape[1]
+    if t < 1:
+        raise KernelError("Expected at least one time step but got 0")
+    b = ffi.NULL if bias is None else _f(_check(bias, (layer.rows,), "conv bias"))
+    y = np.empty((layer.rows, t), np.float32)
+    s = layer.scratch(lib.seofp_conv1d_scratch_floats(layer.struct, ksize))
+    rc = lib.seofp_conv1d(layer.struct, b, cin, t, ksize, _f(x), _f(y), s)
+    return y, _status(rc, "seofp_conv1d")
+
+
+def channel_norm_act_(x: np.ndarray, norm: tuple[np.ndarray, ...] | None, eps: float,
+                      act: Activation, slope: float = 0.01) -> np.ndarray:
+    """In place on ``x (C, T)``: inference batch norm (mean, var, gamma, beta) then ``act``."""
+    if not (x.dtype == np.float32 and x.ndim == 2 and x.flags.c_contiguous):
+        raise KernelError(f"Expected contiguous float32 (C, T) but got {x.dtype} {x.shape}")
+    ch = x.shape[0]
+    ptrs = [ffi.NULL] * 4
+    if norm is not None:
+        ptrs = [_f(_check(v, (ch,), "batch-norm statistics")) for v in norm]
+    rc = lib.seofp_channel_norm_act(ch, x.shape[1], _f(x), *ptrs, eps, _ACT[act], slope)
+    _status(rc, "seofp_channel_norm_act")
+    return x

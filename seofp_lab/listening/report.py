@@ -1,0 +1,56 @@
+"""A study's analysis end to end: tables from the store, figures, and the MLflow record."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+
+from seofp_lab.listening.analysis import StudyAnalysis, analyze
+from seofp_lab.listening.data import participants_frame, trials_frame
+from seofp_lab.listening.listener import StudyService
+
+TAG_STUDY = "seofp.study"
+TAG_COMPRESSED = "seofp.compressed_run"
+
+
+def analyze_study(service: StudyService, boot: int = 1000, seed: int = 0,
+                  plots_dir: Path | None = None) -> tuple[StudyAnalysis, list[Path]]:
+    """Analyse everything in the store; figures go to ``plots_dir`` (default: the workspace)."""
+    from seofp_lab.listening.plots import plot_all  # noqa: PLC0415
+    from seofp_lab.workspace import workspace_path  # noqa: PLC0415
+
+    name = service.study.name
+    result = analyze(trials_frame(service.store, name), participants_frame(service.store, name),
+                     service.study, boot=boot, seed=seed)
+    out = plots_dir or workspace_path("studies", name, "analysis", "x").parent
+    return result, plot_all(result, out, service.study.analysis.margin)
+
+
+def log_to_mlflow(service: StudyService, result: StudyAnalysis, plots: list[Path]) -> str:
+    """One MLflow run per analysis, tagged with both compared runs; returns its id."""
+    from seofp_lab import tracking  # noqa: PLC0415
+
+    study = service.study
+    frozen = service.manifest.data  # run ids as resolved when the stimuli were frozen
+    tags = {TAG_STUDY: study.name, tracking.TAG_BASELINE: frozen["baseline"]["run"] or "",
+            TAG_COMPRESSED: frozen["compressed"]["run"] or "", "seofp.role": "listening",
+            "seofp.study_config_hash": service.config_hash,
+            "seofp.study_manifest_hash": service.manifest.digest}
+    params = {"margin": study.analysis.margin, "alpha": study.analysis.alpha,
+              "tests_per_listener": study.tests_per_listener, "seed": study.seed,
+              "baseline_dir": str(study.baseline_dir or ""),
+              "compressed_dir": str(study.compressed_dir or "")}
+    metrics = {"listening_" + re.sub(r"[^A-Za-z0-9_.\-]", "_", k): float(v) for k, v in result.metrics.items()
+               if isinstance(v, (int, float, np.floating, np.integer)) and np.isfinite(v)}
+    with tracking.start_run(study.mlflow_experiment, f"study-{study.name}", tags,
+                            {k: str(v) for k, v in params.items()}) as run_id:
+        tracking.log_metrics(metrics)
+        tracking.log_text(result.text + "\n", "listening/analysis.txt")
+        tracking.log_text(result.claim + "\n", "listening/claim.txt")
+        for name, table in result.tables.items():
+            tracking.log_text(table.to_csv(index=False), f"listening/{name}.csv")
+        for path in plots:
+            tracking.log_artifact(path, "listening/plots")
+    return run_id

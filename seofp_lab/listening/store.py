@@ -1,0 +1,204 @@
+"""The study store: SQLAlchemy 2 models; SQLite (WAL) in the workspace, PostgreSQL by one URL.
+
+Every answer is its own transaction, committed before the next trial is shown. The unique key
+(participant, trial_index) makes a repeated submit harmless (LISTENING.md §7).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Integer,
+    String,
+    UniqueConstraint,
+    create_engine,
+    event,
+    select,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class StudyRow(Base):
+    __tablename__ = "studies"
+    id: Mapped[str] = mapped_column(String(100), primary_key=True)  # the study name
+    config_hash: Mapped[str] = mapped_column(String(64))
+    manifest_hash: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Participant(Base):
+    __tablename__ = "participants"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    study_id: Mapped[str] = mapped_column(ForeignKey("studies.id"), index=True)
+    token: Mapped[str] = mapped_column(String(64), unique=True)
+    participant_index: Mapped[int] = mapped_column(Integer)
+    seed: Mapped[int] = mapped_column(BigInteger)
+    app_version: Mapped[str] = mapped_column(String(32))
+    consent_version: Mapped[str | None] = mapped_column(String(32))
+    consented_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    meta: Mapped[dict | None] = mapped_column(JSON)  # age band, hearing, language, ...
+    status: Mapped[str] = mapped_column(String(20), default="consent")
+    exclusion: Mapped[str | None] = mapped_column(String(200))  # screening reason
+    break_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    debrief: Mapped[dict | None] = mapped_column(JSON)
+    user_agent: Mapped[str | None] = mapped_column(String(400))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class ListeningSession(Base):
+    __tablename__ = "sessions"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    participant_id: Mapped[int] = mapped_column(ForeignKey("participants.id"), index=True)
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    user_agent: Mapped[str | None] = mapped_column(String(400))
+    sample_rate: Mapped[float | None] = mapped_column(Float)
+    output_latency: Mapped[float | None] = mapped_column(Float)
+
+
+class TrialRow(Base):
+    """A trial as shown: written, with the commitment to its key, before the browser gets it."""
+
+    __tablename__ = "trials"
+    __table_args__ = (UniqueConstraint("participant_id", "trial_index"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    participant_id: Mapped[int] = mapped_column(ForeignKey("participants.id"), index=True)
+    trial_index: Mapped[int] = mapped_column(Integer)
+    public_id: Mapped[str] = mapped_column(String(36), unique=True)
+    session_id: Mapped[int | None] = mapped_column(ForeignKey("sessions.id"))
+    config_hash: Mapped[str] = mapped_column(String(64))
+    block: Mapped[int] = mapped_column(Integer)
+    trial_type: Mapped[str] = mapped_column(String(10))
+    item_id: Mapped[str] = mapped_column(String(200))
+    order_cell: Mapped[int] = mapped_column(Integer)
+    x_is: Mapped[str] = mapped_column(String(1))
+    gain_db: Mapped[float | None] = mapped_column(Float)
+    commitment: Mapped[str] = mapped_column(String(64))  # sha256(public_id|x_is|item|nonce)
+    nonce: Mapped[str] = mapped_column(String(32))
+    sha256_a: Mapped[str | None] = mapped_column(String(64))
+    sha256_b: Mapped[str | None] = mapped_column(String(64))
+    sha256_x: Mapped[str | None] = mapped_column(String(64))
+    stimulus: Mapped[dict | None] = mapped_column(JSON)  # manifest side data of the item
+    shown_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Answer(Base):
+    __tablename__ = "answers"
+    __table_args__ = (UniqueConstraint("participant_id", "trial_index"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    participant_id: Mapped[int] = mapped_column(ForeignKey("participants.id"), index=True)
+    trial_index: Mapped[int] = mapped_column(Integer)
+    trial_id: Mapped[int] = mapped_column(ForeignKey("trials.id"))
+    response: Mapped[str] = mapped_column(String(1))
+    correct: Mapped[bool] = mapped_column(Boolean)
+    confidence: Mapped[int | None] = mapped_column(Integer)
+    rt_ms: Mapped[float | None] = mapped_column(Float)
+    rt_from_first_x_ms: Mapped[float | None] = mapped_column(Float)
+    plays_a: Mapped[int] = mapped_column(Integer, default=0)
+    plays_b: Mapped[int] = mapped_column(Integer, default=0)
+    plays_x: Mapped[int] = mapped_column(Integer, default=0)
+    ms_heard_a: Mapped[float] = mapped_column(Float, default=0.0)
+    ms_heard_b: Mapped[float] = mapped_column(Float, default=0.0)
+    ms_heard_x: Mapped[float] = mapped_column(Float, default=0.0)
+    switches: Mapped[int] = mapped_column(Integer, default=0)
+    loop_used: Mapped[bool] = mapped_column(Boolean, default=False)
+    blur_events: Mapped[int] = mapped_column(Integer, default=0)
+    answered_without_x: Mapped[bool] = mapped_column(Boolean, default=False)
+    environment: Mapped[dict | None] = mapped_column(JSON)  # user agent, AudioContext rate
+    answered_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    saved_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class PlayEvent(Base):
+    __tablename__ = "plays"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    participant_id: Mapped[int] = mapped_column(ForeignKey("participants.id"), index=True)
+    trial_index: Mapped[int] = mapped_column(Integer)
+    event: Mapped[str] = mapped_column(String(20))  # play, stop, switch, loop, blur, focus, ...
+    label: Mapped[str | None] = mapped_column(String(2))
+    t_ms: Mapped[float] = mapped_column(Float)  # since the trial was shown, browser clock
+    saved_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class ScreenAnswer(Base):
+    __tablename__ = "screen_answers"
+    __table_args__ = (UniqueConstraint("participant_id", "kind", "attempt", "index"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    participant_id: Mapped[int] = mapped_column(ForeignKey("participants.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(12))  # headphone | environment
+    attempt: Mapped[int] = mapped_column(Integer)
+    index: Mapped[int] = mapped_column(Integer)
+    response: Mapped[int] = mapped_column(Integer)
+    correct: Mapped[bool] = mapped_column(Boolean)
+    saved_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+def _sqlite_immediate(engine: Any) -> None:
+    """SQLite: WAL, a busy timeout, and BEGIN IMMEDIATE so concurrent writers queue, not fail."""
+
+    @event.listens_for(engine, "connect")
+    def _connect(dbapi_conn: Any, _: Any) -> None:
+        dbapi_conn.isolation_level = None  # let SQLAlchemy's begin event emit BEGIN
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA busy_timeout=30000")
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _begin(conn: Any) -> None:
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+class Store:
+    """One database; ``url`` is any SQLAlchemy URL (``sqlite:///…`` or ``postgresql+psycopg://…``)."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        if url.startswith("sqlite"):
+            self.engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
+            _sqlite_immediate(self.engine)
+        else:
+            self.engine = create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+        Base.metadata.create_all(self.engine)
+        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        """One transaction: committed on success, rolled back on any error."""
+        with self._sessions() as s, s.begin():
+            yield s
+
+    def participant(self, s: Session, token: str) -> Participant | None:
+        return s.scalar(select(Participant).where(Participant.token == token))
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+
+def default_url(study_name: str) -> str:
+    """``sqlite:///<workspace>/studies/NAME/study.db`` unless ``SEOFP_STUDY_DB`` gives a URL."""
+    import os  # noqa: PLC0415
+
+    from seofp_lab.workspace import workspace_path  # noqa: PLC0415
+
+    return os.environ.get("SEOFP_STUDY_DB") or (
+        f"sqlite:///{workspace_path('studies', study_name, 'study.db')}")

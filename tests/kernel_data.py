@@ -1,0 +1,22 @@
+"""Random SEOFP weights and activations for the kernel tests (KERNEL.md §5: never zeros)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def seofp_weights(rng: np.random.Generator, rows: int, cols: int, e_lo: int, e_hi: int,
+                  zeros: float = 0.1) -> np.ndarray:
+    """(rows, cols) float32 of ±2^e, e uniform in [e_lo, e_hi], a fraction ``zeros`` exact +0."""
+    e = rng.integers(e_lo, e_hi + 1, size=(rows, cols))
+    w = np.ldexp(rng.choice([-1.0, 1.0], size=(rows, cols)), e).astype(np.float32)
+    w[rng.random((rows, cols)) < zeros] = 0.0
+    return w
+
+
+def activations(rng: np.random.Generator, *shape: int) -> np.ndarray:
+    """N(0, 1) float32 with |x| >= 1e-3 (random signs kept)."""
+    x = rng.standard_normal(shape).astype(np.float32)
+    small = np.abs(x) < 1e-3
+    x[small] = np.copysign(np.float32(1e-3), x[small])
+    return x

@@ -1,0 +1,98 @@
+"""The C engine against the PyTorch models (KERNEL.md §5, METHOD.md §5)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from seofp_lab.data import features
+from seofp_lab.infer import engine, stft
+from seofp_lab.infer.export import export_model
+from tests.engine_models import FAMILIES, tiny_model
+
+pytestmark = pytest.mark.kernel
+
+
+def _rel(y: np.ndarray, ref: np.ndarray) -> float:
+    return float(np.abs(y - ref).max() / np.abs(ref).max())
+
+
+@pytest.mark.parametrize("name", sorted(FAMILIES))
+def test_engine_matches_torch_and_kernels_are_bit_identical(name: str, tmp_path: Path) -> None:
+    model = tiny_model(name)
+    path = export_model(model, tmp_path / f"{name}.seofp")
+    rng = np.random.default_rng(1)
+    for length in (3000, 4097):
+        wave = (rng.standard_normal(length) * 0.1).astype(np.float32)
+        with torch.no_grad():
+            ref = model(torch.from_numpy(wave)[None])[0].numpy()
+        outs = []
+        for kernel in ("intadd", "decode", "fp32"):
+            eng = engine.load(path, kernel)
+            y = eng.enhance(wave)
+            assert y.shape == wave.shape and y.dtype == np.float32
+            assert _rel(y, ref) < 1e-5, (kernel, _rel(y, ref))
+            assert eng.clamps == 0
+            outs.append(y.tobytes())
+        assert len(set(outs)) == 1
+
+
+def test_streaming_equals_offline_for_the_unidirectional_lstm(tmp_path: Path) -> None:
+    eng = engine.load(export_model(tiny_model("lstm"), tmp_path / "m.seofp"))
+    wave = (np.random.default_rng(2).standard_normal(3333) * 0.1).astype(np.float32)
+    offline = eng.enhance(wave)
+    for chunk in (1, 160, 256, 1000):
+        s = eng.stream()
+        parts = [s.push(wave[i:i + chunk]) for i in range(0, wave.size, chunk)]
+        out = np.concatenate([*parts, s.flush()])
+        assert out.tobytes() == offline.tobytes(), chunk
+    with pytest.raises(engine.K.KernelError, match="unidirectional"):
+        engine.load(export_model(tiny_model("blstm"), tmp_path / "b.seofp")).stream()
+
+
+def test_numpy_stft_matches_torch() -> None:
+    wave = np.random.default_rng(3).standard_normal(5000).astype(np.float32)
+    spec = stft.stft(wave)
+    ref = features.stft(torch.from_numpy(wave)[None])[0].numpy()
+    assert spec.shape == ref.shape
+    np.testing.assert_allclose(spec, ref, rtol=0, atol=2e-5 * np.abs(ref).max())
+    back = stft.istft(spec, wave.size)
+    ref_back = features.istft(torch.from_numpy(ref)[None], wave.size)[0].numpy()
+    np.testing.assert_allclose(back, ref_back, rtol=0, atol=1e-5)
+    np.testing.assert_allclose(back, wave, rtol=0, atol=1e-5)
+
+
+def _imports_torch(module: str) -> bool:
+    code = f"import sys, {module}; print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], check=True, timeout=60, capture_output=True)
+    return out.stdout.strip() == b"True"
+
+
+def test_inference_does_not_import_torch(tmp_path: Path) -> None:
+    if _imports_torch("seofp_lab.compress"):  # the package __init__ imports its torch modules
+        pytest.skip("seofp_lab.compress imports torch; codec.py alone is numpy-only")
+    path = export_model(tiny_model("fcn"), tmp_path / "f.seofp")
+    code = ("import sys, numpy as np\n"
+            "from seofp_lab.infer import engine\n"
+            f"y = engine.load({str(path)!r}).enhance(np.ones(500, np.float32) * 0.1)\n"
+            "assert y.shape == (500,)\n"
+            "assert 'torch' not in sys.modules, 'torch imported'\n")
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+
+
+def test_non_seofp_weights_need_the_fp32_kernel(tmp_path: Path) -> None:
+    from seofp_lab.models import build_model
+
+    model = build_model("fcn", layers=1, channels=3, kernel=5).eval()  # a baseline: not rounded
+    path = export_model(model, tmp_path / "base.seofp")
+    with pytest.raises(engine.K.KernelError, match="net.0.weight"):
+        engine.load(path, "intadd")
+    wave = np.random.default_rng(0).standard_normal(800).astype(np.float32)
+    with torch.no_grad():
+        ref = model(torch.from_numpy(wave)[None])[0].numpy()
+    assert _rel(engine.load(path, "fp32").enhance(wave), ref) < 1e-5

@@ -1,0 +1,135 @@
+"""C kernels against a float64 reference and against each other (KERNEL.md §5)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from seofp_lab.infer import kernels as K
+from tests.kernel_data import activations, seofp_weights
+
+pytestmark = pytest.mark.kernel
+VARIANTS = ["portable"] + (["avx2"] if K.lib.seofp_avx2_supported() else [])
+# (rows, cols, e_lo, e_hi): odd shapes; windows for fp16 at scale 0, fp16 scaled (BLSTM, 32
+# exponents incl. the two fp16 subnormal codes) and bit construction (the FCN's 37 exponents)
+SHAPES = [(1, 1, -3, 0), (5, 17, -10, 10), (37, 201, -23, 0), (66, 257, -23, 8),
+          (9, 130, -26, 10)]
+
+
+def _bits(y: np.ndarray) -> bytes:
+    return y.tobytes()
+
+
+@pytest.mark.parametrize("shape", SHAPES, ids=str)
+def test_kernels_are_bit_identical_and_within_the_float64_bound(shape: tuple[int, ...]) -> None:
+    rows, cols, lo, hi = shape
+    rng = np.random.default_rng(rows * 1000 + cols)
+    w, x = seofp_weights(rng, rows, cols, lo, hi), activations(rng, 3, cols)
+    ref = x.astype(np.float64) @ w.astype(np.float64).T
+    bound = cols * 2.0**-24 * (np.abs(x).astype(np.float64) @ np.abs(w).astype(np.float64).T)
+    outs = {}
+    for var in VARIANTS:
+        with K.use_variant(var):
+            for kernel in K.KERNELS:
+                layer = K.pack_layer(w, kernel)
+                y, clamps = K.gemm(layer, x)
+                assert clamps == 0
+                assert (np.abs(y - ref) <= bound).all(), (var, kernel)
+                for i in range(x.shape[0]):  # batch 1 and batch > 1 reduce in one order
+                    assert _bits(K.gemv(layer, x[i])[0]) == _bits(y[i])
+                outs[var, kernel] = _bits(y)
+    assert len(set(outs.values())) == 1, sorted(outs)
+
+
+def test_decode_layout_covers_fp16_subnormal_codes() -> None:
+    # a 32-exponent window is decoded with scale 2^(e_max-15): its two lowest codes are the
+    # fp16 subnormal bytes 0x01 and 0x02, which must decode exactly
+    w = np.ldexp(np.float32(1.0), np.arange(-23, 9)).astype(np.float32)[None, :]
+    layer = K.pack_layer(w, "decode")
+    assert layer.scale_exp == 8 - 15
+    for j in range(w.shape[1]):
+        x = np.zeros(w.shape[1], np.float32)
+        x[j] = 1.0
+        assert K.gemv(layer, x)[0][0] == w[0, j]
+
+
+@pytest.mark.parametrize("var", VARIANTS)
+def test_edge_activations(var: str) -> None:
+    rng = np.random.default_rng(7)
+    w = seofp_weights(rng, 6, 40, -23, 0, zeros=0.0)
+    tiny = np.array([0.0, -0.0, 1e-45, -1e-40, np.finfo(np.float32).tiny, 1e-38], np.float32)
+    x = activations(rng, 40)
+    x[: tiny.size] = tiny
+    with K.use_variant(var):
+        y_int, clamps = K.gemv(K.pack_layer(w, "intadd"), x)
+        # every listed activation gives a product below 2^-126 with 2^e_min: forced to +0
+        x_ref = x.copy()
+        x_ref[: tiny.size] = 0.0
+        y_ref, _ = K.gemv(K.pack_layer(w, "fp32"), x_ref)
+    assert clamps == 0
+    assert _bits(y_int) == _bits(y_ref)
+
+
+@pytest.mark.parametrize("var", VARIANTS)
+def test_large_activations_with_the_fcn_range_are_not_clamped(var: str) -> None:
+    rng = np.random.default_rng(3)
+    w = seofp_weights(rng, 7, 55, 0, 10)  # weights up to 2^10
+    x = (activations(rng, 55) * 4096).astype(np.float32)  # |x| > 1024
+    with K.use_variant(var):
+        outs = [K.gemv(K.pack_layer(w, k), x) for k in K.KERNELS]
+    assert all(rc == 0 for _, rc in outs)
+    assert len({_bits(y) for y, _ in outs}) == 1
+
+
+@pytest.mark.parametrize("var", VARIANTS)
+def test_overflow_clamp_uses_the_layers_real_e_max(var: str) -> None:
+    big = np.float32(3e38)
+    w_small = np.array([[1.0, 0.5]], np.float32)  # e_max = 0: 3e38 * 1 is finite, no clamp
+    w_big = np.array([[4.0, 0.5]], np.float32)  # e_max = 2: 3e38 * 4 would overflow
+    x = np.array([big, 0.0], np.float32)
+    with K.use_variant(var):
+        y, rc = K.gemv(K.pack_layer(w_small, "intadd"), x)
+        assert (rc, y[0]) == (0, big)
+        y, rc = K.gemv(K.pack_layer(w_big, "intadd"), x)
+    assert rc == 1
+    assert np.isfinite(y).all() and y[0] == np.float32(np.finfo(np.float32).max)
+
+
+@pytest.mark.parametrize("var", VARIANTS)
+def test_all_zero_rows_give_positive_zero(var: str) -> None:
+    rng = np.random.default_rng(5)
+    w = seofp_weights(rng, 6, 33, -5, 5)
+    w[[0, 4]] = 0.0
+    w[2] = -0.0
+    x = activations(rng, 33)
+    with K.use_variant(var):
+        for kernel in K.KERNELS:
+            y, _ = K.gemv(K.pack_layer(w, kernel), x)
+            assert (y[[0, 2, 4]].view(np.uint32) == 0).all(), kernel
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_non_finite_input_is_rejected_before_the_kernel(bad: float) -> None:
+    layer = K.pack_layer(np.ones((4, 8), np.float32), "intadd")
+    x = np.ones(8, np.float32)
+    x[3] = bad
+    with pytest.raises(K.KernelError, match="finite"):
+        K.gemv(layer, x)
+
+
+def test_wrong_dtype_shape_and_non_seofp_weights_are_refused() -> None:
+    layer = K.pack_layer(np.ones((4, 8), np.float32), "decode")
+    with pytest.raises(K.KernelError, match=r"float32 \(8,\)"):
+        K.gemv(layer, np.ones(8, np.float64))
+    with pytest.raises(K.KernelError, match=r"float32 \(8,\)"):
+        K.gemv(layer, np.ones(9, np.float32))
+    with pytest.raises(K.KernelError, match="SEOFP"):
+        K.pack_layer(np.full((2, 2), 0.3, np.float32), "intadd")
+    with pytest.raises(K.KernelError, match="variant"):
+        K.set_variant("sse9")  # type: ignore[arg-type]
+
+
+def test_variant_reports_the_active_path() -> None:
+    with K.use_variant("portable"):
+        assert K.variant() == "portable"
+    assert K.variant() in ("avx2", "portable")

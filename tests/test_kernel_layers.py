@@ -1,0 +1,110 @@
+"""LSTM, linear, conv1d and norm kernels against numpy references (KERNEL.md §5)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from seofp_lab.infer import kernels as K
+from tests.kernel_data import activations, seofp_weights
+
+pytestmark = pytest.mark.kernel
+
+
+def _sigmoid(v: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-v))
+
+
+def _lstm_ref(wih, whh, b, x, reverse):  # float64, torch gate order i, f, g, o
+    hidden = whh.shape[1]
+    h, c = np.zeros(hidden), np.zeros(hidden)
+    out = np.zeros((x.shape[0], hidden))
+    for t in (range(x.shape[0] - 1, -1, -1) if reverse else range(x.shape[0])):
+        g = wih @ x[t] + b + whh @ h
+        i, f = _sigmoid(g[:hidden]), _sigmoid(g[hidden:2 * hidden])
+        gg, o = np.tanh(g[2 * hidden:3 * hidden]), _sigmoid(g[3 * hidden:])
+        c = f * c + i * gg
+        h = o * np.tanh(c)
+        out[t] = h
+    return out
+
+
+@pytest.mark.parametrize("reverse", [False, True])
+def test_lstm_direction_matches_reference_and_kernels_agree(reverse: bool) -> None:
+    rng = np.random.default_rng(11)
+    hidden, n_in, frames = 7, 19, 9
+    wih = seofp_weights(rng, 4 * hidden, n_in, -6, -1)
+    whh = seofp_weights(rng, 4 * hidden, hidden, -6, -1)
+    b = seofp_weights(rng, 1, 4 * hidden, -4, 0)[0]
+    x = activations(rng, frames, n_in)
+    ref = _lstm_ref(*(a.astype(np.float64) for a in (wih, whh, b, x)), reverse)
+    outs = []
+    for kernel in K.KERNELS:
+        out = np.zeros((frames, 2 * hidden + 1), np.float32)
+        h, c = np.zeros(hidden, np.float32), np.zeros(hidden, np.float32)
+        K.lstm_direction(K.pack_layer(wih, kernel), K.pack_layer(whh, kernel), b, x, h, c, out,
+                         col=hidden, reverse=reverse)
+        np.testing.assert_allclose(out[:, hidden:2 * hidden], ref, rtol=0, atol=2e-6)
+        assert (out[:, :hidden] == 0).all() and (out[:, -1] == 0).all()  # only its columns
+        outs.append(out.tobytes())
+    assert len(set(outs)) == 1
+
+
+def test_lstm_state_carries_across_calls() -> None:
+    rng = np.random.default_rng(2)
+    hidden, n_in = 5, 6
+    wih, whh = (K.pack_layer(seofp_weights(rng, 20, n, -5, 0), "intadd") for n in (n_in, hidden))
+    b = np.zeros(20, np.float32)
+    x = activations(rng, 6, n_in)
+    whole = np.zeros((6, hidden), np.float32)
+    K.lstm_direction(wih, whh, b, x, np.zeros(hidden, np.float32), np.zeros(hidden, np.float32),
+                     whole)
+    h, c = np.zeros(hidden, np.float32), np.zeros(hidden, np.float32)
+    steps = np.zeros((6, hidden), np.float32)
+    for t in range(6):  # streaming: one frame per call, state passed back in
+        K.lstm_direction(wih, whh, b, x[t:t + 1], h, c, steps[t:t + 1])
+    assert whole.tobytes() == steps.tobytes()
+
+
+def test_linear_activations() -> None:
+    rng = np.random.default_rng(4)
+    w = seofp_weights(rng, 10, 23, -5, 2)
+    b = activations(rng, 10)
+    x = activations(rng, 4, 23)
+    pre = x.astype(np.float64) @ w.T.astype(np.float64) + b
+    refs = {"none": pre, "relu": np.maximum(pre, 0),
+            "leaky_relu": np.where(pre >= 0, pre, 0.2 * pre), "tanh": np.tanh(pre),
+            "sigmoid": _sigmoid(pre)}
+    layer = K.pack_layer(w, "intadd")
+    for act, ref in refs.items():
+        y, _ = K.linear(layer, b, x, act, slope=0.2)  # type: ignore[arg-type]
+        np.testing.assert_allclose(y, ref, rtol=1e-5, atol=1e-5, err_msg=act)
+
+
+def test_conv1d_same_padding_and_norm() -> None:
+    rng = np.random.default_rng(6)
+    cin, cout, ksize, frames = 3, 5, 7, 150  # frames > one 64-step im2col block
+    w = seofp_weights(rng, cout, cin * ksize, -8, 3)
+    b = activations(rng, cout)
+    x = activations(rng, cin, frames)
+    xp = np.pad(x.astype(np.float64), ((0, 0), (ksize // 2, ksize // 2)))
+    w3 = w.reshape(cout, cin, ksize).astype(np.float64)
+    ref = np.stack([sum(np.convolve(xp[i], w3[o, i, ::-1], "valid") for i in range(cin))
+                    for o in range(cout)]) + b[:, None]
+    outs = []
+    for kernel in K.KERNELS:
+        y, _ = K.conv1d(K.pack_layer(w, kernel), b, x, ksize)
+        np.testing.assert_allclose(y, ref, rtol=1e-5, atol=1e-5)
+        outs.append(y.tobytes())
+    assert len(set(outs)) == 1
+    mean, var = activations(rng, cout), np.abs(activations(rng, cout)) + 0.5
+    gamma, beta = activations(rng, cout), activations(rng, cout)
+    z = K.channel_norm_act_(y.copy(), (mean, var, gamma, beta), 1e-5, "leaky_relu", 0.2)
+    pre = (y - mean[:, None]) / np.sqrt(var[:, None] + 1e-5) * gamma[:, None] + beta[:, None]
+    np.testing.assert_allclose(z, np.where(pre >= 0, pre, 0.2 * pre), rtol=1e-5, atol=1e-5)
+
+
+def test_conv1d_rejects_even_kernels() -> None:
+    layer = K.pack_layer(np.ones((2, 6), np.float32), "fp32")
+    with pytest.raises(K.KernelError, match="odd"):
+        K.conv1d(layer, None, np.ones((3, 10), np.float32), 2)
