@@ -51,6 +51,7 @@ class CorpusConfig(Strict):
     noise_kind: CorpusKind | None = None
     variant: str | None = None  # e.g. "56spk" for voicebank_demand
     channel: int | None = None  # take one channel of multichannel audio instead of the mean
+    exclude: list[str] | None = None  # noise environments/types never used (e.g. DEMAND's test ones)
     train_snrs: list[float] = Field(default_factory=lambda: [-5.0, 0.0, 5.0, 10.0, 15.0])
     test_snrs: list[float] = Field(default_factory=lambda: [-2.5, 2.5, 7.5, 12.5, 17.5])
     train_noises: list[str] | None = None  # None: the corpus's own training noise types
@@ -134,6 +135,7 @@ class TrainConfig(Strict):
 # ----------------------------------------------------------------------------------- compression
 class PruningConfig(Strict):
     kind: Literal["magnitude", "channel"] = "magnitude"
+    scope: Literal["global", "per_layer"] = "per_layer"  # one magnitude threshold or one per tensor
     sparsity: float = Field(0.5, ge=0.0, lt=1.0)
     schedule: Literal["one_shot", "gradual"] = "gradual"
     start_epoch: int = Field(0, ge=0)

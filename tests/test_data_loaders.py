@@ -238,3 +238,15 @@ def test_missing_root_and_bad_audio_name_the_file(tmp_path: Path) -> None:
 def test_noise_root_needs_noise_kind(tmp_path: Path) -> None:
     with pytest.raises(CorpusLayoutError, match="both noise_root and noise_kind"):
         load_corpus(CorpusConfig(kind="librispeech", root=_libri(tmp_path), noise_root=tmp_path))
+
+
+def test_demand_exclude_removes_environments(tmp_path: Path) -> None:
+    roots = _noise_pools(tmp_path)
+    c = load_corpus(CorpusConfig(kind="librispeech", root=_libri(tmp_path / "ls"),
+                                 noise_kind="demand", noise_root=roots["demand"],
+                                 exclude=["tmetro"]))
+    assert "tmetro" not in c.noise_types("train") and "dkitchen" in c.noise_types("train")
+    with pytest.raises(CorpusLayoutError, match="exclude"):
+        load_corpus(CorpusConfig(kind="librispeech", root=_libri(tmp_path / "ls2"),
+                                 noise_kind="demand", noise_root=roots["demand"],
+                                 exclude=["nosuchplace"]))

@@ -2,59 +2,65 @@
 
 Imports torch and numpy only (no Lightning, no MLflow): the exporter and tests use it without a
 trainer. ``plots`` imports matplotlib lazily and is not imported here.
+Names resolve lazily (PEP 562), so ``seofp_lab.compress.codec`` loads without torch: the
+C engine runs inference with numpy alone.
 """
 
-from seofp_lab.compress.codec import (
-    code_length,
-    decode_seofp,
-    encode_seofp,
-    exponent_range,
-    pack_bits,
-    pack_mask,
-    pack_seofp,
-    packed_size_bytes,
-    unpack_bits,
-    unpack_mask,
-    unpack_seofp,
-)
-from seofp_lab.compress.pruning import (
-    PruningSchedule,
-    apply_masks_,
-    channel_masks,
-    cubic_sparsity,
-    magnitude_masks,
-    prunable,
-    unit_layers,
-)
-from seofp_lab.compress.range import (
-    GroupRange,
-    Stored,
-    apply_seofp_,
-    check_representable,
-    exponent_ranges,
-    quantized_tensors,
-    stored_tensors,
-)
-from seofp_lab.compress.report import compression_report, layer_table_csv
-from seofp_lab.compress.seofp import (
-    RepresentabilityError,
-    SEOFPFormat,
-    SEOFPParametrization,
-    fit_window,
-    round_to_format,
-    seofp_round,
-    seofp_ste,
-)
-from seofp_lab.compress.sharing import kmeans_1d, share_weights_, unique_values
-from seofp_lab.compress.ste import attach_ste_, remove_ste_, update_window_
+from __future__ import annotations
 
-__all__ = [
-    "GroupRange", "PruningSchedule", "RepresentabilityError", "SEOFPFormat", "SEOFPParametrization",
-    "Stored", "apply_masks_", "apply_seofp_", "attach_ste_", "channel_masks", "check_representable",
-    "code_length", "compression_report", "cubic_sparsity", "decode_seofp", "encode_seofp",
-    "exponent_range", "exponent_ranges", "fit_window", "kmeans_1d", "layer_table_csv",
-    "magnitude_masks", "pack_bits", "pack_mask", "pack_seofp", "packed_size_bytes", "prunable",
-    "quantized_tensors", "remove_ste_", "round_to_format", "seofp_round", "seofp_ste",
-    "share_weights_", "stored_tensors", "unique_values", "unit_layers", "unpack_bits",
-    "unpack_mask", "unpack_seofp", "update_window_",
-]
+import importlib
+from typing import Any
+
+_LOCATION: dict[str, str] = {
+    "GroupRange": "range",
+    "PruningSchedule": "pruning",
+    "RepresentabilityError": "seofp",
+    "SEOFPFormat": "seofp",
+    "SEOFPParametrization": "seofp",
+    "Stored": "range",
+    "apply_masks_": "pruning",
+    "apply_seofp_": "range",
+    "attach_ste_": "ste",
+    "channel_masks": "pruning",
+    "check_representable": "range",
+    "code_length": "codec",
+    "compression_report": "report",
+    "cubic_sparsity": "pruning",
+    "decode_seofp": "codec",
+    "encode_seofp": "codec",
+    "exponent_range": "codec",
+    "exponent_ranges": "range",
+    "fit_window": "seofp",
+    "kmeans_1d": "sharing",
+    "layer_table_csv": "report",
+    "magnitude_masks": "pruning",
+    "pack_bits": "codec",
+    "pack_mask": "codec",
+    "pack_seofp": "codec",
+    "packed_size_bytes": "codec",
+    "prunable": "pruning",
+    "quantized_tensors": "range",
+    "remove_ste_": "ste",
+    "round_to_format": "seofp",
+    "seofp_round": "seofp",
+    "seofp_ste": "seofp",
+    "share_weights_": "sharing",
+    "stored_tensors": "range",
+    "unique_values": "sharing",
+    "unit_layers": "pruning",
+    "unpack_bits": "codec",
+    "unpack_mask": "codec",
+    "unpack_seofp": "codec",
+    "update_window_": "ste",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _LOCATION:
+        raise AttributeError(f"module 'seofp_lab.compress' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"seofp_lab.compress.{_LOCATION[name]}"), name)
+    globals()[name] = value
+    return value
+
+
+__all__ = sorted(_LOCATION)

@@ -133,7 +133,7 @@ def build_compression(cfg: CompressionConfig, model: nn.Module, max_epochs: int)
                 f"Expected pruning start_epoch <= end_epoch < max_epochs ({max_epochs}) "
                 f"but got start_epoch={p.start_epoch}, end_epoch={end}"
             )
-        scope = getattr(p, "scope", "per_layer")  # until PruningConfig has the field
+        scope = p.scope
         schedule = PruningSchedule(p.kind, p.sparsity, p.schedule, p.start_epoch, end, scope)
     clusters = cfg.weight_sharing.clusters if cfg.weight_sharing is not None else None
     state = CompressionState(model, fmt, cfg.mode, cfg.quantize, schedule, clusters)

@@ -45,7 +45,14 @@ def load(cfg: CorpusConfig) -> Corpus:
                 into.setdefault(t, []).extend(refs)
         for split, pool in extra.babble_pool.items():
             parts.babble_pool.setdefault(split, pool)
-    refs = {s: {t: capped(r, cfg.seed) for t, r in types.items()}
+    excluded = set(cfg.exclude or [])
+    known = {t for types in parts.noise_refs.values() for t in types}
+    if excluded - known:
+        raise CorpusLayoutError(
+            f"Expected exclude to name noise types of {cfg.kind} at {cfg.root} (one of "
+            f"{sorted(known)}) but got {sorted(excluded - known)}"
+        )
+    refs = {s: {t: capped(r, cfg.seed) for t, r in types.items() if t not in excluded}
             for s, types in parts.noise_refs.items()}
     return Corpus(
         cfg.name, cfg.kind, utterances=parts.utterances, noise_refs=refs,
