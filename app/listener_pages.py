@@ -115,8 +115,9 @@ def trial(service: StudyService, listener: Listener) -> None:
     log = _player(service, served)
     min_ms = service.study.player.min_play_seconds * 1000
     ok = _heard_enough(log, served.labels, min_ms)
-    if not ok:
-        st.caption(f"Play each of A, B and X for at least {min_ms / 1000:g} s to answer.")
+    # always one caption, so the buttons keep their place in the page when they unlock
+    st.caption("Answer when you are ready." if ok else
+               f"Play each of A, B and X for at least {min_ms / 1000:g} s to answer.")
     left, right = st.columns(2)
     answer = None
     if left.button("X is A", disabled=not ok, use_container_width=True):
@@ -148,15 +149,25 @@ def trial(service: StudyService, listener: Listener) -> None:
 def pause(listener: Listener) -> None:
     st.header("Break")
     st.write("Take a short rest; the next block starts when the break is over.")
+    st.session_state.after_break = True
 
     @st.fragment(run_every=1.0)
     def countdown() -> None:
         left = listener.break_seconds_left()
         st.metric("Seconds left", f"{left:.0f}")
-        if st.button("Continue", disabled=left > 0, type="primary"):
+        if left <= 0:
             st.rerun(scope="app")
 
     countdown()
+
+
+def ready() -> None:
+    """After the enforced break: the listener, not the clock, starts the next block."""
+    st.header("Break")
+    st.write("The break is over. Put your headphones back on when you are ready.")
+    if st.button("Continue", type="primary"):
+        st.session_state.after_break = False
+        st.rerun()
 
 
 def debrief(listener: Listener) -> None:
@@ -191,6 +202,8 @@ def route(service: StudyService, listener: Listener) -> None:
         metadata(listener)
     elif phase in ("headphone", "environment"):
         screen(service, listener, phase)
+    elif phase == "trials" and st.session_state.get("after_break"):
+        ready()
     elif phase == "trials":
         trial(service, listener)
     elif phase == "break":

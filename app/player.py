@@ -50,6 +50,10 @@ function makePlayer(data) {
     return Math.floor((p.ctx.currentTime - p.startedAt) / p.buffers[0].duration);
   };
   const tick = () => {  // credit the time since the last tick to the clip being heard
+    if (p.root && !p.root.isConnected) {  // unmounted (break, debrief): silence it for good
+      p.detached = (p.detached || 0) + 1;
+      if (p.detached > 5) { p.destroy(); delete window.__seofpPlayers[data.trial]; return; }
+    } else p.detached = 0;
     if (!p.ctx || p.current === null) { p.lastTick = null; return; }
     const now = p.ctx.currentTime;
     if (p.lastTick !== null) p.heard[p.current] += (now - p.lastTick) * 1000;

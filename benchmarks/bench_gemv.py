@@ -15,6 +15,9 @@ from rich.console import Console
 from rich.table import Table
 
 from seofp_lab.infer import kernels as K
+from seofp_lab.infer.bench import environment
+
+ROTATE_BYTES = 64 << 20  # DRAM case: each contender cycles through >= 64 MB of matrices
 
 
 def _weights(rng: np.random.Generator, rows: int, cols: int) -> np.ndarray:
@@ -27,6 +30,8 @@ def main() -> None:
     ap.add_argument("--samples", type=int, default=31)
     ap.add_argument("--shapes", default="1024x1024,4096x1024,1028x257")
     ap.add_argument("--batch", type=int, default=64)
+    ap.add_argument("--dram", default="4096x4096",
+                    help="DRAM-resident shape (rotating matrices); empty to skip")
     args = ap.parse_args()
     rng = np.random.default_rng(0)
     console = Console()
@@ -59,8 +64,49 @@ def main() -> None:
                      f"{base / np.median(times[n]):.2f}x" for n in names]
             table.add_row(shape, *cells)
         console.print(table)
-    console.print(f"variant={K.variant()} load={os.getloadavg()} "
-                  f"OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE', 'unset')}")
+    if args.dram:
+        _dram(rng, console, args.dram, args.samples)
+    console.print(" ".join(f"{k}={v}" for k, v in environment().items()))
+
+
+def _dram(rng: np.random.Generator, console: Console, shape: str, samples: int) -> None:
+    """Batch 1 from DRAM (KERNEL.md §6): every sample uses the next matrix of a rotating set
+    of >= 64 MB per contender (>= 2x the L3) and a fresh input vector."""
+    rows, cols = map(int, shape.split("x"))
+    w = _weights(rng, rows, cols)
+    count = {"openblas": 4, "c_fp32": 4, "c_intadd": 1, "c_decode": 1}  # bytes per weight
+    sets: dict[str, list] = {}
+    for name, size in count.items():
+        n = -(-ROTATE_BYTES // (rows * cols * size)) + 1
+        mats = []
+        for i in range(n):  # distinct matrices: a sign flip per copy keeps them different data
+            wi = w if i % 2 == 0 else -w
+            wi = np.roll(wi, i, axis=1)
+            mats.append(np.ascontiguousarray(wi) if name == "openblas"
+                        else K.pack_layer(wi, name[2:]))  # type: ignore[arg-type]
+        sets[name] = mats
+    xs = rng.standard_normal((samples + 3, cols)).astype(np.float32)
+    times: dict[str, list[float]] = {n: [] for n in sets}
+    for i in range(samples + 3):
+        for name, mats in sets.items():  # interleaved
+            m, x = mats[i % len(mats)], xs[i]
+            t0 = time.perf_counter()
+            if name == "openblas":
+                m @ x
+            else:
+                K.gemv(m, x)
+            if i >= 3:
+                times[name].append(time.perf_counter() - t0)
+    table = Table(title=f"batch 1 from DRAM, {rows}x{cols}, rotating >= 64 MB per contender: "
+                        "Gw/s p50 (best), speed-up vs OpenBLAS")
+    names = list(sets)
+    for n in ["shape", *names]:
+        table.add_column(n, justify="right")
+    weights = rows * cols / 1e9
+    base = float(np.median(times["openblas"]))
+    table.add_row(shape, *(f"{weights / np.median(times[n]):.2f} ({weights / min(times[n]):.2f}) "
+                           f"{base / np.median(times[n]):.2f}x" for n in names))
+    console.print(table)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,10 @@
-"""One LSTM frame step (KERNEL.md §7 shapes): BLSTM 2x512 and 2x257 per frame, uni-LSTM 2x512
-streaming step, C kernels vs PyTorch (1 thread). Per-frame time of the offline BLSTM is the
-utterance time / frames; the streaming step is one frame through every layer with state.
+"""LSTM per-frame time (KERNEL.md §7 shapes), C kernels vs PyTorch fp32 and dynamic int8, 1 thread.
+
+Cases: the offline BLSTM (one call over T frames: W_ih as one GEMM, then W_hh per step; time / T),
+the BLSTM 2x512 frame step (one frame through every layer and direction with carried state:
+every weight read once per frame, 40 MB in fp32 / 10 MB in codes) and the uni-LSTM 2x512
+streaming step. Contenders are interleaved sample by sample; medians of >= 31 samples after a
+warm-up; random SEOFP weights and random inputs (never zeros).
 
 Run: OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 .venv/bin/python benchmarks/bench_lstm_step.py
 """
@@ -8,15 +12,20 @@ Run: OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 .venv/bin/python benchmarks/bench_
 from __future__ import annotations
 
 import argparse
-import os
 import time
+import warnings
+from collections.abc import Callable
 
 import numpy as np
 import torch
 from rich.console import Console
 from rich.table import Table
+from torch import nn
 
 from seofp_lab.infer import kernels as K
+from seofp_lab.infer.bench import environment
+
+NAMES = ["torch_fp32", "torch_int8", *(f"c_{k}" for k in K.KERNELS)]
 
 
 def _w(rng: np.random.Generator, rows: int, cols: int) -> np.ndarray:
@@ -25,71 +34,93 @@ def _w(rng: np.random.Generator, rows: int, cols: int) -> np.ndarray:
 
 
 def _case(rng: np.random.Generator, hidden: int, bidir: bool, frames: int,
-          samples: int) -> dict[str, list[float]]:
-    dirs = 2 if bidir else 1
-    ref = torch.nn.LSTM(257, hidden, 2, batch_first=True, bidirectional=bidir).eval()
+          step: bool) -> dict[str, Callable[[], object]]:
+    """Runners of one case; ``step``: one frame per call with carried state."""
+    dirs, layers, n_in = (2 if bidir else 1), 2, 257
+    ref = nn.LSTM(n_in, hidden, layers, batch_first=True, bidirectional=bidir).eval()
     mats = []
     with torch.no_grad():
-        for li in range(2):
-            width = 257 if li == 0 else hidden * dirs
+        for li in range(layers):
+            width = n_in if li == 0 else hidden * dirs
             for d in range(dirs):
                 sfx = f"l{li}" + ("_reverse" if d else "")
                 wih, whh = _w(rng, 4 * hidden, width), _w(rng, 4 * hidden, hidden)
+                bias = (rng.standard_normal(4 * hidden) * 0.1).astype(np.float32)
                 getattr(ref, f"weight_ih_{sfx}").copy_(torch.from_numpy(wih))
                 getattr(ref, f"weight_hh_{sfx}").copy_(torch.from_numpy(whh))
-                mats.append((wih, whh))
-    x = rng.standard_normal((frames, 257)).astype(np.float32)
-    bias = np.zeros(4 * hidden, np.float32)
-    packed = {k: [(K.pack_layer(a, k), K.pack_layer(b, k)) for a, b in mats]
-              for k in K.KERNELS}
+                getattr(ref, f"bias_ih_{sfx}").copy_(torch.from_numpy(bias))
+                getattr(ref, f"bias_hh_{sfx}").zero_()
+                mats.append((wih, whh, bias))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        q = torch.ao.quantization.quantize_dynamic(ref, {nn.LSTM}, dtype=torch.qint8)
+    x = rng.standard_normal((frames, n_in)).astype(np.float32)
     tx = torch.from_numpy(x)[None]
+    state = (torch.zeros(layers * dirs, 1, hidden), torch.zeros(layers * dirs, 1, hidden))
 
-    def c_run(k: str) -> None:
-        inp = x
-        for li in range(2):
-            out = np.empty((frames, hidden * dirs), np.float32)
-            for d in range(dirs):
-                wih, whh = packed[k][li * dirs + d]
-                K.lstm_direction(wih, whh, bias, inp, np.zeros(hidden, np.float32),
-                                 np.zeros(hidden, np.float32), out, d * hidden, d == 1)
-            inp = out
+    def t_run(m: nn.Module) -> Callable[[], object]:
+        def run() -> object:
+            with torch.inference_mode():
+                return m(tx, state) if step else m(tx)
+        return run
 
-    def t_run() -> None:
-        with torch.inference_mode():
-            ref(tx)
+    fns: dict[str, Callable[[], object]] = {"torch_fp32": t_run(ref), "torch_int8": t_run(q)}
+    for k in K.KERNELS:
+        packed = [(K.pack_layer(a, k), K.pack_layer(b, k), c) for a, b, c in mats]  # type: ignore[arg-type]
+        hs = [np.zeros(hidden, np.float32) for _ in packed]
+        cs = [np.zeros(hidden, np.float32) for _ in packed]
+        outs = [np.empty((frames, hidden * dirs), np.float32) for _ in range(layers)]
 
-    fns = {"torch": t_run, **{f"c_{k}": (lambda k=k: c_run(k)) for k in K.KERNELS}}
-    times: dict[str, list[float]] = {n: [] for n in fns}
-    for i in range(samples + 3):
-        for n, f in fns.items():
-            t0 = time.perf_counter()
-            f()
-            if i >= 3:
-                times[n].append((time.perf_counter() - t0) / frames)
-    return times
+        def c_run(packed=packed, hs=hs, cs=cs, outs=outs) -> object:
+            inp = x
+            for li in range(layers):
+                for d in range(dirs):
+                    i = li * dirs + d
+                    wih, whh, b = packed[i]
+                    if not step:  # a new utterance: zero state
+                        hs[i].fill(0.0)
+                        cs[i].fill(0.0)
+                    K.lstm_direction(wih, whh, b, inp, hs[i], cs[i], outs[li], d * hidden,
+                                     d == 1)
+                inp = outs[li]
+            return inp
+
+        fns[f"c_{k}"] = c_run
+    return fns
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser()
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--samples", type=int, default=31)
-    ap.add_argument("--frames", type=int, default=64)
+    ap.add_argument("--warmup", type=int, default=3)
+    ap.add_argument("--frames", type=int, default=64, help="frames of the offline cases")
     args = ap.parse_args()
     torch.set_num_threads(1)
     rng = np.random.default_rng(0)
-    table = Table(title="LSTM per-frame time, µs p50 (best); 1 thread")
-    table.add_column("model")
-    names = ["torch", *(f"c_{k}" for k in K.KERNELS)]
-    for n in names:
+    table = Table(title="LSTM per-frame time, µs p50 (best) [× torch fp32 p50]; 1 thread, "
+                        f"{args.samples} interleaved samples")
+    table.add_column("case")
+    for n in NAMES:
         table.add_column(n, justify="right")
-    cases = [("BLSTM 2x512 offline", 512, True, args.frames),
-             ("BLSTM 2x257 offline", 257, True, args.frames),
-             ("uni-LSTM 2x512 stream step", 512, False, 1)]
-    for label, hidden, bidir, frames in cases:
-        times = _case(rng, hidden, bidir, frames, args.samples)
-        table.add_row(label, *(f"{1e6 * np.median(times[n]):.0f} ({1e6 * min(times[n]):.0f})"
-                               for n in names))
-    Console().print(table)
-    Console().print(f"variant={K.variant()} load={os.getloadavg()}")
+    cases = [("BLSTM 2x512 offline", 512, True, args.frames, False),
+             ("BLSTM 2x512 frame step", 512, True, 1, True),
+             ("BLSTM 2x257 offline", 257, True, args.frames, False),
+             ("uni-LSTM 2x512 stream step", 512, False, 1, True)]
+    for label, hidden, bidir, frames, step in cases:
+        fns = _case(rng, hidden, bidir, frames, step)
+        times: dict[str, list[float]] = {n: [] for n in fns}
+        for i in range(args.samples + args.warmup):
+            for n, f in fns.items():  # interleaved A B C D E
+                t0 = time.perf_counter()
+                f()
+                if i >= args.warmup:
+                    times[n].append((time.perf_counter() - t0) / frames)
+        base = float(np.median(times["torch_fp32"]))
+        table.add_row(label, *(f"{1e6 * np.median(times[n]):.0f} ({1e6 * min(times[n]):.0f}) "
+                               f"[{base / np.median(times[n]):.2f}×]" for n in NAMES))
+    console = Console(width=160)
+    console.print(table)
+    console.print(" ".join(f"{k}={v}" for k, v in environment().items()))
 
 
 if __name__ == "__main__":

@@ -56,12 +56,13 @@ static inline float u2f(uint32_t u) { float f; memcpy(&f, &u, 4); return f; }
 /* intadd pre-pass (KERNEL.md 4.5), once per input vector: xb = bits(x) + (e_min - 1) << 23 and a
  * mask that is all ones only for activations whose products are all normal. Returns clamps. */
 static int prep_intadd(const float *x, int cols, int cols_pad, int e_min, int e_max,
-                       uint32_t *xb, uint32_t *mask) {
-    int clamps = 0;
+                       uint32_t *xb, uint32_t *mask, int *masked) {
+    int clamps = 0, nmasked = 0;
     const uint32_t fold = (uint32_t)(e_min - 1) << 23; /* mod 2^32, wrap-around is harmless */
     for (int k = 0; k < cols; k++) {
         uint32_t u = f2u(x[k]);
         int E = (int)((u >> 23) & 0xFF);
+        if (E == 255) return SEOFP_ENONFINITE; /* NaN or inf: rejected before the kernel */
         /* zero, subnormal, or |x| * 2^e_min < 2^-126: every product is forced to +0 */
         int ok = E != 0 && E + e_min >= 1;
         if (E + e_max >= 255) { /* |x| * 2^e_max >= 2^128: clamp to the largest finite-safe x */
@@ -70,14 +71,26 @@ static int prep_intadd(const float *x, int cols, int cols_pad, int e_min, int e_
         }
         xb[k] = u + fold;
         mask[k] = ok ? 0xFFFFFFFFu : 0u;
+        nmasked += !ok;
     }
+    /* padding: xb = 0 and a zero code give product bits 0 = +0 without any mask */
     for (int k = cols; k < cols_pad; k++) { xb[k] = 0; mask[k] = 0; }
+    *masked = nmasked;
     return clamps;
 }
 
-static void prep_pad(const float *x, int cols, int cols_pad, float *xp) {
+/* 1 if every value is finite (exponent field not all ones) */
+static int all_finite(const float *x, size_t n) {
+    uint32_t bad = 0;
+    for (size_t k = 0; k < n; k++) bad |= ((f2u(x[k]) & 0x7F800000u) == 0x7F800000u);
+    return !bad;
+}
+
+static int prep_pad(const float *x, int cols, int cols_pad, float *xp) {
+    if (!all_finite(x, (size_t)cols)) return SEOFP_ENONFINITE;
     memcpy(xp, x, (size_t)cols * sizeof(float));
     for (int k = cols; k < cols_pad; k++) xp[k] = 0.0f;
+    return 0;
 }
 
 /* Exact fp16 value of a byte that is the top byte of an IEEE half. */
@@ -163,9 +176,17 @@ AVX2_FN static inline float reduce_avx2(__m256 a0, __m256 a1) {
         acc = _mm256_add_ps(acc, _mm256_castsi256_ps(p_));                             \
     } while (0)
 
-AVX2_FN static void block_intadd_avx2(const uint8_t *blk, int nchunks, const uint32_t *xb,
-                                      const uint32_t *mask, float out[4]) {
-    const __m256i c30 = _mm256_set1_epi32(0x40000000);
+#define INTADD_LANE_NOMASK(t, xbv, acc)                                                \
+    do {                                                                               \
+        __m256i u_ = _mm256_slli_epi32(t, 23);                                         \
+        __m256i p_ = _mm256_add_epi32(_mm256_add_epi32(xbv, u_), _mm256_and_si256(u_, c30)); \
+        acc = _mm256_add_ps(acc, _mm256_castsi256_ps(_mm256_sign_epi32(p_, t)));        \
+    } while (0)
+
+AVX2_FN static inline __attribute__((always_inline)) void block_intadd_body(
+    const uint8_t *blk, int nchunks, const uint32_t *xb, const uint32_t *mask, const int masked,
+    float out[4]) {
+    const __m256i c30 = _mm256_set1_epi32(0x40000000), ones = _mm256_set1_epi32(-1);
     __m256 a[8];
     for (int i = 0; i < 8; i++) a[i] = _mm256_setzero_ps();
     for (int j = 0; j < nchunks; j++) {
@@ -173,16 +194,35 @@ AVX2_FN static void block_intadd_avx2(const uint8_t *blk, int nchunks, const uin
         _mm_prefetch((const char *)p + PREFETCH_BYTES, _MM_HINT_T0);
         __m256i x0 = _mm256_loadu_si256((const __m256i *)(xb + j * 16));
         __m256i x1 = _mm256_loadu_si256((const __m256i *)(xb + j * 16 + 8));
-        __m256i m0 = _mm256_loadu_si256((const __m256i *)(mask + j * 16));
-        __m256i m1 = _mm256_loadu_si256((const __m256i *)(mask + j * 16 + 8));
+        __m256i m0 = ones, m1 = ones;
+        if (masked) {
+            m0 = _mm256_loadu_si256((const __m256i *)(mask + j * 16));
+            m1 = _mm256_loadu_si256((const __m256i *)(mask + j * 16 + 8));
+        }
         for (int r = 0; r < 4; r++) {
             __m256i t0 = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(p + r * 16)));
             __m256i t1 = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(p + r * 16 + 8)));
-            INTADD_LANE(t0, x0, m0, a[2 * r]);
-            INTADD_LANE(t1, x1, m1, a[2 * r + 1]);
+            if (masked) {
+                INTADD_LANE(t0, x0, m0, a[2 * r]);
+                INTADD_LANE(t1, x1, m1, a[2 * r + 1]);
+            } else {
+                INTADD_LANE_NOMASK(t0, x0, a[2 * r]);
+                INTADD_LANE_NOMASK(t1, x1, a[2 * r + 1]);
+            }
         }
     }
     for (int r = 0; r < 4; r++) out[r] = reduce_avx2(a[2 * r], a[2 * r + 1]);
+}
+
+AVX2_FN static void block_intadd_avx2(const uint8_t *blk, int nchunks, const uint32_t *xb,
+                                      const uint32_t *mask, float out[4]) {
+    block_intadd_body(blk, nchunks, xb, mask, 1, out);
+}
+
+/* no masked activation in the vector (the common case): one AND less per 8 products */
+AVX2_FN static void block_intadd_nomask_avx2(const uint8_t *blk, int nchunks, const uint32_t *xb,
+                                             float out[4]) {
+    block_intadd_body(blk, nchunks, xb, NULL, 0, out);
 }
 
 AVX2_FN static void block_f16_avx2(const uint8_t *blk, int nchunks, const float *x,
@@ -262,38 +302,228 @@ static size_t prep_floats(const seofp_layer *w) {
     return (size_t)w->cols_pad * (w->kind == SEOFP_INTADD ? 2 : 1);
 }
 
+/* one decoded 4-row panel (intadd: product addends and zero masks, 2 x 4 x cols_pad words) */
+static size_t panel_floats(const seofp_layer *w) { return (size_t)w->cols_pad * 8 + 16; }
+
 size_t seofp_gemm_scratch_floats(const seofp_layer *w, int n) {
     if (!layer_ok(w) || n < 0) return 0;
-    return prep_floats(w) * (size_t)n;
+    return prep_floats(w) * (size_t)n + panel_floats(w) + (size_t)n; /* + column flags */
 }
 
-int seofp_gemm(const seofp_layer *w, const float *x, int n, int ldx, float *y, int ys_n,
-               int ys_r, float *scratch) {
-    if (!layer_ok(w) || !x || !y || !scratch || n < 0 || ldx < w->cols) return SEOFP_EARG;
+#if SEOFP_HAVE_AVX2_PATH
+/* Batch > 1 (KERNEL.md 4.7): each 4-row block is decoded once per column group into an L1 panel
+ * (fp32 weights; for intadd the integer addends bits(w) - bias folded as in the pre-pass), then
+ * tiles of 2 rows x NC columns run over it with 2 x NC x 2 accumulators. Every (row, column)
+ * keeps its own 16 lane sums accumulated in increasing k and the same final reduction, so the
+ * result is bit-identical to the GEMV path. */
+#define GEMM_COL_GROUP_BYTES (160 * 1024) /* activations of one column group stay in L2 */
+
+/* Decode a block to fp32 (decode kinds); returns the panel. */
+AVX2_FN static const float *panel_fma(const seofp_layer *w, const uint8_t *blk, float *P) {
+    const int cp = w->cols_pad;
+    if (w->kind == SEOFP_FP32) return (const float *)blk;
+    if (w->kind == SEOFP_DECODE_F16) {
+        const __m128i zero = _mm_setzero_si128();
+        for (int i = 0; i < cp * 4; i += 16) {
+            __m128i v = _mm_loadu_si128((const __m128i *)(blk + i));
+            _mm256_store_ps(P + i, _mm256_cvtph_ps(_mm_unpacklo_epi8(zero, v)));
+            _mm256_store_ps(P + i + 8, _mm256_cvtph_ps(_mm_unpackhi_epi8(zero, v)));
+        }
+    } else {
+        const __m256i c30 = _mm256_set1_epi32(0x40000000);
+        const __m256i bias = _mm256_set1_epi32((w->e_min - 1 + 127) << 23);
+        for (int i = 0; i < cp * 4; i += 8) {
+            __m256i t = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(blk + i)));
+            __m256i u = _mm256_slli_epi32(t, 23);
+            __m256i v = _mm256_add_epi32(_mm256_add_epi32(u, bias), _mm256_and_si256(u, c30));
+            _mm256_store_si256((__m256i *)(P + i), _mm256_sign_epi32(v, t));
+        }
+    }
+    return P;
+}
+
+/* intadd panel: A = (c << 23) + (s << 31) (0 for zero codes), Z = all ones for non-zero codes.
+ * Returns 1 if a real (non-padding) weight of the block is zero: then the Z mask is needed. */
+AVX2_FN static int panel_intadd(const seofp_layer *w, const uint8_t *blk, int b, uint32_t *A,
+                                uint32_t *Z) {
+    const int cp = w->cols_pad;
+    const __m256i c30 = _mm256_set1_epi32(0x40000000), zero = _mm256_setzero_si256();
+    for (int i = 0; i < cp * 4; i += 8) {
+        __m256i t = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(blk + i)));
+        __m256i u = _mm256_slli_epi32(t, 23);
+        _mm256_store_si256((__m256i *)(A + i), _mm256_add_epi32(u, _mm256_and_si256(u, c30)));
+        _mm256_store_si256((__m256i *)(Z + i),
+                           _mm256_xor_si256(_mm256_cmpeq_epi32(t, zero), _mm256_set1_epi32(-1)));
+    }
+    /* zero codes beyond the expected padding (padding rows are discarded and padding columns
+     * give +0 without Z, see prep_intadd) mean real zero weights */
+    int zeros = 0;
+    for (int i = 0; i < cp * 4; i += 32) {
+        __m256i v = _mm256_loadu_si256((const __m256i *)(blk + i));
+        zeros += __builtin_popcount((unsigned)_mm256_movemask_epi8(_mm256_cmpeq_epi8(v, zero)));
+    }
+    const int real = w->rows - b * 4 < 4 ? w->rows - b * 4 : 4;
+    return zeros > real * (cp - w->cols) + (4 - real) * cp;
+}
+
+#define TILE_BEGIN(NC)                                                                        \
+    __m256 acc[2][NC][2];                                                                     \
+    for (int r = 0; r < 2; r++)                                                               \
+        for (int c = 0; c < NC; c++) acc[r][c][0] = acc[r][c][1] = _mm256_setzero_ps();
+
+/* rows r0, r0 + 1 of the panel times NC prepared columns: fused multiply-add */
+AVX2_FN static inline __attribute__((always_inline)) void tile_fma(
+    const float *P, int r0, int nchunks, const float *const *X, const int NC, float out[2][3]) {
+    TILE_BEGIN(3)
+    for (int j = 0; j < nchunks; j++) {
+        const float *p = P + (size_t)j * 64 + r0 * 16;
+        for (int h = 0; h < 2; h++) {
+            __m256 w0 = _mm256_loadu_ps(p + 8 * h), w1 = _mm256_loadu_ps(p + 16 + 8 * h);
+            for (int c = 0; c < NC; c++) {
+                __m256 xv = _mm256_loadu_ps(X[c] + j * 16 + 8 * h);
+                __asm__("" : "+x"(xv)); /* one load per column, not one per row */
+                acc[0][c][h] = _mm256_fmadd_ps(xv, w0, acc[0][c][h]);
+                acc[1][c][h] = _mm256_fmadd_ps(xv, w1, acc[1][c][h]);
+            }
+        }
+    }
+    for (int r = 0; r < 2; r++)
+        for (int c = 0; c < NC; c++) out[r][c] = reduce_avx2(acc[r][c][0], acc[r][c][1]);
+}
+
+/* the same tile with the integer adder: product bits = xb + A, masked when needed */
+AVX2_FN static inline __attribute__((always_inline)) void tile_intadd(
+    const uint32_t *A, const uint32_t *Z, int r0, int nchunks, const uint32_t *const *X,
+    const uint32_t *const *M, const int NC, const int masked, float out[2][3]) {
+    TILE_BEGIN(3)
+    for (int j = 0; j < nchunks; j++) {
+        const size_t at = (size_t)j * 64 + r0 * 16;
+        for (int h = 0; h < 2; h++) {
+            __m256i a0 = _mm256_load_si256((const __m256i *)(A + at + 8 * h));
+            __m256i a1 = _mm256_load_si256((const __m256i *)(A + at + 16 + 8 * h));
+            __m256i z0 = a0, z1 = a1;
+            if (masked) {
+                z0 = _mm256_load_si256((const __m256i *)(Z + at + 8 * h));
+                z1 = _mm256_load_si256((const __m256i *)(Z + at + 16 + 8 * h));
+            }
+            for (int c = 0; c < NC; c++) {
+                __m256i xv = _mm256_loadu_si256((const __m256i *)(X[c] + j * 16 + 8 * h));
+                __asm__("" : "+x"(xv)); /* one load per column, not one per row */
+                __m256i p0 = _mm256_add_epi32(xv, a0), p1 = _mm256_add_epi32(xv, a1);
+                if (masked) {
+                    __m256i m = _mm256_loadu_si256((const __m256i *)(M[c] + j * 16 + 8 * h));
+                    p0 = _mm256_and_si256(_mm256_and_si256(p0, z0), m);
+                    p1 = _mm256_and_si256(_mm256_and_si256(p1, z1), m);
+                }
+                acc[0][c][h] = _mm256_add_ps(acc[0][c][h], _mm256_castsi256_ps(p0));
+                acc[1][c][h] = _mm256_add_ps(acc[1][c][h], _mm256_castsi256_ps(p1));
+            }
+        }
+    }
+    for (int r = 0; r < 2; r++)
+        for (int c = 0; c < NC; c++) out[r][c] = reduce_avx2(acc[r][c][0], acc[r][c][1]);
+}
+
+AVX2_FN static void tile_fma_n(const float *P, int r0, int nchunks, const float *const *X,
+                               int nc, float out[2][3]) {
+    if (nc == 3) tile_fma(P, r0, nchunks, X, 3, out);
+    else if (nc == 2) tile_fma(P, r0, nchunks, X, 2, out);
+    else tile_fma(P, r0, nchunks, X, 1, out);
+}
+
+AVX2_FN static void tile_intadd_n(const uint32_t *A, const uint32_t *Z, int r0, int nchunks,
+                                  const uint32_t *const *X, const uint32_t *const *M, int nc,
+                                  int masked, float out[2][3]) {
+    if (masked) {
+        if (nc == 3) tile_intadd(A, Z, r0, nchunks, X, M, 3, 1, out);
+        else if (nc == 2) tile_intadd(A, Z, r0, nchunks, X, M, 2, 1, out);
+        else tile_intadd(A, Z, r0, nchunks, X, M, 1, 1, out);
+    } else {
+        if (nc == 3) tile_intadd(A, Z, r0, nchunks, X, M, 3, 0, out);
+        else if (nc == 2) tile_intadd(A, Z, r0, nchunks, X, M, 2, 0, out);
+        else tile_intadd(A, Z, r0, nchunks, X, M, 1, 0, out);
+    }
+}
+
+/* prepared columns [i0, i1) of scratch times every block; cmask[i]: column i has masked x */
+AVX2_FN static void gemm_tiles_avx2(const seofp_layer *w, const float *prep, const int *cmask,
+                                    int i0, int i1, float *y, int ys_n, int ys_r, float scale,
+                                    float *panel) {
     const int cp = w->cols_pad, nchunks = cp / 16, nblocks = w->rows_pad / 4;
     const size_t pf = prep_floats(w), elem = w->kind == SEOFP_FP32 ? 4 : 1;
-    int clamps = 0;
-    for (int i = 0; i < n; i++) {
-        float *s = scratch + (size_t)i * pf;
-        if (w->kind == SEOFP_INTADD)
-            clamps += prep_intadd(x + (size_t)i * ldx, w->cols, cp, w->e_min, w->e_max,
-                                  (uint32_t *)s, (uint32_t *)s + cp);
-        else
-            prep_pad(x + (size_t)i * ldx, w->cols, cp, s);
+    float *P = (float *)(((uintptr_t)panel + 31) & ~(uintptr_t)31);
+    for (int b = 0; b < nblocks; b++) {
+        const uint8_t *blk = (const uint8_t *)w->data + (size_t)b * cp * 4 * elem;
+        const float *PF = NULL;
+        uint32_t *A = (uint32_t *)P, *Z = (uint32_t *)P + (size_t)cp * 4;
+        int wzero = 0;
+        if (w->kind == SEOFP_INTADD) wzero = panel_intadd(w, blk, b, A, Z);
+        else PF = panel_fma(w, blk, P);
+        for (int i = i0; i < i1; i += 3) {
+            const int nc = i1 - i < 3 ? i1 - i : 3;
+            const float *X[3];
+            const uint32_t *XB[3], *M[3];
+            int masked = wzero;
+            for (int c = 0; c < 3; c++) {
+                const float *s = prep + (size_t)(i + (c < nc ? c : 0)) * pf;
+                X[c] = s;
+                XB[c] = (const uint32_t *)s;
+                M[c] = (const uint32_t *)s + cp;
+                if (c < nc) masked |= cmask[i + c] != 0;
+            }
+            for (int rp = 0; rp < 2; rp++) {
+                float out[2][3];
+                if (w->kind == SEOFP_INTADD)
+                    tile_intadd_n(A, Z, 2 * rp, nchunks, XB, M, nc, masked, out);
+                else
+                    tile_fma_n(PF, 2 * rp, nchunks, X, nc, out);
+                for (int r = 0; r < 2; r++) {
+                    const int row = b * 4 + 2 * rp + r;
+                    if (row >= w->rows) break;
+                    for (int c = 0; c < nc; c++)
+                        y[(size_t)(i + c) * ys_n + (size_t)row * ys_r] =
+                            scale == 1.0f ? out[r][c] : out[r][c] * scale;
+                }
+            }
+        }
     }
+}
+#endif
+
+/* The product loops over n prepared columns (prep: n * prep_floats each, cmask: n flags);
+ * scratch holds the panel. */
+static void gemm_run(const seofp_layer *w, const float *prep, const int *cmask, int n, float *y,
+                     int ys_n, int ys_r, float *scratch) {
+    const int cp = w->cols_pad, nchunks = cp / 16, nblocks = w->rows_pad / 4;
+    const size_t pf = prep_floats(w), elem = w->kind == SEOFP_FP32 ? 4 : 1;
     const float scale = w->kind == SEOFP_DECODE_F16 ? ldexpf(1.0f, w->scale_exp) : 1.0f;
     const int avx2 = active_variant() == SEOFP_VARIANT_AVX2;
+    int any_masked = 0;
+    for (int i = 0; i < n; i++) any_masked |= cmask[i] != 0;
+#if SEOFP_HAVE_AVX2_PATH
+    if (avx2 && n > 1) {
+        const int group = (int)(GEMM_COL_GROUP_BYTES / (pf * 4)) / 3 * 3;
+        const int g = group < 3 ? 3 : group;
+        for (int i0 = 0; i0 < n; i0 += g)
+            gemm_tiles_avx2(w, prep, cmask, i0, i0 + g < n ? i0 + g : n, y, ys_n, ys_r, scale,
+                            scratch);
+        return;
+    }
+#endif
     for (int b = 0; b < nblocks; b++) {
         const uint8_t *blk = (const uint8_t *)w->data + (size_t)b * cp * 4 * elem;
         for (int i = 0; i < n; i++) {
-            const float *s = scratch + (size_t)i * pf;
+            const float *s = prep + (size_t)i * pf;
             float out[4];
 #if SEOFP_HAVE_AVX2_PATH
             if (avx2) {
                 switch (w->kind) {
                 case SEOFP_INTADD:
-                    block_intadd_avx2(blk, nchunks, (const uint32_t *)s, (const uint32_t *)s + cp,
-                                      out);
+                    if (any_masked)
+                        block_intadd_avx2(blk, nchunks, (const uint32_t *)s,
+                                          (const uint32_t *)s + cp, out);
+                    else
+                        block_intadd_nomask_avx2(blk, nchunks, (const uint32_t *)s, out);
                     break;
                 case SEOFP_DECODE_F16: block_f16_avx2(blk, nchunks, s, out); break;
                 case SEOFP_DECODE_BITS: block_bits_avx2(blk, nchunks, w->e_min, s, out); break;
@@ -314,6 +544,29 @@ int seofp_gemm(const seofp_layer *w, const float *x, int n, int ldx, float *y, i
                     scale == 1.0f ? out[r] : out[r] * scale;
         }
     }
+}
+
+int seofp_gemm(const seofp_layer *w, const float *x, int n, int ldx, float *y, int ys_n,
+               int ys_r, float *scratch) {
+    if (!layer_ok(w) || !x || !y || !scratch || n < 0 || ldx < w->cols) return SEOFP_EARG;
+    const int cp = w->cols_pad;
+    const size_t pf = prep_floats(w);
+    float *prep = scratch + panel_floats(w);
+    int *cmask = (int *)(prep + pf * (size_t)n); /* per column: some activation is masked */
+    int clamps = 0;
+    for (int i = 0; i < n; i++) {
+        float *s = prep + (size_t)i * pf;
+        int rc;
+        cmask[i] = 0;
+        if (w->kind == SEOFP_INTADD)
+            rc = prep_intadd(x + (size_t)i * ldx, w->cols, cp, w->e_min, w->e_max,
+                             (uint32_t *)s, (uint32_t *)s + cp, &cmask[i]);
+        else
+            rc = prep_pad(x + (size_t)i * ldx, w->cols, cp, s);
+        if (rc < 0) return rc;
+        clamps += rc;
+    }
+    gemm_run(w, prep, cmask, n, y, ys_n, ys_r, scratch);
     return clamps;
 }
 
@@ -335,6 +588,105 @@ static inline float act_apply(float v, int act, float slope) {
     }
 }
 
+/* Gate math (one exp formula for both code paths, so they agree bit for bit): exp by range
+ * reduction to r in [-ln2/2, ln2/2] and a degree-7 polynomial (Cephes expf, <= 1 ulp on this
+ * range), every step an IEEE operation or a fused multiply-add; sigmoid(v) = 1 / (1 + e^-v),
+ * tanh(v) = 2 / (1 + e^-2v) - 1. Inputs are clamped where e^v over- or underflows. */
+#define EXP_HI 88.0f /* n <= 127: 2^n stays a normal float */
+#define EXP_LO -87.0f /* n >= -126 */
+#define LOG2E 1.44269504088896341f
+#define LN2_HI 0.693359375f
+#define LN2_LO -2.12194440e-4f
+#define EXP_P0 1.9875691500e-4f
+#define EXP_P1 1.3981999507e-3f
+#define EXP_P2 8.3334519073e-3f
+#define EXP_P3 4.1665795894e-2f
+#define EXP_P4 1.6666665459e-1f
+#define EXP_P5 5.0000001201e-1f
+
+static inline float exp_c(float v) {
+    v = v > EXP_HI ? EXP_HI : v < EXP_LO ? EXP_LO : v;
+    float n = rintf(v * LOG2E);
+    float r = fmaf(-n, LN2_HI, v);
+    r = fmaf(-n, LN2_LO, r);
+    float p = fmaf(EXP_P0, r, EXP_P1);
+    p = fmaf(p, r, EXP_P2);
+    p = fmaf(p, r, EXP_P3);
+    p = fmaf(p, r, EXP_P4);
+    p = fmaf(p, r, EXP_P5);
+    p = fmaf(p, r * r, r) + 1.0f;
+    return p * u2f((uint32_t)((int32_t)n + 127) << 23);
+}
+
+static inline float sigmoid_c(float v) { return 1.0f / (1.0f + exp_c(-v)); }
+static inline float tanh_c(float v) { return 2.0f / (1.0f + exp_c(-2.0f * v)) - 1.0f; }
+
+/* units j0 .. H-1 of one step: gx, bias, g are the (4H) gate pre-activations, c the cell state */
+static void lstm_gates_c(int H, int j0, const float *gx, const float *bias, const float *g,
+                         float *c, float *o) {
+    for (int j = j0; j < H; j++) {
+        float gi = sigmoid_c(gx[j] + bias[j] + g[j]);
+        float gf = sigmoid_c(gx[H + j] + bias[H + j] + g[H + j]);
+        float gg = tanh_c(gx[2 * H + j] + bias[2 * H + j] + g[2 * H + j]);
+        float go = sigmoid_c(gx[3 * H + j] + bias[3 * H + j] + g[3 * H + j]);
+        c[j] = gf * c[j] + gi * gg;
+        o[j] = go * tanh_c(c[j]);
+    }
+}
+
+#if SEOFP_HAVE_AVX2_PATH
+AVX2_FN static inline __m256 neg_avx2(__m256 v) {
+    return _mm256_xor_ps(v, _mm256_set1_ps(-0.0f)); /* exactly -v, as the C path */
+}
+
+AVX2_FN static inline __m256 exp_avx2(__m256 v) {
+    v = _mm256_min_ps(_mm256_max_ps(v, _mm256_set1_ps(EXP_LO)), _mm256_set1_ps(EXP_HI));
+    __m256 n = _mm256_round_ps(_mm256_mul_ps(v, _mm256_set1_ps(LOG2E)),
+                               _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m256 r = _mm256_fmadd_ps(neg_avx2(n), _mm256_set1_ps(LN2_HI), v);
+    r = _mm256_fmadd_ps(neg_avx2(n), _mm256_set1_ps(LN2_LO), r);
+    __m256 p = _mm256_fmadd_ps(_mm256_set1_ps(EXP_P0), r, _mm256_set1_ps(EXP_P1));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(EXP_P2));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(EXP_P3));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(EXP_P4));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(EXP_P5));
+    p = _mm256_add_ps(_mm256_fmadd_ps(p, _mm256_mul_ps(r, r), r), _mm256_set1_ps(1.0f));
+    __m256i e = _mm256_slli_epi32(
+        _mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
+    return _mm256_mul_ps(p, _mm256_castsi256_ps(e));
+}
+
+AVX2_FN static inline __m256 sigmoid_avx2(__m256 v) {
+    const __m256 one = _mm256_set1_ps(1.0f);
+    return _mm256_div_ps(one, _mm256_add_ps(one, exp_avx2(neg_avx2(v))));
+}
+
+AVX2_FN static inline __m256 tanh_avx2(__m256 v) {
+    const __m256 one = _mm256_set1_ps(1.0f), two = _mm256_set1_ps(2.0f);
+    __m256 e = exp_avx2(_mm256_mul_ps(_mm256_set1_ps(-2.0f), v));
+    return _mm256_sub_ps(_mm256_div_ps(two, _mm256_add_ps(one, e)), one);
+}
+
+AVX2_FN static void lstm_gates_avx2(int H, const float *gx, const float *bias, const float *g,
+                                    float *c, float *o) {
+    int j = 0;
+    for (; j + 8 <= H; j += 8) {
+#define GATE(q) _mm256_add_ps(_mm256_add_ps(_mm256_loadu_ps(gx + (q) * H + j),                 \
+                                            _mm256_loadu_ps(bias + (q) * H + j)),              \
+                              _mm256_loadu_ps(g + (q) * H + j))
+        __m256 gi = sigmoid_avx2(GATE(0)), gf = sigmoid_avx2(GATE(1));
+        __m256 gg = tanh_avx2(GATE(2)), go = sigmoid_avx2(GATE(3));
+#undef GATE
+        /* c = gf * c + gi * gg as two rounded products and a rounded sum, like the C path */
+        __m256 cv = _mm256_add_ps(_mm256_mul_ps(gf, _mm256_loadu_ps(c + j)),
+                                  _mm256_mul_ps(gi, gg));
+        _mm256_storeu_ps(c + j, cv);
+        _mm256_storeu_ps(o + j, _mm256_mul_ps(go, tanh_avx2(cv)));
+    }
+    lstm_gates_c(H, j, gx, bias, g, c, o);
+}
+#endif
+
 size_t seofp_lstm_scratch_floats(const seofp_layer *wih, const seofp_layer *whh, int T) {
     if (!layer_ok(wih) || !layer_ok(whh) || T < 0) return 0;
     size_t g = seofp_gemm_scratch_floats(wih, T), s = seofp_gemm_scratch_floats(whh, 1);
@@ -348,26 +700,27 @@ int seofp_lstm(const seofp_layer *wih, const seofp_layer *whh, const float *bias
         return SEOFP_EARG;
     const int H = whh->cols;
     if (wih->rows != 4 * H || whh->rows != 4 * H || ldo < H) return SEOFP_EARG;
+    if (!all_finite(bias, (size_t)4 * H) || !all_finite(h, (size_t)H) ||
+        !all_finite(c, (size_t)H))
+        return SEOFP_ENONFINITE;
     float *G = scratch, *g = scratch + (size_t)T * 4 * H, *work = g + 4 * H;
     /* all input projections at once, then only W_hh per step (KERNEL.md 4.7) */
     int rc = seofp_gemm(wih, x, T, ldx, G, 4 * H, 1, work);
     if (rc < 0) return rc;
     int clamps = rc;
+    const int avx2 = active_variant() == SEOFP_VARIANT_AVX2;
     for (int s = 0; s < T; s++) {
         const int t = reverse ? T - 1 - s : s;
         rc = seofp_gemv(whh, h, g, work);
         if (rc < 0) return rc;
         clamps += rc;
-        const float *gx = G + (size_t)t * 4 * H;
         float *o = out + (size_t)t * ldo;
-        for (int j = 0; j < H; j++) {
-            float gi = sigmoidf(gx[j] + bias[j] + g[j]);
-            float gf = sigmoidf(gx[H + j] + bias[H + j] + g[H + j]);
-            float gg = tanhf(gx[2 * H + j] + bias[2 * H + j] + g[2 * H + j]);
-            float go = sigmoidf(gx[3 * H + j] + bias[3 * H + j] + g[3 * H + j]);
-            c[j] = gf * c[j] + gi * gg;
-            o[j] = go * tanhf(c[j]);
-        }
+#if SEOFP_HAVE_AVX2_PATH
+        if (avx2) lstm_gates_avx2(H, G + (size_t)t * 4 * H, bias, g, c, o);
+        else
+#endif
+            lstm_gates_c(H, 0, G + (size_t)t * 4 * H, bias, g, c, o);
+        (void)avx2;
         memcpy(h, o, (size_t)H * sizeof(float));
     }
     return clamps;
@@ -386,11 +739,44 @@ int seofp_linear(const seofp_layer *w, const float *bias, int n, const float *x,
     return rc;
 }
 
-#define CONV_TB 64 /* time steps per im2col block: the block stays in L2 */
+#define CONV_TB 48 /* time steps per im2col block (a multiple of the 3-column tile) */
 
-size_t seofp_conv1d_scratch_floats(const seofp_layer *w, int ksize) {
-    if (!layer_ok(w) || ksize < 1) return 0;
-    return (size_t)CONV_TB * w->cols + seofp_gemm_scratch_floats(w, CONV_TB);
+/* Scratch: the prepared input (intadd: bits and masks, 2 * cin * T words; else none), per time
+ * step a "window has a masked activation" flag, then CONV_TB prepared im2col columns. */
+size_t seofp_conv1d_scratch_floats(const seofp_layer *w, int ksize, int T) {
+    if (!layer_ok(w) || ksize < 1 || T < 0) return 0;
+    const size_t xin = w->kind == SEOFP_INTADD ? 2 * (size_t)(w->cols / ksize) * T : 0;
+    return xin + (size_t)T + 1 + seofp_gemm_scratch_floats(w, CONV_TB);
+}
+
+/* im2col straight into the prepared-column layout: column i of block t0 holds, for each input
+ * channel ci, the window x[ci][t - pad .. t - pad + ksize) (zero outside), then zero padding
+ * to cols_pad. For intadd both words (bits, mask) are copied from the prepared input. */
+static void conv_columns(const seofp_layer *w, int cin, int T, int ksize, const uint32_t *src,
+                         size_t plane, int t0, int nb, float *prep) {
+    const int pad = ksize / 2, K = w->cols, cp = w->cols_pad;
+    const int words = w->kind == SEOFP_INTADD ? 2 : 1;
+    const size_t pf = prep_floats(w);
+    for (int i = 0; i < nb; i++) {
+        const int t = t0 + i, lo = t - pad, hi = t - pad + ksize;
+        for (int q = 0; q < words; q++) {
+            uint32_t *col = (uint32_t *)(prep + (size_t)i * pf) + (size_t)q * cp;
+            const uint32_t *xs = src + (size_t)q * plane;
+            for (int ci = 0; ci < cin; ci++) {
+                const uint32_t *xc = xs + (size_t)ci * T;
+                uint32_t *dst = col + (size_t)ci * ksize;
+                if (lo >= 0 && hi <= T) {
+                    memcpy(dst, xc + lo, (size_t)ksize * 4); /* interior */
+                } else {
+                    for (int j = 0; j < ksize; j++) {
+                        int tt = lo + j;
+                        dst[j] = (tt >= 0 && tt < T) ? xc[tt] : 0u; /* +0, masked for intadd */
+                    }
+                }
+            }
+            memset(col + K, 0, (size_t)(cp - K) * 4);
+        }
+    }
 }
 
 int seofp_conv1d(const seofp_layer *w, const float *bias, int cin, int T, int ksize,
@@ -398,24 +784,40 @@ int seofp_conv1d(const seofp_layer *w, const float *bias, int cin, int T, int ks
     if (!layer_ok(w) || !x || !y || !scratch || T < 1 || ksize < 1 || ksize % 2 == 0 ||
         w->cols != cin * ksize)
         return SEOFP_EARG;
-    const int pad = ksize / 2, K = w->cols;
-    float *cols = scratch, *work = scratch + (size_t)CONV_TB * K;
+    const int pad = ksize / 2, intadd = w->kind == SEOFP_INTADD;
+    const size_t plane = (size_t)cin * T;
+    /* each input value is prepared once (not once per window it appears in) */
+    uint32_t *xin = (uint32_t *)scratch;
+    int *bad = (int *)(scratch + (intadd ? 2 * plane : 0)); /* masked activations up to t */
+    float *gemm_scratch = (float *)(bad + T + 1);
+    float *prep = gemm_scratch + panel_floats(w);
+    int *cmask = (int *)(prep + prep_floats(w) * CONV_TB);
+    const uint32_t *src = (const uint32_t *)x;
     int clamps = 0;
+    if (!all_finite(x, plane)) return SEOFP_ENONFINITE;
+    for (int t = 0; t <= T; t++) bad[t] = 0;
+    if (intadd) {
+        for (int ci = 0; ci < cin; ci++) {
+            int masked = 0;
+            uint32_t *m = xin + plane + (size_t)ci * T;
+            clamps += prep_intadd(x + (size_t)ci * T, T, T, w->e_min, w->e_max,
+                                  xin + (size_t)ci * T, m, &masked);
+            if (masked)
+                for (int t = 0; t < T; t++) bad[t + 1] += m[t] == 0;
+        }
+        for (int t = 0; t < T; t++) bad[t + 1] += bad[t]; /* prefix counts over time */
+        src = xin;
+    }
     for (int t0 = 0; t0 < T; t0 += CONV_TB) {
         const int nb = T - t0 < CONV_TB ? T - t0 : CONV_TB;
+        conv_columns(w, cin, T, ksize, src, plane, t0, nb, prep);
         for (int i = 0; i < nb; i++) {
-            float *col = cols + (size_t)i * K;
-            for (int ci = 0; ci < cin; ci++) {
-                const float *xc = x + (size_t)ci * T;
-                for (int j = 0; j < ksize; j++) {
-                    int tt = t0 + i + j - pad;
-                    col[ci * ksize + j] = (tt >= 0 && tt < T) ? xc[tt] : 0.0f;
-                }
-            }
+            const int t = t0 + i, lo = t - pad, hi = t - pad + ksize;
+            /* a window reaching past either end holds zeros: masked for intadd */
+            cmask[i] = intadd && (lo < 0 || hi > T ||
+                                  bad[hi < T ? hi : T] - bad[lo > 0 ? lo : 0] > 0);
         }
-        int rc = seofp_gemm(w, cols, nb, K, y + t0, 1, T, work);
-        if (rc < 0) return rc;
-        clamps += rc;
+        gemm_run(w, prep, cmask, nb, y + t0, 1, T, gemm_scratch);
     }
     if (bias)
         for (int o = 0; o < w->rows; o++)

@@ -19,7 +19,9 @@
  * which equals the same sum whenever the product x*w is exact (METHOD.md 5).
  *
  * Return values: >= 0 is the number of activations clamped by intadd's overflow guard (0 for the
- * other kinds); < 0 is an error (SEOFP_EARG bad argument, SEOFP_EKIND unknown kind).
+ * other kinds); < 0 is an error (SEOFP_EARG bad argument, SEOFP_EKIND unknown kind,
+ * SEOFP_ENONFINITE a NaN or inf in the activations, bias or state: found by the pre-pass, before
+ * any product is computed and before any output is written).
  * No function allocates: callers pass every buffer, sized by the *_scratch_floats functions.
  */
 #ifndef SEOFP_H
@@ -39,6 +41,7 @@
 #define SEOFP_VARIANT_AVX2 2
 #define SEOFP_EARG -1
 #define SEOFP_EKIND -2
+#define SEOFP_ENONFINITE -3
 #define SEOFP_ACT_NONE 0
 #define SEOFP_ACT_RELU 1
 #define SEOFP_ACT_LEAKY 2
@@ -82,8 +85,8 @@ int seofp_lstm(const seofp_layer *wih, const seofp_layer *whh, const float *bias
 int seofp_linear(const seofp_layer *w, const float *bias, int n, const float *x, float *y,
                  int act, float slope, float *scratch);
 
-/* Floats of scratch that seofp_conv1d needs. */
-size_t seofp_conv1d_scratch_floats(const seofp_layer *w, int ksize);
+/* Floats of scratch that seofp_conv1d needs for T time steps. */
+size_t seofp_conv1d_scratch_floats(const seofp_layer *w, int ksize, int T);
 /* "same" zero-padded 1-D convolution, stride 1, odd ksize: x (cin, T) -> y (cout, T);
  * w is (cout, cin*ksize) with column index ci*ksize + j, as torch's weight.reshape(cout, -1). */
 int seofp_conv1d(const seofp_layer *w, const float *bias, int cin, int T, int ksize,

@@ -113,22 +113,24 @@ def test_consent_to_thank_you_in_chromium(server, monkeypatch: pytest.MonkeyPatc
         while True:
             answer = page.get_by_role("button", name="X is A")
             heading = page.locator("h2", has_text="Almost done")
-            brk = page.get_by_text("Take a short rest")
+            brk = page.get_by_text("The break is over")
             answer.or_(heading).or_(brk).first.wait_for()
             if heading.count():
                 break
             if brk.count():
-                page.get_by_role("button", name="Continue").click(timeout=15000)
+                page.get_by_role("button", name="Continue").click()
                 continue
             page.locator(".seofp-player button").first.wait_for()
             expect(answer).to_be_disabled()  # the gate: nothing played yet
             page.wait_for_function("() => Object.keys(window.__seofpPlayers || {}).length")
+            trial_id = page.evaluate("() => Object.keys(window.__seofpPlayers)[0]")
             a, b, x = _clips(page)
             seen_x.append((a, b, x))
             _listen(page, ["A", "B", "X"])
             expect(answer).to_be_enabled(timeout=10000)
             page.get_by_role("button", name="X is A" if n % 2 else "X is B").click()
-            expect(answer).to_be_disabled(timeout=10000)  # the next trial, locked again
+            # the answered trial's player is gone: replaced by the next trial, or silenced
+            page.wait_for_function(f"() => !(window.__seofpPlayers || {{}})['{trial_id}']")
             n += 1
         page.get_by_role("button", name="Finish").click()
         expect(page.get_by_text("All your answers are saved")).to_be_visible()
@@ -146,4 +148,5 @@ def test_consent_to_thank_you_in_chromium(server, monkeypatch: pytest.MonkeyPatc
         assert x[44:] != a[44:] and x[44:] != b[44:]  # PCM differs too, not only the header
     digests = {hashlib.sha256(c).hexdigest() for trio in seen_x for c in trio}
     assert len(digests) == 3 * len(seen_x)  # no served buffer ever repeats
+    print("URLS", sorted(set(urls)))
     assert not any(u.endswith((".wav", ".mp3", ".ogg")) or "/media/" in u for u in urls)

@@ -15,7 +15,7 @@ TINY = [
     "model=blstm_small", "model.hidden=8", "model.layers=1",
     "train.max_epochs=2", "train.batch_size=4", "train.threads=1",
     "corpus.mixtures_per_epoch=8", "corpus.valid_mixtures=4", "corpus.segment_seconds=1.0",
-    "corpus.test_utterances=3", "evaluation.audio_examples=2",
+    "corpus.test_utterances=3", "corpus.test_mixtures_per_utterance=1", "evaluation.audio_examples=2",
     "tracking.experiment=smoke",
 ]
 

@@ -18,7 +18,6 @@ builds from the same packages give the same bytes.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 import shutil
@@ -33,11 +32,28 @@ from rich.console import Console
 from rich.progress import Progress
 
 from seofp_lab.data.audio import read_audio
-from seofp_lab.data.debian import DebianPackageError, Package, check_evidence, dep5_field, fetch
+from seofp_lab.data.debian import (
+    MANIFEST_COLUMNS,
+    DebianPackageError,
+    Package,
+    check_evidence,
+    dep5_field,
+    fetch,
+    manifest_row,
+    read_manifest,
+    write_manifest,
+)
 from seofp_lab.data.level import normalize_active_level
 from seofp_lab.errors import AudioError
 
-__all__ = ["build_embedded", "render_attribution", "SIZE_LIMIT_BYTES", "ALLOWED_LICENCES"]
+__all__ = [
+    "ALLOWED_LICENCES",
+    "MANIFEST_COLUMNS",
+    "SIZE_LIMIT_BYTES",
+    "build_embedded",
+    "read_manifest",
+    "render_attribution",
+]
 
 CLIPS_PER_SPEAKER = 40
 BABBLE_PER_SPEAKER = 4
@@ -115,7 +131,11 @@ def tone_run(x: np.ndarray, n: int = 2048, hop: int = 512) -> int:
 
 
 def check_speech(
-    x: np.ndarray, min_s: float, max_s: float, name: str | None = None
+    x: np.ndarray,
+    min_s: float,
+    max_s: float,
+    name: str | None = None,
+    max_clipped: float = 1e-4,
 ) -> np.ndarray | None:
     """Trim, check and normalise one speech clip to -26 dBov active level.
 
@@ -129,7 +149,7 @@ def check_speech(
         why = f"a duration in [{min_s}, {max_s}] s but got {x.size / SR:.2f} s"
     elif tone_run(x) >= TONE_RUN:
         why = "speech but got a tone"
-    elif np.mean(np.abs(x) >= 0.999) > 1e-4:
+    elif np.mean(np.abs(x) >= 0.999) > max_clipped:  # fraction of samples at full scale
         why = "an unclipped recording but got clipped samples"
     else:
         x = normalize_active_level(x, -26.0, SR)
@@ -172,69 +192,7 @@ def write_flac(path: Path, x: np.ndarray) -> None:
     sf.write(str(path), pcm, SR, subtype="PCM_16", format="FLAC")
 
 
-# ---- manifest, attribution, licences ------------------------------------------------------------
-MANIFEST_COLUMNS = (
-    "file",
-    "sha256",
-    "duration_s",
-    "kind",
-    "label",
-    "use",
-    "package",
-    "version",
-    "source_path",
-    "licence",
-    "credit",
-)
-
-
-def sha256_of(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-def manifest_row(
-    root: Path,
-    rel: str,
-    kind: str,
-    label: str,
-    use: str,
-    pkg: Package,
-    inner: str,
-    licence: str,
-    credit: str,
-    **extra: str,
-) -> dict[str, str]:
-    """One MANIFEST.tsv row for the file ``root/rel`` (already written)."""
-    path = root / rel
-    row = {
-        "file": rel,
-        "sha256": sha256_of(path),
-        "duration_s": f"{sf.info(str(path)).frames / SR:.3f}",
-        "kind": kind,
-        "label": label,
-        "use": use,
-        "package": pkg.name,
-        "version": pkg.version,
-        "source_path": inner,
-        "licence": licence,
-        "credit": " ".join(credit.split()),
-    }
-    return row | extra
-
-
-def write_manifest(path: Path, rows: list[dict[str, str]]) -> None:
-    columns = list(rows[0])
-    lines = ["\t".join(columns)] + ["\t".join(r[c] for c in columns) for r in rows]
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-
-
-def read_manifest(path: Path) -> list[dict[str, str]]:
-    """MANIFEST.tsv as a list of {column: value}, in file order."""
-    header, *lines = path.read_text(encoding="utf-8").splitlines()
-    columns = header.split("\t")
-    return [dict(zip(columns, line.split("\t"), strict=True)) for line in lines]
-
-
+# ---- attribution and the finished corpus --------------------------------------------------------
 def render_attribution(rows: list[dict[str, str]]) -> str:
     """ATTRIBUTION.md for a corpus: one entry per label and source, rendered from its manifest.
 
@@ -258,10 +216,10 @@ def render_attribution(rows: list[dict[str, str]]) -> str:
     out = [
         "# Attribution",
         "",
-        "Generated from MANIFEST.tsv by `render_attribution` in "
-        "`seofp_lab/data/build_embedded.py`; do not edit by hand. The licence evidence of every",
+        "Generated from MANIFEST.tsv by `render_attribution` in",
+        "`seofp_lab/data/build_embedded.py`; do not edit it by hand. The licence evidence of every",
         "source package is in `LICENSES/`. The audio was decoded, downmixed, resampled to 16 kHz,",
-        "trimmed and level-normalised; those are the only changes.",
+        "trimmed and level-normalised, and nothing else was changed.",
         "",
     ]
     for kind in ("speech", "noise"):
@@ -272,16 +230,14 @@ def render_attribution(rows: list[dict[str, str]]) -> str:
             members = groups[key]
             uses = sorted({r["use"] for r in members})
             paths = sorted({r["source_path"] for r in members})
-            where = (
-                paths[0]
-                if len(paths) == 1
-                else os.path.commonpath(paths) + "/ (" + f"{len(paths)} files)"
-            )
+            where = f"`{paths[0]}`"
+            if len(paths) > 1:
+                where = f"{len(paths)} files under `{os.path.commonpath(paths)}/`"
             n = len(members)
             out.append(
                 f"- **{label}**: {n} file{'s' * (n != 1)} ({', '.join(uses)}"
                 f"{', split ' + split if split else ''}). {credit}. Licence: {licence}. "
-                f"Debian package `{package}` {version}, `{where}`."
+                f"Debian package `{package}` {version}, {where}."
             )
         out += [""] if keys else []
     return "\n".join(out)
@@ -344,7 +300,7 @@ SPEAKERS: tuple[Source, ...] = (
         "asterisk-core-sounds-en-g722",
         _AST + "en_US_f_Allison",
         "CC-BY-SA-3.0",
-        r"Allison Smith.*?License: CC-BY-SA-3\.0",
+        r"Allison Smith[\s\S]*?License: CC-BY-SA-3\.0",
         _BY + "Allison Smith (F, en-US)",
         split="test",
     ),
@@ -361,7 +317,7 @@ SPEAKERS: tuple[Source, ...] = (
         "asterisk-core-sounds-it-g722",
         _AST + "it_IT_m_Carlo",
         "CC-BY-SA-3.0",
-        r"Files: \*\n.*?License: CC-BY-SA-3\.0.*?Carlo Flora",
+        r"Files: \*\n[\s\S]*?License: CC-BY-SA-3\.0[\s\S]*?Carlo Flora",
         _BY + "Carlo Flora (M, it-IT)",
     ),
     Source(
@@ -399,7 +355,7 @@ NOISES: tuple[Source, ...] = (
         "sonic-pi-samples",
         _SONIC + "loop_3d_printer.flac",
         "CC0-1.0",
-        r"Creative Commons 0.*?`:loop_3dprinter` - (https?://\S+)",
+        r"Creative Commons 0[\s\S]*?`:loop_3dprinter` - (https?://\S+)",
         "Sonic Pi samples (Samuel Aaron), freesound.org ",
         evidence_file=_SONIC + "README.md",
     ),
@@ -408,7 +364,7 @@ NOISES: tuple[Source, ...] = (
         "sonic-pi-samples",
         _SONIC + "loop_mika.flac",
         "CC0-1.0",
-        r"Creative Commons 0.*?`:loop_mika` - (https?://\S+)",
+        r"Creative Commons 0[\s\S]*?`:loop_mika` - (https?://\S+)",
         "Sonic Pi samples (Samuel Aaron), freesound.org ",
         evidence_file=_SONIC + "README.md",
     ),
@@ -431,7 +387,7 @@ def credit_for(pkg: Package, src: Source) -> str:
     text = check_evidence(pkg, src.evidence_file or pkg.copyright_path, src.evidence)
     if src.package == "ardentryst":  # every author its Sounds/* stanza names
         return src.credit + dep5_field(text, "Sounds/*", "Copyright")
-    m = re.search(src.evidence, text, flags=re.DOTALL)
+    m = re.search(src.evidence, text)
     return src.credit + (m.group(1) if m and m.groups() else "")
 
 
@@ -513,6 +469,7 @@ def build_embedded(out_dir: Path, work_dir: Path) -> Path:
         for name in names:
             packages[name] = fetch(name, work_dir)
             progress.advance(task)
+        credits = {src.label: credit_for(packages[src.package], src) for src in sources}
         task = progress.add_task("speech and noise", total=len(sources))
 
         def emit(rel: str, x: np.ndarray, kind: str, src: Source, use: str, inner: str) -> None:
@@ -528,7 +485,7 @@ def build_embedded(out_dir: Path, work_dir: Path) -> Path:
                     pkg,
                     inner,
                     src.licence,
-                    credit_for(pkg, src),
+                    credits[src.label],
                 )
             )
 

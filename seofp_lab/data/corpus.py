@@ -280,25 +280,32 @@ class Corpus:
                 f"Expected babble talkers other than {sorted(targets)} in the {split} split of "
                 f"corpus {self.name!r} but got none; drop 'babble' from the noise list"
             )
-        if len(chosen) < 4:
-            warnings.warn(
-                f"babble of corpus {self.name!r} ({split}) has only {len(chosen)} talkers "
-                f"{chosen}: fewer than 4 gives intelligible competing speech (DATA.md §1)",
-                stacklevel=3,
-            )
         return chosen
 
     def _babble(self, split: str, exclude: str | None) -> np.ndarray:
         pool = self._babble_pool.get(split) or _by_speaker(self._utts.get(split, []))
+        chosen = self.babble_talker_ids(split, exclude)
+        # With fewer talkers than voices (the embedded tier has 3 per target), each talker gives
+        # several voices made of different clips, so the babble still has >= 4 overlapping voices.
+        per_talker = -(-self.babble_talkers // len(chosen))
         talkers = []
-        for spk in self.babble_talker_ids(split, exclude):
-            clips, total = [], 0
-            for u in pool[spk]:
-                clips.append(u.load())
-                total += clips[-1].size
-                if total >= BABBLE_SECONDS * FS:
-                    break
-            talkers.append(np.concatenate(clips))
+        for spk in chosen:
+            utts = pool[spk]
+            streams = min(per_talker, len(utts))
+            for k in range(streams):
+                clips, total = [], 0
+                for u in utts[k::streams]:
+                    clips.append(u.load())
+                    total += clips[-1].size
+                    if total >= BABBLE_SECONDS * FS:
+                        break
+                talkers.append(np.concatenate(clips))
+        if len(talkers) < 4:
+            warnings.warn(
+                f"babble of corpus {self.name!r} ({split}) has only {len(talkers)} voices from "
+                f"{chosen}: fewer than 4 gives intelligible competing speech (DATA.md §1)",
+                stacklevel=3,
+            )
         key = zlib.crc32(f"babble-mix|{split}|{exclude}".encode())
         rng = np.random.default_rng([self.seed, key])
         return synth.babble(talkers, int(BABBLE_SECONDS * FS), rng)

@@ -9,13 +9,18 @@ terms changed stops the build instead of being shipped under the old name.
 
 from __future__ import annotations
 
+import hashlib
 import re
 import shutil
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+import soundfile as sf
+
 from seofp_lab.errors import SeofpError
+
+SR = 16000
 
 
 class DebianPackageError(SeofpError):
@@ -132,7 +137,7 @@ def check_evidence(package: Package, inner: str, pattern: str) -> str:
         DebianPackageError: if the file is missing or the licence statement is not found.
     """
     text = package.path(inner).read_text(encoding="utf-8", errors="replace")
-    if re.search(pattern, text, flags=re.DOTALL) is None:
+    if re.search(pattern, text, flags=0) is None:
         raise DebianPackageError(
             f"Expected {inner} of {package.name} {package.version} to match {pattern!r} (the "
             "licence the corpus records) but it does not; check the new terms before building"
@@ -143,12 +148,80 @@ def check_evidence(package: Package, inner: str, pattern: str) -> str:
 def dep5_field(text: str, files_glob: str, field: str) -> str:
     """One field of the DEP-5 stanza whose ``Files:`` line is exactly ``files_glob``, one line.
 
-    >>> dep5_field("Files: a/*\\nCopyright: X,\\n  Y\\nLicense: CC0\\n", "a/*", "Copyright")
-    'X, Y'
+    >>> dep5_field("Files: a/*\\nCopyright: X,\\n  Y\\n  Z\\nLicense: CC0\\n", "a/*", "Copyright")
+    'X, Y; Z'
     """
     for stanza in re.split(r"\n\s*\n", text):
         if re.search(rf"^Files:\s*{re.escape(files_glob)}\s*$", stanza, flags=re.MULTILINE):
             m = re.search(rf"^{field}:(.*(?:\n[ \t].*)*)", stanza, flags=re.MULTILINE)
             if m:
-                return " ".join(m.group(1).split())
+                lines = [ln.strip() for ln in m.group(1).splitlines() if ln.strip()]
+                # a wrapped line (ending in a comma) continues; otherwise a new holder begins
+                return "".join(
+                    ln if i == 0 else (" " if lines[i - 1].endswith(",") else "; ") + ln
+                    for i, ln in enumerate(lines)
+                )
     raise DebianPackageError(f"Expected a DEP-5 stanza 'Files: {files_glob}' with {field}")
+
+
+# ---- MANIFEST.tsv: one row per audio file, shared by both builders ----
+MANIFEST_COLUMNS = (
+    "file",
+    "sha256",
+    "duration_s",
+    "kind",
+    "label",
+    "use",
+    "package",
+    "version",
+    "source_path",
+    "licence",
+    "credit",
+)
+
+
+def sha256_of(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def manifest_row(
+    root: Path,
+    rel: str,
+    kind: str,
+    label: str,
+    use: str,
+    pkg: Package,
+    inner: str,
+    licence: str,
+    credit: str,
+    **extra: str,
+) -> dict[str, str]:
+    """One MANIFEST.tsv row for the file ``root/rel`` (already written)."""
+    path = root / rel
+    row = {
+        "file": rel,
+        "sha256": sha256_of(path),
+        "duration_s": f"{sf.info(str(path)).frames / SR:.3f}",
+        "kind": kind,
+        "label": label,
+        "use": use,
+        "package": pkg.name,
+        "version": pkg.version,
+        "source_path": inner,
+        "licence": licence,
+        "credit": " ".join(credit.split()),
+    }
+    return row | extra
+
+
+def write_manifest(path: Path, rows: list[dict[str, str]]) -> None:
+    columns = list(rows[0])
+    lines = ["\t".join(columns)] + ["\t".join(r[c] for c in columns) for r in rows]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+def read_manifest(path: Path) -> list[dict[str, str]]:
+    """MANIFEST.tsv as a list of {column: value}, in file order."""
+    header, *lines = path.read_text(encoding="utf-8").splitlines()
+    columns = header.split("\t")
+    return [dict(zip(columns, line.split("\t"), strict=True)) for line in lines]

@@ -4,6 +4,7 @@ p50/p90 and best, every ratio within one run)."""
 
 from __future__ import annotations
 
+import copy
 import os
 import platform
 import time
@@ -46,19 +47,60 @@ class BenchResult:
         return out
 
 
+def plain_lstm(lstm: nn.LSTM) -> nn.LSTM:
+    """A plain ``nn.LSTM`` with the same weights (b_hh = 0 where the source keeps none).
+
+    ``quantize_dynamic`` maps modules by exact type, so the project's ``SingleBiasLSTM`` (an
+    ``nn.LSTM`` subclass) would be left in fp32; this copy is what it quantizes.
+    """
+    plain = nn.LSTM(lstm.input_size, lstm.hidden_size, lstm.num_layers, bias=True,
+                    batch_first=lstm.batch_first, bidirectional=lstm.bidirectional)
+    with torch.no_grad():
+        for name in plain._flat_weights_names:
+            src = getattr(lstm, name, None)
+            getattr(plain, name).copy_(src if src is not None else 0.0)
+    return plain.eval()
+
+
 def _torch_int8(model: nn.Module) -> nn.Module | None:
-    """Dynamic int8 of the Linear (and plain LSTM) layers; None when nothing is quantizable."""
+    """Dynamic int8 of the Linear and LSTM layers; None when nothing is quantizable."""
     from torch.ao.quantization import quantize_dynamic  # noqa: PLC0415
 
+    model = copy.deepcopy(model)
+    for parent in list(model.modules()):
+        for child_name, child in parent.named_children():
+            if isinstance(child, nn.LSTM) and type(child) is not nn.LSTM:
+                setattr(parent, child_name, plain_lstm(child))
     q = quantize_dynamic(model, {nn.Linear, nn.LSTM}, dtype=torch.qint8)
     changed = any("quantized" in type(m).__module__ for m in q.modules())
     return q if changed else None
 
 
-def _environment() -> dict[str, str]:
-    return {"cpu": platform.processor() or platform.machine(), "variant": K.variant(),
+def _cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def environment() -> dict[str, str]:
+    """What a benchmark table must state (KERNEL.md §6): CPU, code path, build, versions, threads,
+    load average and the BLAS settings."""
+    import sysconfig  # noqa: PLC0415
+
+    return {"cpu": _cpu_model(), "cores": str(os.cpu_count()), "variant": K.variant(),
+            "compiler": (sysconfig.get_config_var("CC") or "cc").split()[0] + " "
+            + (platform.python_compiler() or ""),
+            "kernel_flags": "-O3 -std=c11 (target attributes avx2,fma,f16c; runtime dispatch)",
             "torch": torch.__version__, "numpy": np.__version__,
-            "threads": "1", "load": " ".join(f"{v:.2f}" for v in os.getloadavg()),
+            "threads": f"torch={torch.get_num_threads()} "
+                       f"OMP={os.environ.get('OMP_NUM_THREADS', 'unset')} "
+                       f"OPENBLAS={os.environ.get('OPENBLAS_NUM_THREADS', 'unset')}",
+            "load": " ".join(f"{v:.2f}" for v in os.getloadavg()),
             "OPENBLAS_CORETYPE": os.environ.get("OPENBLAS_CORETYPE", "unset")}
 
 
@@ -95,6 +137,7 @@ def bench_model(model: nn.Module, seconds: float = 4.0, samples: int = 31, warmu
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
+        env = environment()
         live = {n: r for n, r in runners.items() if r is not None}
         for _ in range(warmup):
             for r in live.values():
@@ -121,7 +164,7 @@ def bench_model(model: nn.Module, seconds: float = 4.0, samples: int = 31, warmu
                      "best_ms": 1e3 * float(t.min()), "rtf": p50 / seconds,
                      "speedup_vs_fp32": base / p50,
                      "frame_ms_p50": 1e3 * p50 / frames if frames else None})
-    return BenchResult(rows, kernel, _environment())
+    return BenchResult(rows, kernel, env)
 
 
 def print_table(result: BenchResult, title: str) -> None:

@@ -145,18 +145,21 @@ def pack_layer(weight: np.ndarray, kernel: Kernel) -> PackedLayer:
                        scale)
 
 
-def _check(x: np.ndarray, shape: tuple[int, ...], what: str) -> np.ndarray:
+def _check(x: np.ndarray, shape: tuple[int, ...], what: str, finite: bool = True) -> np.ndarray:
+    """Dtype, shape and (unless C's pre-pass checks it, ``finite=False``) finiteness."""
     if not isinstance(x, np.ndarray) or x.dtype != np.float32 or x.shape != shape:
         got = f"{x.dtype} {x.shape}" if isinstance(x, np.ndarray) else type(x).__name__
         raise KernelError(f"Expected {what} as float32 {shape} but got {got}")
     if not x.flags.c_contiguous:
         x = np.ascontiguousarray(x)
-    if not np.isfinite(x).all():
+    if finite and not np.isfinite(x).all():
         raise KernelError(f"Expected finite {what} but got NaN or inf")
     return x
 
 
 def _status(rc: int, name: str) -> int:
+    if rc == lib.SEOFP_ENONFINITE:  # C's pre-pass found it before computing anything
+        raise KernelError(f"Expected finite inputs to {name} but got NaN or inf")
     if rc < 0:
         raise KernelError(f"{name} failed with status {rc}")
     return rc
@@ -168,7 +171,8 @@ def _f(a: np.ndarray) -> Any:
 
 def gemm(layer: PackedLayer, x: np.ndarray) -> tuple[np.ndarray, int]:
     """(x @ W.T, clamps): x ``(n, cols)`` -> ``(n, rows)``."""
-    x = _check(x, (x.shape[0] if getattr(x, "ndim", 0) == 2 else -1, layer.cols), "activations")
+    x = _check(x, (x.shape[0] if getattr(x, "ndim", 0) == 2 else -1, layer.cols), "activations",
+               finite=False)
     n = x.shape[0]
     y = np.empty((n, layer.rows), np.float32)
     s = layer.scratch(lib.seofp_gemm_scratch_floats(layer.struct, n))
@@ -178,7 +182,7 @@ def gemm(layer: PackedLayer, x: np.ndarray) -> tuple[np.ndarray, int]:
 
 def gemv(layer: PackedLayer, x: np.ndarray) -> tuple[np.ndarray, int]:
     """(W x, clamps): x ``(cols,)`` -> ``(rows,)``."""
-    x = _check(x, (layer.cols,), "activations")
+    x = _check(x, (layer.cols,), "activations", finite=False)
     y = np.empty(layer.rows, np.float32)
     s = layer.scratch(lib.seofp_gemm_scratch_floats(layer.struct, 1))
     return y, _status(lib.seofp_gemv(layer.struct, _f(x), _f(y), s), "seofp_gemv")
@@ -208,17 +212,21 @@ def lstm_direction(wih: PackedLayer, whh: PackedLayer, bias: np.ndarray, x: np.n
     if wih.rows != 4 * hidden or whh.rows != 4 * hidden or wih.kernel != whh.kernel:
         raise KernelError(f"Expected W_ih (4H, in) and W_hh (4H, H) of one kernel but got "
                           f"({wih.rows}, {wih.cols}) and ({whh.rows}, {whh.cols})")
-    x = _check(x, (x.shape[0] if getattr(x, "ndim", 0) == 2 else -1, wih.cols), "LSTM input")
+    # finiteness of x, bias and state is checked by C's pre-pass (cheap in a streaming loop)
+    x = _check(x, (x.shape[0] if getattr(x, "ndim", 0) == 2 else -1, wih.cols), "LSTM input",
+               finite=False)
     t = x.shape[0]
-    bias = _check(bias, (4 * hidden,), "LSTM bias")
+    bias = _check(bias, (4 * hidden,), "LSTM bias", finite=False)
     for name, v in (("h", h), ("c", c)):
         if not (isinstance(v, np.ndarray) and v.dtype == np.float32 and v.shape == (hidden,)
                 and v.flags.c_contiguous and v.flags.writeable):
             raise KernelError(f"Expected state {name} as writable float32 ({hidden},)")
-    if not (out.dtype == np.float32 and out.ndim == 2 and out.shape[0] == t
-            and out.flags.c_contiguous and 0 <= col and col + hidden <= out.shape[1]):
-        raise KernelError(f"Expected out as float32 ({t}, >= {col + hidden}) but got "
-                          f"{out.dtype} {out.shape}")
+    if not (isinstance(out, np.ndarray) and out.dtype == np.float32 and out.ndim == 2
+            and out.shape[0] == t and out.flags.c_contiguous and out.flags.writeable
+            and 0 <= col and col + hidden <= out.shape[1]):
+        raise KernelError(f"Expected out as writable float32 ({t}, >= {col + hidden}) but got "
+                          f"{getattr(out, 'dtype', type(out).__name__)} "
+                          f"{getattr(out, 'shape', '')}")
     s = wih.scratch(lib.seofp_lstm_scratch_floats(wih.struct, whh.struct, t))
     rc = lib.seofp_lstm(wih.struct, whh.struct, _f(bias), t, _f(x), wih.cols, _f(out) + col,
                         out.shape[1], _f(h), _f(c), int(reverse), s)
@@ -240,7 +248,7 @@ def conv1d(layer: PackedLayer, bias: np.ndarray | None, x: np.ndarray,
         raise KernelError("Expected at least one time step but got 0")
     b = ffi.NULL if bias is None else _f(_check(bias, (layer.rows,), "conv bias"))
     y = np.empty((layer.rows, t), np.float32)
-    s = layer.scratch(lib.seofp_conv1d_scratch_floats(layer.struct, ksize))
+    s = layer.scratch(lib.seofp_conv1d_scratch_floats(layer.struct, ksize, t))
     rc = lib.seofp_conv1d(layer.struct, b, cin, t, ksize, _f(x), _f(y), s)
     return y, _status(rc, "seofp_conv1d")
 

@@ -1,0 +1,63 @@
+"""Whole-model latency: PyTorch fp32 eager, PyTorch dynamic int8 (LSTM and Linear quantized), the
+C engine's fp32 loop, intadd and decode, interleaved in one run (KERNEL.md §6).
+
+Models have random weights rounded to SEOFP (the paper's s1e5 window), realistic feature
+statistics and batch-norm statistics; inputs are random waveforms (never zeros).
+
+Run: OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 .venv/bin/python benchmarks/bench_models.py
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import torch
+from torch import nn
+
+from seofp_lab.compress.seofp import seofp_round
+from seofp_lab.infer.bench import bench_model, print_table
+from seofp_lab.models import build_model
+
+# name: (family, constructor parameters, utterance seconds)
+MODELS: dict[str, tuple[str, dict[str, object], float]] = {
+    "blstm257": ("blstm", {"hidden": 257, "layers": 2, "fc": 300}, 2.0),  # the paper's BLSTM
+    "blstm512": ("blstm", {"hidden": 512, "layers": 2, "fc": 0}, 2.0),
+    "lstm512": ("lstm", {"hidden": 512, "layers": 2, "fc": 0, "target": "mask"}, 2.0),
+    "fcn10": ("fcn", {}, 1.0),  # the papers' FCN-10 (30 channels, kernel 55)
+}
+
+
+def seofp_model(family: str, params: dict[str, object], seed: int = 0) -> nn.Module:
+    """A model of ``family`` with SEOFP-rounded parameters and data-like statistics."""
+    torch.manual_seed(seed)
+    model = build_model(family, **params)
+    with torch.no_grad():
+        if family == "fcn":  # batch-norm statistics from data so activations stay O(1)
+            for m in model.modules():
+                if isinstance(m, nn.BatchNorm1d):
+                    m.momentum = None
+            model.train()
+            model(torch.randn(2, 8000) * 0.1)
+        else:
+            model.set_feature_stats(torch.randn(257) - 6.0, torch.rand(257) + 1.0)
+        for name, p in model.named_parameters():
+            p.copy_(seofp_round(p.detach(), name=name))
+    return model.eval()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--models", default="blstm257,lstm512,fcn10",
+                    help=f"comma-separated, from {sorted(MODELS)}")
+    ap.add_argument("--samples", type=int, default=31)
+    ap.add_argument("--warmup", type=int, default=3)
+    args = ap.parse_args()
+    for name in args.models.split(","):
+        family, params, seconds = MODELS[name]
+        result = bench_model(seofp_model(family, params), seconds, args.samples, args.warmup)
+        print_table(result, f"{name} {params}: {seconds:g} s utterance, 1 thread, "
+                            f"{args.samples} interleaved samples")
+
+
+if __name__ == "__main__":
+    main()
