@@ -147,27 +147,13 @@ def trial(service: StudyService, listener: Listener) -> None:
 
 
 def pause(listener: Listener) -> None:
+    """The enforced break: the server refuses the next trial until it is over."""
     st.header("Break")
     st.write("Take a short rest; the next block starts when the break is over.")
-    st.session_state.after_break = True
-
-    @st.fragment(run_every=1.0)
-    def countdown() -> None:
-        left = listener.break_seconds_left()
-        st.metric("Seconds left", f"{left:.0f}")
-        if left <= 0:
-            st.rerun(scope="app")
-
-    countdown()
-
-
-def ready() -> None:
-    """After the enforced break: the listener, not the clock, starts the next block."""
-    st.header("Break")
-    st.write("The break is over. Put your headphones back on when you are ready.")
+    left = listener.break_seconds_left()
+    st.metric("Seconds left", f"{left:.0f}")
     if st.button("Continue", type="primary"):
-        st.session_state.after_break = False
-        st.rerun()
+        st.rerun()  # still in the break: the page comes back with the time left
 
 
 def debrief(listener: Listener) -> None:
@@ -202,8 +188,6 @@ def route(service: StudyService, listener: Listener) -> None:
         metadata(listener)
     elif phase in ("headphone", "environment"):
         screen(service, listener, phase)
-    elif phase == "trials" and st.session_state.get("after_break"):
-        ready()
     elif phase == "trials":
         trial(service, listener)
     elif phase == "break":

@@ -7,7 +7,6 @@ Interleaved samples on random data (never zeros); median and best; Gw/s = 1e9 we
 from __future__ import annotations
 
 import argparse
-import os
 import time
 
 import numpy as np

@@ -4,7 +4,8 @@ Cases: the offline BLSTM (one call over T frames: W_ih as one GEMM, then W_hh pe
 the BLSTM 2x512 frame step (one frame through every layer and direction with carried state:
 every weight read once per frame, 40 MB in fp32 / 10 MB in codes) and the uni-LSTM 2x512
 streaming step. Contenders are interleaved sample by sample; medians of >= 31 samples after a
-warm-up; random SEOFP weights and random inputs (never zeros).
+warm-up; random SEOFP weights and random inputs (never zeros). Ratios are against torch fp32 with
+its default (oneDNN) path; torch_fp32_nodnn is the same model with oneDNN disabled.
 
 Run: OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 .venv/bin/python benchmarks/bench_lstm_step.py
 """
@@ -25,7 +26,7 @@ from torch import nn
 from seofp_lab.infer import kernels as K
 from seofp_lab.infer.bench import environment
 
-NAMES = ["torch_fp32", "torch_int8", *(f"c_{k}" for k in K.KERNELS)]
+NAMES = ["torch_fp32", "torch_fp32_nodnn", "torch_int8", *(f"c_{k}" for k in K.KERNELS)]
 
 
 def _w(rng: np.random.Generator, rows: int, cols: int) -> np.ndarray:
@@ -58,13 +59,16 @@ def _case(rng: np.random.Generator, hidden: int, bidir: bool, frames: int,
     tx = torch.from_numpy(x)[None]
     state = (torch.zeros(layers * dirs, 1, hidden), torch.zeros(layers * dirs, 1, hidden))
 
-    def t_run(m: nn.Module) -> Callable[[], object]:
+    def t_run(m: nn.Module, onednn: bool = True) -> Callable[[], object]:
         def run() -> object:
-            with torch.inference_mode():
+            # oneDNN's per-call set-up dominates one-frame calls; "nodnn" shows torch without it
+            with torch.inference_mode(), torch.backends.mkldnn.flags(enabled=onednn):
                 return m(tx, state) if step else m(tx)
         return run
 
-    fns: dict[str, Callable[[], object]] = {"torch_fp32": t_run(ref), "torch_int8": t_run(q)}
+    fns: dict[str, Callable[[], object]] = {"torch_fp32": t_run(ref),
+                                            "torch_fp32_nodnn": t_run(ref, onednn=False),
+                                            "torch_int8": t_run(q)}
     for k in K.KERNELS:
         packed = [(K.pack_layer(a, k), K.pack_layer(b, k), c) for a, b, c in mats]  # type: ignore[arg-type]
         hs = [np.zeros(hidden, np.float32) for _ in packed]

@@ -18,6 +18,16 @@
  * intadd adds the integer-adder product as a float; the other kinds use a fused multiply-add,
  * which equals the same sum whenever the product x*w is exact (METHOD.md 5).
  *
+ * Batch > 1 (AVX2): each 4-row block is decoded once per column group into an L1 panel (fp32;
+ * intadd: the integer addends (c << 23) + (s << 31) and zero masks), then tiles of 2 rows x 3
+ * columns with 12 accumulators run over it; every (row, column) keeps the 16 lane sums and the
+ * reduction above, so batch > 1 is bit-identical to batch 1. intadd skips the masks when no
+ * activation of a column is masked and no real weight of the block is zero.
+ *
+ * LSTM gates use one exp formula (range reduction + Cephes polynomial, IEEE operations and fused
+ * multiply-adds only) in both code paths, vectorized over the 4H gate vector on AVX2; the
+ * portable path computes the same operations, so both agree bit for bit.
+ *
  * Return values: >= 0 is the number of activations clamped by intadd's overflow guard (0 for the
  * other kinds); < 0 is an error (SEOFP_EARG bad argument, SEOFP_EKIND unknown kind,
  * SEOFP_ENONFINITE a NaN or inf in the activations, bias or state: found by the pre-pass, before

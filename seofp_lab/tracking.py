@@ -69,6 +69,7 @@ def artifact_root() -> Path | None:
 def _mlflow():  # noqa: ANN202 - the module
     import logging  # noqa: PLC0415
 
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # our bars are enough
     import mlflow  # noqa: PLC0415
 
     for name in ("alembic", "mlflow.store.db.utils", "mlflow.tracking.fluent"):

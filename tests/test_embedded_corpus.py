@@ -92,7 +92,12 @@ def test_layout_and_uses(rows: list[dict[str, str]]) -> None:
     assert len(librivox) == 5
     assert all("/librivox/" in r["source_path"] for r in librivox)
     assert not any("tidigits" in r["source_path"].lower() for r in rows)  # LDC audio, never shipped
-    assert {r["label"] for r in rows if r["kind"] == "noise"} == {"rain", "machine", "music", "market"}
+    assert {r["label"] for r in rows if r["kind"] == "noise"} == {
+        "rain",
+        "machine",
+        "music",
+        "market",
+    }
 
 
 def test_speech_level_and_no_tones(rows: list[dict[str, str]], audio) -> None:

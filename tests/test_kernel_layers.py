@@ -108,3 +108,43 @@ def test_conv1d_rejects_even_kernels() -> None:
     layer = K.pack_layer(np.ones((2, 6), np.float32), "fp32")
     with pytest.raises(K.KernelError, match="odd"):
         K.conv1d(layer, None, np.ones((3, 10), np.float32), 2)
+
+
+def test_conv1d_intadd_masks_zero_and_tiny_activations_inside_the_signal() -> None:
+    # zeros and subnormals inside the signal take the masked tile path of the intadd GEMM
+    rng = np.random.default_rng(8)
+    cin, cout, ksize, frames = 4, 6, 5, 130
+    w = seofp_weights(rng, cout, cin * ksize, -8, 3, zeros=0.0)
+    x = activations(rng, cin, frames)
+    x[1, 40:47] = 0.0
+    x[2, 90] = 1e-42
+    outs = []
+    for kernel in K.KERNELS:
+        x_in = x.copy()
+        if kernel != "intadd":
+            x_in[2, 90] = 0.0  # intadd forces products of a subnormal activation to +0
+        y, clamps = K.conv1d(K.pack_layer(w, kernel), None, x_in, ksize)
+        assert clamps == 0
+        outs.append(y.tobytes())
+    assert len(set(outs)) == 1
+
+
+@pytest.mark.parametrize("var", ["portable", "avx2"])
+def test_lstm_gates_agree_across_code_paths(var: str) -> None:
+    if var == "avx2" and not K.lib.seofp_avx2_supported():
+        pytest.skip("no AVX2 on this CPU")
+    rng = np.random.default_rng(9)
+    hidden, n_in, frames = 21, 13, 5  # hidden not a multiple of 8: the vector tail
+    wih = seofp_weights(rng, 4 * hidden, n_in, -3, 2)
+    whh = seofp_weights(rng, 4 * hidden, hidden, -3, 2)
+    b = activations(rng, 4 * hidden)
+    x = activations(rng, frames, n_in) * 8  # large pre-activations reach the clamped exp range
+    outs = {}
+    for v in ("portable", var):
+        with K.use_variant(v):  # type: ignore[arg-type]
+            out = np.zeros((frames, hidden), np.float32)
+            h, c = np.zeros(hidden, np.float32), np.zeros(hidden, np.float32)
+            K.lstm_direction(K.pack_layer(wih, "decode"), K.pack_layer(whh, "decode"), b, x, h,
+                             c, out)
+            outs[v] = out.tobytes()
+    assert len(set(outs.values())) == 1

@@ -18,11 +18,13 @@ builds from the same packages give the same bytes.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
 import time
 import zlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -77,7 +79,12 @@ def rng_for(label: str) -> np.random.Generator:
 
 def decode_g722(data: bytes, name: str = "") -> np.ndarray:
     """Raw 64 kbit/s G.722 -> (time,) float64 at 16 kHz, 1.0 = int16 full scale."""
-    from G722 import G722  # noqa: PLC0415  (build-corpus extra; the library never needs it)
+    try:
+        from G722 import G722  # noqa: PLC0415  (build-corpus extra; the library never needs it)
+    except ImportError:
+        raise DebianPackageError(
+            "Expected the PyPI package g722 (pip install -e '.[build-corpus]') but it is missing"
+        ) from None
 
     pcm = np.frombuffer(G722(SR, 64000).decode(data), dtype=np.int16)  # fresh: it keeps state
     if pcm.size != 2 * len(data):
@@ -243,17 +250,33 @@ def render_attribution(rows: list[dict[str, str]]) -> str:
     return "\n".join(out)
 
 
+@contextlib.contextmanager
+def staging_for(out_dir: Path) -> Iterator[Path]:
+    """A fresh sibling of ``out_dir`` to build in; removed if the build fails."""
+    staging = out_dir.with_name(out_dir.name + ".building")
+    if staging.exists():
+        shutil.rmtree(staging)
+    staging.mkdir(parents=True)
+    try:
+        yield staging
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)  # out_dir is untouched
+        raise
+
+
 def finish_corpus(
     staging: Path,
     out_dir: Path,
     rows: list[dict[str, str]],
     packages: dict[str, Package],
     evidence: dict[str, list[str]],
+    size_limit: int | None = None,
 ) -> int:
     """Write MANIFEST.tsv, ATTRIBUTION.md and LICENSES/, then swap ``staging`` into ``out_dir``.
 
     Args:
         evidence: package name -> paths inside it to copy into LICENSES/ (copyright first).
+        size_limit: refuse (before the swap) a corpus larger than this many bytes.
 
     Returns:
         The total size in bytes of every file in the finished corpus.
@@ -266,6 +289,9 @@ def finish_corpus(
             shutil.copyfile(packages[name].path(inner), lic / f"{name}.{suffix}")
     write_manifest(staging / "MANIFEST.tsv", rows)
     (staging / "ATTRIBUTION.md").write_text(render_attribution(rows), encoding="utf-8")
+    size = sum(f.stat().st_size for f in staging.rglob("*") if f.is_file())
+    if size_limit is not None and size > size_limit:
+        raise DebianPackageError(f"Expected a corpus under {size_limit} bytes but got {size}")
     if out_dir.exists():
         if any(out_dir.iterdir()) and not (out_dir / "MANIFEST.tsv").is_file():
             raise DebianPackageError(
@@ -274,7 +300,7 @@ def finish_corpus(
             )
         shutil.rmtree(out_dir)
     staging.replace(out_dir)
-    return sum(f.stat().st_size for f in out_dir.rglob("*") if f.is_file())
+    return size
 
 
 @dataclass(frozen=True)
@@ -457,38 +483,26 @@ def build_embedded(out_dir: Path, work_dir: Path) -> Path:
     console = Console(stderr=True)
     start = time.perf_counter()
     out_dir, work_dir = Path(out_dir), Path(work_dir)
-    staging = out_dir.with_name(out_dir.name + ".building")
-    if staging.exists():
-        shutil.rmtree(staging)
-    rows: list[dict[str, str]] = []
     sources = (*SPEAKERS, LIBRIVOX, *NOISES)
     names = sorted({s.package for s in sources})
-    packages: dict[str, Package] = {}
-    with Progress(console=console, transient=True) as progress:
+    with Progress(console=console, transient=True) as progress, staging_for(out_dir) as staging:
         task = progress.add_task("apt-get download, dpkg-deb -x", total=len(names))
+        packages: dict[str, Package] = {}
         for name in names:
             packages[name] = fetch(name, work_dir)
             progress.advance(task)
         credits = {src.label: credit_for(packages[src.package], src) for src in sources}
-        task = progress.add_task("speech and noise", total=len(sources))
+        rows: list[dict[str, str]] = []
 
-        def emit(rel: str, x: np.ndarray, kind: str, src: Source, use: str, inner: str) -> None:
+        def emit(rel: str, x: np.ndarray, src: Source, use: str, inner: str) -> None:
             write_flac(staging / rel, x)
-            pkg = packages[src.package]
+            kind = "noise" if use == "noise" else "speech"
+            pkg, credit = packages[src.package], credits[src.label]
             rows.append(
-                manifest_row(
-                    staging,
-                    rel,
-                    kind,
-                    src.label,
-                    use,
-                    pkg,
-                    inner,
-                    src.licence,
-                    credits[src.label],
-                )
+                manifest_row(staging, rel, kind, src.label, use, pkg, inner, src.licence, credit)
             )
 
+        task = progress.add_task("speech and noise", total=len(sources))
         for src in SPEAKERS:
             clips = asterisk_clips(packages[src.package], src, MIN_S, MAX_S)
             picked = select_clips(len(clips), src.label, CLIPS_PER_SPEAKER, BABBLE_PER_SPEAKER)
@@ -496,44 +510,27 @@ def build_embedded(out_dir: Path, work_dir: Path) -> Path:
                 emit(
                     f"speech/{src.label}/{src.label}_{j:03d}.flac",
                     clips[i][1],
-                    "speech",
                     src,
                     use,
                     clips[i][0],
                 )
             progress.advance(task)
-        pkg = packages[LIBRIVOX.package]
-        for j, f in enumerate(sorted((pkg.root / LIBRIVOX.path).glob("*.wav"))):
+        pkg, lv = packages[LIBRIVOX.package], LIBRIVOX.label
+        for j, f in enumerate(sorted((pkg.root / LIBRIVOX.path).glob("*.wav"))):  # not tidigits/
             inner = f.relative_to(pkg.root).as_posix()
             x = check_speech(cut_at_pause(load_audio(f), MAX_S), MIN_S, MAX_S, name=inner)
-            emit(
-                f"speech/{LIBRIVOX.label}/{LIBRIVOX.label}_{j:03d}.flac",
-                x,
-                "speech",
-                LIBRIVOX,
-                "target",
-                inner,
-            )
+            emit(f"speech/{lv}/{lv}_{j:03d}.flac", x, LIBRIVOX, "target", inner)
         progress.advance(task)
         for src in NOISES:
             x = load_audio(packages[src.package].path(src.path))[: int(NOISE_MAX_S * SR)]
             emit(
-                f"noise/{src.label}/{src.label}_00.flac",
-                noise_at_level(x),
-                "noise",
-                src,
-                "noise",
-                src.path,
+                f"noise/{src.label}/{src.label}_00.flac", noise_at_level(x), src, "noise", src.path
             )
             progress.advance(task)
-    size = finish_corpus(staging, out_dir, rows, packages, licence_files(packages, sources))
+        evidence = licence_files(packages, sources)
+        size = finish_corpus(staging, out_dir, rows, packages, evidence, SIZE_LIMIT_BYTES)
     console.print(
         f"embedded corpus: {len(rows)} files, {size / 2**20:.2f} MiB, "
         f"{time.perf_counter() - start:.1f} s -> {out_dir}"
     )
-    if size > SIZE_LIMIT_BYTES:
-        raise DebianPackageError(
-            f"Expected the embedded corpus under {SIZE_LIMIT_BYTES} bytes "
-            f"but got {size}; lower CLIPS_PER_SPEAKER or MAX_S"
-        )
     return out_dir

@@ -22,7 +22,6 @@ from __future__ import annotations
 import fnmatch
 import hashlib
 import json
-import shutil
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -45,6 +44,7 @@ from seofp_lab.data.build_embedded import (
     noise_at_level,
     rng_for,
     select_clips,
+    staging_for,
     write_flac,
 )
 from seofp_lab.data.debian import DebianPackageError, Package, fetch, manifest_row
@@ -243,106 +243,98 @@ def is_current(out_dir: Path, digest: str) -> bool:
     return recorded == digest and (out_dir / "MANIFEST.tsv").is_file()
 
 
-def write_lab(
-    staging: Path, packages: dict[str, Package], per_speaker: int, progress: Progress | None = None
-) -> list[dict[str, str]]:
-    """Process unpacked ``packages`` into ``staging``; returns the manifest rows (pure of apt)."""
-    rows: list[dict[str, str]] = []
+@dataclass(frozen=True)
+class Origin:
+    """Where a group of clips comes from: the manifest fields they share."""
+
+    package: Package
+    licence: str
+    credit: str
+    split: str
+
+
+class _Writer:
+    """Writes clips into the staging folder and collects their manifest rows."""
+
+    def __init__(self, staging: Path) -> None:
+        self.staging, self.rows = staging, []
+
+    def speech(self, label: str, clips: list[tuple[str, np.ndarray]], use: str, o: Origin) -> None:
+        for j, (inner, x) in enumerate(clips):
+            self.emit(f"speech/{label}/{label}_{j:03d}.flac", x, "speech", label, use, inner, o)
 
     def emit(
+        self,
         rel: str,
         x: np.ndarray,
         kind: str,
         label: str,
         use: str,
-        package: str,
         inner: str,
-        licence: str,
-        credit: str,
-        split: str,
-        band: float = 8000.0,
+        o: Origin,
+        band: float = SR / 2,
     ) -> None:
-        write_flac(staging / rel, x)
-        rows.append(
+        write_flac(self.staging / rel, x)
+        extra = {"split": o.split, "band_hz": f"{min(band, SR / 2):.0f}"}
+        self.rows.append(
             manifest_row(
-                staging,
-                rel,
-                kind,
-                label,
-                use,
-                packages[package],
-                inner,
-                licence,
-                credit,
-                split=split,
-                band_hz=f"{min(band, SR / 2):.0f}",
+                self.staging, rel, kind, label, use, o.package, inner, o.licence, o.credit, **extra
             )
         )
 
+
+def write_lab(
+    staging: Path, packages: dict[str, Package], per_speaker: int
+) -> list[dict[str, str]]:
+    """Process unpacked ``packages`` into ``staging``; returns the manifest rows (no apt)."""
+    lic = {n: (s.licence, credit_for(packages[n], s)) for n, s in LICENCES.items()}  # checks all
+    out = _Writer(staging)
     for src in SPEAKERS:  # the Asterisk voices
-        credit = credit_for(packages[src.package], src)
-        clips = asterisk_clips(packages[src.package], src, MIN_S, MAX_S)
-        for j, (i, _) in enumerate(select_clips(len(clips), src.label, per_speaker, 0)):
-            emit(
-                f"speech/{src.label}/{src.label}_{j:03d}.flac",
-                clips[i][1],
-                "speech",
-                src.label,
-                "target",
-                src.package,
-                clips[i][0],
-                src.licence,
-                credit,
-                src.split,
+        pkg = packages[src.package]
+        o = Origin(pkg, src.licence, credit_for(pkg, src), src.split)
+        clips = asterisk_clips(pkg, src, MIN_S, MAX_S)
+        picked = select_clips(len(clips), src.label, per_speaker, 0)
+        out.speech(src.label, [clips[i] for i, _ in picked], "target", o)
+    for label, name, code, split in FILLETS_LEADS:
+        pkg = packages[name]
+        inners = [f for f, _, c in fillets_files(pkg.root) if c == code]
+        clips = usable_clips(pkg, inners, per_speaker, label)
+        if len(clips) < per_speaker:
+            raise DebianPackageError(
+                f"Expected {per_speaker} usable clips ({MIN_S}-{MAX_S} s, no tone, unclipped) "
+                f"for {label} but found {len(clips)} of {len(inners)}; lower per_speaker"
             )
-    licence_of = {  # checks every package's licence evidence before any is used
-        name: (src.licence, credit_for(packages[name], src)) for name, src in LICENCES.items()
-    }
-    for lang in ("cs", "nl"):  # Fillets leads, then babble talkers
-        package = f"fillets-ng-data-{lang}"
-        files = fillets_files(packages[package].root)
-        licence, credit = licence_of[package]
-        for label, pkg_name, code, split in FILLETS_LEADS:
-            if pkg_name != package:
-                continue
-            inners = [f for f, _, c in files if c == code]
-            for j, (inner, x) in enumerate(
-                first_usable(packages[package], inners, per_speaker, label)
-            ):
-                emit(
-                    f"speech/{label}/{label}_{j:03d}.flac",
-                    x,
-                    "speech",
-                    label,
-                    "target",
-                    package,
-                    inner,
-                    licence,
-                    f"{credit}, {MAIN_CODES[code]}",
-                    split,
-                )
-        if lang == "cs":  # the nl package has no minor characters left after the exclusions
-            _babble(packages[package], babble_groups(files, lang), emit, licence, credit)
-    pkg = packages[LIBRIVOX.package]
-    credit = credit_for(pkg, LIBRIVOX)
-    for j, f in enumerate(sorted((pkg.root / LIBRIVOX.path).glob("*.wav"))):  # never tidigits/
-        inner = f.relative_to(pkg.root).as_posix()
-        x = check_speech(load_audio(f), MIN_S, MAX_S, name=inner)
-        emit(
-            f"speech/{LIBRIVOX.label}/{LIBRIVOX.label}_{j:03d}.flac",
-            x,
-            "speech",
-            LIBRIVOX.label,
+        out.speech(
+            label,
+            clips,
             "target",
-            LIBRIVOX.package,
-            inner,
-            LIBRIVOX.licence,
-            credit,
-            "test",
+            Origin(pkg, lic[name][0], f"{lic[name][1]}, {MAIN_CODES[code]}", split),
         )
+    pkg = packages["fillets-ng-data-cs"]  # nl has no minor characters left after the exclusions
+    babble = Origin(pkg, lic[pkg.name][0], f"{lic[pkg.name][1]}, minor character", "test")
+    for label, clips in pick_babble(pkg, babble_groups(fillets_files(pkg.root), "cs")):
+        out.speech(label, clips, "babble", babble)
+    pkg = packages[LIBRIVOX.package]
+    o = Origin(pkg, LIBRIVOX.licence, credit_for(pkg, LIBRIVOX), "test")
+    wavs = sorted((pkg.root / LIBRIVOX.path).glob("*.wav"))  # never tidigits/ (LDC)
+    clips = [(f.relative_to(pkg.root).as_posix(), load_audio(f)) for f in wavs]
+    out.speech(
+        LIBRIVOX.label, [(i, check_speech(x, MIN_S, MAX_S, i)) for i, x in clips], "target", o
+    )
     for nt in NOISE_TYPES:
-        _noise(nt, packages[nt.package], emit, *licence_of[nt.package])
-    return rows
+        o = Origin(packages[nt.package], *lic[nt.package], nt.split)
+        for j, (inner, x, band) in enumerate(noise_clips(packages[nt.package], nt)):
+            out.emit(
+                f"noise/{nt.label}/{nt.label}_{j:02d}.flac",
+                x,
+                "noise",
+                nt.label,
+                "noise",
+                inner,
+                o,
+                band,
+            )
+    return out.rows
 
 
 def usable_clips(
@@ -369,7 +361,7 @@ def usable_clips(
     return sorted(out, key=lambda c: c[0])
 
 
-def _babble(pkg: Package, groups: dict[str, list[str]], emit, licence: str, credit: str) -> None:
+def pick_babble(pkg: Package, groups: dict[str, list[str]]) -> list[tuple[str, list]]:
     """Seeded choice of BABBLE_TALKERS minor characters, up to BABBLE_CLIPS clips each.
 
     Babble is noise material: clips may last up to NOISE_CLIP_S and hold up to 0.1 % clipped
@@ -382,57 +374,25 @@ def _babble(pkg: Package, groups: dict[str, list[str]], emit, licence: str, cred
         if len(clips) >= BABBLE_MIN_CLIPS:
             picked.append((label, clips))
         if len(picked) == BABBLE_TALKERS:
-            break
-    if len(picked) < BABBLE_TALKERS:
-        raise DebianPackageError(
-            f"Expected {BABBLE_TALKERS} babble talkers with {BABBLE_MIN_CLIPS}+ usable clips in "
-            f"{pkg.name} but found {len(picked)} among {', '.join(eligible)}"
-        )
-    for label, clips in sorted(picked, key=lambda p: p[0]):
-        for j, (inner, x) in enumerate(clips):
-            emit(
-                f"speech/{label}/{label}_{j:03d}.flac",
-                x,
-                "speech",
-                label,
-                "babble",
-                pkg.name,
-                inner,
-                licence,
-                f"{credit}, minor character",
-                "test",
-            )
+            return sorted(picked, key=lambda p: p[0])
+    raise DebianPackageError(
+        f"Expected {BABBLE_TALKERS} babble talkers with {BABBLE_MIN_CLIPS}+ usable clips in "
+        f"{pkg.name} but found {len(picked)} among {', '.join(eligible)}"
+    )
 
 
-def _noise(nt: NoiseType, pkg: Package, emit, licence: str, credit: str) -> None:
-    """Up to NOISE_TOTAL_S of one type, in clips of at most NOISE_CLIP_S, seeded file order."""
+def noise_clips(pkg: Package, nt: NoiseType) -> list[tuple[str, np.ndarray, float]]:
+    """Up to NOISE_TOTAL_S of one type in clips of <= NOISE_CLIP_S: (inner, clip, band Hz)."""
     files = noise_sources(pkg.root, nt)
-    order = rng_for(nt.label).permutation(len(files))
-    total, j, n = 0.0, 0, int(NOISE_CLIP_S * SR)
-    for i in order:
-        f = files[i]
-        x = load_audio(f)
-        band = sf.info(str(f)).samplerate / 2
+    left, n, out = int(NOISE_TOTAL_S * SR), int(NOISE_CLIP_S * SR), []
+    for i in rng_for(nt.label).permutation(len(files)):
+        x, band = load_audio(files[i]), sf.info(str(files[i])).samplerate / 2
         for start in range(0, x.size, n):
-            seg = x[start : start + n]
-            if seg.size < SR or total >= NOISE_TOTAL_S or np.sqrt(np.mean(seg**2)) < 1e-4:
-                continue  # under 1 s, over budget, or (near) silent
-            seg = seg[: int(min(seg.size, (NOISE_TOTAL_S - total) * SR))]
-            inner = f.relative_to(pkg.root).as_posix()
-            emit(
-                f"noise/{nt.label}/{nt.label}_{j:02d}.flac",
-                noise_at_level(seg),
-                "noise",
-                nt.label,
-                "noise",
-                nt.package,
-                inner,
-                licence,
-                credit,
-                nt.split,
-                band,
-            )
-            total, j = total + seg.size / SR, j + 1
+            seg = x[start : start + min(n, left)]
+            if seg.size >= SR and np.sqrt(np.mean(seg**2)) >= 1e-4:  # >= 1 s and not silent
+                out.append((files[i].relative_to(pkg.root).as_posix(), noise_at_level(seg), band))
+                left -= seg.size
+    return out
 
 
 def build_lab(out_dir: Path, work_dir: Path, per_speaker: int = 40) -> Path:
@@ -459,9 +419,6 @@ def build_lab(out_dir: Path, work_dir: Path, per_speaker: int = 40) -> Path:
         return out_dir
     start = time.perf_counter()
     names = sorted({s.package for s in SPEAKERS} | set(LICENCES) | {LIBRIVOX.package})
-    staging = out_dir.with_name(out_dir.name + ".building")
-    if staging.exists():
-        shutil.rmtree(staging)
     with Progress(console=console, transient=True) as progress:
         task = progress.add_task("apt-get download, dpkg-deb -x", total=len(names))
         packages = {}
@@ -469,13 +426,25 @@ def build_lab(out_dir: Path, work_dir: Path, per_speaker: int = 40) -> Path:
             packages[name] = fetch(name, work_dir)
             progress.advance(task)
         progress.add_task("decoding, resampling, normalising, writing", total=None)
-        rows = write_lab(staging, packages, per_speaker, progress)
-    evidence = {n: [packages[n].copyright_path] for n in names}
-    evidence["sonic-pi-samples"].append("usr/share/sonic-pi/samples/README.md")
-    size = finish_corpus(staging, out_dir, rows, packages, evidence)
-    (out_dir / "BUILD.json").write_text(json.dumps({"hash": digest, "config": config}, indent=1))
+        assemble_lab(out_dir, packages, per_speaker)
+    n = len((out_dir / "MANIFEST.tsv").read_text().splitlines()) - 1
+    size = sum(f.stat().st_size for f in out_dir.rglob("*") if f.is_file())
     console.print(
-        f"lab corpus {digest}: {len(rows)} files, {size / 2**20:.1f} MiB, "
-        f"{time.perf_counter() - start:.1f} s -> {out_dir}"
+        f"lab corpus {digest}: {n} files, {size / 2**20:.1f} MiB, "
+        f"{time.perf_counter() - start:.1f} s"
     )
+    console.print(str(out_dir), soft_wrap=True)
+    return out_dir
+
+
+def assemble_lab(out_dir: Path, packages: dict[str, Package], per_speaker: int) -> Path:
+    """Write the lab corpus from already unpacked ``packages`` (no apt), then its BUILD.json."""
+    with staging_for(out_dir) as staging:
+        rows = write_lab(staging, packages, per_speaker)
+        evidence = {n: [packages[n].copyright_path] for n in sorted(packages)}
+        evidence["sonic-pi-samples"].append(LICENCES["sonic-pi-samples"].evidence_file)
+        finish_corpus(staging, out_dir, rows, packages, evidence)
+    config = build_config(per_speaker)
+    record = {"hash": config_hash(config), "config": config}
+    (out_dir / "BUILD.json").write_text(json.dumps(record, indent=1) + "\n")
     return out_dir

@@ -158,6 +158,8 @@ def train(cfg: ExperimentConfig, progress: bool = True) -> TrainResult:
                             cfg.flat_params()) as run_id:
         tracking.log_text(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False),
                           tracking.CONFIG_ARTIFACT)
+        for name in ("pytorch_lightning.utilities.rank_zero", "lightning_fabric"):
+            logging.getLogger(name).setLevel(logging.WARNING)  # no "GPU available"/tips chatter
         trainer = L.Trainer(
             max_epochs=cfg.train.max_epochs, accelerator=cfg.train.accelerator,
             devices=cfg.train.devices, strategy=cfg.train.strategy, logger=False,
@@ -167,7 +169,7 @@ def train(cfg: ExperimentConfig, progress: bool = True) -> TrainResult:
         )
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=".*does not have many workers.*")
-            logging.getLogger("pytorch_lightning.utilities.rank_zero").setLevel(logging.WARNING)
+            warnings.filterwarnings("ignore", message=".*LeafSpec.*")  # inside Lightning 2.6
             trainer.fit(module, datamodule=dm)
         model.eval()
         metrics: dict[str, float] = {"stored_values": float(stored_values(model)),

@@ -1,0 +1,122 @@
+"""The analysis on simulated trial tables, and `seofp study plan|analyze|export` end to end."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from seofp_lab.cli import main as seofp
+from seofp_lab.listening.analysis import analyze
+from seofp_lab.listening.listener import StudyService
+from seofp_lab.listening.protocol import StudyDefinition
+from seofp_lab.listening.synthetic import make_study
+
+STUDY = StudyDefinition(name="sim", baseline_dir=Path("b"), compressed_dir=Path("c"))
+
+
+def _tables(pcs: list[float], seed: int = 0, catch_pc: float = 1.0, null_pc: float = 0.5,
+            ladder: bool = False) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Listeners with the given true Pc: 32 main, 4 catch, 4 null trials each."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for lst, pc in enumerate(pcs):
+        kinds = ["main"] * 32 + ["catch"] * 4 + ["null"] * 4 + (["ladder"] * 42 if ladder else [])
+        for i, kind in enumerate(kinds):
+            p = {"main": pc, "catch": catch_pc, "null": null_pc}.get(kind, 0.0)
+            gain = None
+            if kind == "ladder":
+                gain = float([-12, -6, 0, 6, 12, 18, 24][i % 7])
+                p = 0.5 + 0.47 / (1 + np.exp(-(gain - 8) / 3))
+            x = "AB"[rng.integers(2)]
+            correct = rng.random() < p
+            rows.append({"listener": lst, "trial_index": i, "block": 1 + (i % 40 >= 20),
+                         "trial_type": kind, "item": f"it{(i + 7 * lst) % 48}",
+                         "snr": [0.0, 5.0, 10.0][i % 3], "noise": ["babble", "white"][i % 2],
+                         "x_is": x, "response": x if correct else "AB".replace(x, ""),
+                         "correct": int(correct), "rt_ms": 4000.0,
+                         "answered_without_x": False, "blur_events": 0, "gain_db": gain})
+    parts = pd.DataFrame({"listener": range(len(pcs)), "status": "done",
+                          "screen_exclusion": None})
+    return pd.DataFrame(rows), parts
+
+
+def test_listeners_who_hear_nothing_support_the_equivalence_claim() -> None:
+    trials, parts = _tables([0.5] * 24, seed=3)
+    res = analyze(trials, parts, STUDY, boot=200)
+    assert res.claim.startswith("Not reliably noticeable"), res.text
+    assert res.metrics["upper_gee"] < 0.575 and res.metrics["analysed"] == 24
+    assert res.metrics["null_leak"] == 0.0
+
+
+def test_a_clearly_audible_difference_is_called_noticeable() -> None:
+    trials, parts = _tables([0.85] * 20 + [0.6] * 4, seed=4)
+    res = analyze(trials, parts, STUDY, boot=200)
+    assert res.claim.startswith("Noticeable"), res.text
+    assert res.metrics["listeners_holm"] >= 15 and res.metrics["dprime_differencing"] > 1.5
+
+
+def test_exclusions_and_the_null_leak_stop() -> None:
+    trials, parts = _tables([0.5] * 6, seed=5)
+    trials.loc[(trials.listener == 0) & (trials.trial_type == "catch"), "correct"] = 0
+    trials.loc[trials.listener == 1, "rt_ms"] = 900.0
+    trials.loc[trials.trial_type == "null", "correct"] = 1  # every null right: a leak
+    parts.loc[parts.listener == 2, ["status", "screen_exclusion"]] = ["screened_out",
+                                                                      "headphone screen 3/6"]
+    res = analyze(trials, parts, STUDY, boot=100)
+    ex = res.tables["exclusions"].set_index("listener")
+    assert ex.excluded.tolist() == [True, True, True, False, False, False]
+    assert "catch 0/4" in ex.reasons[0] and "RT" in ex.reasons[1] and "screened" in ex.reasons[2]
+    assert res.metrics["null_leak"] == 1.0 and "STOP" in res.text
+    assert res.metrics["analysed"] == 3
+
+
+def test_ladder_gives_a_threshold_and_audibility_margin() -> None:
+    trials, parts = _tables([0.5] * 8, seed=6, ladder=True)
+    res = analyze(trials, parts, STUDY, boot=100)
+    assert res.ladder is not None
+    assert 2.0 < res.metrics["ladder_x75_db"] < 16.0  # the simulated listeners' x75 is ~8 dB
+    assert "M = " in res.text
+
+
+def test_cli_plan_prepare_analyze_export(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                         capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("SEOFP_WORKSPACE", str(tmp_path / "ws"))
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    monkeypatch.delenv("SEOFP_STUDY_DB", raising=False)
+    study = make_study(tmp_path, utterances=4, baseline_run="run-b", compressed_run="run-c",
+                       trials={"practice": 0, "blocks": 1, "test_per_block": 8,
+                               "catch_per_block": 1, "null_per_block": 1, "break_seconds": 0})
+    assert seofp(["study", "plan", str(study), "--reps", "0"]) == 0
+    assert "169" in capsys.readouterr().out
+    assert seofp(["study", "analyze", str(study)]) == 2  # nothing prepared yet: a clear error
+    assert "seofp study prepare" in capsys.readouterr().err
+    assert seofp(["study", "prepare", str(study)]) == 0
+    assert "Manifest SHA-256" in capsys.readouterr().out
+    service = StudyService(study)
+    rng = np.random.default_rng(0)
+    for _ in range(3):
+        listener = service.listener(service.enroll())
+        listener.consent("1", True)
+        listener.save_metadata({})
+        while (t := listener.next_trial()) is not None:
+            listener.record_answer(t.public_id, "AB"[rng.integers(2)],
+                                   {"ms_heard_x": 800, "rt_ms": 3500})
+        listener.save_debrief({})
+    assert seofp(["study", "analyze", str(study), "--boot", "50"]) == 0
+    out = capsys.readouterr().out
+    assert "Claim (" in out and "Logged to MLflow run" in out
+    run_id = out.strip().split()[-1]
+    from seofp_lab import tracking
+
+    run = tracking.get_run(run_id)
+    assert run.data.tags["seofp.baseline_run"] == "run-b"
+    assert run.data.tags["seofp.compressed_run"] == "run-c"
+    assert run.data.metrics["listening_n"] == 24.0
+    arts = {a.path for a in tracking.client().list_artifacts(run_id, "listening")}
+    assert "listening/analysis.txt" in arts and "listening/plots" in arts
+    assert seofp(["study", "export", str(study), "--out", str(tmp_path / "export")]) == 0
+    exported = pd.read_csv(tmp_path / "export" / "trials.csv")
+    assert len(exported) == 30 and set(exported.response) <= {"A", "B"}
