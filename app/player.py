@@ -97,8 +97,10 @@ function makePlayer(data) {
     if (!p.ctx) return;
     tick();
     const t = p.ctx.currentTime;
-    p.gains.forEach((n) => { n.gain.cancelScheduledValues(t); n.gain.setValueAtTime(n.gain.value, t);
-      n.gain.linearRampToValueAtTime(0, t + fade); });
+    p.gains.forEach((n) => {
+      n.gain.cancelScheduledValues(t); n.gain.setValueAtTime(n.gain.value, t);
+      n.gain.linearRampToValueAtTime(0, t + fade);
+    });
     log("stop", p.current); p.current = null; p.lastTick = null; p.render(); report();
   };
   p.render = () => {
@@ -125,7 +127,10 @@ function makePlayer(data) {
     if (e.target && ["INPUT", "TEXTAREA"].includes(e.target.tagName)) return;
     const k = e.key.toUpperCase();
     if (data.labels.includes(k)) { e.preventDefault(); p.play(k); }
-    else if (e.key === " ") { e.preventDefault(); p.current === null ? p.play(data.labels[0]) : p.stop(); }
+    else if (e.key === " ") {
+      e.preventDefault();
+      if (p.current === null) p.play(data.labels[0]); else p.stop();
+    }
   };
   p.onBlur = () => { p.blur += 1; log("blur"); report(); };
   p.onFocus = () => log("focus");

@@ -32,7 +32,8 @@ def _study_dir() -> str:
     if here:
         return here
     name = st.query_params.get("study", "")
-    root = Path(os.environ.get("SEOFP_STUDIES_ROOT", Path(__file__).resolve().parents[1] / "studies"))
+    default = Path(__file__).resolve().parents[1] / "studies"
+    root = Path(os.environ.get("SEOFP_STUDIES_ROOT", default))
     if not name or not (root / name / "study.yaml").is_file():
         raise StudyError(f"Expected ?study=NAME naming a folder of {root} but got {name!r}")
     return str(root / name)

@@ -100,6 +100,7 @@ class LSTMModelConfig(Strict):
     layers: int = Field(2, ge=1)
     fc: int = Field(300, ge=0)  # 0: no hidden FC layer
     target: Literal["lps", "mask"] = "lps"
+    mask_floor: float = Field(0.0, ge=0.0, lt=1.0)  # "mask": lowest gain, bounds the attenuation
     stft: STFTConfig = STFTConfig()
 
 
@@ -123,6 +124,9 @@ class TrainConfig(Strict):
     batch_size: int = Field(16, ge=1)
     lr: float = Field(1e-3, gt=0.0)
     weight_decay: float = Field(0.0, ge=0.0)
+    # "mse": the model's own domain (LPS for target lps, compressed magnitude for target mask,
+    # waveform for the FCN); "si_sdr": negative SI-SDR of the enhanced waveform (end to end)
+    loss: Literal["mse", "si_sdr"] = "mse"
     gradient_clip: float | None = Field(5.0, gt=0.0)
     num_workers: int = Field(0, ge=0)
     accelerator: Literal["auto", "cpu", "gpu", "mps"] = "cpu"

@@ -46,21 +46,22 @@ def _free_port() -> int:
 
 
 @pytest.fixture
-def server(tmp_path: Path):
+def server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     study = make_study(tmp_path, trials={"practice": 1, "blocks": 2, "test_per_block": 2,
                                          "catch_per_block": 0, "null_per_block": 0,
                                          "break_seconds": 1})
     env = dict(os.environ, SEOFP_WORKSPACE=str(tmp_path / "ws"), SEOFP_STUDY_DIR=str(study),
                SEOFP_STUDY_PASSWORD="pw", OMP_NUM_THREADS="1")
     env.pop("SEOFP_STUDY_DB", None)
-    os.environ["SEOFP_WORKSPACE"] = env["SEOFP_WORKSPACE"]
+    monkeypatch.setenv("SEOFP_WORKSPACE", env["SEOFP_WORKSPACE"])
+    monkeypatch.delenv("SEOFP_STUDY_DB", raising=False)
     prepare_study(study)
     port = _free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", str(APP), "--server.port", str(port),
          "--server.address", "127.0.0.1", "--server.headless", "true",
          "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        env=env, stdout=(tmp_path / "server.log").open("w"), stderr=subprocess.STDOUT)
     deadline = time.time() + 60
     while time.time() < deadline:
         try:
@@ -68,15 +69,17 @@ def server(tmp_path: Path):
             break
         except OSError:
             time.sleep(0.3)
+    else:
+        proc.kill()
+        pytest.fail("streamlit did not start: " + (tmp_path / "server.log").read_text()[-2000:])
     try:
         yield f"http://127.0.0.1:{port}/", study
     finally:
         proc.terminate()
         try:
-            proc.wait(10)
+            proc.wait(3)
         except subprocess.TimeoutExpired:
             proc.kill()
-        os.environ.pop("SEOFP_WORKSPACE", None)
 
 
 def _clips(page) -> list[bytes]:
@@ -98,7 +101,7 @@ def _listen(page, labels: list[str]) -> None:
     player.get_by_role("button", name="Stop").click()
 
 
-def test_consent_to_thank_you_in_chromium(server, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_consent_to_thank_you_in_chromium(server) -> None:
     from playwright.sync_api import expect, sync_playwright
 
     url, study = server

@@ -114,7 +114,8 @@ def test_cli_plan_prepare_analyze_export(tmp_path: Path, monkeypatch: pytest.Mon
     run = tracking.get_run(run_id)
     assert run.data.tags["seofp.baseline_run"] == "run-b"
     assert run.data.tags["seofp.compressed_run"] == "run-c"
-    assert run.data.metrics["listening_n"] == 24.0
+    m = run.data.metrics
+    assert m["listening_n"] == 8 * m["listening_analysed"] and m["listening_recruited"] == 3
     arts = {a.path for a in tracking.client().list_artifacts(run_id, "listening")}
     assert "listening/analysis.txt" in arts and "listening/plots" in arts
     assert seofp(["study", "export", str(study), "--out", str(tmp_path / "export")]) == 0

@@ -1,4 +1,4 @@
-"""Study definitions and schedules: validation, balance, seeds, reproducibility (LISTENING.md §5)."""
+"""Study definitions and schedules: validation, balance, seeds, reproducibility (§5)."""
 
 from __future__ import annotations
 
@@ -76,7 +76,7 @@ def test_schedule_is_balanced(index: int) -> None:
         b = [s for s in specs if s.block == block]
         assert len(b) == 20
         assert all(s.trial_type == "main" for s in b[:2])  # no catch/null in the first two
-        assert all(utt[x.item_id] != utt[y.item_id] for x, y in zip(b, b[1:]))
+        assert all(utt[x.item_id] != utt[y.item_id] for x, y in zip(b, b[1:], strict=False))
     assert [s.index for s in specs] == list(range(len(specs)))
     assert all(s.feedback == (s.trial_type == "practice") for s in specs)
 

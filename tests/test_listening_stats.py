@@ -14,7 +14,7 @@ K05 = (9, 12, 15, 20, 22, 32, 57, 59)
 K01 = (10, 14, 16, 22, 24, 34, 60, 63)
 
 
-@pytest.mark.parametrize(("n", "k05", "k01"), list(zip(NS, K05, K01)))
+@pytest.mark.parametrize(("n", "k05", "k01"), list(zip(NS, K05, K01, strict=False)))
 def test_min_correct_reference_table(n: int, k05: int, k01: int) -> None:
     assert stats.min_correct(n) == k05
     assert stats.min_correct(n, 0.01) == k01

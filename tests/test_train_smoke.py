@@ -51,3 +51,32 @@ def test_tiny_training_is_tracked_and_evaluated(workspace: Path) -> None:
     assert any(k.startswith("stoi_snr") for k in run.data.metrics)
     ev_files = {Path(a.path).name for a in client.list_artifacts(result.run_id, "evaluation")}
     assert {"per_utterance.csv", "per_snr.png"} <= ev_files
+
+
+@pytest.mark.slow
+def test_compressed_run_exports_and_runs_on_the_c_engine(workspace: Path) -> None:
+    from seofp_lab.evaluate.run import evaluate
+    from seofp_lab.infer.export import export_run
+    from seofp_lab.train.run import train
+
+    cfg = load_config(CONFIGS_DIR / "experiment" / "demo_s1e5.yaml",
+                      [*TINY, "train.max_minutes=null"])
+    result = train(cfg, progress=False)
+    client = MlflowClient(tracking.tracking_uri())
+    run = client.get_run(result.run_id)
+    assert run.data.tags[tracking.TAG_ROLE] == "seofp"
+    assert run.data.tags[tracking.TAG_FORMAT] == "s1e5"
+    assert run.data.metrics["bits_per_weight"] <= 6.0
+    assert {"exponent_histogram.png", "layers.csv"} <= {
+        Path(a.path).name for a in client.list_artifacts(result.run_id, "compression")}
+
+    path = export_run(result.run_id)
+    run = client.get_run(result.run_id)
+    assert run.data.metrics["size_bytes"] == path.stat().st_size
+    assert run.data.metrics["compression_pct"] > 75.0
+    torch_scores = evaluate(result.run_id, workers=1).metrics
+    c_scores = evaluate(result.run_id, engine="c", workers=1).metrics
+    for name in ("pesq_wb", "stoi", "si_sdr"):
+        assert c_scores[name] == pytest.approx(torch_scores[name], abs=1e-3)
+    run = client.get_run(result.run_id)
+    assert "engine_intadd_pesq_wb" in run.data.metrics

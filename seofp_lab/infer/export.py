@@ -96,12 +96,15 @@ def export_model(model: nn.Module, path: str | Path, group: Group = "global") ->
     return path
 
 
-def export_run(run_id: str, path: str | Path | None = None) -> Path:
+def export_run(run_id: str, path: str | Path | None = None, log: bool = True) -> Path:
     """Export a tracked run's checkpoint; default path ``<workspace>/exports/<run_id>.seofp``.
 
-    The exponent window group is the run's ``compression.group`` ("global" for a baseline).
+    The exponent window group is the run's ``compression.group`` ("global" for a baseline). With
+    ``log``, the file becomes the run's ``model/`` artifact and its byte length the run's
+    ``size_bytes`` (with ``compression_pct`` against 4 bytes per stored value).
     """
     from seofp_lab import tracking  # noqa: PLC0415
+    from seofp_lab.models import stored_values  # noqa: PLC0415
     from seofp_lab.train.checkpoint import load_checkpoint  # noqa: PLC0415
     from seofp_lab.workspace import workspace_path  # noqa: PLC0415
 
@@ -109,4 +112,13 @@ def export_run(run_id: str, path: str | Path | None = None) -> Path:
     model, cfg, _ = load_checkpoint(ckpt)
     group: Group = cfg.compression.group
     out = Path(path) if path is not None else workspace_path("exports", f"{run_id}.seofp")
-    return export_model(model, out, group)
+    export_model(model, out, group)
+    if log:
+        size = out.stat().st_size
+        with tracking.resume_run(run_id):
+            tracking.log_artifact(out, "model")
+            tracking.log_metrics({
+                "size_bytes": float(size),
+                "compression_pct": 100.0 * (1.0 - size / (4.0 * stored_values(model))),
+            })
+    return out

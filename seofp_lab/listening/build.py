@@ -94,7 +94,7 @@ def build_stimuli(study: StudyDefinition, base: dict[str, dict], comp: dict[str,
                  "compressed": f"items/{item_id}/compressed.wav",
                  "catch": f"items/{item_id}/catch.wav"}
         sha = {name: _write(root, rel, x, rate)
-               for (name, rel), x in zip(clips.items(), (mb, mc, mk))}
+               for (name, rel), x in zip(clips.items(), (mb, mc, mk), strict=False)}
         info.update(clips=clips, sha256=sha, catch_kind=kind,
                     lufs_before_b=loud["lufs_before_a"], lufs_before_c=loud["lufs_before_b"],
                     gain_applied_b=loud["gain_applied_a"], gain_applied_c=loud["gain_applied_b"],

@@ -1,4 +1,4 @@
-"""``seofp study plan|prepare|serve|analyze|export STUDY_DIR``: the arguments, mapped onto the API."""
+"""``seofp study plan|prepare|serve|analyze|export STUDY_DIR``: arguments mapped onto the API."""
 
 from __future__ import annotations
 

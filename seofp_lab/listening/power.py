@@ -108,7 +108,7 @@ def simulate_equivalence(n_listeners: int, trials: int, pc_mean: float, margin: 
 
 def plan_table(margin: float = 0.575, alpha: float = 0.05) -> str:
     """The text ``seofp study plan`` prints."""
-    lines = ["Detection (pooled exact binomial, one-sided alpha = %.2f): trials needed" % alpha,
+    lines = [f"Detection (pooled exact binomial, one-sided alpha = {alpha:.2f}): trials needed",
              "  true Pc    " + "  ".join(f"{p:>5.2f}" for p in (0.60, 0.65, 0.70, 0.75))]
     for pw in (0.8, 0.9):
         lines.append(f"  power {pw:.1f}  " + "  ".join(

@@ -212,7 +212,8 @@ def _shuffle_block(trials: list[dict], utterance: dict[str, str], rng: np.random
         order = [trials[i] for i in rng.permutation(len(trials))]
         if any(t["trial_type"] in ("catch", "null") for t in order[:guard]):
             continue
-        if all(utterance[a["item_id"]] != utterance[b["item_id"]] for a, b in zip(order, order[1:])):
+        pairs = zip(order, order[1:], strict=False)
+        if all(utterance[a["item_id"]] != utterance[b["item_id"]] for a, b in pairs):
             return order
     raise StudyError(
         "Expected a block order without repeated utterances on consecutive trials but none was "
@@ -221,7 +222,8 @@ def _shuffle_block(trials: list[dict], utterance: dict[str, str], rng: np.random
 
 
 def build_schedule(study: StudyDefinition, items: list[Item], participant_seed: int,
-                   participant_index: int, ladder_items: list[str] | None = None) -> list[TrialSpec]:
+                   participant_index: int, ladder_items: list[str] | None = None
+                   ) -> list[TrialSpec]:
     """The whole schedule of one participant: practice, main blocks, optional ladder.
 
     Args:
@@ -253,7 +255,7 @@ def build_schedule(study: StudyDefinition, items: list[Item], participant_seed: 
         blocks[b].append(trial)
 
     per_block = t.test_per_block
-    for it, cell in zip(by_snr, cells):
+    for it, cell in zip(by_snr, cells, strict=False):
         place(dict(trial_type="main", item_id=it.item_id, ref="baseline", probe="compressed",
                    order_cell=cell), [k for k in range(t.blocks) if len(blocks[k]) < per_block])
     n_catch, n_null = t.catch_per_block * t.blocks, t.null_per_block * t.blocks
@@ -277,7 +279,8 @@ def build_schedule(study: StudyDefinition, items: list[Item], participant_seed: 
         item = ladder_ids[j // 2 % len(ladder_ids)] if use_ladder else pool[j % len(pool)].item_id
         specs.append(TrialSpec(
             index=len(specs), block=0, trial_type="practice", item_id=item,
-            ref="ladder_ref" if use_ladder else "baseline", probe="ladder" if use_ladder else "catch",
+            ref="ladder_ref" if use_ladder else "baseline",
+            probe="ladder" if use_ladder else "catch",
             order_cell=practice_cells[j], feedback=True,
             gain_db=max(study.ladder.levels_db) if use_ladder else None))
     for b, block in enumerate(blocks, start=1):

@@ -42,7 +42,8 @@ def log_to_mlflow(service: StudyService, result: StudyAnalysis, plots: list[Path
               "tests_per_listener": study.tests_per_listener, "seed": study.seed,
               "baseline_dir": str(study.baseline_dir or ""),
               "compressed_dir": str(study.compressed_dir or "")}
-    metrics = {"listening_" + re.sub(r"[^A-Za-z0-9_.\-]", "_", k): float(v) for k, v in result.metrics.items()
+    metrics = {"listening_" + re.sub(r"[^A-Za-z0-9_.\-]", "_", k): float(v)
+               for k, v in result.metrics.items()
                if isinstance(v, (int, float, np.floating, np.integer)) and np.isfinite(v)}
     with tracking.start_run(study.mlflow_experiment, f"study-{study.name}", tags,
                             {k: str(v) for k, v in params.items()}) as run_id:

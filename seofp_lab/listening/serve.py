@@ -35,7 +35,8 @@ def serve_abx(listener: Listener, s: Any, spec: TrialSpec) -> ServedTrial:
                        config_hash=service.config_hash, block=spec.block,
                        trial_type=spec.trial_type, item_id=spec.item_id,
                        order_cell=spec.order_cell, x_is=spec.x_is, gain_db=spec.gain_db,
-                       nonce=nonce, commitment=commitment(public_id, spec.x_is, spec.item_id, nonce),
+                       nonce=nonce,
+                       commitment=commitment(public_id, spec.x_is, spec.item_id, nonce),
                        stimulus={k: info.get(k) for k in SIDE_KEYS})
         s.add(row)
     m = service.manifest
@@ -43,7 +44,8 @@ def serve_abx(listener: Listener, s: Any, spec: TrialSpec) -> ServedTrial:
     b = m.clip(spec.item_id, spec.clip_b, spec.gain_db)
     rate = m.data["sample_rate"]
     # three independent renders: X never shares bytes (or a URL, or an id) with A or B
-    wavs = (render_wav(a, rate), render_wav(b, rate), render_wav(a if spec.x_is == "A" else b, rate))
+    x = a if spec.x_is == "A" else b
+    wavs = (render_wav(a, rate), render_wav(b, rate), render_wav(x, rate))
     row.sha256_a, row.sha256_b, row.sha256_x = (hashlib.sha256(w).hexdigest() for w in wavs)
     s.flush()
     in_phase = [t for t in listener.schedule if (t.block == 0) == (spec.block == 0)]

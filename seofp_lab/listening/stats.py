@@ -51,9 +51,9 @@ def per_listener(df: pd.DataFrame, alpha: float = 0.05) -> pd.DataFrame:
 
     g = df.groupby("listener")["correct"].agg(k="sum", n="count").reset_index()
     g["pc"] = g.k / g.n
-    g["p"] = [p_value(int(k), int(n)) for k, n in zip(g.k, g.n)]
+    g["p"] = [p_value(int(k), int(n)) for k, n in zip(g.k, g.n, strict=False)]
     g["reject_holm"], g["p_holm"], _, _ = multipletests(g.p, alpha=alpha, method="holm")
-    ci = [clopper_pearson(int(k), int(n), alpha) for k, n in zip(g.k, g.n)]
+    ci = [clopper_pearson(int(k), int(n), alpha) for k, n in zip(g.k, g.n, strict=False)]
     g["ci_low"], g["ci_high"] = [c[0] for c in ci], [c[1] for c in ci]
     return g
 
@@ -101,7 +101,8 @@ def sdt_from_rates(h: float, f: float) -> dict[str, float]:
     """Pc_unb = Phi((z(H) - z(F)) / 2), c = -(z(H) + z(F)) / 2, d' under both models."""
     zh, zf = stats.norm.ppf(h), stats.norm.ppf(f)
     pc = float(stats.norm.cdf((zh - zf) / 2))
-    return {"hit_rate": h, "false_alarm_rate": f, "pc_unbiased": pc, "bias_c": float(-(zh + zf) / 2),
+    return {"hit_rate": h, "false_alarm_rate": f, "pc_unbiased": pc,
+            "bias_c": float(-(zh + zf) / 2),
             "dprime_differencing": dprime_from_pc(pc), "dprime_independent":
             dprime_from_pc(pc, "independent")}
 
@@ -181,7 +182,7 @@ def mixed_model(df: pd.DataFrame) -> dict[str, float]:
     model = BinomialBayesMixedGLM.from_formula(
         formula, {"listener": "0 + C(listener)", "item": "0 + C(item)"}, df)
     res = model.fit_vb()
-    out = {f"fe_{n}": float(v) for n, v in zip(model.exog_names, res.fe_mean)}
+    out = {f"fe_{n}": float(v) for n, v in zip(model.exog_names, res.fe_mean, strict=False)}
     sd = np.exp(res.vcp_mean)  # vcp_mean is the log SD of each random effect
     out.update(sd_listener=float(sd[0]), sd_item=float(sd[1]),
                pc_typical=float(_expit(res.fe_mean[0])))

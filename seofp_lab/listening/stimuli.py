@@ -295,7 +295,7 @@ def load_manifest(root: Path, config_hash: str | None = None) -> Manifest:
 
 def _clip_files(data: dict) -> list[tuple[str, str]]:
     out = [(rel, h) for i in data["items"] for rel, h in zip(i["clips"].values(),
-                                                              i["sha256"].values())]
+                                                              i["sha256"].values(), strict=False)]
     out += [(c[k], c[f"sha256_{k}"]) for c in data["ladder"] for k in ("ref", "probe")]
     return out
 
@@ -327,7 +327,12 @@ def prepare_study(study_dir: str | Path, out_dir: Path | None = None,
     cdir = Path(compressed_dir or study.compressed_dir or resolve_run_dir(runs["compressed"]))
     base, comp = read_run_dir(bdir), read_run_dir(cdir)
     root = Path(out_dir) if out_dir is not None else prepared_dir(study.name)
-    data = build_stimuli(study, base, comp, _select(study, base, comp), root)
+    ids = _select(study, base, comp)
+    if len(ids) < study.tests_per_listener:
+        raise StudyError(f"Expected at least {study.tests_per_listener} test items (test trials "
+                         f"per listener) common to both runs but found {len(ids)}; lower "
+                         "trials.test_per_block or use a larger test set")
+    data = build_stimuli(study, base, comp, ids, root)
     data.update(version=MANIFEST_VERSION, study=study.name, config_hash=config_hash,
                 baseline={"run": runs["baseline"], "dir": str(bdir)},
                 compressed={"run": runs["compressed"], "dir": str(cdir)})
@@ -335,4 +340,9 @@ def prepare_study(study_dir: str | Path, out_dir: Path | None = None,
     tmp.write_text(json.dumps({"manifest": data, "sha256": _digest(data)}, indent=1,
                               sort_keys=True))
     tmp.replace(root / "manifest.json")  # never leave half a manifest
-    return load_manifest(root, config_hash)
+    manifest = load_manifest(root, config_hash)
+    from seofp_lab.listening.protocol import build_schedule  # noqa: PLC0415
+
+    for index in range(4):  # a design whose schedule cannot be built fails here, not at enrolment
+        build_schedule(study, manifest.items, index, index, manifest.ladder_items)
+    return manifest

@@ -174,7 +174,8 @@ class Store:
     def __init__(self, url: str) -> None:
         self.url = url
         if url.startswith("sqlite"):
-            self.engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
+            self.engine = create_engine(
+                url, connect_args={"timeout": 30, "check_same_thread": False})
             _sqlite_immediate(self.engine)
         else:
             self.engine = create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)

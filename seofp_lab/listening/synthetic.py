@@ -61,16 +61,17 @@ def make_run_dirs(root: Path, utterances: int = 6, snrs: tuple[float, ...] = (0.
             pert = rng.standard_normal(len(clean))
             pert *= np.sqrt(np.mean(yb**2) / np.mean(pert**2)) * 10 ** (diff_db / 20)
             item = f"u{u:02d}_snr{snr:g}"
-            for j, (d, y) in enumerate(zip(dirs, (yb, yb + pert))):
+            for j, (d, y) in enumerate(zip(dirs, (yb, yb + pert), strict=False)):
                 for name, sig in (("noisy", noisy), ("clean", clean), ("enhanced", y)):
                     sf.write(str(d / "audio" / f"{item}_{name}.wav"), sig.astype(np.float32),
                              RATE, subtype="FLOAT")
-                rows[j].append({"id": item, "speaker": f"s{u % 3}", "noise": noises[k % len(noises)],
+                rows[j].append({"id": item, "speaker": f"s{u % 3}",
+                                "noise": noises[k % len(noises)],
                                 "snr": f"{snr:g}", "noisy": f"audio/{item}_noisy.wav",
                                 "clean": f"audio/{item}_clean.wav",
                                 "enhanced": f"audio/{item}_enhanced.wav", "utterance": f"u{u:02d}"})
             k += 1
-    for d, r in zip(dirs, rows):
+    for d, r in zip(dirs, rows, strict=False):
         with (d / "manifest.csv").open("w", newline="") as f:
             w = csv.DictWriter(f, fieldnames=list(r[0]))
             w.writeheader()

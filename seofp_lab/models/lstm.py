@@ -41,16 +41,19 @@ class LSTMEnhancer(nn.Module):
     Features: 512-point STFT -> LPS (257 bins) -> per-bin standardisation by the buffers
     ``feat_mean``/``feat_std`` (set from training data with :meth:`set_feature_stats`) -> LSTM
     layers -> optional FC + ReLU -> FC to 257. ``target="lps"`` predicts the standardised clean
-    LPS (the paper); ``target="mask"`` predicts a sigmoid magnitude mask. The noisy phase is reused.
+    LPS (the paper); ``target="mask"`` predicts a magnitude mask in ``[mask_floor, 1]`` (sigmoid).
+    The noisy phase is reused.
     """
 
     def __init__(self, hidden: int = 257, layers: int = 2, bidirectional: bool = True,
                  fc: int = 300, target: Literal["lps", "mask"] = "lps", n_fft: int = 512,
-                 hop: int = 256) -> None:
+                 hop: int = 256, mask_floor: float = 0.0) -> None:
         super().__init__()
         if target not in ("lps", "mask"):
             raise ValueError(f"Expected target 'lps' or 'mask' but got {target!r}")
-        self.n_fft, self.hop, self.target = n_fft, hop, target
+        if not 0.0 <= mask_floor < 1.0:
+            raise ValueError(f"Expected mask_floor in [0, 1) but got {mask_floor}")
+        self.n_fft, self.hop, self.target, self.mask_floor = n_fft, hop, target, mask_floor
         self.bidirectional = bidirectional
         bins = n_fft // 2 + 1
         self.register_buffer("feat_mean", torch.zeros(bins))
@@ -77,7 +80,9 @@ class LSTMEnhancer(nn.Module):
         if self.fc is not None:
             h = torch.relu(self.fc(h))
         y = self.out(h)
-        return torch.sigmoid(y) if self.target == "mask" else y
+        if self.target == "mask":
+            return self.mask_floor + (1.0 - self.mask_floor) * torch.sigmoid(y)
+        return y
 
     def forward(self, noisy: Tensor) -> Tensor:
         spec, noisy_lps = self.noisy_lps(noisy)

@@ -1,6 +1,9 @@
-"""A thin LightningModule: any model with ``training_pair``, MSE loss, one shared step."""
+"""A thin LightningModule: any model with ``training_pair``; MSE in the model's domain or
+negative SI-SDR of the enhanced waveform; one shared step."""
 
 from __future__ import annotations
+
+from typing import Literal
 
 import pytorch_lightning as L
 import torch
@@ -22,24 +25,30 @@ class EnhanceModule(L.LightningModule):
     """Trains the baseline and both SEOFP modes; projection and pruning are callbacks."""
 
     def __init__(self, model: nn.Module, lr: float = 1e-3, weight_decay: float = 0.0,
-                 loss: nn.Module | None = None) -> None:
+                 loss: Literal["mse", "si_sdr"] = "mse") -> None:
         super().__init__()
-        self.model, self.lr, self.weight_decay = model, lr, weight_decay
-        self.loss = loss or nn.MSELoss()
+        if loss not in ("mse", "si_sdr"):
+            raise ValueError(f"Expected loss 'mse' or 'si_sdr' but got {loss!r}")
+        self.model, self.lr, self.weight_decay, self.loss_name = model, lr, weight_decay, loss
+        self.mse = nn.MSELoss()
 
     def forward(self, noisy: Tensor) -> Tensor:
         return self.model(noisy)
 
     def _step(self, batch: tuple[Tensor, Tensor], stage: str) -> Tensor:
         noisy, clean = batch  # (batch, time) each
-        prediction, target = self.model.training_pair(noisy, clean)
-        loss = self.loss(prediction, target)
+        if self.loss_name == "si_sdr":
+            enhanced = self.model(noisy)
+            loss = -si_sdr_torch(enhanced, clean).mean()
+        else:
+            loss = self.mse(*self.model.training_pair(noisy, clean))
         if not torch.isfinite(loss):
             raise FloatingPointError(f"Expected a finite {stage} loss but got {loss.item()}")
         self.log(f"{stage}_loss", loss, prog_bar=True, on_step=stage == "train", on_epoch=True,
                  batch_size=noisy.shape[0])
         if stage == "val":
-            sdr = si_sdr_torch(self.model(noisy), clean).mean()
+            enhanced = enhanced if self.loss_name == "si_sdr" else self.model(noisy)
+            sdr = si_sdr_torch(enhanced, clean).mean()
             self.log("val_si_sdr", sdr, prog_bar=True, batch_size=noisy.shape[0])
         return loss
 

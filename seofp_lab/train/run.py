@@ -148,7 +148,8 @@ def train(cfg: ExperimentConfig, progress: bool = True) -> TrainResult:
         plan = build_compression(comp, model, cfg.train.max_epochs)
     fmt = plan.format_name if plan is not None else None
 
-    module = EnhanceModule(model, lr=cfg.train.lr, weight_decay=cfg.train.weight_decay)
+    module = EnhanceModule(model, lr=cfg.train.lr, weight_decay=cfg.train.weight_decay,
+                           loss=cfg.train.loss)
     callbacks: list[L.Callback] = [MlflowCurves(), *(plan.callbacks if plan else [])]
     if cfg.train.max_minutes:
         callbacks.append(L.callbacks.Timer(dt.timedelta(minutes=cfg.train.max_minutes),
