@@ -26,7 +26,7 @@ METRICS = (
     "pesq_wb", "pesq_nb", "stoi", "estoi", "si_sdr", "size_bytes", "compression_pct",
     "bits_per_weight", "sparsity", "latency_ms_p50", "latency_ms_p90", "rtf", "speedup_vs_fp32",
 )
-ROLES = ("baseline", "seofp", "pruned", "seofp+pruned")
+ROLES = ("baseline", "seofp", "pruned", "seofp+pruned", "listening")  # listening: a study's analysis
 KERNELS = ("intadd", "decode", "fp32")
 TAG_ROLE = "seofp.role"
 TAG_BASELINE = "seofp.baseline_run"
@@ -34,6 +34,8 @@ TAG_CORPUS = "seofp.corpus"
 TAG_MODEL = "seofp.model"
 TAG_FORMAT = "seofp.format"
 TAG_KERNEL = "seofp.kernel"
+TAG_STUDY = "seofp.study"  # listening-analysis runs: the study name
+TAG_COMPRESSED = "seofp.compressed_run"  # listening-analysis runs: the compressed run compared
 CONFIG_ARTIFACT = "config.yaml"
 CHECKPOINT_ARTIFACT = "checkpoint/model.pt"
 
@@ -194,7 +196,8 @@ def log_audio_examples(examples: list[dict[str, Any]], fs: int = 16000,
             info = ", ".join(f"{k}={v}" for k, v in ex.items()
                              if k not in ("id", "noisy", "enhanced", "clean"))
             rows.append(f"<tr><td>{ex['id']}<br><small>{info}</small></td>{''.join(cells)}</tr>")
-        page = ("<html><body><table><tr><th>utterance</th><th>noisy</th><th>enhanced</th>"
+        page = ("<html><head><style>audio{width:210px}td,th{padding:2px 6px;font-family:sans-serif}"
+                "</style></head><body><table><tr><th>utterance</th><th>noisy</th><th>enhanced</th>"
                 f"<th>clean</th></tr>{''.join(rows)}</table></body></html>")
         Path(tmp, "examples.html").write_text(page)
         mlflow.log_artifacts(tmp, artifact_dir)

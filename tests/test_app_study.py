@@ -71,6 +71,10 @@ def test_consent_to_thank_you(study: Path) -> None:
         at.session_state["heard"] = HEARD
         at.run()
         _button(at, "X is A" if i % 2 else "X is B").click().run()
+        if i == 0:  # practice gives feedback; the main blocks never do
+            assert at.info[0].value in ("Correct!", "Not quite.")
+        elif i == n_trials - 1:
+            assert not at.info
     assert _answers(study) == n_trials
     assert "Almost done" in at.header[0].value
     at.button[0].click().run()  # debrief form

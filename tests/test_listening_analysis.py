@@ -75,7 +75,7 @@ def test_exclusions_and_the_null_leak_stop() -> None:
 
 def test_ladder_gives_a_threshold_and_audibility_margin() -> None:
     trials, parts = _tables([0.5] * 8, seed=6, ladder=True)
-    res = analyze(trials, parts, STUDY, boot=100)
+    res = analyze(trials, parts, STUDY, boot=40)
     assert res.ladder is not None
     assert 2.0 < res.metrics["ladder_x75_db"] < 16.0  # the simulated listeners' x75 is ~8 dB
     assert "M = " in res.text

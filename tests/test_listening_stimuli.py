@@ -89,12 +89,19 @@ def test_changed_study_yaml_needs_a_new_prepare(prepared) -> None:
 
 def test_misaligned_runs_are_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SEOFP_WORKSPACE", str(tmp_path / "ws"))
-    study = make_study(tmp_path, utterances=2)
+    study = make_study(tmp_path, utterances=3)
     rows = list(csv.DictReader((study / "runs/compressed/manifest.csv").open()))
     path = Path(study / "runs/compressed" / rows[0]["enhanced"])
     x, sr = sf.read(str(path))
     sf.write(str(path), np.roll(x, 40), sr, subtype="FLOAT")  # 2.5 ms of latency
     with pytest.raises(StudyError, match="lag"):
+        prepare_study(study)
+
+
+def test_too_few_items_for_the_design_is_refused(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("SEOFP_WORKSPACE", str(tmp_path / "ws"))
+    study = make_study(tmp_path, utterances=2)  # 6 items, 8 test trials per listener
+    with pytest.raises(StudyError, match="at least 8 test items"):
         prepare_study(study)
 
 

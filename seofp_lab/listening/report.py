@@ -11,9 +11,6 @@ from seofp_lab.listening.analysis import StudyAnalysis, analyze
 from seofp_lab.listening.data import participants_frame, trials_frame
 from seofp_lab.listening.listener import StudyService
 
-TAG_STUDY = "seofp.study"
-TAG_COMPRESSED = "seofp.compressed_run"
-
 
 def analyze_study(service: StudyService, boot: int = 1000, seed: int = 0,
                   plots_dir: Path | None = None) -> tuple[StudyAnalysis, list[Path]]:
@@ -34,8 +31,10 @@ def log_to_mlflow(service: StudyService, result: StudyAnalysis, plots: list[Path
 
     study = service.study
     frozen = service.manifest.data  # run ids as resolved when the stimuli were frozen
-    tags = {TAG_STUDY: study.name, tracking.TAG_BASELINE: frozen["baseline"]["run"] or "",
-            TAG_COMPRESSED: frozen["compressed"]["run"] or "", "seofp.role": "listening",
+    tags = {tracking.TAG_STUDY: study.name,
+            tracking.TAG_BASELINE: frozen["baseline"]["run"] or "",
+            tracking.TAG_COMPRESSED: frozen["compressed"]["run"] or "",
+            tracking.TAG_ROLE: "listening",
             "seofp.study_config_hash": service.config_hash,
             "seofp.study_manifest_hash": service.manifest.digest}
     params = {"margin": study.analysis.margin, "alpha": study.analysis.alpha,
