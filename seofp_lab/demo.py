@@ -26,7 +26,11 @@ class Variant:
     from_baseline: bool = False  # fine-tune from the baseline's checkpoint
 
 
-VARIANTS = (Variant("fp32 baseline", "demo_baseline"),)
+VARIANTS = (
+    Variant("fp32 baseline", "demo_baseline"),
+    Variant("SEOFP s1e5", "demo_s1e5", from_baseline=True),
+    Variant("pruned 50% + s1e5", "demo_s1e5_pruned50", from_baseline=True),
+)
 
 
 @dataclass
@@ -39,8 +43,10 @@ class DemoResult:
 def run_demo(minutes: float | None = None, max_utterances: int | None = None,
              extra_overrides: tuple[str, ...] = (), progress: bool = True,
              variants: tuple[Variant, ...] = VARIANTS) -> DemoResult:
-    """Train, evaluate and compare every variant; returns run ids and metrics per variant."""
+    """Train, export, evaluate and benchmark every variant; returns run ids and metrics."""
     from seofp_lab.evaluate.run import evaluate  # noqa: PLC0415
+    from seofp_lab.infer.bench import bench_run  # noqa: PLC0415
+    from seofp_lab.infer.export import export_run  # noqa: PLC0415
     from seofp_lab.train.run import train  # noqa: PLC0415
 
     console = Console()
@@ -61,10 +67,18 @@ def run_demo(minutes: float | None = None, max_utterances: int | None = None,
         if i == 0:
             baseline_run = trained.run_id
         console.print(f"run {trained.run_id}: {trained.minutes:.1f} min")
+        path = export_run(trained.run_id)
+        nbytes = float(path.stat().st_size)
+        size = {"size_bytes": nbytes,
+                "compression_pct": 100.0 * (1.0 - nbytes / (4.0 * trained.metrics["stored_values"]))}
+        console.print(f"exported {path} ({path.stat().st_size:,} bytes)")
         console.rule(f"[bold]{v.label}[/bold]: evaluating the test set")
         ev = evaluate(trained.run_id, max_utterances=max_utterances)
+        speed: dict[str, float] = {}
+        if cfg.compression.format:  # the C integer-adder engine against PyTorch fp32, one thread
+            speed = bench_run(trained.run_id, seconds=2.0, samples=11).metrics
         result.runs[v.label] = trained.run_id
-        result.metrics[v.label] = {**trained.metrics, **ev.metrics}
+        result.metrics[v.label] = {**trained.metrics, **size, **ev.metrics, **speed}
     result.minutes = (time.perf_counter() - t0) / 60
     return result
 

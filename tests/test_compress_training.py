@@ -166,7 +166,7 @@ def test_channel_pruning_with_weight_sharing() -> None:
 
 def test_bad_pruning_epochs_are_refused() -> None:
     cfg = CompressionConfig(pruning=PruningConfig(start_epoch=5))
-    with pytest.raises(ValueError, match="start_epoch <= end_epoch < max_epochs"):
+    with pytest.raises(ValueError, match="start_epoch <= end_epoch < train.max_epochs"):
         build_compression(cfg, TinyEnhancer(), 3)
 
 

@@ -23,7 +23,7 @@ from seofp_lab.compress.range import check_representable
 from seofp_lab.compress.report import compression_report, layer_table_csv
 from seofp_lab.compress.seofp import RepresentabilityError, SEOFPFormat
 from seofp_lab.compress.ste import attach_ste_, remove_ste_
-from seofp_lab.config import CompressionConfig
+from seofp_lab.config import CompressionConfig, ConfigError
 from seofp_lab.train.callbacks import CompressionCallback, CompressionState
 
 METRIC_KEYS = ("bits_per_weight", "sparsity", "compression_pct", "compression_pct_paper",
@@ -123,14 +123,16 @@ def build_compression(cfg: CompressionConfig, model: nn.Module, max_epochs: int)
     if cfg.format is not None:
         fmt = SEOFPFormat.from_name(cfg.format, cfg.group, cfg.fraction_bits)
     elif cfg.fraction_bits:
-        raise ValueError(f"Expected a format with fraction_bits={cfg.fraction_bits} but got none")
+        raise ConfigError(f"compression: expected a format with fraction_bits={cfg.fraction_bits} "
+                          "but got none")
     schedule = None
     if cfg.pruning is not None:
         p = cfg.pruning
         end = max_epochs - 1 if p.end_epoch is None else p.end_epoch
         if not p.start_epoch <= end < max_epochs:
-            raise ValueError(
-                f"Expected pruning start_epoch <= end_epoch < max_epochs ({max_epochs}) "
+            raise ConfigError(
+                f"compression.pruning: expected start_epoch <= end_epoch < train.max_epochs "
+                f"({max_epochs}) "
                 f"but got start_epoch={p.start_epoch}, end_epoch={end}"
             )
         scope = p.scope
