@@ -56,7 +56,7 @@ def run_demo(minutes: float | None = None, max_utterances: int | None = None,
     for i, v in enumerate(variants):
         overrides = list(v.overrides) + list(extra_overrides)
         if minutes is not None:
-            share = minutes if i == 0 else minutes / 2
+            share = minutes if i == 0 else 0.4 * minutes
             overrides.append(f"train.max_minutes={share}")
         if v.from_baseline and baseline_run:
             overrides += [f"compression.init_from={baseline_run}",
@@ -105,7 +105,7 @@ def print_summary(result: DemoResult) -> None:
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("demo", help="train, compress, evaluate and compare on the embedded corpus")
     p.add_argument("--minutes", type=float, default=None,
-                   help="training budget of the baseline (variants get half); default from config")
+                   help="training budget of the baseline (each variant gets 40 %%); default: the configs")
     p.add_argument("--max-utterances", type=int, default=None, help="evaluate fewer test items")
     p.add_argument("--no-progress", action="store_true")
     p.add_argument("overrides", nargs="*", help="dotted overrides applied to every variant")
