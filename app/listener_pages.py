@@ -32,7 +32,7 @@ def consent(service: StudyService, listener: Listener | None = None) -> None:
     if st.button("Start", disabled=not agreed, type="primary"):
         if listener is None:
             token = service.enroll(_ua())
-            listener = service.listener(token)
+            listener = service.listener(token, _ua())
             st.query_params["token"] = token
             st.session_state.listener = listener
         listener.consent(study.consent_version, agreed)

@@ -55,7 +55,7 @@ def main() -> None:
             listener_pages.consent(service)
             return
         try:
-            st.session_state.listener = service.listener(token)
+            st.session_state.listener = service.listener(token, listener_pages._ua())
         except StudyError as exc:
             st.error(str(exc))
             if st.button("Start a new session"):

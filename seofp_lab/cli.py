@@ -27,8 +27,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
 
 
 def _expected_errors() -> tuple[type[BaseException], ...]:
-    from seofp_lab.errors import SeofpError  # noqa: PLC0415
     from seofp_lab.config import ConfigError  # noqa: PLC0415
+    from seofp_lab.errors import SeofpError  # noqa: PLC0415
 
     return (SeofpError, ConfigError, FileNotFoundError)
 
@@ -67,7 +67,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"seofp {args.command}: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print(f"seofp {args.command}: interrupted; everything saved so far is kept", file=sys.stderr)
+        print(
+            f"seofp {args.command}: interrupted; everything saved so far is kept", file=sys.stderr
+        )
         return 130
     return int(result or 0)
 

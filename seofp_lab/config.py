@@ -1,7 +1,8 @@
 """Typed experiment config: pydantic models, YAML loading with section references, dotted overrides.
 
 An experiment file (``configs/experiment/*.yaml``) has one key per section. A section given as a
-string names a file of that section's folder (``corpus: embedded`` -> ``configs/corpus/embedded.yaml``);
+string names a file of that section's folder
+(``corpus: embedded`` -> ``configs/corpus/embedded.yaml``);
 a mapping may start from such a file with ``base: NAME`` and change some of its keys.
 Command-line overrides (``train.max_epochs=3``) are applied last; their values are parsed as YAML.
 
@@ -36,13 +37,21 @@ class Strict(BaseModel):
 
 # ---------------------------------------------------------------------------------------- corpus
 CorpusKind = Literal[
-    "embedded", "lab", "voicebank_demand", "timit", "dns", "librispeech", "wham_noise", "musan",
-    "demand", "folder",
+    "embedded",
+    "lab",
+    "voicebank_demand",
+    "timit",
+    "dns",
+    "librispeech",
+    "wham_noise",
+    "musan",
+    "demand",
+    "folder",
 ]
 
 
 class CorpusConfig(Strict):
-    """Where speech and noise come from and how train/validation/test mixtures are made (DATA.md)."""
+    """Where speech and noise come from; how train/validation/test mixtures are made (DATA.md)."""
 
     name: str = "embedded"
     kind: CorpusKind = "embedded"
@@ -51,7 +60,9 @@ class CorpusConfig(Strict):
     noise_kind: CorpusKind | None = None
     variant: str | None = None  # e.g. "56spk" for voicebank_demand
     channel: int | None = None  # take one channel of multichannel audio instead of the mean
-    exclude: list[str] | None = None  # noise environments/types never used (e.g. DEMAND's test ones)
+    exclude: list[str] | None = (
+        None  # noise environments/types never used (e.g. DEMAND's test ones)
+    )
     train_snrs: list[float] = Field(default_factory=lambda: [-5.0, 0.0, 5.0, 10.0, 15.0])
     test_snrs: list[float] = Field(default_factory=lambda: [-2.5, 2.5, 7.5, 12.5, 17.5])
     train_noises: list[str] | None = None  # None: the corpus's own training noise types
@@ -248,7 +259,9 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML ({exc})") from None
     if not isinstance(data, dict):
-        raise ConfigError(f"{path}: expected a mapping of keys to values but got {type(data).__name__}")
+        raise ConfigError(
+            f"{path}: expected a mapping of keys to values but got {type(data).__name__}"
+        )
     return data
 
 
@@ -298,7 +311,11 @@ def _allowed_keys(model: type[BaseModel], loc: list[str]) -> list[str]:
             return []
         ann = fields[part].annotation
         cur = next(
-            (a for a in getattr(ann, "__args__", (ann,)) if isinstance(a, type) and issubclass(a, BaseModel)),
+            (
+                a
+                for a in getattr(ann, "__args__", (ann,))
+                if isinstance(a, type) and issubclass(a, BaseModel)
+            ),
             None,
         )
         if cur is None:
@@ -309,7 +326,9 @@ def _allowed_keys(model: type[BaseModel], loc: list[str]) -> list[str]:
 def parse_override(text: str) -> tuple[list[str], Any]:
     """``"train.max_epochs=3"`` -> (["train", "max_epochs"], 3); the value is parsed as YAML."""
     if "=" not in text:
-        raise ConfigError(f"Expected an override KEY=VALUE (e.g. train.max_epochs=3) but got {text!r}")
+        raise ConfigError(
+            f"Expected an override KEY=VALUE (e.g. train.max_epochs=3) but got {text!r}"
+        )
     key, raw = text.split("=", 1)
     parts = key.strip().split(".")
     if not all(parts):
@@ -326,7 +345,7 @@ def load_config(
     overrides: list[str] | None = None,
     configs_dir: Path = CONFIGS_DIR,
 ) -> ExperimentConfig:
-    """Load an experiment YAML (or the defaults when ``path`` is None), apply overrides, validate."""
+    """Load an experiment YAML (defaults when ``path`` is None), apply overrides, validate."""
     where: dict[str, str] = {}
     data: dict[str, Any] = {}
     origin = Path(path) if path is not None else Path("(defaults)")

@@ -40,9 +40,13 @@ class DemoResult:
     minutes: float = 0.0
 
 
-def run_demo(minutes: float | None = None, max_utterances: int | None = None,
-             extra_overrides: tuple[str, ...] = (), progress: bool = True,
-             variants: tuple[Variant, ...] = VARIANTS) -> DemoResult:
+def run_demo(
+    minutes: float | None = None,
+    max_utterances: int | None = None,
+    extra_overrides: tuple[str, ...] = (),
+    progress: bool = True,
+    variants: tuple[Variant, ...] = VARIANTS,
+) -> DemoResult:
     """Train, export, evaluate and benchmark every variant; returns run ids and metrics."""
     from seofp_lab.evaluate.run import evaluate  # noqa: PLC0415
     from seofp_lab.infer.bench import bench_run  # noqa: PLC0415
@@ -59,24 +63,30 @@ def run_demo(minutes: float | None = None, max_utterances: int | None = None,
             share = minutes if i == 0 else 0.4 * minutes
             overrides.append(f"train.max_minutes={share}")
         if v.from_baseline and baseline_run:
-            overrides += [f"compression.init_from={baseline_run}",
-                          f"tracking.baseline_run={baseline_run}"]
+            overrides += [
+                f"compression.init_from={baseline_run}",
+                f"tracking.baseline_run={baseline_run}",
+            ]
         cfg = load_config(CONFIGS_DIR / "experiment" / f"{v.config}.yaml", overrides)
-        console.rule(f"[bold]{v.label}[/bold]: training ({cfg.train.max_minutes or '?'} min budget)")
+        console.rule(
+            f"[bold]{v.label}[/bold]: training ({cfg.train.max_minutes or '?'} min budget)"
+        )
         trained = train(cfg, progress=progress)
         if i == 0:
             baseline_run = trained.run_id
         console.print(f"run {trained.run_id}: {trained.minutes:.1f} min")
         path = export_run(trained.run_id)
         nbytes = float(path.stat().st_size)
-        size = {"size_bytes": nbytes,
-                "compression_pct": 100.0 * (1.0 - nbytes / (4.0 * trained.metrics["stored_values"]))}
+        size = {
+            "size_bytes": nbytes,
+            "compression_pct": 100.0 * (1.0 - nbytes / (4.0 * trained.metrics["stored_values"])),
+        }
         console.print(f"exported {path} ({path.stat().st_size:,} bytes)")
         console.rule(f"[bold]{v.label}[/bold]: evaluating the test set")
         ev = evaluate(trained.run_id, max_utterances=max_utterances)
         speed: dict[str, float] = {}
         if cfg.compression.format:  # the C integer-adder engine against PyTorch fp32, one thread
-            speed = bench_run(trained.run_id, seconds=2.0, samples=11).metrics
+            speed = bench_run(trained.run_id, seconds=2.0, samples=31).metrics
         result.runs[v.label] = trained.run_id
         result.metrics[v.label] = {**trained.metrics, **size, **ev.metrics, **speed}
     result.minutes = (time.perf_counter() - t0) / 60
@@ -87,25 +97,38 @@ def print_summary(result: DemoResult) -> None:
     from seofp_lab.evaluate.run import results_table  # noqa: PLC0415
     from seofp_lab.tracking import tracking_uri  # noqa: PLC0415
 
-    extra = [k for k in ("size_bytes", "compression_pct", "bits_per_weight", "speedup_vs_fp32")
-             if any(k in m for m in result.metrics.values())]
+    extra = [
+        k
+        for k in ("size_bytes", "compression_pct", "bits_per_weight", "speedup_vs_fp32")
+        if any(k in m for m in result.metrics.values())
+    ]
     results_table(result.metrics, extra=extra, title="seofp demo: embedded test set").print()
     console = Console()
     first = next(iter(result.metrics.values()))
-    gains = {k: first.get(k, float("nan")) - first.get(f"noisy_{k}", float("nan"))
-             for k in ("pesq_wb", "stoi", "si_sdr")}
+    gains = {
+        k: first.get(k, float("nan")) - first.get(f"noisy_{k}", float("nan"))
+        for k in ("pesq_wb", "stoi", "si_sdr")
+    }
     console.print("baseline vs noisy: " + ", ".join(f"{k} {v:+.3f}" for k, v in gains.items()))
-    console.print(f"finished in {result.minutes:.1f} min; runs: "
-                  + ", ".join(f"{k}={v}" for k, v in result.runs.items()))
+    console.print(
+        f"finished in {result.minutes:.1f} min; runs: "
+        + ", ".join(f"{k}={v}" for k, v in result.runs.items())
+    )
     console.print(f"tracking store: {tracking_uri()}")
-    console.print("browse and compare the runs:  [bold]seofp ui[/bold]  (or `make ui`), "
-                  "then open http://127.0.0.1:5000")
+    console.print(
+        "browse and compare the runs:  [bold]seofp ui[/bold]  (or `make ui`), "
+        "then open http://127.0.0.1:5000"
+    )
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("demo", help="train, compress, evaluate and compare on the embedded corpus")
-    p.add_argument("--minutes", type=float, default=None,
-                   help="training budget of the baseline (each variant gets 40 %%); default: the configs")
+    p.add_argument(
+        "--minutes",
+        type=float,
+        default=None,
+        help="training budget of the baseline (each variant gets 40 %%); default: the configs",
+    )
     p.add_argument("--max-utterances", type=int, default=None, help="evaluate fewer test items")
     p.add_argument("--no-progress", action="store_true")
     p.add_argument("overrides", nargs="*", help="dotted overrides applied to every variant")
@@ -113,7 +136,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    result = run_demo(args.minutes, args.max_utterances, tuple(args.overrides),
-                      progress=not args.no_progress)
+    result = run_demo(
+        args.minutes, args.max_utterances, tuple(args.overrides), progress=not args.no_progress
+    )
     print_summary(result)
     return 0

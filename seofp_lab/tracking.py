@@ -1,4 +1,4 @@
-"""The MLflow schema and the only module that imports mlflow: experiments, tags, metric names, artifacts.
+"""The MLflow schema, the only module that imports mlflow: experiments, tags, metrics, artifacts.
 
 The store is ``$MLFLOW_TRACKING_URI`` when set, else ``sqlite:///<workspace>/mlflow.db`` with
 artifacts under ``<workspace>/mlartifacts``. A team points the variable at an MLflow server and
@@ -23,10 +23,27 @@ from seofp_lab.errors import TrackingError
 from seofp_lab.workspace import workspace_dir
 
 METRICS = (
-    "pesq_wb", "pesq_nb", "stoi", "estoi", "si_sdr", "size_bytes", "compression_pct",
-    "bits_per_weight", "sparsity", "latency_ms_p50", "latency_ms_p90", "rtf", "speedup_vs_fp32",
+    "pesq_wb",
+    "pesq_nb",
+    "stoi",
+    "estoi",
+    "si_sdr",
+    "size_bytes",
+    "compression_pct",
+    "bits_per_weight",
+    "sparsity",
+    "latency_ms_p50",
+    "latency_ms_p90",
+    "rtf",
+    "speedup_vs_fp32",
 )
-ROLES = ("baseline", "seofp", "pruned", "seofp+pruned", "listening")  # listening: a study's analysis
+ROLES = (
+    "baseline",
+    "seofp",
+    "pruned",
+    "seofp+pruned",
+    "listening",
+)  # listening: a study's analysis
 KERNELS = ("intadd", "decode", "fp32")
 TAG_ROLE = "seofp.role"
 TAG_BASELINE = "seofp.baseline_run"
@@ -100,8 +117,12 @@ def experiment_id(name: str) -> str:
 
 
 @contextlib.contextmanager
-def start_run(experiment: str, run_name: str | None = None, tags: Mapping[str, str] | None = None,
-              params: Mapping[str, str] | None = None) -> Iterator[str]:
+def start_run(
+    experiment: str,
+    run_name: str | None = None,
+    tags: Mapping[str, str] | None = None,
+    params: Mapping[str, str] | None = None,
+) -> Iterator[str]:
     """Open a new run and yield its id; a failure inside marks the run FAILED, never lost."""
     mlflow = _mlflow()
     with mlflow.start_run(experiment_id=experiment_id(experiment), run_name=run_name) as run:
@@ -176,11 +197,12 @@ def _wav_bytes(wave: np.ndarray, fs: int) -> bytes:
     return buf.getvalue()
 
 
-def log_audio_examples(examples: list[dict[str, Any]], fs: int = 16000,
-                       artifact_dir: str = "audio") -> None:
+def log_audio_examples(
+    examples: list[dict[str, Any]], fs: int = 16000, artifact_dir: str = "audio"
+) -> None:
     """Each example: ``{"id": str, "noisy": wave, "enhanced": wave, "clean": wave, **info}``.
 
-    Writes one WAV per signal and an ``examples.html`` page with players (the MLflow UI previews it).
+    Writes one WAV per signal and an ``examples.html`` page with players (the UI previews it).
     """
     mlflow = _mlflow()
     rows = []
@@ -193,12 +215,15 @@ def log_audio_examples(examples: list[dict[str, Any]], fs: int = 16000,
                 Path(tmp, name).write_bytes(data)
                 src = "data:audio/wav;base64," + base64.b64encode(data).decode()
                 cells.append(f"<td><audio controls preload='none' src='{src}'></audio></td>")
-            info = ", ".join(f"{k}={v}" for k, v in ex.items()
-                             if k not in ("id", "noisy", "enhanced", "clean"))
+            info = ", ".join(
+                f"{k}={v}" for k, v in ex.items() if k not in ("id", "noisy", "enhanced", "clean")
+            )
             rows.append(f"<tr><td>{ex['id']}<br><small>{info}</small></td>{''.join(cells)}</tr>")
-        page = ("<html><head><style>audio{width:210px}td,th{padding:2px 6px;font-family:sans-serif}"
-                "</style></head><body><table><tr><th>utterance</th><th>noisy</th><th>enhanced</th>"
-                f"<th>clean</th></tr>{''.join(rows)}</table></body></html>")
+        page = (
+            "<html><head><style>audio{width:210px}td,th{padding:2px 6px;font-family:sans-serif}"
+            "</style></head><body><table><tr><th>utterance</th><th>noisy</th><th>enhanced</th>"
+            f"<th>clean</th></tr>{''.join(rows)}</table></body></html>"
+        )
         Path(tmp, "examples.html").write_text(page)
         mlflow.log_artifacts(tmp, artifact_dir)
 
@@ -227,14 +252,23 @@ def find_runs(experiment: str, filter_string: str = "") -> list[Any]:
     exp = mlflow.get_experiment_by_name(experiment)
     if exp is None:
         return []
-    return client().search_runs([exp.experiment_id], filter_string,
-                                order_by=["attributes.start_time DESC"])
+    return client().search_runs(
+        [exp.experiment_id], filter_string, order_by=["attributes.start_time DESC"]
+    )
 
 
 def ui_command(host: str = "127.0.0.1", port: int = 5000) -> list[str]:
     """The ``mlflow ui`` command line for the configured store."""
-    cmd = ["mlflow", "ui", "--backend-store-uri", tracking_uri(), "--host", host,
-           "--port", str(port)]
+    cmd = [
+        "mlflow",
+        "ui",
+        "--backend-store-uri",
+        tracking_uri(),
+        "--host",
+        host,
+        "--port",
+        str(port),
+    ]
     root = artifact_root()
     if root is not None:
         cmd += ["--default-artifact-root", root.as_uri()]

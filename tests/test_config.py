@@ -1,4 +1,4 @@
-"""Config loading: every YAML in configs/ loads; bad files are refused with file, key and allowed."""
+"""Config loading: every YAML in configs/ loads; bad files are refused naming file and key."""
 
 from __future__ import annotations
 
@@ -7,7 +7,12 @@ from pathlib import Path
 import pytest
 
 from seofp_lab.config import (
-    CONFIGS_DIR, SECTIONS, ConfigError, CorpusConfig, ExperimentConfig, load_config,
+    CONFIGS_DIR,
+    SECTIONS,
+    ConfigError,
+    CorpusConfig,
+    ExperimentConfig,
+    load_config,
     load_yaml_model,
 )
 
@@ -34,8 +39,10 @@ def test_every_section_config_loads(path: Path) -> None:
 
 
 def test_overrides_apply_and_parse_yaml_values() -> None:
-    cfg = load_config(CONFIGS_DIR / "experiment" / "blstm_baseline.yaml",
-                      ["train.max_epochs=3", "corpus.test_snrs=[0, 5]", "model.hidden=64"])
+    cfg = load_config(
+        CONFIGS_DIR / "experiment" / "blstm_baseline.yaml",
+        ["train.max_epochs=3", "corpus.test_snrs=[0, 5]", "model.hidden=64"],
+    )
     assert cfg.train.max_epochs == 3
     assert cfg.corpus.test_snrs == [0.0, 5.0]
     assert cfg.model.hidden == 64

@@ -1,4 +1,4 @@
-"""The demo end to end with a tiny model: every variant trains, exports, evaluates; the table prints."""
+"""The demo end to end with a tiny model: every variant trains, exports and evaluates."""
 
 from __future__ import annotations
 
@@ -9,9 +9,16 @@ import pytest
 from seofp_lab.demo import print_summary, run_demo
 
 TINY = (
-    "model.hidden=8", "model.layers=1", "train.max_epochs=1", "train.max_minutes=null",
-    "train.batch_size=4", "train.threads=1", "corpus.mixtures_per_epoch=8",
-    "corpus.valid_mixtures=4", "corpus.segment_seconds=1.0", "evaluation.audio_examples=1",
+    "model.hidden=8",
+    "model.layers=1",
+    "train.max_epochs=1",
+    "train.max_minutes=null",
+    "train.batch_size=4",
+    "train.threads=1",
+    "corpus.mixtures_per_epoch=8",
+    "corpus.valid_mixtures=4",
+    "corpus.segment_seconds=1.0",
+    "evaluation.audio_examples=1",
     "tracking.experiment=demo-test",
 )
 

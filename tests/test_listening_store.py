@@ -153,6 +153,18 @@ def test_resume_rebuilds_the_schedule_and_continues(make_service) -> None:
     assert again.phase() == "done"
     correct, total = again.score()
     assert total == len(again.schedule) - 1 and 0 <= correct <= total
+    # each visit is a listening session; a trial belongs to the visit that first showed it
+    from sqlalchemy import select
+
+    from seofp_lab.listening.store import ListeningSession, TrialRow
+
+    with service.store.session() as s:
+        visits = s.scalars(select(ListeningSession.id).where(
+            ListeningSession.participant_id == first.pid)).all()
+        shown = dict(s.execute(select(TrialRow.trial_index, TrialRow.session_id).where(
+            TrialRow.participant_id == first.pid)).all())
+    assert sorted(visits) == sorted([first.session_id, again.session_id])
+    assert shown[min(shown)] == first.session_id and shown[max(shown)] == again.session_id
 
 
 def test_break_is_enforced_between_blocks(make_service) -> None:

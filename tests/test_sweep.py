@@ -14,10 +14,13 @@ def test_every_sweep_loads(path: Path) -> None:
 
 
 def test_grid_points_are_the_product() -> None:
-    s = SweepConfig(experiment="demo_baseline", grid={"a.b": [1, 2], "c": ["x", "y", "z"]},
-                    overrides=["t=1"])
+    s = SweepConfig(
+        experiment="demo_baseline", grid={"a.b": [1, 2], "c": ["x", "y", "z"]}, overrides=["t=1"]
+    )
     pts = points(s)
-    assert len(pts) == 6 and pts[0] == ["t=1", "a.b=1", "c=x"] and pts[-1] == ["t=1", "a.b=2", "c=z"]
+    assert (
+        len(pts) == 6 and pts[0] == ["t=1", "a.b=1", "c=x"] and pts[-1] == ["t=1", "a.b=2", "c=z"]
+    )
 
 
 def test_bad_sweep_file(tmp_path: Path) -> None:

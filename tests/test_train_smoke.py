@@ -12,10 +12,18 @@ from seofp_lab import tracking
 from seofp_lab.config import CONFIGS_DIR, load_config
 
 TINY = [
-    "model=blstm_small", "model.hidden=8", "model.layers=1",
-    "train.max_epochs=2", "train.batch_size=4", "train.threads=1",
-    "corpus.mixtures_per_epoch=8", "corpus.valid_mixtures=4", "corpus.segment_seconds=1.0",
-    "corpus.test_utterances=3", "corpus.test_mixtures_per_utterance=1", "evaluation.audio_examples=2",
+    "model=blstm_small",
+    "model.hidden=8",
+    "model.layers=1",
+    "train.max_epochs=2",
+    "train.batch_size=4",
+    "train.threads=1",
+    "corpus.mixtures_per_epoch=8",
+    "corpus.valid_mixtures=4",
+    "corpus.segment_seconds=1.0",
+    "corpus.test_utterances=3",
+    "corpus.test_mixtures_per_utterance=1",
+    "evaluation.audio_examples=2",
     "tracking.experiment=smoke",
 ]
 
@@ -59,8 +67,9 @@ def test_compressed_run_exports_and_runs_on_the_c_engine(workspace: Path) -> Non
     from seofp_lab.infer.export import export_run
     from seofp_lab.train.run import train
 
-    cfg = load_config(CONFIGS_DIR / "experiment" / "demo_s1e5.yaml",
-                      [*TINY, "train.max_minutes=null"])
+    cfg = load_config(
+        CONFIGS_DIR / "experiment" / "demo_s1e5.yaml", [*TINY, "train.max_minutes=null"]
+    )
     result = train(cfg, progress=False)
     client = MlflowClient(tracking.tracking_uri())
     run = client.get_run(result.run_id)
@@ -68,7 +77,8 @@ def test_compressed_run_exports_and_runs_on_the_c_engine(workspace: Path) -> Non
     assert run.data.tags[tracking.TAG_FORMAT] == "s1e5"
     assert run.data.metrics["bits_per_weight"] <= 6.0
     assert {"exponent_histogram.png", "layers.csv"} <= {
-        Path(a.path).name for a in client.list_artifacts(result.run_id, "compression")}
+        Path(a.path).name for a in client.list_artifacts(result.run_id, "compression")
+    }
 
     path = export_run(result.run_id)
     run = client.get_run(result.run_id)

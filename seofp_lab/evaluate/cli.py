@@ -8,8 +8,12 @@ import argparse
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("evaluate", help="enhance the test set with a run's model and score it")
     p.add_argument("run_id", help="MLflow run id of a training run")
-    p.add_argument("--engine", choices=["torch", "c"], default="torch",
-                   help="enhance with PyTorch or with the C engine (exports the model first)")
+    p.add_argument(
+        "--engine",
+        choices=["torch", "c"],
+        default="torch",
+        help="enhance with PyTorch or with the C engine (exports the model first)",
+    )
     p.add_argument("--kernel", choices=["intadd", "decode", "fp32"], default="intadd")
     p.add_argument("--workers", type=int, default=None, help="scoring processes (default: cores)")
     p.add_argument("--max-utterances", type=int, default=None)
@@ -19,7 +23,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from seofp_lab.evaluate.run import evaluate, results_table  # noqa: PLC0415
 
-    res = evaluate(args.run_id, engine=args.engine, kernel=args.kernel, workers=args.workers,
-                   max_utterances=args.max_utterances)
+    res = evaluate(
+        args.run_id,
+        engine=args.engine,
+        kernel=args.kernel,
+        workers=args.workers,
+        max_utterances=args.max_utterances,
+    )
     results_table({"enhanced": res.metrics}, title=f"Test set, run {args.run_id}").print()
     return 0

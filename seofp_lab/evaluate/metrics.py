@@ -24,7 +24,9 @@ def si_sdr(reference: np.ndarray, estimate: np.ndarray) -> float:
     alpha = np.dot(est, ref) / max(np.dot(ref, ref), 1e-20)
     target = alpha * ref
     noise = est - target
-    return float(10 * np.log10(max(np.dot(target, target), 1e-20) / max(np.dot(noise, noise), 1e-20)))
+    return float(
+        10 * np.log10(max(np.dot(target, target), 1e-20) / max(np.dot(noise, noise), 1e-20))
+    )
 
 
 def pesq_wb(reference: np.ndarray, estimate: np.ndarray) -> float:
@@ -52,7 +54,11 @@ def estoi(reference: np.ndarray, estimate: np.ndarray) -> float:
 
 
 METRIC_FUNCTIONS: dict[str, Callable[[np.ndarray, np.ndarray], float]] = {
-    "pesq_wb": pesq_wb, "pesq_nb": pesq_nb, "stoi": stoi, "estoi": estoi, "si_sdr": si_sdr,
+    "pesq_wb": pesq_wb,
+    "pesq_nb": pesq_nb,
+    "stoi": stoi,
+    "estoi": estoi,
+    "si_sdr": si_sdr,
 }
 
 

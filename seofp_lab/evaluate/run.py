@@ -72,20 +72,25 @@ def _store_noisy(test_root: Path, rows: list[dict[str, Any]]) -> None:
     cache = json.loads(path.read_text()) if path.is_file() else {}
     for r in rows:
         cache.setdefault(r["id"], {}).update(
-            {k.removeprefix("noisy_"): v for k, v in r.items() if k.startswith("noisy_")})
+            {k.removeprefix("noisy_"): v for k, v in r.items() if k.startswith("noisy_")}
+        )
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(cache))
     tmp.replace(path)
 
 
-def score_parallel(tasks: list[dict[str, Any]], workers: int | None,
-                   label: str = "scoring") -> list[dict[str, Any]]:
+def score_parallel(
+    tasks: list[dict[str, Any]], workers: int | None, label: str = "scoring"
+) -> list[dict[str, Any]]:
     """Score (clean, noisy, enhanced) file triples in worker processes, with a progress bar."""
     workers = workers or os.cpu_count() or 1
     rows: list[dict[str, Any]] = []
-    with Progress(transient=False) as bar, ProcessPoolExecutor(
-        max_workers=workers, mp_context=get_context("spawn"), initializer=_worker_init
-    ) as pool:
+    with (
+        Progress(transient=False) as bar,
+        ProcessPoolExecutor(
+            max_workers=workers, mp_context=get_context("spawn"), initializer=_worker_init
+        ) as pool,
+    ):
         job = bar.add_task(f"{label} ({workers} workers)", total=len(tasks))
         for fut in as_completed([pool.submit(_score_item, t) for t in tasks]):
             rows.append(fut.result())
@@ -120,8 +125,9 @@ def _per_snr_figure(metrics: dict[str, float], names: list[str]) -> Any:
     for ax, name in zip(axes[0], names, strict=True):
         for noisy, label in ((True, "noisy"), (False, "enhanced")):
             prefix = ("noisy_" if noisy else "") + name + "_snr"
-            pts = sorted((float(k[len(prefix):]), v) for k, v in metrics.items()
-                         if k.startswith(prefix))
+            pts = sorted(
+                (float(k[len(prefix) :]), v) for k, v in metrics.items() if k.startswith(prefix)
+            )
             if pts:
                 ax.plot(*zip(*pts, strict=True), marker="o", label=label)
         ax.set_title(name)
@@ -132,8 +138,9 @@ def _per_snr_figure(metrics: dict[str, float], names: list[str]) -> Any:
     return fig
 
 
-def _enhancer(run_id: str, engine: Literal["torch", "c"], kernel: str, cfg: ExperimentConfig,
-              ckpt: Path):  # noqa: ANN202 - a callable wave -> wave
+def _enhancer(
+    run_id: str, engine: Literal["torch", "c"], kernel: str, cfg: ExperimentConfig, ckpt: Path
+):  # noqa: ANN202 - a callable wave -> wave
     if engine == "c":
         from seofp_lab.infer.engine import load as load_engine  # noqa: PLC0415
         from seofp_lab.infer.export import export_run  # noqa: PLC0415
@@ -153,9 +160,15 @@ def _enhancer(run_id: str, engine: Literal["torch", "c"], kernel: str, cfg: Expe
     return run
 
 
-def evaluate(run_id: str, engine: Literal["torch", "c"] = "torch", kernel: str = "intadd",
-             workers: int | None = None, max_utterances: int | None = None,
-             metrics: list[str] | None = None, log: bool = True) -> EvalResult:
+def evaluate(
+    run_id: str,
+    engine: Literal["torch", "c"] = "torch",
+    kernel: str = "intadd",
+    workers: int | None = None,
+    max_utterances: int | None = None,
+    metrics: list[str] | None = None,
+    log: bool = True,
+) -> EvalResult:
     """Enhance the run's test set (PyTorch or the C engine), score it, log it to the run."""
     from seofp_lab.data.testset import prepare_test_set  # noqa: PLC0415
 
@@ -166,8 +179,9 @@ def evaluate(run_id: str, engine: Literal["torch", "c"] = "torch", kernel: str =
     items = test_set.items[:max_utterances] if max_utterances else test_set.items
     ckpt = tracking.download_artifact(run_id, tracking.CHECKPOINT_ARTIFACT)
     enhance = _enhancer(run_id, engine, kernel, cfg, ckpt)
-    out_dir = enhanced_dir(run_id, "torch" if engine == "torch" else f"c-{kernel}",
-                           must_exist=False)
+    out_dir = enhanced_dir(
+        run_id, "torch" if engine == "torch" else f"c-{kernel}", must_exist=False
+    )
     out_dir.mkdir(parents=True, exist_ok=True)
     tasks, manifest = [], []
     with Progress() as bar:
@@ -176,16 +190,29 @@ def evaluate(run_id: str, engine: Literal["torch", "c"] = "torch", kernel: str =
             noisy, _clean = test_set.load(item)
             enhanced = np.asarray(enhance(noisy), np.float32)
             if enhanced.shape != noisy.shape or not np.isfinite(enhanced).all():
-                raise ValueError(f"{item.id}: expected finite output of shape {noisy.shape} "
-                                 f"but got {enhanced.shape}")
+                raise ValueError(
+                    f"{item.id}: expected finite output of shape {noisy.shape} "
+                    f"but got {enhanced.shape}"
+                )
             path = out_dir / f"{item.id}.wav"
             sf.write(path, enhanced, 16000, subtype="FLOAT")
-            row = {"id": item.id, "speaker": item.speaker, "noise": item.noise, "snr": item.snr,
-                   "noisy": str(item.noisy_path), "clean": str(item.clean_path),
-                   "enhanced": str(path)}
+            row = {
+                "id": item.id,
+                "speaker": item.speaker,
+                "noise": item.noise,
+                "snr": item.snr,
+                "noisy": str(item.noisy_path),
+                "clean": str(item.clean_path),
+                "enhanced": str(path),
+            }
             manifest.append(row)
-            tasks.append({**row, "metrics": names,
-                          "noisy_scores": _cached_noisy(test_set.root, item.id, names)})
+            tasks.append(
+                {
+                    **row,
+                    "metrics": names,
+                    "noisy_scores": _cached_noisy(test_set.root, item.id, names),
+                }
+            )
             bar.advance(job)
     write_manifest(out_dir, manifest)
     rows = score_parallel(tasks, workers or cfg.evaluation.workers)
@@ -193,21 +220,28 @@ def evaluate(run_id: str, engine: Literal["torch", "c"] = "torch", kernel: str =
     failures = sum(1 for r in rows for k in r if k.endswith("_error"))
     result = aggregate(rows, names)
     if failures:
-        Console(stderr=True).print(f"[yellow]{failures} metric computations failed; see the "
-                                   "*_error columns of the per-utterance CSV[/yellow]")
+        Console(stderr=True).print(
+            f"[yellow]{failures} metric computations failed; see the "
+            "*_error columns of the per-utterance CSV[/yellow]"
+        )
     if log:
         prefix = "" if engine == "torch" else f"engine_{kernel}_"
         with tracking.resume_run(run_id):
             tracking.log_metrics({prefix + k: v for k, v in result.items()})
-            tracking.log_metrics({prefix + "test_utterances": float(len(rows)),
-                                  prefix + "metric_failures": float(failures)})
+            tracking.log_metrics(
+                {
+                    prefix + "test_utterances": float(len(rows)),
+                    prefix + "metric_failures": float(failures),
+                }
+            )
             tracking.log_table(rows, f"evaluation/{prefix}per_utterance.csv")
             tracking.log_figure(_per_snr_figure(result, names), f"evaluation/{prefix}per_snr.png")
     return EvalResult(run_id, result, rows, failures)
 
 
-def results_table(results: dict[str, dict[str, float]], extra: list[str] | None = None,
-                  title: str = "Test set") -> "_Printable":
+def results_table(
+    results: dict[str, dict[str, float]], extra: list[str] | None = None, title: str = "Test set"
+) -> _Printable:
     """A rich table: one row for the noisy input, one per named result; columns are metrics."""
     names = [n for n in DEFAULT_METRICS if any(n in r for r in results.values())]
     table = Table(title=title)
@@ -215,10 +249,13 @@ def results_table(results: dict[str, dict[str, float]], extra: list[str] | None 
     for n in names + (extra or []):
         table.add_column(n, justify="right")
     first = next(iter(results.values()))
-    table.add_row("noisy", *[_fmt(first.get(f"noisy_{n}")) for n in names],
-                  *["" for _ in extra or []])
+    table.add_row(
+        "noisy", *[_fmt(first.get(f"noisy_{n}")) for n in names], *["" for _ in extra or []]
+    )
     for label, r in results.items():
-        table.add_row(label, *[_fmt(r.get(n)) for n in names], *[_fmt(r.get(e)) for e in extra or []])
+        table.add_row(
+            label, *[_fmt(r.get(n)) for n in names], *[_fmt(r.get(e)) for e in extra or []]
+        )
     return _Printable(table)
 
 

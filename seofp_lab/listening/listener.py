@@ -33,6 +33,7 @@ from seofp_lab.listening.stimuli import (
 )
 from seofp_lab.listening.store import (
     Answer,
+    ListeningSession,
     Participant,
     PlayEvent,
     ScreenAnswer,
@@ -112,14 +113,18 @@ class StudyService:
                               user_agent=user_agent))
         return token
 
-    def listener(self, token: str | None) -> Listener:
-        """Resume a participant by token; an unknown token is refused."""
+    def listener(self, token: str | None, user_agent: str | None = None) -> Listener:
+        """Resume a participant by token, opening a new listening session (one per visit);
+        an unknown token is refused and writes nothing."""
         with self.store.session() as s:
             p = self.store.participant(s, token or "")
             if p is None or p.study_id != self.study.name:
                 raise StudyError(f"Expected a participant token of study {self.study.name!r} "
                                  f"but got {token!r}; start again from the study link")
-            return Listener(self, p.id, p.token, p.seed, p.participant_index)
+            visit = ListeningSession(participant_id=p.id, user_agent=user_agent)
+            s.add(visit)
+            s.flush()
+            return Listener(self, p.id, p.token, p.seed, p.participant_index, visit.id)
 
 
 @dataclass
@@ -131,6 +136,7 @@ class Listener:
     token: str
     seed: int
     index: int
+    session_id: int | None = None  # the visit (sessions table) trials shown now belong to
     _screen: dict[str, tuple[str, int, int, int]] = field(default_factory=dict, repr=False)
 
     @cached_property

@@ -10,8 +10,11 @@ from torch import nn
 from seofp_lab.models.fcn import FCNEnhancer
 from seofp_lab.models.lstm import LSTMEnhancer, SingleBiasLSTM
 
-REGISTRY: dict[str, type[nn.Module]] = {"blstm": LSTMEnhancer, "lstm": LSTMEnhancer,
-                                         "fcn": FCNEnhancer}
+REGISTRY: dict[str, type[nn.Module]] = {
+    "blstm": LSTMEnhancer,
+    "lstm": LSTMEnhancer,
+    "fcn": FCNEnhancer,
+}
 
 
 def build_model(name: str, **params: Any) -> nn.Module:
@@ -24,7 +27,7 @@ def build_model(name: str, **params: Any) -> nn.Module:
 
 
 def stored_values(model: nn.Module) -> int:
-    """Parameters plus persistent non-feature buffers (BatchNorm statistics), as the papers count."""
+    """Parameters plus BatchNorm running statistics: the stored values, as the papers count."""
     n = sum(p.numel() for p in model.parameters())
     for name, b in model.named_buffers():
         if name.endswith(("running_mean", "running_var")):
@@ -32,5 +35,11 @@ def stored_values(model: nn.Module) -> int:
     return n
 
 
-__all__ = ["FCNEnhancer", "LSTMEnhancer", "REGISTRY", "SingleBiasLSTM", "build_model",
-           "stored_values"]
+__all__ = [
+    "FCNEnhancer",
+    "LSTMEnhancer",
+    "REGISTRY",
+    "SingleBiasLSTM",
+    "build_model",
+    "stored_values",
+]

@@ -14,8 +14,9 @@ from torch import Tensor, nn
 class FCNEnhancer(nn.Module):
     """Noisy waveform ``(batch, time)`` -> enhanced waveform ``(batch, time)``."""
 
-    def __init__(self, layers: int = 10, channels: int = 30, kernel: int = 55,
-                 norm: str = "batch") -> None:
+    def __init__(
+        self, layers: int = 10, channels: int = 30, kernel: int = 55, norm: str = "batch"
+    ) -> None:
         super().__init__()
         if kernel % 2 == 0:
             raise ValueError(f"Expected an odd kernel for 'same' padding but got {kernel}")

@@ -18,10 +18,17 @@ from seofp_lab.data import features
 class SingleBiasLSTM(nn.LSTM):
     """``nn.LSTM`` (batch_first) with a single bias per gate: ``bias_hh_*`` are fixed zeros."""
 
-    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1,
-                 bidirectional: bool = False) -> None:
-        super().__init__(input_size, hidden_size, num_layers, bias=True, batch_first=True,
-                         bidirectional=bidirectional)
+    def __init__(
+        self, input_size: int, hidden_size: int, num_layers: int = 1, bidirectional: bool = False
+    ) -> None:
+        super().__init__(
+            input_size,
+            hidden_size,
+            num_layers,
+            bias=True,
+            batch_first=True,
+            bidirectional=bidirectional,
+        )
         for name in [n for n in self._flat_weights_names if n.startswith("bias_hh")]:
             zeros = torch.zeros_like(getattr(self, name))
             delattr(self, name)
@@ -45,9 +52,17 @@ class LSTMEnhancer(nn.Module):
     The noisy phase is reused.
     """
 
-    def __init__(self, hidden: int = 257, layers: int = 2, bidirectional: bool = True,
-                 fc: int = 300, target: Literal["lps", "mask"] = "lps", n_fft: int = 512,
-                 hop: int = 256, mask_floor: float = 0.0) -> None:
+    def __init__(
+        self,
+        hidden: int = 257,
+        layers: int = 2,
+        bidirectional: bool = True,
+        fc: int = 300,
+        target: Literal["lps", "mask"] = "lps",
+        n_fft: int = 512,
+        hop: int = 256,
+        mask_floor: float = 0.0,
+    ) -> None:
         super().__init__()
         if target not in ("lps", "mask"):
             raise ValueError(f"Expected target 'lps' or 'mask' but got {target!r}")

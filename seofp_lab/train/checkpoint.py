@@ -28,13 +28,20 @@ def make_model(cfg: ExperimentConfig) -> nn.Module:
     return build_model(name, **params)
 
 
-def save_checkpoint(model: nn.Module, cfg: ExperimentConfig, path: Path,
-                    extra: dict[str, Any] | None = None) -> Path:
+def save_checkpoint(
+    model: nn.Module, cfg: ExperimentConfig, path: Path, extra: dict[str, Any] | None = None
+) -> Path:
     """Write atomically: a crash never leaves half a checkpoint."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
-    torch.save({"config": cfg.model_dump(mode="json"), "state_dict": model.state_dict(),
-                "extra": extra or {}}, tmp)
+    torch.save(
+        {
+            "config": cfg.model_dump(mode="json"),
+            "state_dict": model.state_dict(),
+            "extra": extra or {},
+        },
+        tmp,
+    )
     tmp.replace(path)
     return path
 
@@ -45,10 +52,14 @@ def load_checkpoint(path: Path) -> tuple[nn.Module, ExperimentConfig, dict[str, 
         blob = torch.load(path, map_location="cpu", weights_only=True)
         cfg = ExperimentConfig.model_validate(blob["config"])
     except Exception as exc:
-        raise SeofpError(f"Expected a seofp-lab checkpoint at {path} but could not read it: {exc}")
+        raise SeofpError(
+            f"Expected a seofp-lab checkpoint at {path} but could not read it: {exc}"
+        ) from None
     model = make_model(cfg)
     missing, unexpected = model.load_state_dict(blob["state_dict"], strict=False)
     if missing or unexpected:
-        raise SeofpError(f"{path}: checkpoint does not fit the model "
-                         f"(missing {missing[:5]}, unexpected {unexpected[:5]})")
+        raise SeofpError(
+            f"{path}: checkpoint does not fit the model "
+            f"(missing {missing[:5]}, unexpected {unexpected[:5]})"
+        )
     return model.eval(), cfg, blob.get("extra", {})

@@ -1,4 +1,4 @@
-"""``train(cfg)``: the one place an experiment config becomes objects, a Trainer and an MLflow run."""
+"""``train(cfg)``: where an experiment config becomes objects, a Trainer and an MLflow run."""
 
 from __future__ import annotations
 
@@ -37,8 +37,10 @@ class TrainResult:
 
     def __str__(self) -> str:
         shown = ", ".join(f"{k}={v:.4g}" for k, v in sorted(self.metrics.items()))
-        return (f"run {self.run_id} trained in {self.minutes:.1f} min; checkpoint {self.checkpoint}"
-                + (f"\n{shown}" if shown else ""))
+        return (
+            f"run {self.run_id} trained in {self.minutes:.1f} min; checkpoint {self.checkpoint}"
+            + (f"\n{shown}" if shown else "")
+        )
 
 
 class MlflowCurves(L.Callback):
@@ -111,8 +113,14 @@ def _examples(model: nn.Module, dm: MixtureDataModule, count: int) -> list[dict[
         for noisy, clean in dm.val_dataloader():
             enhanced = model(noisy)
             for j in range(noisy.shape[0]):
-                out.append({"id": f"val{len(out):02d}", "noisy": noisy[j].numpy(),
-                            "enhanced": enhanced[j].numpy(), "clean": clean[j].numpy()})
+                out.append(
+                    {
+                        "id": f"val{len(out):02d}",
+                        "noisy": noisy[j].numpy(),
+                        "enhanced": enhanced[j].numpy(),
+                        "clean": clean[j].numpy(),
+                    }
+                )
                 if len(out) >= count:
                     return out
     return out
@@ -127,9 +135,14 @@ def train(cfg: ExperimentConfig, progress: bool = True) -> TrainResult:
     corpus = load_corpus(cfg.corpus)
     c = cfg.corpus
     dm = MixtureDataModule(
-        corpus, train_snrs=list(c.train_snrs), segment_seconds=c.segment_seconds,
-        mixtures_per_epoch=c.mixtures_per_epoch, valid_mixtures=c.valid_mixtures,
-        batch_size=cfg.train.batch_size, num_workers=cfg.train.num_workers, seed=c.seed,
+        corpus,
+        train_snrs=list(c.train_snrs),
+        segment_seconds=c.segment_seconds,
+        mixtures_per_epoch=c.mixtures_per_epoch,
+        valid_mixtures=c.valid_mixtures,
+        batch_size=cfg.train.batch_size,
+        num_workers=cfg.train.num_workers,
+        seed=c.seed,
         train_noises=c.train_noises,
     )
     dm.setup("fit")
@@ -148,33 +161,46 @@ def train(cfg: ExperimentConfig, progress: bool = True) -> TrainResult:
         plan = build_compression(comp, model, cfg.train.max_epochs)
     fmt = plan.format_name if plan is not None else None
 
-    module = EnhanceModule(model, lr=cfg.train.lr, weight_decay=cfg.train.weight_decay,
-                           loss=cfg.train.loss)
+    module = EnhanceModule(
+        model, lr=cfg.train.lr, weight_decay=cfg.train.weight_decay, loss=cfg.train.loss
+    )
     callbacks: list[L.Callback] = [MlflowCurves(), *(plan.callbacks if plan else [])]
     if cfg.train.max_minutes:
-        callbacks.append(L.callbacks.Timer(dt.timedelta(minutes=cfg.train.max_minutes),
-                                           interval="epoch"))
+        callbacks.append(
+            L.callbacks.Timer(dt.timedelta(minutes=cfg.train.max_minutes), interval="epoch")
+        )
     run_name = cfg.tracking.run_name or cfg.name
-    with tracking.start_run(cfg.tracking.experiment, run_name, _tags(cfg, baseline_run, fmt),
-                            cfg.flat_params()) as run_id:
-        tracking.log_text(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False),
-                          tracking.CONFIG_ARTIFACT)
+    with tracking.start_run(
+        cfg.tracking.experiment, run_name, _tags(cfg, baseline_run, fmt), cfg.flat_params()
+    ) as run_id:
+        tracking.log_text(
+            yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False), tracking.CONFIG_ARTIFACT
+        )
         for name in ("pytorch_lightning.utilities.rank_zero", "lightning_fabric"):
             logging.getLogger(name).setLevel(logging.WARNING)  # no "GPU available"/tips chatter
         trainer = L.Trainer(
-            max_epochs=cfg.train.max_epochs, accelerator=cfg.train.accelerator,
-            devices=cfg.train.devices, strategy=cfg.train.strategy, logger=False,
-            enable_checkpointing=False, enable_model_summary=False, callbacks=callbacks,
-            gradient_clip_val=cfg.train.gradient_clip, enable_progress_bar=progress,
-            num_sanity_val_steps=0, deterministic=False,
+            max_epochs=cfg.train.max_epochs,
+            accelerator=cfg.train.accelerator,
+            devices=cfg.train.devices,
+            strategy=cfg.train.strategy,
+            logger=False,
+            enable_checkpointing=False,
+            enable_model_summary=False,
+            callbacks=callbacks,
+            gradient_clip_val=cfg.train.gradient_clip,
+            enable_progress_bar=progress,
+            num_sanity_val_steps=0,
+            deterministic=False,
         )
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=".*does not have many workers.*")
             warnings.filterwarnings("ignore", message=".*LeafSpec.*")  # inside Lightning 2.6
             trainer.fit(module, datamodule=dm)
         model.eval()
-        metrics: dict[str, float] = {"stored_values": float(stored_values(model)),
-                                     "epochs": float(trainer.current_epoch)}
+        metrics: dict[str, float] = {
+            "stored_values": float(stored_values(model)),
+            "epochs": float(trainer.current_epoch),
+        }
         if plan is not None:
             metrics.update(plan.finalize(model))
             with tempfile.TemporaryDirectory() as tmp:
@@ -186,8 +212,12 @@ def train(cfg: ExperimentConfig, progress: bool = True) -> TrainResult:
         minutes = (time.perf_counter() - t0) / 60
         metrics["train_minutes"] = minutes
         tracking.log_metrics(metrics)
-        ckpt = save_checkpoint(model, cfg, workspace_path("runs", run_id, "model.pt"),
-                               extra={"run_id": run_id, "format": fmt})
+        ckpt = save_checkpoint(
+            model,
+            cfg,
+            workspace_path("runs", run_id, "model.pt"),
+            extra={"run_id": run_id, "format": fmt},
+        )
         tracking.log_artifact(ckpt, str(Path(tracking.CHECKPOINT_ARTIFACT).parent))
         tracking.log_audio_examples(_examples(model, dm, cfg.evaluation.audio_examples))
     return TrainResult(run_id, ckpt, metrics, minutes)
