@@ -6,6 +6,8 @@ counts the player would report are put into session state before the rerun.
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -19,6 +21,15 @@ from seofp_lab.listening.synthetic import make_study
 APP = str(Path(__file__).resolve().parents[1] / "app" / "study_app.py")
 HEARD = {"heard": {"A": 5000.0, "B": 5000.0, "X": 5000.0, "1": 5000.0, "2": 5000.0,
                    "3": 5000.0}, "plays": {"A": 1, "B": 1, "X": 1}}
+
+
+@pytest.fixture(autouse=True)
+def _keep_main_module() -> Iterator[None]:
+    """Streamlit's script runner installs the app as ``sys.modules["__main__"]`` and leaves it
+    there; later tests that start spawn workers would then re-run the app in each worker."""
+    main = sys.modules["__main__"]
+    yield
+    sys.modules["__main__"] = main
 
 
 @pytest.fixture
