@@ -7,11 +7,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from sqlalchemy import select
 
 from seofp_lab.cli import main as seofp
 from seofp_lab.listening.analysis import analyze
 from seofp_lab.listening.listener import StudyService
 from seofp_lab.listening.protocol import StudyDefinition
+from seofp_lab.listening.store import TrialRow
 from seofp_lab.listening.synthetic import make_study
 
 STUDY = StudyDefinition(name="sim", baseline_dir=Path("b"), compressed_dir=Path("c"))
@@ -102,8 +104,12 @@ def test_cli_plan_prepare_analyze_export(tmp_path: Path, monkeypatch: pytest.Mon
         listener.consent("1", True)
         listener.save_metadata({})
         while (t := listener.next_trial()) is not None:
-            listener.record_answer(t.public_id, "AB"[rng.integers(2)],
-                                   {"ms_heard_x": 800, "rt_ms": 3500})
+            answer = "AB"[rng.integers(2)]
+            if t.trial_type == "catch":  # an attentive listener passes the catch screen
+                with service.store.session() as s:
+                    answer = s.scalar(select(TrialRow.x_is).where(
+                        TrialRow.public_id == t.public_id))
+            listener.record_answer(t.public_id, answer, {"ms_heard_x": 800, "rt_ms": 3500})
         listener.save_debrief({})
     assert seofp(["study", "analyze", str(study), "--boot", "50"]) == 0
     out = capsys.readouterr().out
