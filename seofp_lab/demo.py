@@ -11,9 +11,8 @@ import argparse
 import time
 from dataclasses import dataclass, field
 
-from rich.console import Console
-
 from seofp_lab.config import CONFIGS_DIR, load_config
+from seofp_lab.console import console as make_console
 
 DEMO_BASELINE = CONFIGS_DIR / "experiment" / "demo_baseline.yaml"
 
@@ -53,7 +52,7 @@ def run_demo(
     from seofp_lab.infer.export import export_run  # noqa: PLC0415
     from seofp_lab.train.run import train  # noqa: PLC0415
 
-    console = Console()
+    console = make_console()
     t0 = time.perf_counter()
     result = DemoResult()
     baseline_run: str | None = None
@@ -103,7 +102,7 @@ def print_summary(result: DemoResult) -> None:
         if any(k in m for m in result.metrics.values())
     ]
     results_table(result.metrics, extra=extra, title="seofp demo: embedded test set").print()
-    console = Console()
+    console = make_console()
     first = next(iter(result.metrics.values()))
     gains = {
         k: first.get(k, float("nan")) - first.get(f"noisy_{k}", float("nan"))

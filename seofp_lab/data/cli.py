@@ -13,7 +13,6 @@ from pathlib import Path
 
 import yaml
 from pydantic import ValidationError
-from rich.console import Console
 from rich.table import Table
 
 from seofp_lab.config import (
@@ -24,6 +23,7 @@ from seofp_lab.config import (
     load_yaml_model,
     parse_override,
 )
+from seofp_lab.console import console as make_console
 
 
 def corpus_config(path: str | Path, overrides: list[str] | None = None) -> CorpusConfig:
@@ -72,7 +72,7 @@ def _build(args: argparse.Namespace) -> int:
             build_embedded(out, work)
         else:
             build_lab(out, work, per_speaker=args.per_speaker)
-    Console().print(f"[green]{args.which} corpus written to {out}[/green]")
+    make_console().print(f"[green]{args.which} corpus written to {out}[/green]")
     return 0
 
 
@@ -92,7 +92,7 @@ def _testset(args: argparse.Namespace) -> int:
     for n in noises:
         row = [counts.get((n, s), 0) for s in snrs]
         table.add_row(n, *map(str, row), str(sum(row)))
-    console = Console()
+    console = make_console()
     console.print(f"Test set of corpus {cfg.name!r}: {len(ts.items)} mixtures", soft_wrap=True)
     console.print(f"in {ts.root} (manifest {ts.manifest_path.name})", soft_wrap=True)
     console.print(table)
@@ -105,7 +105,7 @@ def _info(args: argparse.Namespace) -> int:
 
     cfg = corpus_config(args.config, args.overrides)
     corpus = load_corpus(cfg)
-    console = Console()
+    console = make_console()
     table = Table(title=f"Corpus {cfg.name!r} ({cfg.kind}{', paired' if corpus.paired else ''})")
     for col in ("split", "speakers", "utterances", "hours", "pairs", "noise types"):
         table.add_column(col, justify="right" if col in ("speakers", "utterances", "hours",

@@ -14,12 +14,12 @@ from typing import Any, Literal
 
 import numpy as np
 import soundfile as sf
-from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
 from seofp_lab import tracking
 from seofp_lab.config import ExperimentConfig
+from seofp_lab.console import console as make_console
 from seofp_lab.evaluate.enhanced import enhanced_dir, write_manifest
 from seofp_lab.evaluate.metrics import score
 
@@ -220,7 +220,7 @@ def evaluate(
     failures = sum(1 for r in rows for k in r if k.endswith("_error"))
     result = aggregate(rows, names)
     if failures:
-        Console(stderr=True).print(
+        make_console(stderr=True).print(
             f"[yellow]{failures} metric computations failed; see the "
             "*_error columns of the per-utterance CSV[/yellow]"
         )
@@ -239,30 +239,42 @@ def evaluate(
     return EvalResult(run_id, result, rows, failures)
 
 
+COLUMN_LABELS = {
+    "pesq_wb": "PESQ-wb", "pesq_nb": "PESQ-nb", "stoi": "STOI", "estoi": "ESTOI",
+    "si_sdr": "SI-SDR dB", "size_bytes": "size B", "compression_pct": "compr. %",
+    "bits_per_weight": "bits/w", "speedup_vs_fp32": "C speed-up", "rtf": "RTF",
+}
+
+
 def results_table(
     results: dict[str, dict[str, float]], extra: list[str] | None = None, title: str = "Test set"
 ) -> _Printable:
     """A rich table: one row for the noisy input, one per named result; columns are metrics."""
     names = [n for n in DEFAULT_METRICS if any(n in r for r in results.values())]
+    extra = extra or []
     table = Table(title=title)
     table.add_column("")
-    for n in names + (extra or []):
-        table.add_column(n, justify="right")
+    for n in names + extra:
+        table.add_column(COLUMN_LABELS.get(n, n), justify="right", no_wrap=True)
     first = next(iter(results.values()))
-    table.add_row(
-        "noisy", *[_fmt(first.get(f"noisy_{n}")) for n in names], *["" for _ in extra or []]
-    )
+    table.add_row("noisy input", *[_fmt(first.get(f"noisy_{n}")) for n in names],
+                  *["" for _ in extra])
     for label, r in results.items():
-        table.add_row(
-            label, *[_fmt(r.get(n)) for n in names], *[_fmt(r.get(e)) for e in extra or []]
-        )
+        table.add_row(label, *[_fmt(r.get(n), n) for n in names],
+                      *[_fmt(r.get(e), e) for e in extra])
     return _Printable(table)
 
 
-def _fmt(v: float | None) -> str:
+def _fmt(v: float | None, name: str = "") -> str:
     if v is None or (isinstance(v, float) and math.isnan(v)):
         return "–"
-    return f"{v:.3f}" if abs(v) < 1000 else f"{v:,.0f}"
+    if name == "size_bytes":
+        return f"{v:,.0f}"
+    if name in ("compression_pct", "si_sdr"):
+        return f"{v:.2f}"
+    if name in ("speedup_vs_fp32", "bits_per_weight"):
+        return f"{v:.2f}"
+    return f"{v:.3f}"
 
 
 class _Printable:
@@ -270,7 +282,7 @@ class _Printable:
         self.table = table
 
     def print(self) -> None:
-        Console().print(self.table)
+        make_console().print(self.table)
 
 
 __all__ = ["EvalResult", "aggregate", "evaluate", "results_table", "score_parallel"]

@@ -8,6 +8,7 @@ import copy
 import os
 import platform
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -16,6 +17,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from seofp_lab.console import console as make_console
 from seofp_lab.infer import engine as engine_mod
 from seofp_lab.infer import kernels as K
 from seofp_lab.infer import modelfile
@@ -106,6 +108,20 @@ def environment() -> dict[str, str]:
 
 def bench_model(model: nn.Module, seconds: float = 4.0, samples: int = 31, warmup: int = 3,
                 kernel: K.Kernel = "intadd", seed: int = 0) -> BenchResult:
+    """Side-by-side latency of PyTorch fp32, PyTorch dynamic int8 and the three C kernels.
+
+    PyTorch's deprecation notices about its own int8 API are silenced here only: the int8
+    contender is still what a user would pick instead, and the notices are not about this code.
+    """
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*torch.ao.quantization is deprecated.*")
+        warnings.filterwarnings("ignore", message=".*quantize_per_tensor.*")
+        return _bench_model(model=model, seconds=seconds, samples=samples, warmup=warmup,
+                            kernel=kernel, seed=seed)
+
+
+def _bench_model(model: nn.Module, seconds: float = 4.0, samples: int = 31, warmup: int = 3,
+                kernel: K.Kernel = "intadd", seed: int = 0) -> BenchResult:
     """Time every contender on one random utterance of ``seconds``, interleaved A B C ....
 
     Contenders the model cannot run (intadd/decode on weights that are not SEOFP, int8 on a model
@@ -168,7 +184,6 @@ def bench_model(model: nn.Module, seconds: float = 4.0, samples: int = 31, warmu
 
 
 def print_table(result: BenchResult, title: str) -> None:
-    from rich.console import Console  # noqa: PLC0415
     from rich.table import Table  # noqa: PLC0415
 
     table = Table(title=title)
@@ -179,7 +194,7 @@ def print_table(result: BenchResult, title: str) -> None:
             return "n/a" if r[key] is None else fmt.format(r[key])
         table.add_row(r["name"], f("latency_ms_p50"), f("latency_ms_p90"), f("best_ms"),
                       f("frame_ms_p50", "{:.3f}"), f("rtf", "{:.4f}"), f("speedup_vs_fp32"))
-    console = Console()
+    console = make_console()
     console.print(table)
     console.print(" ".join(f"{k}={v}" for k, v in result.env.items()))
 
