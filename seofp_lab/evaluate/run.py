@@ -257,7 +257,7 @@ def results_table(
     for n in names + extra:
         table.add_column(COLUMN_LABELS.get(n, n), justify="right", no_wrap=True)
     first = next(iter(results.values()))
-    table.add_row("noisy input", *[_fmt(first.get(f"noisy_{n}")) for n in names],
+    table.add_row("noisy input", *[_fmt(first.get(f"noisy_{n}"), n) for n in names],
                   *["" for _ in extra])
     for label, r in results.items():
         table.add_row(label, *[_fmt(r.get(n), n) for n in names],

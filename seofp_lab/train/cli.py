@@ -25,5 +25,5 @@ def run(args: argparse.Namespace) -> int:
     if args.evaluate:
         from seofp_lab.evaluate.run import evaluate, results_table  # noqa: PLC0415
 
-        results_table({"enhanced": evaluate(result.run_id)}).print()
+        results_table({"enhanced": evaluate(result.run_id).metrics}).print()
     return 0
