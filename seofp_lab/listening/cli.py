@@ -103,7 +103,8 @@ def _serve(args: argparse.Namespace) -> int:
           f"http://{args.address}:{args.port}/?view=experimenter")
     cmd = [sys.executable, "-m", "streamlit", "run", str(APP), "--server.port", str(args.port),
            "--server.address", args.address, "--server.headless", "true",
-           "--browser.gatherUsageStats", "false"]
+           "--browser.gatherUsageStats", "false",
+           "--client.toolbarMode", "minimal"]  # listeners see no developer menu or Deploy button
     return subprocess.call(cmd, env=env)
 
 
