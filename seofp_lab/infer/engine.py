@@ -161,7 +161,8 @@ class Engine:
         y, n = K.linear(self.out[0], self.out[1], x, act)
         self.clamps += n
         if self.target == "mask":
-            return stft.with_phase(y * np.abs(spec), spec)
+            mag = np.abs(spec)  # once, for the mask and for the phase
+            return stft.with_phase(y * mag, spec, mag)
         return stft.with_phase(stft.lps_to_magnitude(y * self.std + self.mean), spec)
 
     def _fcn(self, x: np.ndarray) -> np.ndarray:

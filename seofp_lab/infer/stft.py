@@ -7,14 +7,29 @@ float64 and results are rounded to float32, so they agree with torch to float32 
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 
 LPS_EPS = 1e-8  # the same floor as seofp_lab.data.features.LPS_EPS
 
 
+@lru_cache(maxsize=8)
 def hann(n_fft: int) -> np.ndarray:
-    """Periodic Hann window ``(n_fft,)`` float64, as ``torch.hann_window(periodic=True)``."""
-    return 0.5 - 0.5 * np.cos(2.0 * np.pi * np.arange(n_fft) / n_fft)
+    """Periodic Hann window ``(n_fft,)`` float64, as ``torch.hann_window(periodic=True)``.
+
+    Cached (every frame of every call uses it), hence read-only.
+    """
+    w = 0.5 - 0.5 * np.cos(2.0 * np.pi * np.arange(n_fft) / n_fft)
+    w.flags.writeable = False
+    return w
+
+
+@lru_cache(maxsize=8)
+def _hann_squared(n_fft: int) -> np.ndarray:
+    w2 = hann(n_fft) ** 2
+    w2.flags.writeable = False
+    return w2
 
 
 def frame_count(length: int, hop: int) -> int:
@@ -38,8 +53,12 @@ def stft(wave: np.ndarray, n_fft: int = 512, hop: int = 256) -> np.ndarray:
 
 def frames_to_spec(padded: np.ndarray, frames: int, n_fft: int, hop: int) -> np.ndarray:
     """rfft of ``frames`` windowed frames of an already padded signal (streaming uses it too)."""
-    idx = np.arange(frames)[:, None] * hop + np.arange(n_fft)[None, :]
-    return np.fft.rfft(padded[idx] * hann(n_fft), axis=-1).astype(np.complex64)
+    # a strided view instead of a gathered copy: the product below is the only copy
+    view = np.lib.stride_tricks.sliding_window_view(padded, n_fft)[::hop][:frames]
+    if view.shape[0] != frames:
+        raise ValueError(f"Expected a padded signal holding {frames} frames but got "
+                         f"{padded.shape[0]} samples")
+    return np.fft.rfft(view * hann(n_fft), axis=-1).astype(np.complex64)
 
 
 def lps(spec: np.ndarray) -> np.ndarray:
@@ -53,11 +72,16 @@ def lps_to_magnitude(lps_values: np.ndarray) -> np.ndarray:
     return np.sqrt(np.maximum(np.exp(lps_values) - np.float32(LPS_EPS), 0.0)).astype(np.float32)
 
 
-def with_phase(magnitude: np.ndarray, phase_of: np.ndarray) -> np.ndarray:
-    """Complex spectrum with ``magnitude`` and the phase of ``phase_of`` (angle 0 where it is 0)."""
-    mag = np.abs(phase_of)
+def with_phase(magnitude: np.ndarray, phase_of: np.ndarray,
+               mag: np.ndarray | None = None) -> np.ndarray:
+    """Complex spectrum with ``magnitude`` and the phase of ``phase_of`` (angle 0 where it is 0).
+
+    ``mag``: ``np.abs(phase_of)`` when the caller already has it (saves one pass).
+    """
+    if mag is None:
+        mag = np.abs(phase_of)
     unit = np.where(mag > 0, phase_of / np.maximum(mag, 1e-12), 1.0)
-    return (magnitude * unit).astype(np.complex64)
+    return (magnitude * unit).astype(np.complex64, copy=False)
 
 
 def frame_signals(spec: np.ndarray, n_fft: int) -> np.ndarray:
@@ -69,14 +93,42 @@ def istft(spec: np.ndarray, length: int, n_fft: int = 512, hop: int = 256) -> np
     """Inverse of :func:`stft`: ``(frames, bins)`` complex -> ``(length,)`` float32."""
     frames = spec.shape[0]
     total = n_fft + hop * (frames - 1)
-    y, env = np.zeros(total), np.zeros(total)
-    sig, win2 = frame_signals(spec, n_fft), hann(n_fft) ** 2
-    for t in range(frames):  # in frame order, as the streaming engine does
-        y[t * hop:t * hop + n_fft] += sig[t]
-        env[t * hop:t * hop + n_fft] += win2
+    y = _overlap_add(frame_signals(spec, n_fft), hop)
+    env = _envelope(frames, n_fft, hop)
     start = n_fft // 2
     out = np.zeros(length)
     stop = min(total, start + length)
     seg_env = env[start:stop]
     out[: stop - start] = y[start:stop] / np.where(seg_env > 1e-11, seg_env, 1.0)
     return out.astype(np.float32)
+
+
+def _overlap_add(sig: np.ndarray, hop: int) -> np.ndarray:
+    """Overlap-add of frames ``(frames, n_fft)`` at ``hop`` -> ``(n_fft + hop * (frames - 1),)``.
+
+    Every sample sums its frames in increasing frame order, as the streaming engine does, so the
+    float64 result is the same bit for bit. When hop divides n_fft this is one vectorized add
+    per piece of ``hop`` samples: sample block m gets piece p of frame m - p, and increasing
+    frame order is decreasing p.
+    """
+    frames, n_fft = sig.shape
+    total = n_fft + hop * (frames - 1)
+    y = np.zeros(total)
+    if n_fft % hop:
+        for t in range(frames):
+            y[t * hop:t * hop + n_fft] += sig[t]
+        return y
+    pieces = n_fft // hop
+    blocks = y.reshape(frames - 1 + pieces, hop)
+    parts = sig.reshape(frames, pieces, hop)
+    for p in range(pieces - 1, -1, -1):
+        blocks[p:p + frames] += parts[:, p]
+    return y
+
+
+@lru_cache(maxsize=32)
+def _envelope(frames: int, n_fft: int, hop: int) -> np.ndarray:
+    """Overlap-added squared window (the istft normalization), cached per shape, read-only."""
+    env = _overlap_add(np.broadcast_to(_hann_squared(n_fft), (frames, n_fft)), hop)
+    env.flags.writeable = False
+    return env
