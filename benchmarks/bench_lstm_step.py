@@ -3,9 +3,10 @@
 Cases: the offline BLSTM (one call over T frames: W_ih as one GEMM, then W_hh per step; time / T),
 the BLSTM 2x512 frame step (one frame through every layer and direction with carried state:
 every weight read once per frame, 40 MB in fp32 / 10 MB in codes) and the uni-LSTM 2x512
-streaming step. Contenders are interleaved sample by sample; medians of >= 31 samples after a
-warm-up; random SEOFP weights and random inputs (never zeros). Ratios are against torch fp32 with
-its default (oneDNN) path; torch_fp32_nodnn is the same model with oneDNN disabled.
+streaming step (one ``seofp_lstm_stack`` call per frame, as ``Engine.stream``). Contenders are
+interleaved sample by sample; medians of >= 31 samples after a warm-up; random SEOFP weights and
+random inputs (never zeros). Ratios are against torch fp32 with its default (oneDNN) path;
+torch_fp32_nodnn is the same model with oneDNN disabled.
 
 Run: OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 .venv/bin/python benchmarks/bench_lstm_step.py
 """
@@ -89,7 +90,16 @@ def _case(rng: np.random.Generator, hidden: int, bidir: bool, frames: int,
                 inp = outs[li]
             return inp
 
-        fns[f"c_{k}"] = c_run
+        stack = None if bidir else K.LSTMStack(packed)
+        st = np.zeros((2 * layers, hidden), np.float32)
+
+        def stack_run(stack=stack, st=st) -> object:
+            # the engine's unidirectional path: the whole stack in one C call, state in place
+            if not step:
+                st.fill(0.0)
+            return stack.run(x, st)[0]
+
+        fns[f"c_{k}"] = c_run if bidir else stack_run
     return fns
 
 

@@ -726,6 +726,48 @@ int seofp_lstm(const seofp_layer *wih, const seofp_layer *whh, const float *bias
     return clamps;
 }
 
+/* A unidirectional stack: two T x H activation buffers between layers, then one layer's
+ * seofp_lstm scratch (the largest of any layer). */
+size_t seofp_lstm_stack_scratch_floats(const seofp_layer *const *wih,
+                                       const seofp_layer *const *whh, int layers, int T) {
+    if (!wih || !whh || layers < 1 || T < 0) return 0;
+    size_t most = 0;
+    for (int l = 0; l < layers; l++) {
+        size_t s = seofp_lstm_scratch_floats(wih[l], whh[l], T);
+        if (s == 0) return 0;
+        most = s > most ? s : most;
+    }
+    return 2 * (size_t)T * whh[0]->cols + most;
+}
+
+/* Every layer in one call (the streaming step: Python crosses into C once per chunk). Each layer
+ * is exactly seofp_lstm on the previous layer's output, so the result is bit-identical to calling
+ * the layers one by one. */
+int seofp_lstm_stack(const seofp_layer *const *wih, const seofp_layer *const *whh,
+                     const float *const *bias, int layers, int T, const float *x, int ldx,
+                     float *out, float *state, float *scratch) {
+    if (!wih || !whh || !bias || !x || !out || !state || !scratch || layers < 1 || T < 0)
+        return SEOFP_EARG;
+    for (int l = 0; l < layers; l++)
+        if (!layer_ok(wih[l]) || !layer_ok(whh[l]) || whh[l]->cols != whh[0]->cols ||
+            (l ? wih[l]->cols != whh[0]->cols : ldx < wih[0]->cols))
+            return SEOFP_EARG;
+    const int H = whh[0]->cols;
+    float *buf[2] = {scratch, scratch + (size_t)T * H}, *work = scratch + 2 * (size_t)T * H;
+    const float *in = x;
+    int in_ld = ldx, clamps = 0;
+    for (int l = 0; l < layers; l++) {
+        float *o = l == layers - 1 ? out : buf[l & 1];
+        int rc = seofp_lstm(wih[l], whh[l], bias[l], T, in, in_ld, o, H,
+                            state + (size_t)2 * l * H, state + (size_t)(2 * l + 1) * H, 0, work);
+        if (rc < 0) return rc;
+        clamps += rc;
+        in = o;
+        in_ld = H;
+    }
+    return clamps;
+}
+
 int seofp_linear(const seofp_layer *w, const float *bias, int n, const float *x, float *y,
                  int act, float slope, float *scratch) {
     if (!layer_ok(w) || !y || n < 0) return SEOFP_EARG;

@@ -91,6 +91,16 @@ int seofp_lstm(const seofp_layer *wih, const seofp_layer *whh, const float *bias
                const float *x, int ldx, float *out, int ldo, float *h, float *c, int reverse,
                float *scratch);
 
+/* Floats of scratch that seofp_lstm_stack needs for T frames. */
+size_t seofp_lstm_stack_scratch_floats(const seofp_layer *const *wih,
+                                       const seofp_layer *const *whh, int layers, int T);
+/* A unidirectional LSTM stack over T frames in one call: layer l is seofp_lstm(wih[l], whh[l],
+ * bias[l]) on layer l-1's output (layer 0 on x (T, ldx), ldx >= wih[0]->cols); out (T, H) gets the
+ * last layer's h_t. state (2 * layers, H) holds h then c of each layer, updated in place. */
+int seofp_lstm_stack(const seofp_layer *const *wih, const seofp_layer *const *whh,
+                     const float *const *bias, int layers, int T, const float *x, int ldx,
+                     float *out, float *state, float *scratch);
+
 /* y (n, rows) = act(x (n, cols) W^T + bias); bias may be NULL. */
 int seofp_linear(const seofp_layer *w, const float *bias, int n, const float *x, float *y,
                  int act, float slope, float *scratch);

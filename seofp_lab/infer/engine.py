@@ -84,6 +84,8 @@ class Engine:
                              self._tensor(f"lstm.bias_ih_{sfx}", (4 * h,))))
             self.cells.append(dirs)
             width = h * self.dirs
+        # unidirectional: the whole stack in one C call (a streaming step crosses into C once)
+        self.stack = K.LSTMStack([d[0] for d in self.cells]) if self.dirs == 1 else None
         self.fc = None
         if fc:
             self.fc = (self._matrix("fc.weight", (fc, width)), self._tensor("fc.bias", (fc,)))
@@ -134,16 +136,20 @@ class Engine:
         spec = stft.stft(x, self.n_fft, self.hop)
         return stft.istft(self.spectral(spec), x.size, self.n_fft, self.hop)
 
-    def spectral(self, spec: np.ndarray, state: list[np.ndarray] | None = None) -> np.ndarray:
+    def spectral(self, spec: np.ndarray,
+                 state: np.ndarray | list[np.ndarray] | None = None) -> np.ndarray:
         """The LSTM family's mapping on STFT frames ``(frames, bins)`` complex -> same.
 
-        ``state`` (unidirectional only): a list of (h, c) arrays per layer, updated in place,
-        so consecutive calls continue one utterance (streaming).
+        ``state`` (unidirectional only), updated in place so consecutive calls continue one
+        utterance (streaming): a ``(2 * layers, hidden)`` float32 array (h then c per layer,
+        ``self.stack.new_state()``) or a list of those rows as separate arrays.
         """
         feats = (stft.lps(spec) - self.mean) / self.std
         frames = feats.shape[0]
         x = np.ascontiguousarray(feats, np.float32)
-        for li, dirs in enumerate(self.cells):
+        if self.stack is not None:
+            x = self._stack(x, state)
+        for li, dirs in enumerate(self.cells if self.stack is None else []):
             out = np.empty((frames, self.hidden * self.dirs), np.float32)
             for d, (wih, whh, b) in enumerate(dirs):
                 if state is None:
@@ -164,6 +170,19 @@ class Engine:
             mag = np.abs(spec)  # once, for the mask and for the phase
             return stft.with_phase(y * mag, spec, mag)
         return stft.with_phase(stft.lps_to_magnitude(y * self.std + self.mean), spec)
+
+    def _stack(self, x: np.ndarray, state: np.ndarray | list[np.ndarray] | None) -> np.ndarray:
+        """The unidirectional stack in one C call: ``(frames, bins)`` -> ``(frames, hidden)``."""
+        assert self.stack is not None
+        packed = state if isinstance(state, np.ndarray) else self.stack.new_state()
+        if isinstance(state, list):
+            packed[:] = np.stack(state)
+        y, n = self.stack.run(x, packed)
+        self.clamps += n
+        if isinstance(state, list):
+            for row, v in zip(packed, state, strict=True):
+                v[...] = row
+        return y
 
     def _fcn(self, x: np.ndarray) -> np.ndarray:
         h = x[None, :]

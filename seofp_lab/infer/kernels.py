@@ -233,6 +233,59 @@ def lstm_direction(wih: PackedLayer, whh: PackedLayer, bias: np.ndarray, x: np.n
     return _status(rc, "seofp_lstm")
 
 
+class LSTMStack:
+    """A unidirectional LSTM stack run by one C call per chunk (``seofp_lstm_stack``).
+
+    Shapes are checked once here; pointer arrays and scratch are kept, so a streaming step costs
+    one crossing into C instead of one per layer. Bit-identical to :func:`lstm_direction` per
+    layer. ``cells``: per layer (W_ih (4H, in), W_hh (4H, H), bias (4H,)), one kernel.
+    """
+
+    def __init__(self, cells: list[tuple[PackedLayer, PackedLayer, np.ndarray]]) -> None:
+        if not cells:
+            raise KernelError("Expected at least one LSTM layer but got 0")
+        self.hidden = h = cells[0][1].cols
+        self.layers, self.cols = len(cells), cells[0][0].cols
+        for li, (wih, whh, _) in enumerate(cells):
+            width = self.cols if li == 0 else h
+            if ((wih.rows, wih.cols, whh.rows, whh.cols) != (4 * h, width, 4 * h, h)
+                    or wih.kernel != cells[0][0].kernel or whh.kernel != wih.kernel):
+                raise KernelError(f"Expected layer {li} W_ih (4H, {width}) and W_hh (4H, H) of "
+                                  f"one kernel, H={h}, but got ({wih.rows}, {wih.cols}) and "
+                                  f"({whh.rows}, {whh.cols})")
+        self._bias = [_check(b, (4 * h,), f"layer {li} LSTM bias", finite=False)
+                      for li, (_, _, b) in enumerate(cells)]
+        self._keep = cells  # the structs' buffers must outlive the pointer arrays
+        self._wih = ffi.new("seofp_layer *[]", [c[0].struct for c in cells])
+        self._whh = ffi.new("seofp_layer *[]", [c[1].struct for c in cells])
+        self._bp = ffi.new("float *[]", [_f(b) for b in self._bias])
+        self._scratch = np.empty(0, np.float32)
+
+    def new_state(self) -> np.ndarray:
+        """A zero state ``(2 * layers, H)``: h then c of each layer."""
+        return np.zeros((2 * self.layers, self.hidden), np.float32)
+
+    def run(self, x: np.ndarray, state: np.ndarray) -> tuple[np.ndarray, int]:
+        """(last layer's h_t ``(T, H)``, clamps) for x ``(T, in)``; ``state`` updated in place."""
+        x = _check(x, (x.shape[0] if getattr(x, "ndim", 0) == 2 else -1, self.cols),
+                   "LSTM input", finite=False)  # C's pre-pass checks finiteness
+        if not (isinstance(state, np.ndarray) and state.dtype == np.float32
+                and state.shape == (2 * self.layers, self.hidden) and state.flags.c_contiguous
+                and state.flags.writeable):
+            raise KernelError(f"Expected state as writable float32 "
+                              f"({2 * self.layers}, {self.hidden}) but got "
+                              f"{getattr(state, 'dtype', type(state).__name__)} "
+                              f"{getattr(state, 'shape', '')}")
+        t = x.shape[0]
+        out = np.empty((t, self.hidden), np.float32)
+        need = lib.seofp_lstm_stack_scratch_floats(self._wih, self._whh, self.layers, t)
+        if self._scratch.size < need:
+            self._scratch = np.empty(max(need, 1), np.float32)
+        rc = lib.seofp_lstm_stack(self._wih, self._whh, self._bp, self.layers, t, _f(x),
+                                  self.cols, _f(out), _f(state), _f(self._scratch))
+        return out, _status(rc, "seofp_lstm_stack")
+
+
 def conv1d(layer: PackedLayer, bias: np.ndarray | None, x: np.ndarray,
            ksize: int) -> tuple[np.ndarray, int]:
     """("same" zero-padded convolution, clamps): x ``(cin, T)`` -> ``(cout, T)``.

@@ -28,8 +28,7 @@ class Stream:
                               f"{engine.name!r} (it needs the whole utterance)")
         self.engine, self.n_fft, self.hop = engine, engine.n_fft, engine.hop
         self.pad = engine.n_fft // 2
-        h = engine.hidden
-        self.state = [np.zeros(h, np.float32) for _ in range(2 * engine.layers)]
+        self.state = engine.stack.new_state()  # h, c per layer, carried by C in place
         self.raw: list[np.ndarray] = []  # samples before the left reflect pad can be made
         self.received = 0
         self.padded: np.ndarray | None = None  # padded signal from padded index `base`
