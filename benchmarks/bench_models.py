@@ -11,12 +11,8 @@ from __future__ import annotations
 
 import argparse
 
-import torch
-from torch import nn
-
-from seofp_lab.compress.seofp import seofp_round
 from seofp_lab.infer.bench import bench_model, print_table
-from seofp_lab.models import build_model
+from seofp_lab.infer.random_models import seofp_model
 
 # name: (family, constructor parameters, utterance seconds)
 MODELS: dict[str, tuple[str, dict[str, object], float]] = {
@@ -25,24 +21,6 @@ MODELS: dict[str, tuple[str, dict[str, object], float]] = {
     "lstm512": ("lstm", {"hidden": 512, "layers": 2, "fc": 0, "target": "mask"}, 2.0),
     "fcn10": ("fcn", {}, 1.0),  # the papers' FCN-10 (30 channels, kernel 55)
 }
-
-
-def seofp_model(family: str, params: dict[str, object], seed: int = 0) -> nn.Module:
-    """A model of ``family`` with SEOFP-rounded parameters and data-like statistics."""
-    torch.manual_seed(seed)
-    model = build_model(family, **params)
-    with torch.no_grad():
-        if family == "fcn":  # batch-norm statistics from data so activations stay O(1)
-            for m in model.modules():
-                if isinstance(m, nn.BatchNorm1d):
-                    m.momentum = None
-            model.train()
-            model(torch.randn(2, 8000) * 0.1)
-        else:
-            model.set_feature_stats(torch.randn(257) - 6.0, torch.rand(257) + 1.0)
-        for name, p in model.named_parameters():
-            p.copy_(seofp_round(p.detach(), name=name))
-    return model.eval()
 
 
 def main() -> None:
