@@ -40,12 +40,7 @@ def build_parser(argv: list[str]) -> argparse.ArgumentParser:
     wanted = next((a for a in argv if not a.startswith("-")), None)
     for name, (module, help_text) in COMMANDS.items():
         if name == wanted:
-            try:
-                importlib.import_module(module).add_parser(sub)
-            except ModuleNotFoundError as exc:
-                if exc.name != module:
-                    raise
-                sub.add_parser(name, help=f"{help_text} (not available in this build)")
+            importlib.import_module(module).add_parser(sub)
         else:
             sub.add_parser(name, help=help_text, add_help=False)
     return parser
@@ -58,8 +53,6 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 0
-    if not hasattr(args, "func"):
-        parser.error(f"'{args.command}' is not available in this build")
     try:
         result = args.func(args)
     except _expected_errors() as exc:

@@ -210,9 +210,10 @@ class EvaluationConfig(Strict):
 
 # -------------------------------------------------------------------------------------- tracking
 class TrackingConfig(Strict):
+    """Where a run is filed; the store itself is $MLFLOW_TRACKING_URI or the workspace's SQLite."""
+
     experiment: str = "seofp-lab"
     run_name: str | None = None
-    uri: str | None = None  # None: $MLFLOW_TRACKING_URI, else sqlite in the workspace
     baseline_run: str | None = None  # the ``seofp.baseline_run`` tag of a compressed run
     tags: dict[str, str] = Field(default_factory=dict)
 

@@ -11,10 +11,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--engine",
         choices=["torch", "c"],
-        default="torch",
-        help="enhance with PyTorch or with the C engine (exports the model first)",
+        default=None,
+        help="enhance with PyTorch or with the C engine (exports the model first); "
+        "default: the run's evaluation.engine",
     )
-    p.add_argument("--kernel", choices=["intadd", "decode", "fp32"], default="intadd")
+    p.add_argument("--kernel", choices=["intadd", "decode", "fp32"], default=None,
+                   help="C engine kernel; default: the run's evaluation.kernel")
     p.add_argument("--workers", type=int, default=None, help="scoring processes (default: cores)")
     p.add_argument("--max-utterances", type=int, default=None)
     p.set_defaults(func=run)

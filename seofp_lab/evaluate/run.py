@@ -139,7 +139,7 @@ def _per_snr_figure(metrics: dict[str, float], names: list[str]) -> Any:
 
 
 def _enhancer(
-    run_id: str, engine: Literal["torch", "c"], kernel: str, cfg: ExperimentConfig, ckpt: Path
+    run_id: str, engine: Literal["torch", "c"], kernel: str, ckpt: Path
 ):  # noqa: ANN202 - a callable wave -> wave
     if engine == "c":
         from seofp_lab.infer.engine import load as load_engine  # noqa: PLC0415
@@ -162,23 +162,28 @@ def _enhancer(
 
 def evaluate(
     run_id: str,
-    engine: Literal["torch", "c"] = "torch",
-    kernel: str = "intadd",
+    engine: Literal["torch", "c"] | None = None,
+    kernel: str | None = None,
     workers: int | None = None,
     max_utterances: int | None = None,
     metrics: list[str] | None = None,
     log: bool = True,
 ) -> EvalResult:
-    """Enhance the run's test set (PyTorch or the C engine), score it, log it to the run."""
+    """Enhance the run's test set (PyTorch or the C engine), score it, log it to the run.
+
+    ``engine``, ``kernel``, ``workers``, ``max_utterances`` and ``metrics`` default to the run's
+    own ``evaluation`` config."""
     from seofp_lab.data.testset import prepare_test_set  # noqa: PLC0415
 
     cfg = ExperimentConfig.model_validate(tracking.run_config_dict(run_id))
     names = list(metrics or cfg.evaluation.metrics)
     max_utterances = max_utterances or cfg.evaluation.max_utterances
+    engine = engine or cfg.evaluation.engine
+    kernel = kernel or cfg.evaluation.kernel
     test_set = prepare_test_set(cfg.corpus)
     items = test_set.items[:max_utterances] if max_utterances else test_set.items
     ckpt = tracking.download_artifact(run_id, tracking.CHECKPOINT_ARTIFACT)
-    enhance = _enhancer(run_id, engine, kernel, cfg, ckpt)
+    enhance = _enhancer(run_id, engine, kernel, ckpt)
     out_dir = enhanced_dir(
         run_id, "torch" if engine == "torch" else f"c-{kernel}", must_exist=False
     )
