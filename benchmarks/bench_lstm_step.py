@@ -27,7 +27,11 @@ from torch import nn
 from seofp_lab.infer import kernels as K
 from seofp_lab.infer.bench import environment
 
-NAMES = ["torch_fp32", "torch_fp32_nodnn", "torch_int8", *(f"c_{k}" for k in K.KERNELS)]
+# C contenders: (kernel, intadd layout); intadd runs with both layouts (seofp.h: 1-byte codes,
+# 16-bit addends), which the engine picks between by model size
+CONTENDERS = {"c_fp32": ("fp32", "auto"), "c_intadd8": ("intadd", "codes"),
+              "c_intadd16": ("intadd", "addends"), "c_decode": ("decode", "auto")}
+NAMES = ["torch_fp32", "torch_fp32_nodnn", "torch_int8", *CONTENDERS]
 
 
 def _w(rng: np.random.Generator, rows: int, cols: int) -> np.ndarray:
@@ -70,8 +74,9 @@ def _case(rng: np.random.Generator, hidden: int, bidir: bool, frames: int,
     fns: dict[str, Callable[[], object]] = {"torch_fp32": t_run(ref),
                                             "torch_fp32_nodnn": t_run(ref, onednn=False),
                                             "torch_int8": t_run(q)}
-    for k in K.KERNELS:
-        packed = [(K.pack_layer(a, k), K.pack_layer(b, k), c) for a, b, c in mats]  # type: ignore[arg-type]
+    for name, (k, layout) in CONTENDERS.items():
+        packed = [(K.pack_layer(a, k, layout), K.pack_layer(b, k, layout), c)  # type: ignore[arg-type]
+                  for a, b, c in mats]
         hs = [np.zeros(hidden, np.float32) for _ in packed]
         cs = [np.zeros(hidden, np.float32) for _ in packed]
         outs = [np.empty((frames, hidden * dirs), np.float32) for _ in range(layers)]
@@ -99,7 +104,7 @@ def _case(rng: np.random.Generator, hidden: int, bidir: bool, frames: int,
                 st.fill(0.0)
             return stack.run(x, st)[0]
 
-        fns[f"c_{k}"] = c_run if bidir else stack_run
+        fns[name] = c_run if bidir else stack_run
     return fns
 
 

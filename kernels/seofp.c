@@ -52,6 +52,20 @@ const char *seofp_variant(void) {
 static inline uint32_t f2u(float f) { uint32_t u; memcpy(&u, &f, 4); return u; }
 static inline float u2f(uint32_t u) { float f; memcpy(&f, &u, 4); return f; }
 
+/* intadd in either layout (1-byte codes or 16-bit addends) */
+static inline int is_intadd(const seofp_layer *w) {
+    return w->kind == SEOFP_INTADD || w->kind == SEOFP_INTADD16;
+}
+
+static inline size_t elem_bytes(const seofp_layer *w) {
+    return w->kind == SEOFP_FP32 ? 4 : w->kind == SEOFP_INTADD16 ? 2 : 1;
+}
+
+/* INTADD16 stores each 16-run of a row as k 0-3, 8-11, 4-7, 12-15, so that unpacking 16 words
+ * with a zero register (in-lane, 4 words per 128-bit half) yields k 0-7, then k 8-15. The
+ * permutation is its own inverse: memory word i holds k = W16_PERM[i] and k sits at W16_PERM[k]. */
+static const int W16_PERM[16] = {0, 1, 2, 3, 8, 9, 10, 11, 4, 5, 6, 7, 12, 13, 14, 15};
+
 /* ------------------------------------------------------------------------------ preparation */
 /* intadd pre-pass (KERNEL.md 4.5), once per input vector: xb = bits(x) + (e_min - 1) << 23 and a
  * mask that is all ones only for activations whose products are all normal. Returns clamps. */
@@ -124,6 +138,23 @@ static void block_intadd_c(const uint8_t *blk, int nchunks, const uint32_t *xb,
                 uint32_t b = p[l], k = (uint32_t)(j * 16 + l);
                 uint32_t prod = xb[k] + ((b & 0x7Fu) << 23) + ((b & 0x80u) << 24);
                 prod &= mask[k] & (b ? 0xFFFFFFFFu : 0u);
+                a[l] += u2f(prod);
+            }
+        }
+        out[r] = reduce16(a);
+    }
+}
+
+/* 16-bit addends: product bits = xb + (a << 16), a = s << 15 | c << 7 (0: zero weight) */
+static void block_intadd16_c(const uint16_t *blk, int nchunks, const uint32_t *xb,
+                             const uint32_t *mask, float out[4]) {
+    for (int r = 0; r < 4; r++) {
+        float a[16] = {0};
+        for (int j = 0; j < nchunks; j++) {
+            const uint16_t *p = blk + (size_t)j * 64 + r * 16;
+            for (int l = 0; l < 16; l++) {
+                uint32_t v = p[W16_PERM[l]], k = (uint32_t)(j * 16 + l);
+                uint32_t prod = (xb[k] + (v << 16)) & mask[k] & (v ? 0xFFFFFFFFu : 0u);
                 a[l] += u2f(prod);
             }
         }
@@ -225,6 +256,57 @@ AVX2_FN static void block_intadd_nomask_avx2(const uint8_t *blk, int nchunks, co
     block_intadd_body(blk, nchunks, xb, NULL, 0, out);
 }
 
+/* 16-bit addends (INTADD16): one unpack with a zero register gives 8 addends (a << 16), so a
+ * product costs an unpack, an integer add and the float accumulate; the zero-weight mask is only
+ * computed for layers that have zero weights, the activation mask only for masked vectors. */
+AVX2_FN static inline __attribute__((always_inline)) void block_intadd16_body(
+    const uint16_t *blk, int nchunks, const uint32_t *xb, const uint32_t *mask, const int xmask,
+    const int wzero, float out[4]) {
+    const __m256i zero = _mm256_setzero_si256();
+    __m256 a[8];
+    for (int i = 0; i < 8; i++) a[i] = _mm256_setzero_ps();
+    for (int j = 0; j < nchunks; j++) {
+        const uint16_t *p = blk + (size_t)j * 64;
+        _mm_prefetch((const char *)p + PREFETCH_BYTES, _MM_HINT_T0);
+        _mm_prefetch((const char *)p + PREFETCH_BYTES + 64, _MM_HINT_T0);
+        __m256i x0 = _mm256_loadu_si256((const __m256i *)(xb + j * 16));
+        __m256i x1 = _mm256_loadu_si256((const __m256i *)(xb + j * 16 + 8));
+        __m256i m0 = zero, m1 = zero;
+        if (xmask) {
+            m0 = _mm256_loadu_si256((const __m256i *)(mask + j * 16));
+            m1 = _mm256_loadu_si256((const __m256i *)(mask + j * 16 + 8));
+        }
+        for (int r = 0; r < 4; r++) {
+            __m256i v = _mm256_loadu_si256((const __m256i *)(p + r * 16));
+            __m256i w0 = _mm256_unpacklo_epi16(zero, v), w1 = _mm256_unpackhi_epi16(zero, v);
+            __m256i p0 = _mm256_add_epi32(x0, w0), p1 = _mm256_add_epi32(x1, w1);
+            if (wzero) {
+                p0 = _mm256_andnot_si256(_mm256_cmpeq_epi32(w0, zero), p0);
+                p1 = _mm256_andnot_si256(_mm256_cmpeq_epi32(w1, zero), p1);
+            }
+            if (xmask) {
+                p0 = _mm256_and_si256(p0, m0);
+                p1 = _mm256_and_si256(p1, m1);
+            }
+            a[2 * r] = _mm256_add_ps(a[2 * r], _mm256_castsi256_ps(p0));
+            a[2 * r + 1] = _mm256_add_ps(a[2 * r + 1], _mm256_castsi256_ps(p1));
+        }
+    }
+    for (int r = 0; r < 4; r++) out[r] = reduce_avx2(a[2 * r], a[2 * r + 1]);
+}
+
+AVX2_FN static void block_intadd16_avx2(const uint16_t *blk, int nchunks, const uint32_t *xb,
+                                        const uint32_t *mask, int xmask, int wzero,
+                                        float out[4]) {
+    if (xmask) {
+        if (wzero) block_intadd16_body(blk, nchunks, xb, mask, 1, 1, out);
+        else block_intadd16_body(blk, nchunks, xb, mask, 1, 0, out);
+    } else {
+        if (wzero) block_intadd16_body(blk, nchunks, xb, mask, 0, 1, out);
+        else block_intadd16_body(blk, nchunks, xb, mask, 0, 0, out);
+    }
+}
+
 AVX2_FN static void block_f16_avx2(const uint8_t *blk, int nchunks, const float *x,
                                    float out[4]) {
     const __m128i zero = _mm_setzero_si128();
@@ -292,14 +374,14 @@ AVX2_FN static void block_fp32_avx2(const float *blk, int nchunks, const float *
 static int layer_ok(const seofp_layer *w) {
     if (!w || !w->data || w->rows < 1 || w->cols < 1) return 0;
     if (w->rows_pad != (w->rows + 3) / 4 * 4 || w->cols_pad != (w->cols + 15) / 16 * 16) return 0;
-    if (w->kind < SEOFP_INTADD || w->kind > SEOFP_FP32) return 0;
+    if (w->kind < SEOFP_INTADD || w->kind > SEOFP_INTADD16) return 0;
     if (w->kind != SEOFP_FP32 && (w->e_min < -126 || w->e_max > 127 || w->e_min > w->e_max))
         return 0;
     return 1;
 }
 
 static size_t prep_floats(const seofp_layer *w) {
-    return (size_t)w->cols_pad * (w->kind == SEOFP_INTADD ? 2 : 1);
+    return (size_t)w->cols_pad * (is_intadd(w) ? 2 : 1);
 }
 
 /* one decoded 4-row panel (intadd: product addends and zero masks, 2 x 4 x cols_pad words) */
@@ -364,6 +446,26 @@ AVX2_FN static int panel_intadd(const seofp_layer *w, const uint8_t *blk, int b,
     }
     const int real = w->rows - b * 4 < 4 ? w->rows - b * 4 : 4;
     return zeros > real * (cp - w->cols) + (4 - real) * cp;
+}
+
+/* INTADD16 panel: A = a << 16 in k order (the unpack undoes W16_PERM), Z = non-zero masks.
+ * Returns the layer's zero flag: the Z mask is needed only when a real weight is zero. */
+AVX2_FN static int panel_intadd16(const seofp_layer *w, const uint8_t *blk, uint32_t *A,
+                                  uint32_t *Z) {
+    const int cp = w->cols_pad;
+    const uint16_t *v16 = (const uint16_t *)blk;
+    const __m256i zero = _mm256_setzero_si256(), ones = _mm256_set1_epi32(-1);
+    for (int i = 0; i < cp * 4; i += 16) {
+        __m256i v = _mm256_loadu_si256((const __m256i *)(v16 + i));
+        __m256i a0 = _mm256_unpacklo_epi16(zero, v), a1 = _mm256_unpackhi_epi16(zero, v);
+        _mm256_store_si256((__m256i *)(A + i), a0);
+        _mm256_store_si256((__m256i *)(A + i + 8), a1);
+        /* Z is written even without zero weights: a masked column group reads it */
+        _mm256_store_si256((__m256i *)(Z + i), _mm256_xor_si256(_mm256_cmpeq_epi32(a0, zero), ones));
+        _mm256_store_si256((__m256i *)(Z + i + 8),
+                           _mm256_xor_si256(_mm256_cmpeq_epi32(a1, zero), ones));
+    }
+    return w->zeros != 0;
 }
 
 #define TILE_BEGIN(NC)                                                                        \
@@ -450,7 +552,7 @@ AVX2_FN static void gemm_tiles_avx2(const seofp_layer *w, const float *prep, con
                                     int i0, int i1, float *y, int ys_n, int ys_r, float scale,
                                     float *panel) {
     const int cp = w->cols_pad, nchunks = cp / 16, nblocks = w->rows_pad / 4;
-    const size_t pf = prep_floats(w), elem = w->kind == SEOFP_FP32 ? 4 : 1;
+    const size_t pf = prep_floats(w), elem = elem_bytes(w);
     float *P = (float *)(((uintptr_t)panel + 31) & ~(uintptr_t)31);
     for (int b = 0; b < nblocks; b++) {
         const uint8_t *blk = (const uint8_t *)w->data + (size_t)b * cp * 4 * elem;
@@ -458,6 +560,7 @@ AVX2_FN static void gemm_tiles_avx2(const seofp_layer *w, const float *prep, con
         uint32_t *A = (uint32_t *)P, *Z = (uint32_t *)P + (size_t)cp * 4;
         int wzero = 0;
         if (w->kind == SEOFP_INTADD) wzero = panel_intadd(w, blk, b, A, Z);
+        else if (w->kind == SEOFP_INTADD16) wzero = panel_intadd16(w, blk, A, Z);
         else PF = panel_fma(w, blk, P);
         for (int i = i0; i < i1; i += 3) {
             const int nc = i1 - i < 3 ? i1 - i : 3;
@@ -473,7 +576,7 @@ AVX2_FN static void gemm_tiles_avx2(const seofp_layer *w, const float *prep, con
             }
             for (int rp = 0; rp < 2; rp++) {
                 float out[2][3];
-                if (w->kind == SEOFP_INTADD)
+                if (is_intadd(w))
                     tile_intadd_n(A, Z, 2 * rp, nchunks, XB, M, nc, masked, out);
                 else
                     tile_fma_n(PF, 2 * rp, nchunks, X, nc, out);
@@ -495,7 +598,7 @@ AVX2_FN static void gemm_tiles_avx2(const seofp_layer *w, const float *prep, con
 static void gemm_run(const seofp_layer *w, const float *prep, const int *cmask, int n, float *y,
                      int ys_n, int ys_r, float *scratch) {
     const int cp = w->cols_pad, nchunks = cp / 16, nblocks = w->rows_pad / 4;
-    const size_t pf = prep_floats(w), elem = w->kind == SEOFP_FP32 ? 4 : 1;
+    const size_t pf = prep_floats(w), elem = elem_bytes(w);
     const float scale = w->kind == SEOFP_DECODE_F16 ? ldexpf(1.0f, w->scale_exp) : 1.0f;
     const int avx2 = active_variant() == SEOFP_VARIANT_AVX2;
     int any_masked = 0;
@@ -525,6 +628,11 @@ static void gemm_run(const seofp_layer *w, const float *prep, const int *cmask, 
                     else
                         block_intadd_nomask_avx2(blk, nchunks, (const uint32_t *)s, out);
                     break;
+                case SEOFP_INTADD16:
+                    block_intadd16_avx2((const uint16_t *)blk, nchunks, (const uint32_t *)s,
+                                        (const uint32_t *)s + cp, any_masked, w->zeros != 0,
+                                        out);
+                    break;
                 case SEOFP_DECODE_F16: block_f16_avx2(blk, nchunks, s, out); break;
                 case SEOFP_DECODE_BITS: block_bits_avx2(blk, nchunks, w->e_min, s, out); break;
                 default: block_fp32_avx2((const float *)blk, nchunks, s, out); break;
@@ -536,6 +644,9 @@ static void gemm_run(const seofp_layer *w, const float *prep, const int *cmask, 
                 if (w->kind == SEOFP_INTADD)
                     block_intadd_c(blk, nchunks, (const uint32_t *)s, (const uint32_t *)s + cp,
                                    out);
+                else if (w->kind == SEOFP_INTADD16)
+                    block_intadd16_c((const uint16_t *)blk, nchunks, (const uint32_t *)s,
+                                     (const uint32_t *)s + cp, out);
                 else
                     block_fma_c(blk, w->kind, w->e_min, nchunks, s, out);
             }
@@ -558,7 +669,7 @@ int seofp_gemm(const seofp_layer *w, const float *x, int n, int ldx, float *y, i
         float *s = prep + (size_t)i * pf;
         int rc;
         cmask[i] = 0;
-        if (w->kind == SEOFP_INTADD)
+        if (is_intadd(w))
             rc = prep_intadd(x + (size_t)i * ldx, w->cols, cp, w->e_min, w->e_max,
                              (uint32_t *)s, (uint32_t *)s + cp, &cmask[i]);
         else
@@ -787,7 +898,7 @@ int seofp_linear(const seofp_layer *w, const float *bias, int n, const float *x,
  * step a "window has a masked activation" flag, then CONV_TB prepared im2col columns. */
 size_t seofp_conv1d_scratch_floats(const seofp_layer *w, int ksize, int T) {
     if (!layer_ok(w) || ksize < 1 || T < 0) return 0;
-    const size_t xin = w->kind == SEOFP_INTADD ? 2 * (size_t)(w->cols / ksize) * T : 0;
+    const size_t xin = is_intadd(w) ? 2 * (size_t)(w->cols / ksize) * T : 0;
     return xin + (size_t)T + 1 + seofp_gemm_scratch_floats(w, CONV_TB);
 }
 
@@ -797,7 +908,7 @@ size_t seofp_conv1d_scratch_floats(const seofp_layer *w, int ksize, int T) {
 static void conv_columns(const seofp_layer *w, int cin, int T, int ksize, const uint32_t *src,
                          size_t plane, int t0, int nb, float *prep) {
     const int pad = ksize / 2, K = w->cols, cp = w->cols_pad;
-    const int words = w->kind == SEOFP_INTADD ? 2 : 1;
+    const int words = is_intadd(w) ? 2 : 1;
     const size_t pf = prep_floats(w);
     for (int i = 0; i < nb; i++) {
         const int t = t0 + i, lo = t - pad, hi = t - pad + ksize;
@@ -826,7 +937,7 @@ int seofp_conv1d(const seofp_layer *w, const float *bias, int cin, int T, int ks
     if (!layer_ok(w) || !x || !y || !scratch || T < 1 || ksize < 1 || ksize % 2 == 0 ||
         w->cols != cin * ksize)
         return SEOFP_EARG;
-    const int pad = ksize / 2, intadd = w->kind == SEOFP_INTADD;
+    const int pad = ksize / 2, intadd = is_intadd(w);
     const size_t plane = (size_t)cin * T;
     /* each input value is prepared once (not once per window it appears in) */
     uint32_t *xin = (uint32_t *)scratch;

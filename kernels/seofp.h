@@ -10,6 +10,8 @@
  *   SEOFP_DECODE_F16  uint8 = top byte of an IEEE fp16 (2^-16..2^15), output scaled by 2^scale_exp
  *   SEOFP_DECODE_BITS uint8 sign<<7 | c, decoded to fp32 by bit construction (wide windows)
  *   SEOFP_FP32        float, the control
+ *   SEOFP_INTADD16    uint16 a = s<<15 | c<<7 (0 = zero), the same integer adder with the addend
+ *                     a << 16 one unpack away; each 16-run stored as k 0-3, 8-11, 4-7, 12-15
  *
  * Reduction order (the same in every kind and variant, which makes them bit-identical under the
  * conditions of KERNEL.md 5): output row r keeps 16 lane sums a[l], l = k % 16, each accumulated in
@@ -46,6 +48,7 @@
 #define SEOFP_DECODE_F16 1
 #define SEOFP_DECODE_BITS 2
 #define SEOFP_FP32 3
+#define SEOFP_INTADD16 4
 #define SEOFP_VARIANT_AUTO 0
 #define SEOFP_VARIANT_PORTABLE 1
 #define SEOFP_VARIANT_AVX2 2
@@ -59,11 +62,12 @@
 #define SEOFP_ACT_SIGMOID 4
 
 typedef struct {
-    int kind;           /* SEOFP_INTADD ... SEOFP_FP32 */
+    int kind;           /* SEOFP_INTADD ... SEOFP_INTADD16 */
     int rows, cols;     /* logical shape (out, in) */
     int rows_pad, cols_pad;
     int e_min, e_max;   /* the layer's real exponent window (INTADD, DECODE_BITS) */
     int scale_exp;      /* DECODE_F16: y = 2^scale_exp * sum */
+    int zeros;          /* INTADD16: 1 if a real weight is zero (the kernel then masks them) */
     const void *data;   /* repacked elements, rows_pad * cols_pad of them */
 } seofp_layer;
 

@@ -13,7 +13,9 @@ import torch
 from seofp_lab.data import features
 from seofp_lab.infer import engine, stft
 from seofp_lab.infer.export import export_model
+from seofp_lab.infer.kernels import KernelError
 from tests.engine_models import FAMILIES, tiny_model
+from tests.kernel_data import PACKINGS
 
 pytestmark = pytest.mark.kernel
 
@@ -32,11 +34,13 @@ def test_engine_matches_torch_and_kernels_are_bit_identical(name: str, tmp_path:
         with torch.no_grad():
             ref = model(torch.from_numpy(wave)[None])[0].numpy()
         outs = []
-        for kernel in ("intadd", "decode", "fp32"):
-            eng = engine.load(path, kernel)
+        for kernel, layout in PACKINGS:  # intadd with both weight layouts
+            eng = engine.load(path, kernel, layout)  # type: ignore[arg-type]
+            if kernel == "intadd":
+                assert eng.intadd_layout == layout
             y = eng.enhance(wave)
             assert y.shape == wave.shape and y.dtype == np.float32
-            assert _rel(y, ref) < 1e-5, (kernel, _rel(y, ref))
+            assert _rel(y, ref) < 1e-5, (kernel, layout, _rel(y, ref))
             assert eng.clamps == 0
             outs.append(y.tobytes())
         assert len(set(outs)) == 1
@@ -96,3 +100,10 @@ def test_non_seofp_weights_need_the_fp32_kernel(tmp_path: Path) -> None:
     with torch.no_grad():
         ref = model(torch.from_numpy(wave)[None])[0].numpy()
     assert _rel(engine.load(path, "fp32").enhance(wave), ref) < 1e-5
+
+
+def test_auto_intadd_layout_follows_the_model_size(tmp_path: Path) -> None:
+    path = export_model(tiny_model("blstm"), tmp_path / "b.seofp")
+    assert engine.load(path).intadd_layout == "addends"  # a small model stays in cache
+    with pytest.raises(KernelError, match="layout"):
+        engine.load(path, "intadd", "nibbles")  # type: ignore[arg-type]

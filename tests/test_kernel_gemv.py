@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from seofp_lab.infer import kernels as K
-from tests.kernel_data import activations, seofp_weights
+from tests.kernel_data import INTADD_LAYOUTS, PACKINGS, activations, seofp_weights
 
 pytestmark = pytest.mark.kernel
 VARIANTS = ["portable"] + (["avx2"] if K.lib.seofp_avx2_supported() else [])
@@ -31,14 +31,14 @@ def test_kernels_are_bit_identical_and_within_the_float64_bound(shape: tuple[int
     outs = {}
     for var in VARIANTS:
         with K.use_variant(var):
-            for kernel in K.KERNELS:
-                layer = K.pack_layer(w, kernel)
+            for kernel, layout in PACKINGS:
+                layer = K.pack_layer(w, kernel, layout)  # type: ignore[arg-type]
                 y, clamps = K.gemm(layer, x)
                 assert clamps == 0
-                assert (np.abs(y - ref) <= bound).all(), (var, kernel)
+                assert (np.abs(y - ref) <= bound).all(), (var, kernel, layout)
                 for i in range(x.shape[0]):  # batch 1 and batch > 1 reduce in one order
                     assert _bits(K.gemv(layer, x[i])[0]) == _bits(y[i])
-                outs[var, kernel] = _bits(y)
+                outs[var, kernel, layout] = _bits(y)
     assert len(set(outs.values())) == 1, sorted(outs)
 
 
@@ -54,15 +54,16 @@ def test_decode_layout_covers_fp16_subnormal_codes() -> None:
         assert K.gemv(layer, x)[0][0] == w[0, j]
 
 
+@pytest.mark.parametrize("layout", INTADD_LAYOUTS)
 @pytest.mark.parametrize("var", VARIANTS)
-def test_edge_activations(var: str) -> None:
+def test_edge_activations(var: str, layout: str) -> None:
     rng = np.random.default_rng(7)
     w = seofp_weights(rng, 6, 40, -23, 0, zeros=0.0)
     tiny = np.array([0.0, -0.0, 1e-45, -1e-40, np.finfo(np.float32).tiny, 1e-38], np.float32)
     x = activations(rng, 40)
     x[: tiny.size] = tiny
     with K.use_variant(var):
-        y_int, clamps = K.gemv(K.pack_layer(w, "intadd"), x)
+        y_int, clamps = K.gemv(K.pack_layer(w, "intadd", layout), x)  # type: ignore[arg-type]
         # every listed activation gives a product below 2^-126 with 2^e_min: forced to +0
         x_ref = x.copy()
         x_ref[: tiny.size] = 0.0
@@ -77,21 +78,22 @@ def test_large_activations_with_the_fcn_range_are_not_clamped(var: str) -> None:
     w = seofp_weights(rng, 7, 55, 0, 10)  # weights up to 2^10
     x = (activations(rng, 55) * 4096).astype(np.float32)  # |x| > 1024
     with K.use_variant(var):
-        outs = [K.gemv(K.pack_layer(w, k), x) for k in K.KERNELS]
+        outs = [K.gemv(K.pack_layer(w, k, lay), x) for k, lay in PACKINGS]  # type: ignore[arg-type]
     assert all(rc == 0 for _, rc in outs)
     assert len({_bits(y) for y, _ in outs}) == 1
 
 
+@pytest.mark.parametrize("layout", INTADD_LAYOUTS)
 @pytest.mark.parametrize("var", VARIANTS)
-def test_overflow_clamp_uses_the_layers_real_e_max(var: str) -> None:
+def test_overflow_clamp_uses_the_layers_real_e_max(var: str, layout: str) -> None:
     big = np.float32(3e38)
     w_small = np.array([[1.0, 0.5]], np.float32)  # e_max = 0: 3e38 * 1 is finite, no clamp
     w_big = np.array([[4.0, 0.5]], np.float32)  # e_max = 2: 3e38 * 4 would overflow
     x = np.array([big, 0.0], np.float32)
     with K.use_variant(var):
-        y, rc = K.gemv(K.pack_layer(w_small, "intadd"), x)
+        y, rc = K.gemv(K.pack_layer(w_small, "intadd", layout), x)  # type: ignore[arg-type]
         assert (rc, y[0]) == (0, big)
-        y, rc = K.gemv(K.pack_layer(w_big, "intadd"), x)
+        y, rc = K.gemv(K.pack_layer(w_big, "intadd", layout), x)  # type: ignore[arg-type]
     assert rc == 1
     assert np.isfinite(y).all() and y[0] == np.float32(np.finfo(np.float32).max)
 
@@ -104,9 +106,9 @@ def test_all_zero_rows_give_positive_zero(var: str) -> None:
     w[2] = -0.0
     x = activations(rng, 33)
     with K.use_variant(var):
-        for kernel in K.KERNELS:
-            y, _ = K.gemv(K.pack_layer(w, kernel), x)
-            assert (y[[0, 2, 4]].view(np.uint32) == 0).all(), kernel
+        for kernel, layout in PACKINGS:
+            y, _ = K.gemv(K.pack_layer(w, kernel, layout), x)  # type: ignore[arg-type]
+            assert (y[[0, 2, 4]].view(np.uint32) == 0).all(), (kernel, layout)
 
 
 @pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
@@ -126,6 +128,8 @@ def test_wrong_dtype_shape_and_non_seofp_weights_are_refused() -> None:
         K.gemv(layer, np.ones(9, np.float32))
     with pytest.raises(K.KernelError, match="SEOFP"):
         K.pack_layer(np.full((2, 2), 0.3, np.float32), "intadd")
+    with pytest.raises(K.KernelError, match="layout"):
+        K.pack_layer(np.ones((2, 2), np.float32), "intadd", "nibbles")  # type: ignore[arg-type]
     with pytest.raises(K.KernelError, match="variant"):
         K.set_variant("sse9")  # type: ignore[arg-type]
 
@@ -134,3 +138,29 @@ def test_variant_reports_the_active_path() -> None:
     with K.use_variant("portable"):
         assert K.variant() == "portable"
     assert K.variant() in ("avx2", "portable")
+
+
+@pytest.mark.parametrize("var", VARIANTS)
+def test_addends_layout_masks_zero_weights_only_when_the_layer_has_them(var: str) -> None:
+    # the 16-bit layout skips the zero-weight mask for layers without zeros: a layer with one
+    # zero weight must take the masked path (else its product would be x * 2^(e_min - 1))
+    rng = np.random.default_rng(9)
+    w = seofp_weights(rng, 8, 48, -6, 2, zeros=0.0)
+    x = activations(rng, 48)
+    with K.use_variant(var):
+        dense = K.pack_layer(w, "intadd", "addends")
+        assert not dense.zeros and dense.c_kind == K.lib.SEOFP_INTADD16
+        w[3, 17] = 0.0
+        sparse = K.pack_layer(w, "intadd", "addends")
+        assert sparse.zeros
+        y16, _ = K.gemv(sparse, x)
+        y8, _ = K.gemv(K.pack_layer(w, "intadd", "codes"), x)
+        yf, _ = K.gemv(K.pack_layer(w, "fp32"), x)
+    assert _bits(y16) == _bits(y8) == _bits(yf)
+
+
+def test_auto_layout_picks_addends_for_cache_sized_layers_only() -> None:
+    small = np.ones((8, 16), np.float32)
+    assert K.pack_layer(small, "intadd").c_kind == K.lib.SEOFP_INTADD16
+    rows = K.ADDENDS_MAX_BYTES // (2 * 64) + 4  # just over the budget at 64 columns
+    assert K.pack_layer(np.ones((rows, 64), np.float32), "intadd").c_kind == K.lib.SEOFP_INTADD

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from seofp_lab.infer import kernels as K
-from tests.kernel_data import activations, seofp_weights
+from tests.kernel_data import PACKINGS, activations, seofp_weights
 
 pytestmark = pytest.mark.kernel
 
@@ -39,11 +39,11 @@ def test_lstm_direction_matches_reference_and_kernels_agree(reverse: bool) -> No
     x = activations(rng, frames, n_in)
     ref = _lstm_ref(*(a.astype(np.float64) for a in (wih, whh, b, x)), reverse)
     outs = []
-    for kernel in K.KERNELS:
+    for kernel, layout in PACKINGS:
         out = np.zeros((frames, 2 * hidden + 1), np.float32)
         h, c = np.zeros(hidden, np.float32), np.zeros(hidden, np.float32)
-        K.lstm_direction(K.pack_layer(wih, kernel), K.pack_layer(whh, kernel), b, x, h, c, out,
-                         col=hidden, reverse=reverse)
+        K.lstm_direction(K.pack_layer(wih, kernel, layout), K.pack_layer(whh, kernel, layout),  # type: ignore[arg-type]
+                         b, x, h, c, out, col=hidden, reverse=reverse)
         np.testing.assert_allclose(out[:, hidden:2 * hidden], ref, rtol=0, atol=2e-6)
         assert (out[:, :hidden] == 0).all() and (out[:, -1] == 0).all()  # only its columns
         outs.append(out.tobytes())
@@ -92,8 +92,8 @@ def test_conv1d_same_padding_and_norm() -> None:
     ref = np.stack([sum(np.convolve(xp[i], w3[o, i, ::-1], "valid") for i in range(cin))
                     for o in range(cout)]) + b[:, None]
     outs = []
-    for kernel in K.KERNELS:
-        y, _ = K.conv1d(K.pack_layer(w, kernel), b, x, ksize)
+    for kernel, layout in PACKINGS:
+        y, _ = K.conv1d(K.pack_layer(w, kernel, layout), b, x, ksize)  # type: ignore[arg-type]
         np.testing.assert_allclose(y, ref, rtol=1e-5, atol=1e-5)
         outs.append(y.tobytes())
     assert len(set(outs)) == 1
@@ -119,11 +119,11 @@ def test_conv1d_intadd_masks_zero_and_tiny_activations_inside_the_signal() -> No
     x[1, 40:47] = 0.0
     x[2, 90] = 1e-42
     outs = []
-    for kernel in K.KERNELS:
+    for kernel, layout in PACKINGS:
         x_in = x.copy()
         if kernel != "intadd":
             x_in[2, 90] = 0.0  # intadd forces products of a subnormal activation to +0
-        y, clamps = K.conv1d(K.pack_layer(w, kernel), None, x_in, ksize)
+        y, clamps = K.conv1d(K.pack_layer(w, kernel, layout), None, x_in, ksize)  # type: ignore[arg-type]
         assert clamps == 0
         outs.append(y.tobytes())
     assert len(set(outs)) == 1

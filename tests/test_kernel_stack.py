@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from seofp_lab.infer import kernels as K
-from tests.kernel_data import activations, seofp_weights
+from tests.kernel_data import PACKINGS, activations, seofp_weights
 
 pytestmark = pytest.mark.kernel
 
@@ -40,16 +40,17 @@ def test_stack_is_bit_identical_to_per_layer_calls_and_across_kernels() -> None:
     cells = _cells(rng)
     x = activations(rng, FRAMES, N_IN)
     first = None
-    for kernel in K.KERNELS:
-        packed = [(K.pack_layer(a, kernel), K.pack_layer(b, kernel), c) for a, b, c in cells]
+    for kernel, layout in PACKINGS:
+        packed = [(K.pack_layer(a, kernel, layout), K.pack_layer(b, kernel, layout), c)  # type: ignore[arg-type]
+                  for a, b, c in cells]
         ref, ref_state = _per_layer(packed, x)
         stack = K.LSTMStack(packed)
         state = stack.new_state()
         # streaming: chunks of 1, 2 and 4 frames with the state carried in place
         outs = [stack.run(x[t0:t1], state)[0] for t0, t1 in ((0, 1), (1, 3), (3, FRAMES))]
         got = np.concatenate(outs)
-        assert got.tobytes() == ref.tobytes(), kernel
-        assert state.tobytes() == ref_state.tobytes(), kernel
+        assert got.tobytes() == ref.tobytes(), (kernel, layout)
+        assert state.tobytes() == ref_state.tobytes(), (kernel, layout)
         first = got if first is None else first
         assert got.tobytes() == first.tobytes(), kernel  # intadd == decode == fp32
 

@@ -2,7 +2,10 @@
 
 ``load(path, kernel)`` validates the file and repacks every weight matrix for one kernel:
 ``intadd`` (the paper's integer adder, default), ``decode`` (bit-identical, faster with FMA) or
-``fp32`` (the control). ``Engine.enhance`` runs a whole utterance (BLSTM, LSTM, FCN);
+``fp32`` (the control). intadd keeps its weights as 16-bit addends (one unpack per 8
+products) when the model's addends fit in ``kernels.ADDENDS_MAX_BYTES`` (cache-resident: the
+fastest layout), else as 1-byte codes (half the bytes to stream per frame); both bit-identical.
+``Engine.enhance`` runs a whole utterance (BLSTM, LSTM, FCN);
 ``Engine.stream`` runs the unidirectional LSTM hop by hop with its state (see ``streaming.py``).
 """
 
@@ -16,7 +19,7 @@ import numpy as np
 from seofp_lab.errors import ModelFileError
 from seofp_lab.infer import kernels as K
 from seofp_lab.infer import modelfile, stft
-from seofp_lab.infer.kernels import Kernel
+from seofp_lab.infer.kernels import IntaddLayout, Kernel
 
 
 def _int(params: dict[str, Any], key: str, lo: int, hi: int, where: str) -> int:
@@ -31,10 +34,17 @@ class Engine:
     """An exported model ready to run on one kernel; build it with :func:`load`."""
 
     def __init__(self, model: modelfile.ModelFile, kernel: Kernel = "intadd",
-                 where: str = "<model>") -> None:
+                 where: str = "<model>", intadd_layout: IntaddLayout = "auto") -> None:
         if kernel not in K.KERNELS:
             raise K.KernelError(f"Expected a kernel in {K.KERNELS} but got {kernel!r}")
+        if intadd_layout not in ("auto", "codes", "addends"):
+            raise K.KernelError(f"Expected an intadd layout in ('auto', 'codes', 'addends') but "
+                                f"got {intadd_layout!r}")
         self.kernel, self.where, self.file = kernel, where, model
+        if intadd_layout == "auto":  # matrices and conv kernels are the packed tensors
+            weights = sum(t.values.size for t in model.tensors.values() if t.values.ndim >= 2)
+            intadd_layout = "addends" if 2 * weights <= K.ADDENDS_MAX_BYTES else "codes"
+        self.intadd_layout: IntaddLayout = intadd_layout
         self.name = model.header.get("model")
         self.clamps = 0  # activations clamped by intadd's overflow guard, summed over calls
         params = model.header.get("params")
@@ -120,7 +130,7 @@ class Engine:
 
     def _pack(self, name: str, w: np.ndarray) -> K.PackedLayer:
         try:
-            return K.pack_layer(np.ascontiguousarray(w), self.kernel)
+            return K.pack_layer(np.ascontiguousarray(w), self.kernel, self.intadd_layout)
         except K.KernelError as exc:
             raise K.KernelError(f"{self.where}: tensor {name!r}: {exc}") from None
 
@@ -200,6 +210,10 @@ class Engine:
         return Stream(self)
 
 
-def load(path: str | Path, kernel: Kernel = "intadd") -> Engine:
-    """Read and validate a ``.seofp`` file and build an :class:`Engine` on ``kernel``."""
-    return Engine(modelfile.load(path), kernel, str(path))
+def load(path: str | Path, kernel: Kernel = "intadd",
+         intadd_layout: IntaddLayout = "auto") -> Engine:
+    """Read and validate a ``.seofp`` file and build an :class:`Engine` on ``kernel``.
+
+    ``intadd_layout``: "auto" (by model size), "addends" (16-bit) or "codes" (1 byte per weight).
+    """
+    return Engine(modelfile.load(path), kernel, str(path), intadd_layout)

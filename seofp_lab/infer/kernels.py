@@ -19,6 +19,7 @@ from seofp_lab.errors import SeofpError
 
 Kernel = Literal["intadd", "decode", "fp32"]
 Variant = Literal["auto", "portable", "avx2"]
+IntaddLayout = Literal["auto", "codes", "addends"]
 Activation = Literal["none", "relu", "leaky_relu", "tanh", "sigmoid"]
 KERNELS: tuple[Kernel, ...] = ("intadd", "decode", "fp32")
 _ACT = {"none": lib.SEOFP_ACT_NONE, "relu": lib.SEOFP_ACT_RELU,
@@ -68,6 +69,7 @@ class PackedLayer:
     e_min: int = 0
     e_max: int = 0
     scale_exp: int = 0
+    zeros: bool = False  # INTADD16: some real weight is zero
     struct: Any = field(init=False, repr=False)
     _scratch: np.ndarray = field(init=False, repr=False)
 
@@ -77,6 +79,7 @@ class PackedLayer:
         s.kind, s.rows, s.cols = self.c_kind, self.rows, self.cols
         s.rows_pad, s.cols_pad = _ceil(self.rows, 4), _ceil(self.cols, 16)
         s.e_min, s.e_max, s.scale_exp = self.e_min, self.e_max, self.scale_exp
+        s.zeros = int(self.zeros)
         s.data = ffi.from_buffer(self.data)  # self.data keeps the buffer alive
         self._scratch = np.empty(0, np.float32)
 
@@ -111,12 +114,24 @@ def _sign_exponent(w: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return nz, (u >> 31).astype(np.uint8), e
 
 
-def pack_layer(weight: np.ndarray, kernel: Kernel) -> PackedLayer:
+# intadd "auto": 16-bit addends (one unpack per 8 products, the fastest layout while the weights
+# stay cache-resident) up to this many bytes, else 1-byte codes (half the bytes to stream). The
+# engine applies it to the whole model (every layer is read once per frame), pack_layer to one
+# layer. benchmarks/bench_lstm_step.py and bench_gemv.py measure both layouts.
+ADDENDS_MAX_BYTES = 8 << 20
+# INTADD16 stores each 16-run as k 0-3, 8-11, 4-7, 12-15 (seofp.h); an involution
+_W16_PERM = np.array([0, 1, 2, 3, 8, 9, 10, 11, 4, 5, 6, 7, 12, 13, 14, 15])
+
+
+def pack_layer(weight: np.ndarray, kernel: Kernel,
+               layout: IntaddLayout = "auto") -> PackedLayer:
     """Repack a weight matrix for ``kernel``; intadd and decode need SEOFP values (±2^e or 0).
 
     Args:
         weight: (rows, cols) float32, finite.
         kernel: "intadd" (integer adder), "decode" (fp16 top byte or bit construction), "fp32".
+        layout: intadd only: "codes" (1 byte per weight), "addends" (16-bit, fewer operations
+            per product) or "auto" (addends up to ``ADDENDS_MAX_BYTES``); bit-identical.
     """
     w = np.ascontiguousarray(weight)
     if w.dtype != np.float32 or w.ndim != 2 or 0 in w.shape or not np.isfinite(w).all():
@@ -133,7 +148,17 @@ def pack_layer(weight: np.ndarray, kernel: Kernel) -> PackedLayer:
         raise KernelError(f"Expected an exponent span <= 126 but got [{e_min}, {e_max}]")
     code = np.where(nz, (sign << 7) | (e - e_min + 1), 0).astype(np.uint8)
     if kernel == "intadd":
-        return PackedLayer("intadd", rows, cols, _repack(code), lib.SEOFP_INTADD, e_min, e_max)
+        if layout not in ("auto", "codes", "addends"):
+            raise KernelError(f"Expected an intadd layout in ('auto', 'codes', 'addends') but got "
+                              f"{layout!r}")
+        if layout == "codes" or (layout == "auto" and 2 * rows * cols > ADDENDS_MAX_BYTES):
+            return PackedLayer("intadd", rows, cols, _repack(code), lib.SEOFP_INTADD, e_min,
+                               e_max)
+        addend = np.where(nz, (sign.astype(np.uint16) << 15)
+                          | ((e - e_min + 1).astype(np.uint16) << 7), 0).astype(np.uint16)
+        return PackedLayer("intadd", rows, cols,
+                           np.ascontiguousarray(_repack(addend)[..., _W16_PERM]),
+                           lib.SEOFP_INTADD16, e_min, e_max, zeros=bool((~nz).any()))
     if e_max - e_min > F16_HIGH - F16_LOW:  # wider than 32 exponents: bit construction
         return PackedLayer("decode", rows, cols, _repack(code), lib.SEOFP_DECODE_BITS, e_min,
                            e_max)
