@@ -198,26 +198,21 @@ AVX2_FN static inline float reduce_avx2(__m256 a0, __m256 a1) {
 }
 
 /* product bits = xb + (c << 23) + (s << 31); t = zero-extended byte s<<7|c. vpsignd zeroes the
- * lanes whose byte is 0 (zero weights); the x mask zeroes guarded activations. */
-#define INTADD_LANE(t, xbv, mv, acc)                                                   \
-    do {                                                                               \
-        __m256i u_ = _mm256_slli_epi32(t, 23); /* c<<23 | s<<30 */                    \
-        __m256i p_ = _mm256_add_epi32(_mm256_add_epi32(xbv, u_), _mm256_and_si256(u_, c30)); \
-        p_ = _mm256_and_si256(_mm256_sign_epi32(p_, t), mv);                           \
-        acc = _mm256_add_ps(acc, _mm256_castsi256_ps(p_));                             \
-    } while (0)
-
-#define INTADD_LANE_NOMASK(t, xbv, acc)                                                \
-    do {                                                                               \
-        __m256i u_ = _mm256_slli_epi32(t, 23);                                         \
-        __m256i p_ = _mm256_add_epi32(_mm256_add_epi32(xbv, u_), _mm256_and_si256(u_, c30)); \
-        acc = _mm256_add_ps(acc, _mm256_castsi256_ps(_mm256_sign_epi32(p_, t)));        \
-    } while (0)
+ * lanes whose byte is 0 (only needed when the layer has zero weights: padding columns have
+ * xb = 0, so their product is +0 anyway); the x mask zeroes guarded activations. */
+AVX2_FN static inline __attribute__((always_inline)) __m256 intadd_lane(
+    __m256i t, __m256i xbv, __m256i mv, __m256 acc, const int xmask, const int wzero) {
+    const __m256i c30 = _mm256_set1_epi32(0x40000000);
+    __m256i u = _mm256_slli_epi32(t, 23); /* c<<23 | s<<30 */
+    __m256i p = _mm256_add_epi32(_mm256_add_epi32(xbv, u), _mm256_and_si256(u, c30));
+    if (wzero) p = _mm256_sign_epi32(p, t);
+    if (xmask) p = _mm256_and_si256(p, mv);
+    return _mm256_add_ps(acc, _mm256_castsi256_ps(p));
+}
 
 AVX2_FN static inline __attribute__((always_inline)) void block_intadd_body(
-    const uint8_t *blk, int nchunks, const uint32_t *xb, const uint32_t *mask, const int masked,
-    float out[4]) {
-    const __m256i c30 = _mm256_set1_epi32(0x40000000), ones = _mm256_set1_epi32(-1);
+    const uint8_t *blk, int nchunks, const uint32_t *xb, const uint32_t *mask, const int xmask,
+    const int wzero, float out[4]) {
     __m256 a[8];
     for (int i = 0; i < 8; i++) a[i] = _mm256_setzero_ps();
     for (int j = 0; j < nchunks; j++) {
@@ -225,40 +220,32 @@ AVX2_FN static inline __attribute__((always_inline)) void block_intadd_body(
         _mm_prefetch((const char *)p + PREFETCH_BYTES, _MM_HINT_T0);
         __m256i x0 = _mm256_loadu_si256((const __m256i *)(xb + j * 16));
         __m256i x1 = _mm256_loadu_si256((const __m256i *)(xb + j * 16 + 8));
-        __m256i m0 = ones, m1 = ones;
-        if (masked) {
+        __m256i m0 = x0, m1 = x1;
+        if (xmask) {
             m0 = _mm256_loadu_si256((const __m256i *)(mask + j * 16));
             m1 = _mm256_loadu_si256((const __m256i *)(mask + j * 16 + 8));
         }
         for (int r = 0; r < 4; r++) {
             __m256i t0 = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(p + r * 16)));
             __m256i t1 = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(p + r * 16 + 8)));
-            if (masked) {
-                INTADD_LANE(t0, x0, m0, a[2 * r]);
-                INTADD_LANE(t1, x1, m1, a[2 * r + 1]);
-            } else {
-                INTADD_LANE_NOMASK(t0, x0, a[2 * r]);
-                INTADD_LANE_NOMASK(t1, x1, a[2 * r + 1]);
-            }
+            a[2 * r] = intadd_lane(t0, x0, m0, a[2 * r], xmask, wzero);
+            a[2 * r + 1] = intadd_lane(t1, x1, m1, a[2 * r + 1], xmask, wzero);
         }
     }
     for (int r = 0; r < 4; r++) out[r] = reduce_avx2(a[2 * r], a[2 * r + 1]);
 }
 
 AVX2_FN static void block_intadd_avx2(const uint8_t *blk, int nchunks, const uint32_t *xb,
-                                      const uint32_t *mask, float out[4]) {
-    block_intadd_body(blk, nchunks, xb, mask, 1, out);
+                                      const uint32_t *mask, int xmask, int wzero, float out[4]) {
+    if (xmask) {
+        if (wzero) block_intadd_body(blk, nchunks, xb, mask, 1, 1, out);
+        else block_intadd_body(blk, nchunks, xb, mask, 1, 0, out);
+    } else {
+        if (wzero) block_intadd_body(blk, nchunks, xb, mask, 0, 1, out);
+        else block_intadd_body(blk, nchunks, xb, mask, 0, 0, out);
+    }
 }
 
-/* no masked activation in the vector (the common case): one AND less per 8 products */
-AVX2_FN static void block_intadd_nomask_avx2(const uint8_t *blk, int nchunks, const uint32_t *xb,
-                                             float out[4]) {
-    block_intadd_body(blk, nchunks, xb, NULL, 0, out);
-}
-
-/* 16-bit addends (INTADD16): one unpack with a zero register gives 8 addends (a << 16), so a
- * product costs an unpack, an integer add and the float accumulate; the zero-weight mask is only
- * computed for layers that have zero weights, the activation mask only for masked vectors. */
 AVX2_FN static inline __attribute__((always_inline)) void block_intadd16_body(
     const uint16_t *blk, int nchunks, const uint32_t *xb, const uint32_t *mask, const int xmask,
     const int wzero, float out[4]) {
@@ -424,9 +411,9 @@ AVX2_FN static const float *panel_fma(const seofp_layer *w, const uint8_t *blk, 
     return P;
 }
 
-/* intadd panel: A = (c << 23) + (s << 31) (0 for zero codes), Z = all ones for non-zero codes.
- * Returns 1 if a real (non-padding) weight of the block is zero: then the Z mask is needed. */
-AVX2_FN static int panel_intadd(const seofp_layer *w, const uint8_t *blk, int b, uint32_t *A,
+/* intadd panel: A = (c << 23) + (s << 31) (0 for zero codes), Z (unless NULL) = all ones for
+ * non-zero codes. */
+AVX2_FN static void panel_intadd(const seofp_layer *w, const uint8_t *blk, uint32_t *A,
                                 uint32_t *Z) {
     const int cp = w->cols_pad;
     const __m256i c30 = _mm256_set1_epi32(0x40000000), zero = _mm256_setzero_si256();
@@ -434,25 +421,15 @@ AVX2_FN static int panel_intadd(const seofp_layer *w, const uint8_t *blk, int b,
         __m256i t = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(blk + i)));
         __m256i u = _mm256_slli_epi32(t, 23);
         _mm256_store_si256((__m256i *)(A + i), _mm256_add_epi32(u, _mm256_and_si256(u, c30)));
-        _mm256_store_si256((__m256i *)(Z + i),
-                           _mm256_xor_si256(_mm256_cmpeq_epi32(t, zero), _mm256_set1_epi32(-1)));
+        if (Z)
+            _mm256_store_si256((__m256i *)(Z + i), _mm256_xor_si256(_mm256_cmpeq_epi32(t, zero),
+                                                                    _mm256_set1_epi32(-1)));
     }
-    /* zero codes beyond the expected padding (padding rows are discarded and padding columns
-     * give +0 without Z, see prep_intadd) mean real zero weights */
-    int zeros = 0;
-    for (int i = 0; i < cp * 4; i += 32) {
-        __m256i v = _mm256_loadu_si256((const __m256i *)(blk + i));
-        zeros += __builtin_popcount((unsigned)_mm256_movemask_epi8(_mm256_cmpeq_epi8(v, zero)));
-    }
-    const int real = w->rows - b * 4 < 4 ? w->rows - b * 4 : 4;
-    return zeros > real * (cp - w->cols) + (4 - real) * cp;
 }
 
-/* INTADD16 panel: A = a << 16 in k order (the unpack undoes W16_PERM), Z = non-zero masks.
- * Returns the layer's zero flag: the Z mask is needed only when a real weight is zero. */
-AVX2_FN static int panel_intadd16(const seofp_layer *w, const uint8_t *blk, uint32_t *A,
-                                  uint32_t *Z) {
-    const int cp = w->cols_pad;
+/* INTADD16 panel: A = a << 16 in k order (the unpack undoes W16_PERM), Z (unless NULL) = all
+ * ones for non-zero weights. */
+AVX2_FN static void panel_intadd16(const uint8_t *blk, int cp, uint32_t *A, uint32_t *Z) {
     const uint16_t *v16 = (const uint16_t *)blk;
     const __m256i zero = _mm256_setzero_si256(), ones = _mm256_set1_epi32(-1);
     for (int i = 0; i < cp * 4; i += 16) {
@@ -460,12 +437,13 @@ AVX2_FN static int panel_intadd16(const seofp_layer *w, const uint8_t *blk, uint
         __m256i a0 = _mm256_unpacklo_epi16(zero, v), a1 = _mm256_unpackhi_epi16(zero, v);
         _mm256_store_si256((__m256i *)(A + i), a0);
         _mm256_store_si256((__m256i *)(A + i + 8), a1);
-        /* Z is written even without zero weights: a masked column group reads it */
-        _mm256_store_si256((__m256i *)(Z + i), _mm256_xor_si256(_mm256_cmpeq_epi32(a0, zero), ones));
-        _mm256_store_si256((__m256i *)(Z + i + 8),
-                           _mm256_xor_si256(_mm256_cmpeq_epi32(a1, zero), ones));
+        if (Z) {
+            _mm256_store_si256((__m256i *)(Z + i),
+                               _mm256_xor_si256(_mm256_cmpeq_epi32(a0, zero), ones));
+            _mm256_store_si256((__m256i *)(Z + i + 8),
+                               _mm256_xor_si256(_mm256_cmpeq_epi32(a1, zero), ones));
+        }
     }
-    return w->zeros != 0;
 }
 
 #define TILE_BEGIN(NC)                                                                        \
@@ -554,13 +532,16 @@ AVX2_FN static void gemm_tiles_avx2(const seofp_layer *w, const float *prep, con
     const int cp = w->cols_pad, nchunks = cp / 16, nblocks = w->rows_pad / 4;
     const size_t pf = prep_floats(w), elem = elem_bytes(w);
     float *P = (float *)(((uintptr_t)panel + 31) & ~(uintptr_t)31);
+    /* the zero-weight masks Z are only read by masked tiles: skip them when none is */
+    int need_z = w->zeros != 0;
+    for (int i = i0; i < i1; i++) need_z |= cmask[i] != 0;
     for (int b = 0; b < nblocks; b++) {
         const uint8_t *blk = (const uint8_t *)w->data + (size_t)b * cp * 4 * elem;
         const float *PF = NULL;
         uint32_t *A = (uint32_t *)P, *Z = (uint32_t *)P + (size_t)cp * 4;
-        int wzero = 0;
-        if (w->kind == SEOFP_INTADD) wzero = panel_intadd(w, blk, b, A, Z);
-        else if (w->kind == SEOFP_INTADD16) wzero = panel_intadd16(w, blk, A, Z);
+        const int wzero = w->zeros != 0;
+        if (w->kind == SEOFP_INTADD) panel_intadd(w, blk, A, need_z ? Z : NULL);
+        else if (w->kind == SEOFP_INTADD16) panel_intadd16(blk, cp, A, need_z ? Z : NULL);
         else PF = panel_fma(w, blk, P);
         for (int i = i0; i < i1; i += 3) {
             const int nc = i1 - i < 3 ? i1 - i : 3;
@@ -605,7 +586,8 @@ static void gemm_run(const seofp_layer *w, const float *prep, const int *cmask, 
     for (int i = 0; i < n; i++) any_masked |= cmask[i] != 0;
 #if SEOFP_HAVE_AVX2_PATH
     if (avx2 && n > 1) {
-        const int group = (int)(GEMM_COL_GROUP_BYTES / (pf * 4)) / 3 * 3;
+        /* intadd's mask words are only read by masked tiles: size groups by the activations */
+        const int group = (int)(GEMM_COL_GROUP_BYTES / ((size_t)cp * 4)) / 3 * 3;
         const int g = group < 3 ? 3 : group;
         for (int i0 = 0; i0 < n; i0 += g)
             gemm_tiles_avx2(w, prep, cmask, i0, i0 + g < n ? i0 + g : n, y, ys_n, ys_r, scale,
@@ -622,11 +604,8 @@ static void gemm_run(const seofp_layer *w, const float *prep, const int *cmask, 
             if (avx2) {
                 switch (w->kind) {
                 case SEOFP_INTADD:
-                    if (any_masked)
-                        block_intadd_avx2(blk, nchunks, (const uint32_t *)s,
-                                          (const uint32_t *)s + cp, out);
-                    else
-                        block_intadd_nomask_avx2(blk, nchunks, (const uint32_t *)s, out);
+                    block_intadd_avx2(blk, nchunks, (const uint32_t *)s,
+                                      (const uint32_t *)s + cp, any_masked, w->zeros != 0, out);
                     break;
                 case SEOFP_INTADD16:
                     block_intadd16_avx2((const uint16_t *)blk, nchunks, (const uint32_t *)s,
@@ -906,13 +885,13 @@ size_t seofp_conv1d_scratch_floats(const seofp_layer *w, int ksize, int T) {
  * channel ci, the window x[ci][t - pad .. t - pad + ksize) (zero outside), then zero padding
  * to cols_pad. For intadd both words (bits, mask) are copied from the prepared input. */
 static void conv_columns(const seofp_layer *w, int cin, int T, int ksize, const uint32_t *src,
-                         size_t plane, int t0, int nb, float *prep) {
+                         size_t plane, int t0, int nb, const int *need_mask, float *prep) {
     const int pad = ksize / 2, K = w->cols, cp = w->cols_pad;
     const int words = is_intadd(w) ? 2 : 1;
     const size_t pf = prep_floats(w);
     for (int i = 0; i < nb; i++) {
         const int t = t0 + i, lo = t - pad, hi = t - pad + ksize;
-        for (int q = 0; q < words; q++) {
+        for (int q = 0; q < (need_mask[i] ? words : 1); q++) {
             uint32_t *col = (uint32_t *)(prep + (size_t)i * pf) + (size_t)q * cp;
             const uint32_t *xs = src + (size_t)q * plane;
             for (int ci = 0; ci < cin; ci++) {
@@ -961,15 +940,25 @@ int seofp_conv1d(const seofp_layer *w, const float *bias, int cin, int T, int ks
         for (int t = 0; t < T; t++) bad[t + 1] += bad[t]; /* prefix counts over time */
         src = xin;
     }
+    const int avx2 = active_variant() == SEOFP_VARIANT_AVX2;
+    int need_mask[CONV_TB];
     for (int t0 = 0; t0 < T; t0 += CONV_TB) {
         const int nb = T - t0 < CONV_TB ? T - t0 : CONV_TB;
-        conv_columns(w, cin, T, ksize, src, plane, t0, nb, prep);
         for (int i = 0; i < nb; i++) {
             const int t = t0 + i, lo = t - pad, hi = t - pad + ksize;
             /* a window reaching past either end holds zeros: masked for intadd */
             cmask[i] = intadd && (lo < 0 || hi > T ||
                                   bad[hi < T ? hi : T] - bad[lo > 0 ? lo : 0] > 0);
         }
+        /* the AVX2 GEMM reads a column's mask words only when its 3-column tile (or, at batch
+         * 1, the column itself) is masked or the layer has zero weights: the others are not
+         * copied (half the im2col bytes); the portable path reads every mask */
+        for (int i = 0; i < nb; i++) {
+            const int g = i / 3 * 3;
+            need_mask[i] = !avx2 || w->zeros || cmask[g] || (g + 1 < nb && cmask[g + 1]) ||
+                           (g + 2 < nb && cmask[g + 2]);
+        }
+        conv_columns(w, cin, T, ksize, src, plane, t0, nb, need_mask, prep);
         gemm_run(w, prep, cmask, nb, y + t0, 1, T, gemm_scratch);
     }
     if (bias)

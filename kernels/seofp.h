@@ -67,7 +67,7 @@ typedef struct {
     int rows_pad, cols_pad;
     int e_min, e_max;   /* the layer's real exponent window (INTADD, DECODE_BITS) */
     int scale_exp;      /* DECODE_F16: y = 2^scale_exp * sum */
-    int zeros;          /* INTADD16: 1 if a real weight is zero (the kernel then masks them) */
+    int zeros;          /* INTADD, INTADD16: 1 if a real weight is zero (then they are masked) */
     const void *data;   /* repacked elements, rows_pad * cols_pad of them */
 } seofp_layer;
 

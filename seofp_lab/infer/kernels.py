@@ -69,7 +69,7 @@ class PackedLayer:
     e_min: int = 0
     e_max: int = 0
     scale_exp: int = 0
-    zeros: bool = False  # INTADD16: some real weight is zero
+    zeros: bool = False  # intadd: some real weight is zero (the kernel masks zero weights)
     struct: Any = field(init=False, repr=False)
     _scratch: np.ndarray = field(init=False, repr=False)
 
@@ -153,7 +153,7 @@ def pack_layer(weight: np.ndarray, kernel: Kernel,
                               f"{layout!r}")
         if layout == "codes" or (layout == "auto" and 2 * rows * cols > ADDENDS_MAX_BYTES):
             return PackedLayer("intadd", rows, cols, _repack(code), lib.SEOFP_INTADD, e_min,
-                               e_max)
+                               e_max, zeros=bool((~nz).any()))
         addend = np.where(nz, (sign.astype(np.uint16) << 15)
                           | ((e - e_min + 1).astype(np.uint16) << 7), 0).astype(np.uint16)
         return PackedLayer("intadd", rows, cols,
