@@ -21,6 +21,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "bench": ("seofp_lab.infer.bench_cli", "latency and real-time factor, side by side"),
     "sweep": ("seofp_lab.train.sweep", "run a grid of experiments from configs/sweep/"),
     "study": ("seofp_lab.listening.cli", "listening studies: plan, prepare, serve, analyze"),
+    "report": ("seofp_lab.report.cli", "one self-contained HTML report (+ CSV) from MLflow runs"),
     "ui": ("seofp_lab.tracking_cli", "open the MLflow UI on the workspace store"),
 }
 

@@ -2,7 +2,8 @@
 
 Trains the small BLSTM baseline for a fixed CPU budget, fine-tunes its SEOFP variants from it,
 evaluates all of them on the fixed test set, and prints one comparison table (noisy input vs each
-model: PESQ, STOI, SI-SDR, size, compression), plus the command that opens the MLflow UI.
+model: PESQ, STOI, SI-SDR, size, compression), the command that opens the MLflow UI, and writes
+the runs' HTML report (``seofp report``).
 """
 
 from __future__ import annotations
@@ -120,6 +121,15 @@ def print_summary(result: DemoResult) -> None:
     )
 
 
+def write_report(result: DemoResult) -> str:
+    """The demo's runs as one self-contained HTML report (``seofp report``); returns its path."""
+    from seofp_lab.report import build_report  # noqa: PLC0415
+
+    report = build_report(run_ids=tuple(result.runs.values()), title="seofp demo: embedded corpus")
+    make_console().print(f"report (tables, plots, audio): {report.html}")
+    return str(report.html)
+
+
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("demo", help="train, compress, evaluate and compare on the embedded corpus")
     p.add_argument(
@@ -139,4 +149,5 @@ def run(args: argparse.Namespace) -> int:
         args.minutes, args.max_utterances, tuple(args.overrides), progress=not args.no_progress
     )
     print_summary(result)
+    write_report(result)
     return 0

@@ -23,3 +23,7 @@ class TrackingError(SeofpError):
 
 class StudyError(SeofpError):
     """A listening study, token or answer that cannot be accepted."""
+
+
+class ReportError(SeofpError):
+    """A report that cannot be written where it was asked to go."""

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from seofp_lab.demo import print_summary, run_demo
+from seofp_lab.demo import print_summary, run_demo, write_report
 
 TINY = (
     "model.hidden=8",
@@ -34,3 +34,5 @@ def test_demo_runs_every_variant(workspace: Path, capsys: pytest.CaptureFixture[
     print_summary(result)
     out = capsys.readouterr().out
     assert "pruned 50% + s1e5" in out and "seofp ui" in out
+    html = Path(write_report(result)).read_text()  # the report of the real demo runs
+    assert all(run_id[:8] in html for run_id in result.runs.values())
