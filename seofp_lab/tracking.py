@@ -116,6 +116,22 @@ def experiment_id(name: str) -> str:
     return mlflow.create_experiment(name, artifact_location=location)
 
 
+def code_commit() -> str | None:
+    """The git commit of this checkout (``+dirty`` with uncommitted changes), None outside git."""
+    import subprocess  # noqa: PLC0415
+
+    here = Path(__file__).resolve().parent
+    try:
+        head = subprocess.run(["git", "-C", str(here), "rev-parse", "HEAD"], capture_output=True,
+                              text=True, timeout=5, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(here), "status", "--porcelain",
+                                "--untracked-files=no"], capture_output=True, text=True,
+                               timeout=5, check=True).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return head + ("+dirty" if dirty else "") if head else None
+
+
 @contextlib.contextmanager
 def start_run(
     experiment: str,
@@ -126,6 +142,9 @@ def start_run(
     """Open a new run and yield its id; a failure inside marks the run FAILED, never lost."""
     mlflow = _mlflow()
     with mlflow.start_run(experiment_id=experiment_id(experiment), run_name=run_name) as run:
+        commit = code_commit()
+        if commit:  # which code made the run (reports show it); MLflow's own tag name
+            mlflow.set_tag("mlflow.source.git.commit", commit)
         if tags:
             mlflow.set_tags(dict(tags))
         if params:

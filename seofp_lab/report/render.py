@@ -22,7 +22,7 @@ from seofp_lab.report.table import (
     fmt_value,
 )
 
-GIT_TAG = "mlflow.source.git.commit"  # set by MLflow when a run starts inside a git checkout
+GIT_TAG = "mlflow.source.git.commit"  # set by tracking.start_run inside a git checkout
 BLANK: dict[str, Any] = {
     "text": "",
     "cls": "",
@@ -122,7 +122,8 @@ def _git_head() -> str | None:
 
 def code_text(runs: Sequence[RunRecord]) -> str:
     """Commits the runs were made with (when MLflow recorded one) and the report's own."""
-    commits = sorted({c[:12] for r in runs if (c := r.tags.get(GIT_TAG))})
+    commits = sorted({c[:12] + ("+dirty" if c.endswith("+dirty") else "")
+                      for r in runs if (c := r.tags.get(GIT_TAG))})
     head = _git_head()
     parts = [f"runs at commit {', '.join(commits)}" if commits else "runs: no git commit recorded"]
     parts.append(f"report made at commit {head}" if head else "report code not in a git checkout")
