@@ -1,5 +1,8 @@
 """LSTM per-frame time (KERNEL.md §7 shapes), C kernels vs PyTorch fp32 and dynamic int8, 1 thread.
 
+Two regimes: cold (contenders strictly interleaved, so every call finds its weights evicted by the
+others': a machine serving many models) and warm (each contender runs a burst of consecutive calls
+in its turn, the first unrecorded: one model streaming on a dedicated core).
 Cases: the offline BLSTM (one call over T frames: W_ih as one GEMM, then W_hh per step; time / T),
 the BLSTM 2x512 frame step (one frame through every layer and direction with carried state:
 every weight read once per frame, 40 MB in fp32 / 10 MB in codes) and the uni-LSTM 2x512
@@ -113,32 +116,44 @@ def main() -> None:
     ap.add_argument("--samples", type=int, default=31)
     ap.add_argument("--warmup", type=int, default=3)
     ap.add_argument("--frames", type=int, default=64, help="frames of the offline cases")
+    ap.add_argument("--mode", choices=["cold", "warm", "both"], default="both")
+    ap.add_argument("--burst", type=int, default=4, help="recorded calls per turn when warm")
     args = ap.parse_args()
     torch.set_num_threads(1)
     rng = np.random.default_rng(0)
-    table = Table(title="LSTM per-frame time, µs p50 (best) [× torch fp32 p50]; 1 thread, "
-                        f"{args.samples} interleaved samples")
-    table.add_column("case")
-    for n in NAMES:
-        table.add_column(n, justify="right")
     cases = [("BLSTM 2x512 offline", 512, True, args.frames, False),
              ("BLSTM 2x512 frame step", 512, True, 1, True),
              ("BLSTM 2x257 offline", 257, True, args.frames, False),
              ("uni-LSTM 2x512 stream step", 512, False, 1, True)]
-    for label, hidden, bidir, frames, step in cases:
-        fns = _case(rng, hidden, bidir, frames, step)
-        times: dict[str, list[float]] = {n: [] for n in fns}
-        for i in range(args.samples + args.warmup):
-            for n, f in fns.items():  # interleaved A B C D E
-                t0 = time.perf_counter()
-                f()
-                if i >= args.warmup:
-                    times[n].append((time.perf_counter() - t0) / frames)
-        base = float(np.median(times["torch_fp32"]))
-        table.add_row(label, *(f"{1e6 * np.median(times[n]):.0f} ({1e6 * min(times[n]):.0f}) "
-                               f"[{base / np.median(times[n]):.2f}×]" for n in NAMES))
+    tables = {}
+    for mode in ("cold", "warm") if args.mode == "both" else (args.mode,):
+        burst = 1 if mode == "cold" else args.burst + 1
+        title = ("cold: one call per contender in turn, so each finds its weights evicted by the "
+                 "others' (a machine serving many models)" if mode == "cold" else
+                 f"warm: {args.burst} consecutive calls per contender in turn after one unrecorded"
+                 " (one model streaming on its core)")
+        table = Table(title=f"LSTM per-frame time, µs p50 (best) [× torch fp32 p50]; 1 thread, "
+                            f"{args.samples} interleaved rounds; {title}")
+        table.add_column("case")
+        for n in NAMES:
+            table.add_column(n, justify="right")
+        tables[mode] = table
+        for label, hidden, bidir, frames, step in cases:
+            fns = _case(rng, hidden, bidir, frames, step)
+            times: dict[str, list[float]] = {n: [] for n in fns}
+            for i in range(args.samples + args.warmup):
+                for n, f in fns.items():  # interleaved A B C D E (warm: A A A B B B ...)
+                    for k in range(burst):
+                        t0 = time.perf_counter()
+                        f()
+                        if i >= args.warmup and (k > 0 or burst == 1):
+                            times[n].append((time.perf_counter() - t0) / frames)
+            base = float(np.median(times["torch_fp32"]))
+            table.add_row(label, *(f"{1e6 * np.median(times[n]):.0f} ({1e6 * min(times[n]):.0f}) "
+                                   f"[{base / np.median(times[n]):.2f}×]" for n in NAMES))
     console = Console(width=160)
-    console.print(table)
+    for table in tables.values():
+        console.print(table)
     console.print(" ".join(f"{k}={v}" for k, v in environment().items()))
 
 
