@@ -16,6 +16,7 @@ from seofp_lab.infer.random_models import seofp_model
 
 # name: (family, constructor parameters, utterance seconds)
 MODELS: dict[str, tuple[str, dict[str, object], float]] = {
+    "demo": ("blstm", {"hidden": 128, "layers": 2, "fc": 0, "target": "mask"}, 2.0),  # make demo
     "blstm257": ("blstm", {"hidden": 257, "layers": 2, "fc": 300}, 2.0),  # the paper's BLSTM
     "blstm512": ("blstm", {"hidden": 512, "layers": 2, "fc": 0}, 2.0),
     "lstm512": ("lstm", {"hidden": 512, "layers": 2, "fc": 0, "target": "mask"}, 2.0),
@@ -25,7 +26,7 @@ MODELS: dict[str, tuple[str, dict[str, object], float]] = {
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--models", default="blstm257,lstm512,fcn10",
+    ap.add_argument("--models", default="demo,blstm257,lstm512,fcn10",
                     help=f"comma-separated, from {sorted(MODELS)}")
     ap.add_argument("--samples", type=int, default=31)
     ap.add_argument("--warmup", type=int, default=3)

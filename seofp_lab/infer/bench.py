@@ -143,17 +143,20 @@ def _bench_model(model: nn.Module, seconds: float = 4.0, samples: int = 31, warm
     runners["torch_fp32"] = torch_runner(model)
     q = _torch_int8(model)
     runners["torch_int8"] = torch_runner(q) if q is not None else None
+    layout = "n/a"
     for k in ("fp32", "intadd", "decode"):
         try:
             eng = engine_mod.Engine(mf, k)  # type: ignore[arg-type]
             runners[f"c_{k}"] = lambda e=eng: e.enhance(wave)
+            if k == "intadd":
+                layout = eng.intadd_layout
         except K.KernelError:
             runners[f"c_{k}"] = None
     frames = 1 + wave.size // getattr(model, "hop", 256) if hasattr(model, "hop") else None
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        env = environment()
+        env = {**environment(), "intadd_layout": layout}
         live = {n: r for n, r in runners.items() if r is not None}
         for _ in range(warmup):
             for r in live.values():
@@ -167,11 +170,13 @@ def _bench_model(model: nn.Module, seconds: float = 4.0, samples: int = 31, warm
     finally:
         torch.set_num_threads(threads)
     base = float(np.median(times["torch_fp32"]))
+    c_base = float(np.median(times["c_fp32"])) if "c_fp32" in times else None
     rows = []
     for n in CONTENDERS:
         if n not in times:
             rows.append({"name": n, "latency_ms_p50": None, "latency_ms_p90": None, "rtf": None,
-                         "speedup_vs_fp32": None, "frame_ms_p50": None, "best_ms": None})
+                         "speedup_vs_fp32": None, "frame_ms_p50": None, "best_ms": None,
+                         "vs_c_fp32": None})
             continue
         t = np.asarray(times[n])
         p50 = float(np.median(t))
@@ -179,6 +184,7 @@ def _bench_model(model: nn.Module, seconds: float = 4.0, samples: int = 31, warm
                      "latency_ms_p90": 1e3 * float(np.percentile(t, 90)),
                      "best_ms": 1e3 * float(t.min()), "rtf": p50 / seconds,
                      "speedup_vs_fp32": base / p50,
+                     "vs_c_fp32": c_base / p50 if c_base else None,
                      "frame_ms_p50": 1e3 * p50 / frames if frames else None})
     return BenchResult(rows, kernel, env)
 
@@ -187,13 +193,15 @@ def print_table(result: BenchResult, title: str) -> None:
     from rich.table import Table  # noqa: PLC0415
 
     table = Table(title=title)
-    for col in ("contender", "p50 ms", "p90 ms", "best ms", "per frame ms", "RTF", "× torch fp32"):
+    for col in ("contender", "p50 ms", "p90 ms", "best ms", "per frame ms", "RTF", "× torch fp32",
+                "× C fp32"):
         table.add_column(col, justify="right")
     for r in result.rows:
         def f(key: str, fmt: str = "{:.2f}", r: dict[str, Any] = r) -> str:
             return "n/a" if r[key] is None else fmt.format(r[key])
         table.add_row(r["name"], f("latency_ms_p50"), f("latency_ms_p90"), f("best_ms"),
-                      f("frame_ms_p50", "{:.3f}"), f("rtf", "{:.4f}"), f("speedup_vs_fp32"))
+                      f("frame_ms_p50", "{:.3f}"), f("rtf", "{:.4f}"), f("speedup_vs_fp32"),
+                      f("vs_c_fp32"))
     console = make_console()
     console.print(table)
     console.print(" ".join(f"{k}={v}" for k, v in result.env.items()))
@@ -212,5 +220,7 @@ def bench_run(run_id: str, seconds: float = 4.0, samples: int = 31, kernel: K.Ke
     if log:
         with tracking.resume_run(run_id):
             tracking.log_metrics(result.metrics)
-            tracking.set_tags({tracking.TAG_KERNEL: kernel})
+            # where the latencies were measured (reports show it next to them)
+            tracking.set_tags({tracking.TAG_KERNEL: kernel,
+                               **{f"seofp.bench.{k}": str(v)[:500] for k, v in result.env.items()}})
     return result
