@@ -6,7 +6,8 @@
  * sequential stream. Element (r, k) sits at ((r/4)*(cols_pad/16) + k/16)*64 + (r%4)*16 + k%16.
  *
  * Element kinds (seofp_layer.kind):
- *   SEOFP_INTADD      uint8 sign<<7 | c, c = e - e_min + 1 (0 = zero): the paper's integer adder
+ *   SEOFP_INTADD      uint8 sign<<7 | c, c = e - e_min + 1 (0 = zero): the paper's integer adder;
+ *                     each chunk's rows stored in pairs of 32 bytes in the order W8_POS (seofp.c)
  *   SEOFP_DECODE_F16  uint8 = top byte of an IEEE fp16 (2^-16..2^15), output scaled by 2^scale_exp
  *   SEOFP_DECODE_BITS uint8 sign<<7 | c, decoded to fp32 by bit construction (wide windows)
  *   SEOFP_FP32        float, the control

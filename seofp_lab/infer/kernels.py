@@ -119,6 +119,12 @@ def _sign_exponent(w: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 # engine applies it to the whole model (every layer is read once per frame), pack_layer to one
 # layer. benchmarks/bench_lstm_step.py and bench_gemv.py measure both layouts.
 ADDENDS_MAX_BYTES = 8 << 20
+# INTADD stores each chunk's rows in pairs of 32 bytes, row 2p+rr's lane l at byte
+# rr*8 + (l//8)*4 + ((l//4)%2)*16 + l%4 (two in-lane unpacks then give k in order; seofp.c W8_POS)
+_W8_SRC = np.empty(32, np.intp)
+for _rr in range(2):
+    for _l in range(16):
+        _W8_SRC[_rr * 8 + (_l // 8) * 4 + ((_l // 4) % 2) * 16 + _l % 4] = _rr * 16 + _l
 # INTADD16 stores each 16-run as k 0-3, 8-11, 4-7, 12-15 (seofp.h); an involution
 _W16_PERM = np.array([0, 1, 2, 3, 8, 9, 10, 11, 4, 5, 6, 7, 12, 13, 14, 15])
 
@@ -152,8 +158,10 @@ def pack_layer(weight: np.ndarray, kernel: Kernel,
             raise KernelError(f"Expected an intadd layout in ('auto', 'codes', 'addends') but got "
                               f"{layout!r}")
         if layout == "codes" or (layout == "auto" and 2 * rows * cols > ADDENDS_MAX_BYTES):
-            return PackedLayer("intadd", rows, cols, _repack(code), lib.SEOFP_INTADD, e_min,
-                               e_max, zeros=bool((~nz).any()))
+            blocks = _repack(code)  # (row blocks, chunks, 4 rows, 16 lanes)
+            pairs = blocks.reshape(*blocks.shape[:2], 2, 32)[..., _W8_SRC]
+            return PackedLayer("intadd", rows, cols, np.ascontiguousarray(pairs), lib.SEOFP_INTADD,
+                               e_min, e_max, zeros=bool((~nz).any()))
         addend = np.where(nz, (sign.astype(np.uint16) << 15)
                           | ((e - e_min + 1).astype(np.uint16) << 7), 0).astype(np.uint16)
         return PackedLayer("intadd", rows, cols,
