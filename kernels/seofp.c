@@ -54,11 +54,18 @@ static inline float u2f(uint32_t u) { float f; memcpy(&f, &u, 4); return f; }
 
 /* intadd in either layout (1-byte codes or 16-bit addends) */
 static inline int is_intadd(const seofp_layer *w) {
-    return w->kind == SEOFP_INTADD || w->kind == SEOFP_INTADD16;
+    return w->kind == SEOFP_INTADD || w->kind == SEOFP_INTADD16 || w->kind == SEOFP_INTADD4;
 }
 
-static inline size_t elem_bytes(const seofp_layer *w) {
-    return w->kind == SEOFP_FP32 ? 4 : w->kind == SEOFP_INTADD16 ? 2 : 1;
+/* bytes of one 4-row block: 4 * cols_pad elements of 4, 2, 1 or (nibbles) 1/2 byte */
+static inline size_t block_bytes(const seofp_layer *w) {
+    const size_t n = (size_t)w->cols_pad * 4;
+    switch (w->kind) {
+    case SEOFP_FP32: return n * 4;
+    case SEOFP_INTADD16: return n * 2;
+    case SEOFP_INTADD4: return n / 2;
+    default: return n;
+    }
 }
 
 /* INTADD16 stores each 16-run of a row as k 0-3, 8-11, 4-7, 12-15, so that unpacking 16 words
@@ -69,6 +76,11 @@ static const int W16_PERM[16] = {0, 1, 2, 3, 8, 9, 10, 11, 4, 5, 6, 7, 12, 13, 1
 /* INTADD stores each chunk's rows in pairs of 32 bytes ordered for two in-lane unpacks (bytes to
  * words, words to dwords): row 2p+rr's element k%16 = l sits at byte W8_POS(rr, l) of pair p. */
 #define W8_POS(rr, l) ((rr) * 8 + ((l) / 8) * 4 + (((l) / 4) % 2) * 16 + (l) % 4)
+
+/* INTADD4 packs a chunk (4 rows x 16 k) into 32 bytes of nibbles n = s<<3 | c: row r's lane l is
+ * the nibble of byte W4_BYTE(r, l), the high one when r >= 2 (the order two in-lane unpacks
+ * produce, see nib_addends). */
+#define W4_BYTE(r, l) ((((l) % 8) / 4) * 16 + ((r) % 2) * 8 + ((l) / 8) * 4 + (l) % 4)
 
 /* ------------------------------------------------------------------------------ preparation */
 /* intadd pre-pass (KERNEL.md 4.5), once per input vector: xb = bits(x) + (e_min - 1) << 23 and a
@@ -159,6 +171,25 @@ static void block_intadd16_c(const uint16_t *blk, int nchunks, const uint32_t *x
             for (int l = 0; l < 16; l++) {
                 uint32_t v = p[W16_PERM[l]], k = (uint32_t)(j * 16 + l);
                 uint32_t prod = (xb[k] + (v << 16)) & mask[k] & (v ? 0xFFFFFFFFu : 0u);
+                a[l] += u2f(prod);
+            }
+        }
+        out[r] = reduce16(a);
+    }
+}
+
+/* nibbles n = s<<3 | c (c <= 7): product bits = xb + (c << 23) + (s << 31) */
+static void block_intadd4_c(const uint8_t *blk, int nchunks, const uint32_t *xb,
+                            const uint32_t *mask, float out[4]) {
+    for (int r = 0; r < 4; r++) {
+        float a[16] = {0};
+        for (int j = 0; j < nchunks; j++) {
+            const uint8_t *p = blk + (size_t)j * 32;
+            for (int l = 0; l < 16; l++) {
+                uint32_t n = (r < 2 ? p[W4_BYTE(r, l)] : p[W4_BYTE(r, l)] >> 4) & 0xFu;
+                uint32_t k = (uint32_t)(j * 16 + l);
+                uint32_t prod = xb[k] + ((n & 7u) << 23) + ((n & 8u) << 28);
+                prod &= mask[k] & (n ? 0xFFFFFFFFu : 0u);
                 a[l] += u2f(prod);
             }
         }
@@ -262,6 +293,66 @@ AVX2_FN static void block_intadd_avx2(const uint8_t *blk, int nchunks, const uin
     }
 }
 
+/* A chunk of nibbles (32 bytes, 4 rows x 16 k) to its 8 vectors of addends (c << 23) + (s << 31):
+ * two 16-entry tables give each nibble's 16-bit addend (s << 15) | (c << 7) as a high and a low
+ * byte, unpacked to words and then to dwords; out[2r], out[2r+1] are row r's k 0-7 and 8-15. */
+AVX2_FN static inline __attribute__((always_inline)) void nib_addends(__m256i v, __m256i out[8]) {
+    const __m256i zero = _mm256_setzero_si256(), low4 = _mm256_set1_epi8(0x0F);
+    /* n = s<<3 | c: high byte s<<7 | c>>1, low byte (c & 1) << 7 */
+    const __m256i th = _mm256_setr_epi8(0, 0, 1, 1, 2, 2, 3, 3, -128, -128, -127, -127, -126, -126,
+                                        -125, -125, 0, 0, 1, 1, 2, 2, 3, 3, -128, -128, -127,
+                                        -127, -126, -126, -125, -125);
+    const __m256i tl = _mm256_setr_epi8(0, -128, 0, -128, 0, -128, 0, -128, 0, -128, 0, -128, 0,
+                                        -128, 0, -128, 0, -128, 0, -128, 0, -128, 0, -128, 0,
+                                        -128, 0, -128, 0, -128, 0, -128);
+    __m256i nib[2] = {_mm256_and_si256(v, low4), _mm256_and_si256(_mm256_srli_epi16(v, 4), low4)};
+    for (int h = 0; h < 2; h++) {
+        __m256i hi = _mm256_shuffle_epi8(th, nib[h]), lo = _mm256_shuffle_epi8(tl, nib[h]);
+        __m256i w0 = _mm256_unpacklo_epi8(lo, hi), w1 = _mm256_unpackhi_epi8(lo, hi);
+        out[4 * h] = _mm256_unpacklo_epi16(zero, w0);
+        out[4 * h + 1] = _mm256_unpackhi_epi16(zero, w0);
+        out[4 * h + 2] = _mm256_unpacklo_epi16(zero, w1);
+        out[4 * h + 3] = _mm256_unpackhi_epi16(zero, w1);
+    }
+}
+
+AVX2_FN static inline __attribute__((always_inline)) void block_intadd4_body(
+    const uint8_t *blk, int nchunks, const uint32_t *xb, const uint32_t *mask, const int xmask,
+    const int wzero, float out[4]) {
+    __m256 a[8];
+    for (int i = 0; i < 8; i++) a[i] = _mm256_setzero_ps();
+    for (int j = 0; j < nchunks; j++) {
+        const uint8_t *p = blk + (size_t)j * 32;
+        _mm_prefetch((const char *)p + PREFETCH_BYTES, _MM_HINT_T0);
+        __m256i x0 = _mm256_loadu_si256((const __m256i *)(xb + j * 16));
+        __m256i x1 = _mm256_loadu_si256((const __m256i *)(xb + j * 16 + 8));
+        __m256i m0 = x0, m1 = x1;
+        if (xmask) {
+            m0 = _mm256_loadu_si256((const __m256i *)(mask + j * 16));
+            m1 = _mm256_loadu_si256((const __m256i *)(mask + j * 16 + 8));
+        }
+        __m256i w[8];
+        nib_addends(_mm256_loadu_si256((const __m256i *)p), w);
+        for (int q = 0; q < 8; q++)
+            a[q] = intadd_acc(w[q], q % 2 ? x1 : x0, q % 2 ? m1 : m0, a[q], xmask, wzero);
+    }
+    for (int r = 0; r < 4; r++) out[r] = reduce_avx2(a[2 * r], a[2 * r + 1]);
+}
+
+AVX2_FN static void block_intadd4_avx2(const uint8_t *blk, int nchunks, const uint32_t *xb,
+                                       const uint32_t *mask, int xmask, int wzero, float out[4]) {
+    if (xmask) {
+        if (wzero) block_intadd4_body(blk, nchunks, xb, mask, 1, 1, out);
+        else block_intadd4_body(blk, nchunks, xb, mask, 1, 0, out);
+    } else {
+        if (wzero) block_intadd4_body(blk, nchunks, xb, mask, 0, 1, out);
+        else block_intadd4_body(blk, nchunks, xb, mask, 0, 0, out);
+    }
+}
+
+/* 16-bit addends (INTADD16): one unpack with a zero register gives 8 addends (a << 16), so a
+ * product costs an unpack, an integer add and the float accumulate; the zero-weight mask is only
+ * computed for layers that have zero weights, the activation mask only for masked vectors. */
 AVX2_FN static inline __attribute__((always_inline)) void block_intadd16_body(
     const uint16_t *blk, int nchunks, const uint32_t *xb, const uint32_t *mask, const int xmask,
     const int wzero, float out[4]) {
@@ -377,7 +468,8 @@ AVX2_FN static void block_fp32_avx2(const float *blk, int nchunks, const float *
 static int layer_ok(const seofp_layer *w) {
     if (!w || !w->data || w->rows < 1 || w->cols < 1) return 0;
     if (w->rows_pad != (w->rows + 3) / 4 * 4 || w->cols_pad != (w->cols + 15) / 16 * 16) return 0;
-    if (w->kind < SEOFP_INTADD || w->kind > SEOFP_INTADD16) return 0;
+    if (w->kind < SEOFP_INTADD || w->kind > SEOFP_INTADD4) return 0;
+    if (w->kind == SEOFP_INTADD4 && w->e_max - w->e_min > 6) return 0; /* codes 1..7 */
     if (w->kind != SEOFP_FP32 && (w->e_min < -126 || w->e_max > 127 || w->e_min > w->e_max))
         return 0;
     return 1;
@@ -440,6 +532,21 @@ AVX2_FN static void panel_intadd(const seofp_layer *w, const uint8_t *blk, uint3
             _mm256_store_si256((__m256i *)(A + i + 8 * q), v[q]);
             if (Z)
                 _mm256_store_si256((__m256i *)(Z + i + 8 * q),
+                                   _mm256_xor_si256(_mm256_cmpeq_epi32(v[q], zero), ones));
+        }
+    }
+}
+
+/* INTADD4 panel: the addends of every chunk in k order, Z (unless NULL) their non-zero masks */
+AVX2_FN static void panel_intadd4(const uint8_t *blk, int cp, uint32_t *A, uint32_t *Z) {
+    const __m256i zero = _mm256_setzero_si256(), ones = _mm256_set1_epi32(-1);
+    for (int j = 0; j < cp / 16; j++) {
+        __m256i v[8];
+        nib_addends(_mm256_loadu_si256((const __m256i *)(blk + (size_t)j * 32)), v);
+        for (int q = 0; q < 8; q++) {
+            _mm256_store_si256((__m256i *)(A + (size_t)j * 64 + 8 * q), v[q]);
+            if (Z)
+                _mm256_store_si256((__m256i *)(Z + (size_t)j * 64 + 8 * q),
                                    _mm256_xor_si256(_mm256_cmpeq_epi32(v[q], zero), ones));
         }
     }
@@ -548,17 +655,18 @@ AVX2_FN static void gemm_tiles_avx2(const seofp_layer *w, const float *prep, con
                                     int i0, int i1, float *y, int ys_n, int ys_r, float scale,
                                     float *panel) {
     const int cp = w->cols_pad, nchunks = cp / 16, nblocks = w->rows_pad / 4;
-    const size_t pf = prep_floats(w), elem = elem_bytes(w);
+    const size_t pf = prep_floats(w), bb = block_bytes(w);
     float *P = (float *)(((uintptr_t)panel + 31) & ~(uintptr_t)31);
     /* the zero-weight masks Z are only read by masked tiles: skip them when none is */
     int need_z = w->zeros != 0;
     for (int i = i0; i < i1; i++) need_z |= cmask[i] != 0;
     for (int b = 0; b < nblocks; b++) {
-        const uint8_t *blk = (const uint8_t *)w->data + (size_t)b * cp * 4 * elem;
+        const uint8_t *blk = (const uint8_t *)w->data + (size_t)b * bb;
         const float *PF = NULL;
         uint32_t *A = (uint32_t *)P, *Z = (uint32_t *)P + (size_t)cp * 4;
         const int wzero = w->zeros != 0;
         if (w->kind == SEOFP_INTADD) panel_intadd(w, blk, A, need_z ? Z : NULL);
+        else if (w->kind == SEOFP_INTADD4) panel_intadd4(blk, cp, A, need_z ? Z : NULL);
         else if (w->kind == SEOFP_INTADD16) panel_intadd16(blk, cp, A, need_z ? Z : NULL);
         else PF = panel_fma(w, blk, P);
         for (int i = i0; i < i1; i += 3) {
@@ -597,7 +705,7 @@ AVX2_FN static void gemm_tiles_avx2(const seofp_layer *w, const float *prep, con
 static void gemm_run(const seofp_layer *w, const float *prep, const int *cmask, int n, float *y,
                      int ys_n, int ys_r, float *scratch) {
     const int cp = w->cols_pad, nchunks = cp / 16, nblocks = w->rows_pad / 4;
-    const size_t pf = prep_floats(w), elem = elem_bytes(w);
+    const size_t pf = prep_floats(w), bb = block_bytes(w);
     const float scale = w->kind == SEOFP_DECODE_F16 ? ldexpf(1.0f, w->scale_exp) : 1.0f;
     const int avx2 = active_variant() == SEOFP_VARIANT_AVX2;
     int any_masked = 0;
@@ -614,7 +722,7 @@ static void gemm_run(const seofp_layer *w, const float *prep, const int *cmask, 
     }
 #endif
     for (int b = 0; b < nblocks; b++) {
-        const uint8_t *blk = (const uint8_t *)w->data + (size_t)b * cp * 4 * elem;
+        const uint8_t *blk = (const uint8_t *)w->data + (size_t)b * bb;
         for (int i = 0; i < n; i++) {
             const float *s = prep + (size_t)i * pf;
             float out[4];
@@ -624,6 +732,10 @@ static void gemm_run(const seofp_layer *w, const float *prep, const int *cmask, 
                 case SEOFP_INTADD:
                     block_intadd_avx2(blk, nchunks, (const uint32_t *)s,
                                       (const uint32_t *)s + cp, any_masked, w->zeros != 0, out);
+                    break;
+                case SEOFP_INTADD4:
+                    block_intadd4_avx2(blk, nchunks, (const uint32_t *)s, (const uint32_t *)s + cp,
+                                       any_masked, w->zeros != 0, out);
                     break;
                 case SEOFP_INTADD16:
                     block_intadd16_avx2((const uint16_t *)blk, nchunks, (const uint32_t *)s,
@@ -641,6 +753,9 @@ static void gemm_run(const seofp_layer *w, const float *prep, const int *cmask, 
                 if (w->kind == SEOFP_INTADD)
                     block_intadd_c(blk, nchunks, (const uint32_t *)s, (const uint32_t *)s + cp,
                                    out);
+                else if (w->kind == SEOFP_INTADD4)
+                    block_intadd4_c(blk, nchunks, (const uint32_t *)s, (const uint32_t *)s + cp,
+                                    out);
                 else if (w->kind == SEOFP_INTADD16)
                     block_intadd16_c((const uint16_t *)blk, nchunks, (const uint32_t *)s,
                                      (const uint32_t *)s + cp, out);

@@ -13,6 +13,8 @@
  *   SEOFP_FP32        float, the control
  *   SEOFP_INTADD16    uint16 a = s<<15 | c<<7 (0 = zero), the same integer adder with the addend
  *                     a << 16 one unpack away; each 16-run stored as k 0-3, 8-11, 4-7, 12-15
+ *   SEOFP_INTADD4     nibbles s<<3 | c (c <= 7: windows of <= 7 exponents, e.g. s1e3), a chunk in
+ *                     32 bytes in the order W4_BYTE (seofp.c); two 16-entry tables + unpacks
  *
  * Reduction order (the same in every kind and variant, which makes them bit-identical under the
  * conditions of KERNEL.md 5): output row r keeps 16 lane sums a[l], l = k % 16, each accumulated in
@@ -50,6 +52,7 @@
 #define SEOFP_DECODE_BITS 2
 #define SEOFP_FP32 3
 #define SEOFP_INTADD16 4
+#define SEOFP_INTADD4 5
 #define SEOFP_VARIANT_AUTO 0
 #define SEOFP_VARIANT_PORTABLE 1
 #define SEOFP_VARIANT_AVX2 2
@@ -63,7 +66,7 @@
 #define SEOFP_ACT_SIGMOID 4
 
 typedef struct {
-    int kind;           /* SEOFP_INTADD ... SEOFP_INTADD16 */
+    int kind;           /* SEOFP_INTADD ... SEOFP_INTADD4 */
     int rows, cols;     /* logical shape (out, in) */
     int rows_pad, cols_pad;
     int e_min, e_max;   /* the layer's real exponent window (INTADD, DECODE_BITS) */

@@ -7,7 +7,7 @@ import numpy as np
 # every weight layout the kernels run on: intadd as 1-byte codes and as 16-bit addends (seofp.h),
 # decode (fp16 top byte or bit construction) and the fp32 control; all must agree bit for bit
 PACKINGS = [("intadd", "codes"), ("intadd", "addends"), ("decode", "auto"), ("fp32", "auto")]
-INTADD_LAYOUTS = ["codes", "addends"]
+INTADD_LAYOUTS = ["codes", "addends", "nibbles"]
 
 
 def seofp_weights(rng: np.random.Generator, rows: int, cols: int, e_lo: int, e_hi: int,

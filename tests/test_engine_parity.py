@@ -12,8 +12,10 @@ import torch
 
 from seofp_lab.data import features
 from seofp_lab.infer import engine, stft
+from seofp_lab.infer import kernels as K
 from seofp_lab.infer.export import export_model
 from seofp_lab.infer.kernels import KernelError
+from seofp_lab.infer.random_models import seofp_model
 from tests.engine_models import FAMILIES, tiny_model
 from tests.kernel_data import PACKINGS
 
@@ -106,4 +108,27 @@ def test_auto_intadd_layout_follows_the_model_size(tmp_path: Path) -> None:
     path = export_model(tiny_model("blstm"), tmp_path / "b.seofp")
     assert engine.load(path).intadd_layout == "addends"  # a small model stays in cache
     with pytest.raises(KernelError, match="layout"):
-        engine.load(path, "intadd", "nibbles")  # type: ignore[arg-type]
+        engine.load(path, "intadd", "bytes")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("name", ["lstm", "fcn"])
+def test_s1e3_model_runs_on_nibbles_bit_identically(name: str, tmp_path: Path) -> None:
+    # every tensor in a 7-exponent window: the engine packs intadd weights as 4-bit nibbles
+    model = seofp_model(name, FAMILIES[name], exponent_bits=3)
+    path = export_model(model, tmp_path / f"{name}.seofp")
+    wave = (np.random.default_rng(2).standard_normal(3000) * 0.1).astype(np.float32)
+    with torch.no_grad():
+        ref = model(torch.from_numpy(wave)[None])[0].numpy()
+    nib = engine.load(path, "intadd", "nibbles")
+    kinds = {m.c_kind for m in _packed(nib)}
+    assert kinds == {K.lib.SEOFP_INTADD4}, kinds
+    y = nib.enhance(wave)
+    assert _rel(y, ref) < 1e-5
+    assert y.tobytes() == engine.load(path, "decode").enhance(wave).tobytes()
+
+
+def _packed(eng: engine.Engine) -> list[K.PackedLayer]:
+    if eng.name == "fcn":
+        return [conv for conv, _, _ in eng.convs]
+    mats = [m for dirs in eng.cells for wih, whh, _ in dirs for m in (wih, whh)]
+    return mats + [eng.out[0]] + ([eng.fc[0]] if eng.fc else [])

@@ -58,7 +58,7 @@ def test_decode_layout_covers_fp16_subnormal_codes() -> None:
 @pytest.mark.parametrize("var", VARIANTS)
 def test_edge_activations(var: str, layout: str) -> None:
     rng = np.random.default_rng(7)
-    w = seofp_weights(rng, 6, 40, -23, 0, zeros=0.0)
+    w = seofp_weights(rng, 6, 40, -23, -17, zeros=0.0)  # 7 exponents: every layout holds it
     tiny = np.array([0.0, -0.0, 1e-45, -1e-40, np.finfo(np.float32).tiny, 1e-38], np.float32)
     x = activations(rng, 40)
     x[: tiny.size] = tiny
@@ -129,7 +129,7 @@ def test_wrong_dtype_shape_and_non_seofp_weights_are_refused() -> None:
     with pytest.raises(K.KernelError, match="SEOFP"):
         K.pack_layer(np.full((2, 2), 0.3, np.float32), "intadd")
     with pytest.raises(K.KernelError, match="layout"):
-        K.pack_layer(np.ones((2, 2), np.float32), "intadd", "nibbles")  # type: ignore[arg-type]
+        K.pack_layer(np.ones((2, 2), np.float32), "intadd", "bytes")  # type: ignore[arg-type]
     with pytest.raises(K.KernelError, match="variant"):
         K.set_variant("sse9")  # type: ignore[arg-type]
 
@@ -146,7 +146,7 @@ def test_zero_weight_mask_is_applied_when_the_layer_has_zeros(var: str, layout: 
     # intadd skips the zero-weight mask for layers without zeros: a layer with one zero weight
     # must take the masked path (else its product would be x * 2^(e_min - 1))
     rng = np.random.default_rng(9)
-    w = seofp_weights(rng, 8, 48, -6, 2, zeros=0.0)
+    w = seofp_weights(rng, 8, 48, -6, 0, zeros=0.0)
     x = activations(rng, 48)
     with K.use_variant(var):
         assert not K.pack_layer(w, "intadd", layout).zeros  # type: ignore[arg-type]
@@ -163,3 +163,30 @@ def test_auto_layout_picks_addends_for_cache_sized_layers_only() -> None:
     assert K.pack_layer(small, "intadd").c_kind == K.lib.SEOFP_INTADD16
     rows = K.ADDENDS_MAX_BYTES // (2 * 64) + 4  # just over the budget at 64 columns
     assert K.pack_layer(np.ones((rows, 64), np.float32), "intadd").c_kind == K.lib.SEOFP_INTADD
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (5, 17), (37, 201), (66, 257)], ids=str)
+@pytest.mark.parametrize("var", VARIANTS)
+def test_nibble_layout_is_bit_identical_for_s1e3_windows(var: str, shape: tuple[int, int]) -> None:
+    # 4-bit codes hold windows of 7 exponents; zero weights, masked activations, GEMM and GEMV
+    rows, cols = shape
+    rng = np.random.default_rng(rows + cols)
+    w = seofp_weights(rng, rows, cols, -9, -3, zeros=0.2)
+    x = activations(rng, 7, cols)
+    x[3, :: max(cols // 3, 1)] = 0.0  # a masked column in the middle tile
+    with K.use_variant(var):
+        nib = K.pack_layer(w, "intadd", "nibbles")
+        assert nib.c_kind == K.lib.SEOFP_INTADD4
+        assert nib.data.nbytes == -(-rows // 4) * 4 * -(-cols // 16) * 16 // 2  # 4 bits each
+        outs = {lay: K.gemm(K.pack_layer(w, k, lay), x)[0].tobytes()  # type: ignore[arg-type]
+                for k, lay in [*PACKINGS, ("intadd", "nibbles")]}
+        for i in range(x.shape[0]):
+            assert K.gemv(nib, x[i])[0].tobytes() == K.gemm(nib, x)[0][i].tobytes()
+    assert len(set(outs.values())) == 1, outs.keys()
+
+
+def test_nibble_layout_refuses_wide_windows() -> None:
+    w = np.array([[1.0, 2.0**-7]], np.float32)  # span 7: needs code 8
+    assert K.exponent_span(w) == 7
+    with pytest.raises(K.KernelError, match="span <= 6"):
+        K.pack_layer(w, "intadd", "nibbles")

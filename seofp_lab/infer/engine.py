@@ -4,7 +4,9 @@
 ``intadd`` (the paper's integer adder, default), ``decode`` (bit-identical, faster with FMA) or
 ``fp32`` (the control). intadd keeps its weights as 16-bit addends (one unpack per 8
 products) when the model's addends fit in ``kernels.ADDENDS_MAX_BYTES`` (cache-resident: the
-fastest layout), else as 1-byte codes (half the bytes to stream per frame); both bit-identical.
+fastest layout), else as 1-byte codes (half the bytes to stream per frame). "nibbles" keeps s1e3
+layers (windows of <= 7 exponents) at 4 bits, half the memory of codes at about 0.9x their speed on
+AVX2 (table lookups and unpacks bound it, not memory); all layouts are bit-identical.
 ``Engine.enhance`` runs a whole utterance (BLSTM, LSTM, FCN);
 ``Engine.stream`` runs the unidirectional LSTM hop by hop with its state (see ``streaming.py``).
 """
@@ -37,9 +39,9 @@ class Engine:
                  where: str = "<model>", intadd_layout: IntaddLayout = "auto") -> None:
         if kernel not in K.KERNELS:
             raise K.KernelError(f"Expected a kernel in {K.KERNELS} but got {kernel!r}")
-        if intadd_layout not in ("auto", "codes", "addends"):
-            raise K.KernelError(f"Expected an intadd layout in ('auto', 'codes', 'addends') but "
-                                f"got {intadd_layout!r}")
+        if intadd_layout not in K.INTADD_LAYOUTS:
+            raise K.KernelError(f"Expected an intadd layout in {K.INTADD_LAYOUTS} but got "
+                                f"{intadd_layout!r}")
         self.kernel, self.where, self.file = kernel, where, model
         if intadd_layout == "auto":  # matrices and conv kernels are the packed tensors
             weights = sum(t.values.size for t in model.tensors.values() if t.values.ndim >= 2)
@@ -130,7 +132,11 @@ class Engine:
 
     def _pack(self, name: str, w: np.ndarray) -> K.PackedLayer:
         try:
-            return K.pack_layer(np.ascontiguousarray(w), self.kernel, self.intadd_layout)
+            layout = self.intadd_layout  # "nibbles": where the layer's window allows
+            if (self.kernel == "intadd" and layout == "nibbles"
+                    and K.exponent_span(w) > K.NIBBLE_SPAN):
+                layout = "codes"
+            return K.pack_layer(np.ascontiguousarray(w), self.kernel, layout)
         except K.KernelError as exc:
             raise K.KernelError(f"{self.where}: tensor {name!r}: {exc}") from None
 
@@ -214,6 +220,7 @@ def load(path: str | Path, kernel: Kernel = "intadd",
          intadd_layout: IntaddLayout = "auto") -> Engine:
     """Read and validate a ``.seofp`` file and build an :class:`Engine` on ``kernel``.
 
-    ``intadd_layout``: "auto" (by model size), "addends" (16-bit) or "codes" (1 byte per weight).
+    ``intadd_layout``: "auto" (by model size), "addends" (16-bit), "codes" (1 byte per weight) or
+    "nibbles" (4 bits where a layer's window holds <= 7 exponents, else 1 byte).
     """
     return Engine(modelfile.load(path), kernel, str(path), intadd_layout)

@@ -19,7 +19,9 @@ from seofp_lab.errors import SeofpError
 
 Kernel = Literal["intadd", "decode", "fp32"]
 Variant = Literal["auto", "portable", "avx2"]
-IntaddLayout = Literal["auto", "codes", "addends"]
+IntaddLayout = Literal["auto", "codes", "addends", "nibbles"]
+INTADD_LAYOUTS: tuple[IntaddLayout, ...] = ("auto", "codes", "addends", "nibbles")
+NIBBLE_SPAN = 6  # nibbles hold codes 1..7: layers with e_max - e_min <= 6 (s1e3 and narrower)
 Activation = Literal["none", "relu", "leaky_relu", "tanh", "sigmoid"]
 KERNELS: tuple[Kernel, ...] = ("intadd", "decode", "fp32")
 _ACT = {"none": lib.SEOFP_ACT_NONE, "relu": lib.SEOFP_ACT_RELU,
@@ -125,8 +127,21 @@ _W8_SRC = np.empty(32, np.intp)
 for _rr in range(2):
     for _l in range(16):
         _W8_SRC[_rr * 8 + (_l // 8) * 4 + ((_l // 4) % 2) * 16 + _l % 4] = _rr * 16 + _l
+# INTADD4 packs a chunk (4 rows x 16 lanes) into 32 bytes: row r's lane l is the low (r < 2) or
+# high nibble of byte ((l%8)//4)*16 + (r%2)*8 + (l//8)*4 + l%4 (seofp.c W4_BYTE)
+_W4_LO, _W4_HI = np.empty(32, np.intp), np.empty(32, np.intp)
+for _r in range(4):
+    for _l in range(16):
+        (_W4_LO if _r < 2 else _W4_HI)[((_l % 8) // 4) * 16 + (_r % 2) * 8 + (_l // 8) * 4
+                                       + _l % 4] = _r * 16 + _l
 # INTADD16 stores each 16-run as k 0-3, 8-11, 4-7, 12-15 (seofp.h); an involution
 _W16_PERM = np.array([0, 1, 2, 3, 8, 9, 10, 11, 4, 5, 6, 7, 12, 13, 14, 15])
+
+
+def exponent_span(weight: np.ndarray) -> int:
+    """e_max - e_min over the non-zero values of SEOFP weights (0 when all are zero)."""
+    nz, _, e = _sign_exponent(np.ascontiguousarray(weight, np.float32))
+    return int(e[nz].max() - e[nz].min()) if nz.any() else 0
 
 
 def pack_layer(weight: np.ndarray, kernel: Kernel,
@@ -137,7 +152,8 @@ def pack_layer(weight: np.ndarray, kernel: Kernel,
         weight: (rows, cols) float32, finite.
         kernel: "intadd" (integer adder), "decode" (fp16 top byte or bit construction), "fp32".
         layout: intadd only: "codes" (1 byte per weight), "addends" (16-bit, fewer operations
-            per product) or "auto" (addends up to ``ADDENDS_MAX_BYTES``); bit-identical.
+            per product), "nibbles" (4 bits; windows of <= 7 exponents) or "auto" (addends up to
+            ``ADDENDS_MAX_BYTES``, else codes); all bit-identical.
     """
     w = np.ascontiguousarray(weight)
     if w.dtype != np.float32 or w.ndim != 2 or 0 in w.shape or not np.isfinite(w).all():
@@ -154,9 +170,17 @@ def pack_layer(weight: np.ndarray, kernel: Kernel,
         raise KernelError(f"Expected an exponent span <= 126 but got [{e_min}, {e_max}]")
     code = np.where(nz, (sign << 7) | (e - e_min + 1), 0).astype(np.uint8)
     if kernel == "intadd":
-        if layout not in ("auto", "codes", "addends"):
-            raise KernelError(f"Expected an intadd layout in ('auto', 'codes', 'addends') but got "
-                              f"{layout!r}")
+        if layout not in INTADD_LAYOUTS:
+            raise KernelError(f"Expected an intadd layout in {INTADD_LAYOUTS} but got {layout!r}")
+        if layout == "nibbles":
+            if e_max - e_min > NIBBLE_SPAN:
+                raise KernelError(f"Expected an exponent span <= {NIBBLE_SPAN} for 4-bit intadd "
+                                  f"codes but got [{e_min}, {e_max}]; use layout 'codes'")
+            nib = np.where(nz, (sign << 3) | (e - e_min + 1), 0).astype(np.uint8)
+            flat = _repack(nib).reshape(-1, 64)  # one row per chunk: 4 rows x 16 lanes
+            packed = flat[:, _W4_LO] | (flat[:, _W4_HI] << 4)
+            return PackedLayer("intadd", rows, cols, np.ascontiguousarray(packed),
+                               lib.SEOFP_INTADD4, e_min, e_max, zeros=bool((~nz).any()))
         if layout == "codes" or (layout == "auto" and 2 * rows * cols > ADDENDS_MAX_BYTES):
             blocks = _repack(code)  # (row blocks, chunks, 4 rows, 16 lanes)
             pairs = blocks.reshape(*blocks.shape[:2], 2, 32)[..., _W8_SRC]
