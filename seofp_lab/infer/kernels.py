@@ -119,8 +119,9 @@ def _sign_exponent(w: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 # intadd "auto": 16-bit addends (one unpack per 8 products, the fastest layout while the weights
 # stay cache-resident) up to this many bytes, else 1-byte codes (half the bytes to stream). The
 # engine applies it to the whole model (every layer is read once per frame), pack_layer to one
-# layer. benchmarks/bench_lstm_step.py and bench_gemv.py measure both layouts.
-ADDENDS_MAX_BYTES = 8 << 20
+# layer. 4 MiB: the uni-LSTM 2x512 (7.3 MiB of addends) ran as fast on codes when warm and 1.6x
+# faster when cold (benchmarks/bench_lstm_step.py); bench_gemv.py measures every layout.
+ADDENDS_MAX_BYTES = 4 << 20
 # INTADD stores each chunk's rows in pairs of 32 bytes, row 2p+rr's lane l at byte
 # rr*8 + (l//8)*4 + ((l//4)%2)*16 + l%4 (two in-lane unpacks then give k in order; seofp.c W8_POS)
 _W8_SRC = np.empty(32, np.intp)
