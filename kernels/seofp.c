@@ -83,12 +83,18 @@ static const int W16_PERM[16] = {0, 1, 2, 3, 8, 9, 10, 11, 4, 5, 6, 7, 12, 13, 1
 #define W4_BYTE(r, l) ((((l) % 8) / 4) * 16 + ((r) % 2) * 8 + ((l) / 8) * 4 + (l) % 4)
 
 /* ------------------------------------------------------------------------------ preparation */
-/* intadd pre-pass (KERNEL.md 4.5), once per input vector: xb = bits(x) + (e_min - 1) << 23 and a
- * mask that is all ones only for activations whose products are all normal. Returns clamps. */
+/* The constant the pre-pass adds to bits(x): the bias folded with the layer's codes,
+ * (e_min - 1) << 23, or with IA-NET's split (ianet: weights stored as bits(w * 2^-63)) the
+ * activation's 2^-64, -64 << 23; either way the products' bits are bits(x * w) (mod 2^32). */
+static inline uint32_t intadd_fold(const seofp_layer *w) {
+    return w->ianet ? (uint32_t)-64 << 23 : (uint32_t)(w->e_min - 1) << 23;
+}
+
+/* intadd pre-pass (KERNEL.md 4.5), once per input vector: xb = bits(x) + fold and a mask that is
+ * all ones only for activations whose products are all normal. Returns clamps. */
 static int prep_intadd(const float *x, int cols, int cols_pad, int e_min, int e_max,
-                       uint32_t *xb, uint32_t *mask, int *masked) {
-    int clamps = 0, nmasked = 0;
-    const uint32_t fold = (uint32_t)(e_min - 1) << 23; /* mod 2^32, wrap-around is harmless */
+                       uint32_t fold, uint32_t *xb, uint32_t *mask, int *masked) {
+    int clamps = 0, nmasked = 0; /* fold: mod 2^32, wrap-around is harmless */
     for (int k = 0; k < cols; k++) {
         uint32_t u = f2u(x[k]);
         int E = (int)((u >> 23) & 0xFF);
@@ -470,6 +476,7 @@ static int layer_ok(const seofp_layer *w) {
     if (w->rows_pad != (w->rows + 3) / 4 * 4 || w->cols_pad != (w->cols + 15) / 16 * 16) return 0;
     if (w->kind < SEOFP_INTADD || w->kind > SEOFP_INTADD4) return 0;
     if (w->kind == SEOFP_INTADD4 && w->e_max - w->e_min > 6) return 0; /* codes 1..7 */
+    if (w->ianet && (w->kind != SEOFP_INTADD16 || w->e_min < -63)) return 0; /* w * 2^-63 normal */
     if (w->kind != SEOFP_FP32 && (w->e_min < -126 || w->e_max > 127 || w->e_min > w->e_max))
         return 0;
     return 1;
@@ -783,7 +790,7 @@ int seofp_gemm(const seofp_layer *w, const float *x, int n, int ldx, float *y, i
         cmask[i] = 0;
         if (is_intadd(w))
             rc = prep_intadd(x + (size_t)i * ldx, w->cols, cp, w->e_min, w->e_max,
-                             (uint32_t *)s, (uint32_t *)s + cp, &cmask[i]);
+                             intadd_fold(w), (uint32_t *)s, (uint32_t *)s + cp, &cmask[i]);
         else
             rc = prep_pad(x + (size_t)i * ldx, w->cols, cp, s);
         if (rc < 0) return rc;
@@ -1066,7 +1073,7 @@ int seofp_conv1d(const seofp_layer *w, const float *bias, int cin, int T, int ks
             int masked = 0;
             uint32_t *m = xin + plane + (size_t)ci * T;
             clamps += prep_intadd(x + (size_t)ci * T, T, T, w->e_min, w->e_max,
-                                  xin + (size_t)ci * T, m, &masked);
+                                  intadd_fold(w), xin + (size_t)ci * T, m, &masked);
             if (masked)
                 for (int t = 0; t < T; t++) bad[t + 1] += m[t] == 0;
         }

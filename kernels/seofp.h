@@ -72,6 +72,8 @@ typedef struct {
     int e_min, e_max;   /* the layer's real exponent window (INTADD, DECODE_BITS) */
     int scale_exp;      /* DECODE_F16: y = 2^scale_exp * sum */
     int zeros;          /* INTADD, INTADD16: 1 if a real weight is zero (then they are masked) */
+    int ianet;          /* INTADD16 only: addends are IA-NET's bits(w * 2^-63) >> 16 and the
+                           pre-pass puts the activations in its 2^-64 domain (METHOD.md 5) */
     const void *data;   /* repacked elements, rows_pad * cols_pad of them */
 } seofp_layer;
 

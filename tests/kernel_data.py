@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 
-# every weight layout the kernels run on: intadd as 1-byte codes and as 16-bit addends (seofp.h),
+# every weight layout the kernels run on: intadd as 1-byte codes, as 16-bit addends and in IA-NET's
+# 2^-63/2^64 split (seofp.h; the 4-bit nibbles need narrow windows and have their own tests),
 # decode (fp16 top byte or bit construction) and the fp32 control; all must agree bit for bit
-PACKINGS = [("intadd", "codes"), ("intadd", "addends"), ("decode", "auto"), ("fp32", "auto")]
+PACKINGS = [("intadd", "codes"), ("intadd", "addends"), ("intadd", "ianet"), ("decode", "auto"),
+            ("fp32", "auto")]
 INTADD_LAYOUTS = ["codes", "addends", "nibbles"]
 
 

@@ -190,3 +190,18 @@ def test_nibble_layout_refuses_wide_windows() -> None:
     assert K.exponent_span(w) == 7
     with pytest.raises(K.KernelError, match="span <= 6"):
         K.pack_layer(w, "intadd", "nibbles")
+
+
+@pytest.mark.parametrize("var", VARIANTS)
+def test_ianet_split_stores_the_papers_weight_bits(var: str) -> None:
+    # IA-NET Fig. 5: -0.9876 (stored exponent 00111110) x -0.25 (00111110) -> 0.2469 (01111100)
+    layer = K.pack_layer(np.array([[-0.25]], np.float32), "intadd", "ianet")
+    stored = int(layer.data.reshape(-1)[0])  # the top half of bits(-0.25 * 2^-63)
+    assert stored == np.array([-0.25 * 2.0**-63], np.float32).view(np.uint32)[0] >> 16
+    assert (stored >> 7) & 0xFF == 0b00111110 and stored >> 15 == 1
+    with K.use_variant(var):
+        y, _ = K.gemv(layer, np.array([-0.9876], np.float32))
+    assert y[0] == np.float32(-0.9876) * np.float32(-0.25)
+    assert (int(y.view(np.uint32)[0]) >> 23) & 0xFF == 0b01111100
+    with pytest.raises(K.KernelError, match="2\\^-63"):
+        K.pack_layer(np.array([[2.0**-70]], np.float32), "intadd", "ianet")

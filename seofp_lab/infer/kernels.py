@@ -19,8 +19,9 @@ from seofp_lab.errors import SeofpError
 
 Kernel = Literal["intadd", "decode", "fp32"]
 Variant = Literal["auto", "portable", "avx2"]
-IntaddLayout = Literal["auto", "codes", "addends", "nibbles"]
-INTADD_LAYOUTS: tuple[IntaddLayout, ...] = ("auto", "codes", "addends", "nibbles")
+IntaddLayout = Literal["auto", "codes", "addends", "nibbles", "ianet"]
+INTADD_LAYOUTS: tuple[IntaddLayout, ...] = ("auto", "codes", "addends", "nibbles", "ianet")
+IANET_E_MIN = -63  # IA-NET stores w * 2^-63, which must stay a normal float
 NIBBLE_SPAN = 6  # nibbles hold codes 1..7: layers with e_max - e_min <= 6 (s1e3 and narrower)
 Activation = Literal["none", "relu", "leaky_relu", "tanh", "sigmoid"]
 KERNELS: tuple[Kernel, ...] = ("intadd", "decode", "fp32")
@@ -72,6 +73,7 @@ class PackedLayer:
     e_max: int = 0
     scale_exp: int = 0
     zeros: bool = False  # intadd: some real weight is zero (the kernel masks zero weights)
+    ianet: bool = False  # 16-bit addends in IA-NET's form: bits(w * 2^-63) >> 16
     struct: Any = field(init=False, repr=False)
     _scratch: np.ndarray = field(init=False, repr=False)
 
@@ -81,7 +83,7 @@ class PackedLayer:
         s.kind, s.rows, s.cols = self.c_kind, self.rows, self.cols
         s.rows_pad, s.cols_pad = _ceil(self.rows, 4), _ceil(self.cols, 16)
         s.e_min, s.e_max, s.scale_exp = self.e_min, self.e_max, self.scale_exp
-        s.zeros = int(self.zeros)
+        s.zeros, s.ianet = int(self.zeros), int(self.ianet)
         s.data = ffi.from_buffer(self.data)  # self.data keeps the buffer alive
         self._scratch = np.empty(0, np.float32)
 
@@ -153,7 +155,9 @@ def pack_layer(weight: np.ndarray, kernel: Kernel,
         weight: (rows, cols) float32, finite.
         kernel: "intadd" (integer adder), "decode" (fp16 top byte or bit construction), "fp32".
         layout: intadd only: "codes" (1 byte per weight), "addends" (16-bit, fewer operations
-            per product), "nibbles" (4 bits; windows of <= 7 exponents) or "auto" (addends up to
+            per product), "nibbles" (4 bits; windows of <= 7 exponents), "ianet" (16-bit addends
+            holding IA-NET's stored weights bits(w * 2^-63), activations taken to its 2^-64
+            domain by the pre-pass: the paper's constant-free form) or "auto" (addends up to
             ``ADDENDS_MAX_BYTES``, else codes); all bit-identical.
     """
     w = np.ascontiguousarray(weight)
@@ -187,11 +191,19 @@ def pack_layer(weight: np.ndarray, kernel: Kernel,
             pairs = blocks.reshape(*blocks.shape[:2], 2, 32)[..., _W8_SRC]
             return PackedLayer("intadd", rows, cols, np.ascontiguousarray(pairs), lib.SEOFP_INTADD,
                                e_min, e_max, zeros=bool((~nz).any()))
+        ianet = layout == "ianet"
+        if ianet and e_min < IANET_E_MIN:
+            raise KernelError(f"Expected weights >= 2^{IANET_E_MIN} for IA-NET's 2^-63 split but "
+                              f"got e_min = {e_min}; use layout 'addends'")
+        # IA-NET: the top half of bits(w * 2^-63), biased exponent e + 64; else the code
+        # e - e_min + 1 with the bias folded into the activation pre-pass (seofp.c intadd_fold)
+        field = e + 64 if ianet else e - e_min + 1
         addend = np.where(nz, (sign.astype(np.uint16) << 15)
-                          | ((e - e_min + 1).astype(np.uint16) << 7), 0).astype(np.uint16)
+                          | (field.astype(np.uint16) << 7), 0).astype(np.uint16)
         return PackedLayer("intadd", rows, cols,
                            np.ascontiguousarray(_repack(addend)[..., _W16_PERM]),
-                           lib.SEOFP_INTADD16, e_min, e_max, zeros=bool((~nz).any()))
+                           lib.SEOFP_INTADD16, e_min, e_max, zeros=bool((~nz).any()),
+                           ianet=ianet)
     if e_max - e_min > F16_HIGH - F16_LOW:  # wider than 32 exponents: bit construction
         return PackedLayer("decode", rows, cols, _repack(code), lib.SEOFP_DECODE_BITS, e_min,
                            e_max)
