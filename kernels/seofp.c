@@ -150,53 +150,30 @@ static inline float reduce16(const float a[16]) {
 
 /* ------------------------------------------------------------------------- portable blocks */
 /* Each block function computes the 4 row sums of one 4-row block for one prepared vector. */
-static void block_intadd_c(const uint8_t *blk, int nchunks, const uint32_t *xb,
+/* The 32-bit addend (c << 23) + (s << 31) (0 for a zero weight) of row r, lane l of chunk j in
+ * any intadd layout: 1-byte codes s<<7 | c, nibbles s<<3 | c, 16-bit addends s<<15 | c<<7. */
+static uint32_t addend_c(const uint8_t *blk, int kind, int j, int r, int l) {
+    if (kind == SEOFP_INTADD16)
+        return (uint32_t)((const uint16_t *)blk)[(size_t)j * 64 + r * 16 + W16_PERM[l]] << 16;
+    uint32_t c, s;
+    if (kind == SEOFP_INTADD4) {
+        uint32_t b = blk[(size_t)j * 32 + W4_BYTE(r, l)], n = (r < 2 ? b : b >> 4) & 0xFu;
+        c = n & 7u, s = n >> 3;
+    } else {
+        uint32_t b = blk[(size_t)j * 64 + (r / 2) * 32 + W8_POS(r % 2, l)];
+        c = b & 0x7Fu, s = b >> 7;
+    }
+    return (c << 23) + (s << 31);
+}
+
+static void block_intadd_c(const uint8_t *blk, int kind, int nchunks, const uint32_t *xb,
                            const uint32_t *mask, float out[4]) {
     for (int r = 0; r < 4; r++) {
         float a[16] = {0};
         for (int j = 0; j < nchunks; j++) {
-            const uint8_t *p = blk + (size_t)j * 64 + (r / 2) * 32;
             for (int l = 0; l < 16; l++) {
-                uint32_t b = p[W8_POS(r % 2, l)], k = (uint32_t)(j * 16 + l);
-                uint32_t prod = xb[k] + ((b & 0x7Fu) << 23) + ((b & 0x80u) << 24);
-                prod &= mask[k] & (b ? 0xFFFFFFFFu : 0u);
-                a[l] += u2f(prod);
-            }
-        }
-        out[r] = reduce16(a);
-    }
-}
-
-/* 16-bit addends: product bits = xb + (a << 16), a = s << 15 | c << 7 (0: zero weight) */
-static void block_intadd16_c(const uint16_t *blk, int nchunks, const uint32_t *xb,
-                             const uint32_t *mask, float out[4]) {
-    for (int r = 0; r < 4; r++) {
-        float a[16] = {0};
-        for (int j = 0; j < nchunks; j++) {
-            const uint16_t *p = blk + (size_t)j * 64 + r * 16;
-            for (int l = 0; l < 16; l++) {
-                uint32_t v = p[W16_PERM[l]], k = (uint32_t)(j * 16 + l);
-                uint32_t prod = (xb[k] + (v << 16)) & mask[k] & (v ? 0xFFFFFFFFu : 0u);
-                a[l] += u2f(prod);
-            }
-        }
-        out[r] = reduce16(a);
-    }
-}
-
-/* nibbles n = s<<3 | c (c <= 7): product bits = xb + (c << 23) + (s << 31) */
-static void block_intadd4_c(const uint8_t *blk, int nchunks, const uint32_t *xb,
-                            const uint32_t *mask, float out[4]) {
-    for (int r = 0; r < 4; r++) {
-        float a[16] = {0};
-        for (int j = 0; j < nchunks; j++) {
-            const uint8_t *p = blk + (size_t)j * 32;
-            for (int l = 0; l < 16; l++) {
-                uint32_t n = (r < 2 ? p[W4_BYTE(r, l)] : p[W4_BYTE(r, l)] >> 4) & 0xFu;
-                uint32_t k = (uint32_t)(j * 16 + l);
-                uint32_t prod = xb[k] + ((n & 7u) << 23) + ((n & 8u) << 28);
-                prod &= mask[k] & (n ? 0xFFFFFFFFu : 0u);
-                a[l] += u2f(prod);
+                uint32_t v = addend_c(blk, kind, j, r, l), k = (uint32_t)(j * 16 + l);
+                a[l] += u2f((xb[k] + v) & mask[k] & (v ? 0xFFFFFFFFu : 0u));
             }
         }
         out[r] = reduce16(a);
@@ -262,47 +239,11 @@ AVX2_FN static inline __attribute__((always_inline)) __m256 intadd_acc(
     return _mm256_add_ps(acc, _mm256_castsi256_ps(p));
 }
 
-AVX2_FN static inline __attribute__((always_inline)) void block_intadd_body(
-    const uint8_t *blk, int nchunks, const uint32_t *xb, const uint32_t *mask, const int xmask,
-    const int wzero, float out[4]) {
-    __m256 a[8];
-    for (int i = 0; i < 8; i++) a[i] = _mm256_setzero_ps();
-    for (int j = 0; j < nchunks; j++) {
-        const uint8_t *p = blk + (size_t)j * 64;
-        _mm_prefetch((const char *)p + PREFETCH_BYTES, _MM_HINT_T0);
-        __m256i x0 = _mm256_loadu_si256((const __m256i *)(xb + j * 16));
-        __m256i x1 = _mm256_loadu_si256((const __m256i *)(xb + j * 16 + 8));
-        __m256i m0 = x0, m1 = x1;
-        if (xmask) {
-            m0 = _mm256_loadu_si256((const __m256i *)(mask + j * 16));
-            m1 = _mm256_loadu_si256((const __m256i *)(mask + j * 16 + 8));
-        }
-        for (int pr = 0; pr < 2; pr++) {
-            __m256i w[4];
-            w8_addends(_mm256_loadu_si256((const __m256i *)(p + pr * 32)), w);
-            for (int q = 0; q < 4; q++)
-                a[4 * pr + q] = intadd_acc(w[q], q % 2 ? x1 : x0, q % 2 ? m1 : m0,
-                                           a[4 * pr + q], xmask, wzero);
-        }
-    }
-    for (int r = 0; r < 4; r++) out[r] = reduce_avx2(a[2 * r], a[2 * r + 1]);
-}
-
-AVX2_FN static void block_intadd_avx2(const uint8_t *blk, int nchunks, const uint32_t *xb,
-                                      const uint32_t *mask, int xmask, int wzero, float out[4]) {
-    if (xmask) {
-        if (wzero) block_intadd_body(blk, nchunks, xb, mask, 1, 1, out);
-        else block_intadd_body(blk, nchunks, xb, mask, 1, 0, out);
-    } else {
-        if (wzero) block_intadd_body(blk, nchunks, xb, mask, 0, 1, out);
-        else block_intadd_body(blk, nchunks, xb, mask, 0, 0, out);
-    }
-}
-
-/* A chunk of nibbles (32 bytes, 4 rows x 16 k) to its 8 vectors of addends (c << 23) + (s << 31):
- * two 16-entry tables give each nibble's 16-bit addend (s << 15) | (c << 7) as a high and a low
- * byte, unpacked to words and then to dwords; out[2r], out[2r+1] are row r's k 0-7 and 8-15. */
-AVX2_FN static inline __attribute__((always_inline)) void nib_addends(__m256i v, __m256i out[8]) {
+/* Half h of a chunk of nibbles (32 bytes, 4 rows x 16 k; half h = rows 2h, 2h+1, the low nibbles
+ * for h = 0) to 4 vectors of addends (c << 23) + (s << 31): two 16-entry tables give each nibble's
+ * 16-bit addend (s << 15) | (c << 7) as a high and a low byte, unpacked to words, then dwords. */
+AVX2_FN static inline __attribute__((always_inline)) void nib_addends(__m256i v, int h,
+                                                                      __m256i out[4]) {
     const __m256i zero = _mm256_setzero_si256(), low4 = _mm256_set1_epi8(0x0F);
     /* n = s<<3 | c: high byte s<<7 | c>>1, low byte (c & 1) << 7 */
     const __m256i th = _mm256_setr_epi8(0, 0, 1, 1, 2, 2, 3, 3, -128, -128, -127, -127, -126, -126,
@@ -311,25 +252,48 @@ AVX2_FN static inline __attribute__((always_inline)) void nib_addends(__m256i v,
     const __m256i tl = _mm256_setr_epi8(0, -128, 0, -128, 0, -128, 0, -128, 0, -128, 0, -128, 0,
                                         -128, 0, -128, 0, -128, 0, -128, 0, -128, 0, -128, 0,
                                         -128, 0, -128, 0, -128, 0, -128);
-    __m256i nib[2] = {_mm256_and_si256(v, low4), _mm256_and_si256(_mm256_srli_epi16(v, 4), low4)};
-    for (int h = 0; h < 2; h++) {
-        __m256i hi = _mm256_shuffle_epi8(th, nib[h]), lo = _mm256_shuffle_epi8(tl, nib[h]);
-        __m256i w0 = _mm256_unpacklo_epi8(lo, hi), w1 = _mm256_unpackhi_epi8(lo, hi);
-        out[4 * h] = _mm256_unpacklo_epi16(zero, w0);
-        out[4 * h + 1] = _mm256_unpackhi_epi16(zero, w0);
-        out[4 * h + 2] = _mm256_unpacklo_epi16(zero, w1);
-        out[4 * h + 3] = _mm256_unpackhi_epi16(zero, w1);
+    __m256i nib = _mm256_and_si256(h ? _mm256_srli_epi16(v, 4) : v, low4);
+    __m256i hi = _mm256_shuffle_epi8(th, nib), lo = _mm256_shuffle_epi8(tl, nib);
+    __m256i w0 = _mm256_unpacklo_epi8(lo, hi), w1 = _mm256_unpackhi_epi8(lo, hi);
+    out[0] = _mm256_unpacklo_epi16(zero, w0);
+    out[1] = _mm256_unpackhi_epi16(zero, w0);
+    out[2] = _mm256_unpacklo_epi16(zero, w1);
+    out[3] = _mm256_unpackhi_epi16(zero, w1);
+}
+
+/* The 4 addend vectors of rows 2h, 2h+1 of chunk j (4 rows x 16 k) in any intadd layout:
+ * w[0], w[1] are row 2h's k 0-7 and 8-15, w[2], w[3] row 2h+1's. Half a chunk at a time keeps
+ * 8 accumulators, 4 addends and the activations in the 16 registers. kind is a constant after
+ * inlining. */
+AVX2_FN static inline __attribute__((always_inline)) void chunk_addends(
+    const uint8_t *blk, int j, int h, const int kind, __m256i w[4]) {
+    if (kind == SEOFP_INTADD) { /* a row pair of 32 bytes */
+        w8_addends(_mm256_loadu_si256((const __m256i *)(blk + (size_t)j * 64 + h * 32)), w);
+    } else if (kind == SEOFP_INTADD4) { /* 32 bytes of nibbles for all 4 rows */
+        nib_addends(_mm256_loadu_si256((const __m256i *)(blk + (size_t)j * 32)), h, w);
+    } else { /* INTADD16: one unpack with a zero register per 8 addends (a << 16) */
+        const uint8_t *p = blk + (size_t)j * 128 + h * 64;
+        const __m256i zero = _mm256_setzero_si256();
+        for (int r = 0; r < 2; r++) {
+            __m256i v = _mm256_loadu_si256((const __m256i *)(p + r * 32));
+            w[2 * r] = _mm256_unpacklo_epi16(zero, v);
+            w[2 * r + 1] = _mm256_unpackhi_epi16(zero, v);
+        }
     }
 }
 
-AVX2_FN static inline __attribute__((always_inline)) void block_intadd4_body(
-    const uint8_t *blk, int nchunks, const uint32_t *xb, const uint32_t *mask, const int xmask,
-    const int wzero, float out[4]) {
+/* One 4-row block in any intadd layout. The zero-weight mask is only computed for layers with
+ * zero weights, the activation mask only for masked vectors (both constants after inlining). */
+AVX2_FN static inline __attribute__((always_inline)) void block_intadd_body(
+    const uint8_t *blk, int nchunks, const int kind, const uint32_t *xb, const uint32_t *mask,
+    const int xmask, const int wzero, float out[4]) {
+    const size_t chunk = kind == SEOFP_INTADD4 ? 32 : kind == SEOFP_INTADD16 ? 128 : 64;
     __m256 a[8];
     for (int i = 0; i < 8; i++) a[i] = _mm256_setzero_ps();
     for (int j = 0; j < nchunks; j++) {
-        const uint8_t *p = blk + (size_t)j * 32;
-        _mm_prefetch((const char *)p + PREFETCH_BYTES, _MM_HINT_T0);
+        const char *p = (const char *)blk + (size_t)j * chunk;
+        _mm_prefetch(p + PREFETCH_BYTES, _MM_HINT_T0);
+        if (chunk > 64) _mm_prefetch(p + PREFETCH_BYTES + 64, _MM_HINT_T0);
         __m256i x0 = _mm256_loadu_si256((const __m256i *)(xb + j * 16));
         __m256i x1 = _mm256_loadu_si256((const __m256i *)(xb + j * 16 + 8));
         __m256i m0 = x0, m1 = x1;
@@ -337,75 +301,33 @@ AVX2_FN static inline __attribute__((always_inline)) void block_intadd4_body(
             m0 = _mm256_loadu_si256((const __m256i *)(mask + j * 16));
             m1 = _mm256_loadu_si256((const __m256i *)(mask + j * 16 + 8));
         }
-        __m256i w[8];
-        nib_addends(_mm256_loadu_si256((const __m256i *)p), w);
-        for (int q = 0; q < 8; q++)
-            a[q] = intadd_acc(w[q], q % 2 ? x1 : x0, q % 2 ? m1 : m0, a[q], xmask, wzero);
-    }
-    for (int r = 0; r < 4; r++) out[r] = reduce_avx2(a[2 * r], a[2 * r + 1]);
-}
-
-AVX2_FN static void block_intadd4_avx2(const uint8_t *blk, int nchunks, const uint32_t *xb,
-                                       const uint32_t *mask, int xmask, int wzero, float out[4]) {
-    if (xmask) {
-        if (wzero) block_intadd4_body(blk, nchunks, xb, mask, 1, 1, out);
-        else block_intadd4_body(blk, nchunks, xb, mask, 1, 0, out);
-    } else {
-        if (wzero) block_intadd4_body(blk, nchunks, xb, mask, 0, 1, out);
-        else block_intadd4_body(blk, nchunks, xb, mask, 0, 0, out);
-    }
-}
-
-/* 16-bit addends (INTADD16): one unpack with a zero register gives 8 addends (a << 16), so a
- * product costs an unpack, an integer add and the float accumulate; the zero-weight mask is only
- * computed for layers that have zero weights, the activation mask only for masked vectors. */
-AVX2_FN static inline __attribute__((always_inline)) void block_intadd16_body(
-    const uint16_t *blk, int nchunks, const uint32_t *xb, const uint32_t *mask, const int xmask,
-    const int wzero, float out[4]) {
-    const __m256i zero = _mm256_setzero_si256();
-    __m256 a[8];
-    for (int i = 0; i < 8; i++) a[i] = _mm256_setzero_ps();
-    for (int j = 0; j < nchunks; j++) {
-        const uint16_t *p = blk + (size_t)j * 64;
-        _mm_prefetch((const char *)p + PREFETCH_BYTES, _MM_HINT_T0);
-        _mm_prefetch((const char *)p + PREFETCH_BYTES + 64, _MM_HINT_T0);
-        __m256i x0 = _mm256_loadu_si256((const __m256i *)(xb + j * 16));
-        __m256i x1 = _mm256_loadu_si256((const __m256i *)(xb + j * 16 + 8));
-        __m256i m0 = zero, m1 = zero;
-        if (xmask) {
-            m0 = _mm256_loadu_si256((const __m256i *)(mask + j * 16));
-            m1 = _mm256_loadu_si256((const __m256i *)(mask + j * 16 + 8));
-        }
-        for (int r = 0; r < 4; r++) {
-            __m256i v = _mm256_loadu_si256((const __m256i *)(p + r * 16));
-            __m256i w0 = _mm256_unpacklo_epi16(zero, v), w1 = _mm256_unpackhi_epi16(zero, v);
-            __m256i p0 = _mm256_add_epi32(x0, w0), p1 = _mm256_add_epi32(x1, w1);
-            if (wzero) {
-                p0 = _mm256_andnot_si256(_mm256_cmpeq_epi32(w0, zero), p0);
-                p1 = _mm256_andnot_si256(_mm256_cmpeq_epi32(w1, zero), p1);
-            }
-            if (xmask) {
-                p0 = _mm256_and_si256(p0, m0);
-                p1 = _mm256_and_si256(p1, m1);
-            }
-            a[2 * r] = _mm256_add_ps(a[2 * r], _mm256_castsi256_ps(p0));
-            a[2 * r + 1] = _mm256_add_ps(a[2 * r + 1], _mm256_castsi256_ps(p1));
+        for (int h = 0; h < 2; h++) {
+            __m256i w[4];
+            chunk_addends(blk, j, h, kind, w);
+            for (int q = 0; q < 4; q++)
+                a[4 * h + q] = intadd_acc(w[q], q % 2 ? x1 : x0, q % 2 ? m1 : m0, a[4 * h + q],
+                                          xmask, wzero);
         }
     }
     for (int r = 0; r < 4; r++) out[r] = reduce_avx2(a[2 * r], a[2 * r + 1]);
 }
 
-AVX2_FN static void block_intadd16_avx2(const uint16_t *blk, int nchunks, const uint32_t *xb,
-                                        const uint32_t *mask, int xmask, int wzero,
-                                        float out[4]) {
-    if (xmask) {
-        if (wzero) block_intadd16_body(blk, nchunks, xb, mask, 1, 1, out);
-        else block_intadd16_body(blk, nchunks, xb, mask, 1, 0, out);
-    } else {
-        if (wzero) block_intadd16_body(blk, nchunks, xb, mask, 0, 1, out);
-        else block_intadd16_body(blk, nchunks, xb, mask, 0, 0, out);
-    }
+#define INTADD_BODY(KIND)                                                                      \
+    do {                                                                                       \
+        if (xmask && wzero) block_intadd_body(blk, nchunks, KIND, xb, mask, 1, 1, out);        \
+        else if (xmask) block_intadd_body(blk, nchunks, KIND, xb, mask, 1, 0, out);            \
+        else if (wzero) block_intadd_body(blk, nchunks, KIND, xb, mask, 0, 1, out);            \
+        else block_intadd_body(blk, nchunks, KIND, xb, mask, 0, 0, out);                       \
+    } while (0)
+
+/* one specialized body per layout and mask combination */
+AVX2_FN static void block_intadd_avx2(const uint8_t *blk, int kind, int nchunks, const uint32_t *xb,
+                                      const uint32_t *mask, int xmask, int wzero, float out[4]) {
+    if (kind == SEOFP_INTADD4) INTADD_BODY(SEOFP_INTADD4);
+    else if (kind == SEOFP_INTADD16) INTADD_BODY(SEOFP_INTADD16);
+    else INTADD_BODY(SEOFP_INTADD);
 }
+#undef INTADD_BODY
 
 AVX2_FN static void block_f16_avx2(const uint8_t *blk, int nchunks, const float *x,
                                    float out[4]) {
@@ -526,54 +448,22 @@ AVX2_FN static const float *panel_fma(const seofp_layer *w, const uint8_t *blk, 
     return P;
 }
 
-/* intadd panel: A = (c << 23) + (s << 31) (0 for zero codes) in k order, Z (unless NULL) = all
- * ones for non-zero codes. */
+/* intadd panel (any layout): A = the addends (c << 23) + (s << 31) in k order (0 for zero
+ * weights), Z (unless NULL) = all ones for non-zero weights. */
 AVX2_FN static void panel_intadd(const seofp_layer *w, const uint8_t *blk, uint32_t *A,
                                  uint32_t *Z) {
-    const int cp = w->cols_pad;
     const __m256i zero = _mm256_setzero_si256(), ones = _mm256_set1_epi32(-1);
-    for (int i = 0; i < cp * 4; i += 32) { /* one row pair of one chunk */
+    for (int i = 0; i < w->cols_pad / 8; i++) { /* half chunks: rows 2h, 2h+1 of chunk j */
+        const int j = i / 2, h = i % 2;
         __m256i v[4];
-        w8_addends(_mm256_loadu_si256((const __m256i *)(blk + i)), v);
+        if (w->kind == SEOFP_INTADD4) chunk_addends(blk, j, h, SEOFP_INTADD4, v);
+        else if (w->kind == SEOFP_INTADD16) chunk_addends(blk, j, h, SEOFP_INTADD16, v);
+        else chunk_addends(blk, j, h, SEOFP_INTADD, v);
         for (int q = 0; q < 4; q++) {
-            _mm256_store_si256((__m256i *)(A + i + 8 * q), v[q]);
+            _mm256_store_si256((__m256i *)(A + (size_t)i * 32 + 8 * q), v[q]);
             if (Z)
-                _mm256_store_si256((__m256i *)(Z + i + 8 * q),
+                _mm256_store_si256((__m256i *)(Z + (size_t)i * 32 + 8 * q),
                                    _mm256_xor_si256(_mm256_cmpeq_epi32(v[q], zero), ones));
-        }
-    }
-}
-
-/* INTADD4 panel: the addends of every chunk in k order, Z (unless NULL) their non-zero masks */
-AVX2_FN static void panel_intadd4(const uint8_t *blk, int cp, uint32_t *A, uint32_t *Z) {
-    const __m256i zero = _mm256_setzero_si256(), ones = _mm256_set1_epi32(-1);
-    for (int j = 0; j < cp / 16; j++) {
-        __m256i v[8];
-        nib_addends(_mm256_loadu_si256((const __m256i *)(blk + (size_t)j * 32)), v);
-        for (int q = 0; q < 8; q++) {
-            _mm256_store_si256((__m256i *)(A + (size_t)j * 64 + 8 * q), v[q]);
-            if (Z)
-                _mm256_store_si256((__m256i *)(Z + (size_t)j * 64 + 8 * q),
-                                   _mm256_xor_si256(_mm256_cmpeq_epi32(v[q], zero), ones));
-        }
-    }
-}
-
-/* INTADD16 panel: A = a << 16 in k order (the unpack undoes W16_PERM), Z (unless NULL) = all
- * ones for non-zero weights. */
-AVX2_FN static void panel_intadd16(const uint8_t *blk, int cp, uint32_t *A, uint32_t *Z) {
-    const uint16_t *v16 = (const uint16_t *)blk;
-    const __m256i zero = _mm256_setzero_si256(), ones = _mm256_set1_epi32(-1);
-    for (int i = 0; i < cp * 4; i += 16) {
-        __m256i v = _mm256_loadu_si256((const __m256i *)(v16 + i));
-        __m256i a0 = _mm256_unpacklo_epi16(zero, v), a1 = _mm256_unpackhi_epi16(zero, v);
-        _mm256_store_si256((__m256i *)(A + i), a0);
-        _mm256_store_si256((__m256i *)(A + i + 8), a1);
-        if (Z) {
-            _mm256_store_si256((__m256i *)(Z + i),
-                               _mm256_xor_si256(_mm256_cmpeq_epi32(a0, zero), ones));
-            _mm256_store_si256((__m256i *)(Z + i + 8),
-                               _mm256_xor_si256(_mm256_cmpeq_epi32(a1, zero), ones));
         }
     }
 }
@@ -672,9 +562,7 @@ AVX2_FN static void gemm_tiles_avx2(const seofp_layer *w, const float *prep, con
         const float *PF = NULL;
         uint32_t *A = (uint32_t *)P, *Z = (uint32_t *)P + (size_t)cp * 4;
         const int wzero = w->zeros != 0;
-        if (w->kind == SEOFP_INTADD) panel_intadd(w, blk, A, need_z ? Z : NULL);
-        else if (w->kind == SEOFP_INTADD4) panel_intadd4(blk, cp, A, need_z ? Z : NULL);
-        else if (w->kind == SEOFP_INTADD16) panel_intadd16(blk, cp, A, need_z ? Z : NULL);
+        if (is_intadd(w)) panel_intadd(w, blk, A, need_z ? Z : NULL);
         else PF = panel_fma(w, blk, P);
         for (int i = i0; i < i1; i += 3) {
             const int nc = i1 - i < 3 ? i1 - i : 3;
@@ -737,17 +625,10 @@ static void gemm_run(const seofp_layer *w, const float *prep, const int *cmask, 
             if (avx2) {
                 switch (w->kind) {
                 case SEOFP_INTADD:
-                    block_intadd_avx2(blk, nchunks, (const uint32_t *)s,
-                                      (const uint32_t *)s + cp, any_masked, w->zeros != 0, out);
-                    break;
                 case SEOFP_INTADD4:
-                    block_intadd4_avx2(blk, nchunks, (const uint32_t *)s, (const uint32_t *)s + cp,
-                                       any_masked, w->zeros != 0, out);
-                    break;
                 case SEOFP_INTADD16:
-                    block_intadd16_avx2((const uint16_t *)blk, nchunks, (const uint32_t *)s,
-                                        (const uint32_t *)s + cp, any_masked, w->zeros != 0,
-                                        out);
+                    block_intadd_avx2(blk, w->kind, nchunks, (const uint32_t *)s,
+                                      (const uint32_t *)s + cp, any_masked, w->zeros != 0, out);
                     break;
                 case SEOFP_DECODE_F16: block_f16_avx2(blk, nchunks, s, out); break;
                 case SEOFP_DECODE_BITS: block_bits_avx2(blk, nchunks, w->e_min, s, out); break;
@@ -757,15 +638,9 @@ static void gemm_run(const seofp_layer *w, const float *prep, const int *cmask, 
 #endif
             {
                 (void)avx2;
-                if (w->kind == SEOFP_INTADD)
-                    block_intadd_c(blk, nchunks, (const uint32_t *)s, (const uint32_t *)s + cp,
-                                   out);
-                else if (w->kind == SEOFP_INTADD4)
-                    block_intadd4_c(blk, nchunks, (const uint32_t *)s, (const uint32_t *)s + cp,
-                                    out);
-                else if (w->kind == SEOFP_INTADD16)
-                    block_intadd16_c((const uint16_t *)blk, nchunks, (const uint32_t *)s,
-                                     (const uint32_t *)s + cp, out);
+                if (is_intadd(w))
+                    block_intadd_c(blk, w->kind, nchunks, (const uint32_t *)s,
+                                   (const uint32_t *)s + cp, out);
                 else
                     block_fma_c(blk, w->kind, w->e_min, nchunks, s, out);
             }
