@@ -21,6 +21,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "bench": ("seofp_lab.infer.bench_cli", "latency and real-time factor, side by side"),
     "sweep": ("seofp_lab.train.sweep", "run a grid of experiments from configs/sweep/"),
     "study": ("seofp_lab.listening.cli", "listening studies: plan, prepare, serve, analyze"),
+    "compare": (
+        "seofp_lab.evaluate.compare_cli",
+        "paired per-utterance comparison of two evaluated runs",
+    ),
     "report": ("seofp_lab.report.cli", "one self-contained HTML report (+ CSV) from MLflow runs"),
     "ui": ("seofp_lab.tracking_cli", "open the MLflow UI on the workspace store"),
 }

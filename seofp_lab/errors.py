@@ -27,3 +27,7 @@ class StudyError(SeofpError):
 
 class ReportError(SeofpError):
     """A report that cannot be written where it was asked to go."""
+
+
+class PairingError(SeofpError):
+    """Runs that cannot be compared pair by pair: different test sets, no scores, bad margin."""

@@ -241,6 +241,10 @@ def evaluate(
             )
             tracking.log_table(rows, f"evaluation/{prefix}per_utterance.csv")
             tracking.log_figure(_per_snr_figure(result, names), f"evaluation/{prefix}per_snr.png")
+        # against the seofp.baseline_run's per-utterance scores; prints one line if impossible
+        from seofp_lab.evaluate.paired_runs import after_evaluation  # noqa: PLC0415
+
+        after_evaluation(run_id, rows, prefix)
     return EvalResult(run_id, result, rows, failures)
 
 

@@ -16,6 +16,7 @@ from seofp_lab.errors import ReportError
 from seofp_lab.report import figures
 from seofp_lab.report.audio import collect_examples
 from seofp_lab.report.listening import ListeningSummary, summarize
+from seofp_lab.report.paired import paired_blocks, paired_context
 from seofp_lab.report.render import (
     cells,
     code_text,
@@ -175,6 +176,7 @@ def build_report(
         "footnotes": notes,
         "kernels": ", ".join(kernels),
         "csv_name": csv_path.name,
+        "paired": paired_context(paired_blocks(sel.runs)),
         "figures": figs,
         "audio": audio,
         "audio_note": f"{len(audio)} utterance(s) from the runs' audio/ artifacts; noisy input "

@@ -35,6 +35,7 @@ figcaption{font-size:12px;color:#4b5563;max-width:900px}
 .plots{display:flex;flex-wrap:wrap;gap:12px}.plots img{max-width:560px}
 pre{background:#f6f8fa;padding:10px;font-size:12px;white-space:pre-wrap;max-width:1100px}
 .wrap{overflow-x:auto}
+.d.v-non-inferior{color:#15803d}.d.v-inferior{color:#b91c1c}.d.v-inconclusive{color:#a16207}
 </style></head><body>
 <h1>{{ title }}</h1>
 <dl class="meta">
@@ -64,6 +65,23 @@ pre{background:#f6f8fa;padding:10px;font-size:12px;white-space:pre-wrap;max-widt
 {% endfor %}</tr>{% endfor %}</tbody></table></div>
 <ol class="fn">{% for f in footnotes %}<li>{{ f }}</li>{% endfor %}</ol>
 <p class="note">Machine-readable copy of this table: <code>{{ csv_name }}</code> (same folder).</p>
+
+<h2>vs baseline (paired)</h2>
+{% if paired.rows %}<p class="note">Mean per-utterance difference (run − the run it was paired
+with, on the same test items) with its 95 % paired bootstrap CI, and the non-inferiority verdict:
+non-inferior when the CI's lower bound is above −margin, inferior when its upper bound is below
+−margin, else inconclusive. Hover a cell for its margin and Holm-adjusted Wilcoxon p; all numbers
+are in each run's <code>evaluation/paired.csv</code>.</p>
+<div class="wrap"><table class="paired"><thead><tr><th class="l">run</th><th class="l">vs</th>
+{% for key, label in paired.columns %}<th>{{ label }}</th>{% endfor %}</tr></thead>
+<tbody>{% for row in paired.rows %}<tr><td class="l">{{ row.label }}
+<span class="d mono">{{ row.run }}</span></td><td class="l mono">{{ row.against }}</td>
+{% for c in row.cells %}{% if c %}<td title="{{ c.title }}">{{ c.text }}
+<span class="d v-{{ c.verdict }}">{{ c.verdict }}</span></td>{% else %}<td>
+<span class="miss">—</span></td>{% endif %}{% endfor %}</tr>{% endfor %}</tbody></table></div>
+{% else %}<p class="note">No compared run has paired statistics (<code>paired_*</code> metrics):
+they are logged when a run with a <code>seofp.baseline_run</code> tag is evaluated after its
+baseline, or by <code>seofp compare BASELINE RUN</code>.</p>{% endif %}
 
 {% for fig in figures %}<h2>{{ fig.title }}</h2>
 <figure><img alt="{{ fig.title }}" src="{{ fig.src }}">

@@ -1,0 +1,54 @@
+"""``seofp compare RUN_A RUN_B [--margin stoi=0.02 ...] [--no-log]``: paired per-utterance
+comparison of two evaluated runs (B - A), logged to RUN_B."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "compare",
+        help="paired per-utterance comparison of two evaluated runs",
+        description="Differences B - A per test utterance: mean, median, paired bootstrap CI, "
+        "Wilcoxon and t-test p-values (Holm across metrics), d_z, non-inferiority verdict and "
+        "the mean difference per SNR. Both runs need `seofp evaluate` on the same test set.",
+    )
+    p.add_argument("run_a", help="reference run id (usually the fp32 baseline); a unique prefix "
+                   "works")
+    p.add_argument("run_b", help="compared run id (e.g. the s1e5 run); results are logged here")
+    p.add_argument("--margin", action="append", default=[], metavar="METRIC=VALUE",
+                   help="non-inferiority margin, repeatable (defaults: pesq_wb=0.05 "
+                   "pesq_nb=0.05 stoi=0.01 estoi=0.01 si_sdr=0.5)")
+    p.add_argument("--resamples", type=int, default=9999, help="bootstrap resamples")
+    p.add_argument("--seed", type=int, default=0, help="bootstrap seed")
+    p.add_argument("--no-log", action="store_true", help="print only; log nothing to RUN_B")
+    p.set_defaults(func=run)
+
+
+def _resolve(run_id: str) -> str:
+    """A full run id from a full id or a unique prefix (the report prints 8 characters)."""
+    from seofp_lab.report.runs import resolve_run  # noqa: PLC0415
+
+    return resolve_run(run_id).run_id
+
+
+def run(args: argparse.Namespace) -> int:
+    from seofp_lab.evaluate.paired import PairingError, parse_margins  # noqa: PLC0415
+    from seofp_lab.evaluate.paired_runs import (  # noqa: PLC0415
+        compare_runs,
+        log_comparison,
+        print_comparison,
+    )
+
+    margins = parse_margins(args.margin)  # bad syntax fails before any store access
+    if args.resamples < 100:
+        raise PairingError(f"Expected --resamples >= 100 but got {args.resamples}")
+    run_a, run_b = _resolve(args.run_a), _resolve(args.run_b)
+    cmp = compare_runs(run_a, run_b, margins, n_resamples=args.resamples, seed=args.seed)
+    print_comparison(cmp)
+    if not args.no_log:
+        log_comparison(cmp, run_b)
+        print(f"logged paired_* metrics, evaluation/paired.csv and evaluation/paired.png to "
+              f"run {run_b}")
+    return 0

@@ -1,0 +1,233 @@
+"""Paired comparison of two tracked runs: read their per-utterance scores from MLflow, check they
+cover the same test set, and log the result (metrics, CSV, plot) to run B.
+
+``evaluate()`` calls :func:`after_evaluation` in the parent process once it has logged a run;
+``seofp compare`` calls :func:`compare_runs` and :func:`log_comparison`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import pandas as pd
+from rich.markup import escape
+from rich.table import Table
+
+from seofp_lab import tracking
+from seofp_lab.console import console as make_console
+from seofp_lab.errors import SeofpError, TrackingError
+from seofp_lab.evaluate.paired import PairedComparison, PairingError, compare_scores
+
+PER_UTTERANCE = "evaluation/per_utterance.csv"  # evaluate()'s artifact for the PyTorch engine
+LABELS = {"pesq_wb": "PESQ-wb", "pesq_nb": "PESQ-nb", "stoi": "STOI", "estoi": "ESTOI",
+          "si_sdr": "SI-SDR dB"}
+
+
+def run_scores(run_id: str, artifact: str = PER_UTTERANCE) -> pd.DataFrame:
+    """A run's per-utterance CSV; PairingError when the run was not evaluated."""
+    tracking.get_run(run_id)  # an unknown run is a TrackingError naming the store
+    try:
+        path = tracking.download_artifact(run_id, artifact)
+    except TrackingError as exc:
+        raise PairingError(
+            f"Expected run {run_id} to have per-utterance scores ({artifact}) but got none; "
+            f"run `seofp evaluate {run_id}` first"
+        ) from exc
+    return pd.read_csv(path, dtype={"id": str})
+
+
+def testset_of(run_id: str) -> str | None:
+    """The test-set hash of a run's corpus config (its config.yaml), None when it has none."""
+    from seofp_lab.config import CorpusConfig  # noqa: PLC0415
+    from seofp_lab.data.testset import testset_hash  # noqa: PLC0415
+
+    try:  # the corpus section only: older configs differ elsewhere (e.g. tracking fields)
+        corpus = CorpusConfig.model_validate(tracking.run_config_dict(run_id).get("corpus", {}))
+        return testset_hash(corpus)
+    except (SeofpError, ValueError, AttributeError, OSError):  # no usable config: ids must match
+        return None
+
+
+def compare_runs(
+    run_a: str,
+    run_b: str,
+    margins: Mapping[str, float] | None = None,
+    scores_b: pd.DataFrame | Sequence[Mapping[str, Any]] | None = None,
+    n_resamples: int = 9999,
+    seed: int = 0,
+) -> PairedComparison:
+    """Run B against run A, pair by pair on their shared test items.
+
+    Args:
+        run_a: the reference (usually the fp32 baseline).
+        run_b: the compared run.
+        margins: non-inferiority margins over ``paired.DEFAULT_MARGINS``.
+        scores_b: B's per-utterance rows when already in hand (``evaluate()``), else its CSV.
+        n_resamples: bootstrap resamples.
+        seed: bootstrap seed.
+
+    Raises:
+        TrackingError: a run is not in the store.
+        PairingError: a run has no per-utterance scores, or the two test sets differ.
+    """
+    hash_a, hash_b = testset_of(run_a), testset_of(run_b)
+    if hash_a and hash_b and hash_a != hash_b:
+        raise PairingError(
+            f"Expected runs {run_a} (A) and {run_b} (B) to use the same test set but got test-set "
+            f"hashes {hash_a} and {hash_b} (different corpus or test-set settings)"
+        )
+    a = run_scores(run_a)
+    b = run_scores(run_b) if scores_b is None else scores_b
+    return compare_scores(a, b, run_a, run_b, margins, n_resamples=n_resamples, seed=seed)
+
+
+def metrics_of(cmp: PairedComparison, prefix: str = "") -> dict[str, float]:
+    """``paired_<metric>_delta|_ci_low|_ci_high|_p|_margin``; finite values only.
+
+    ``_p`` is the Holm-adjusted Wilcoxon p-value; ``_margin`` lets a reader (the report) redo the
+    verdict from the logged numbers."""
+    out = {}
+    for m in cmp.metrics:
+        for key, value in (("delta", m.mean_diff), ("ci_low", m.ci_low), ("ci_high", m.ci_high),
+                           ("p", m.p_wilcoxon_holm), ("margin", m.margin)):
+            if math.isfinite(value):
+                out[f"{prefix}paired_{m.metric}_{key}"] = value
+    return out
+
+
+def figure(cmp: PairedComparison) -> Any:
+    """Per metric: every utterance's difference (dots), the mean with its CI, 0 and -margin."""
+    import matplotlib  # noqa: PLC0415
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt  # noqa: PLC0415
+    import numpy as np  # noqa: PLC0415
+
+    fig, axes = plt.subplots(1, len(cmp.metrics), figsize=(2.6 * len(cmp.metrics), 3.6),
+                             squeeze=False)
+    rng = np.random.default_rng(0)  # jitter only
+    for ax, m in zip(axes[0], cmp.metrics, strict=True):
+        d = np.asarray(m.diffs, float)
+        ax.scatter(rng.uniform(-0.25, 0.25, len(d)), d, s=8, alpha=0.45, color="#4b5563")
+        if math.isfinite(m.ci_low):
+            ax.errorbar([0.45], [m.mean_diff], yerr=[[m.mean_diff - m.ci_low],
+                        [m.ci_high - m.mean_diff]], fmt="o", color="#1d4ed8", capsize=5,
+                        label=f"mean, {cmp.confidence:.0%} CI")
+        ax.axhline(0.0, color="#9ca3af", lw=0.8)
+        ax.axhline(-m.margin, color="#b91c1c", ls="--", lw=1.0, label="−margin")
+        low, high = ax.get_ylim()  # keep the -margin line inside, not on the frame
+        ax.set_ylim(min(low, -1.15 * m.margin), max(high, 0.15 * m.margin))
+        ax.set_xlim(-0.5, 0.7)
+        ax.set_xticks([])
+        ax.set_title(f"{LABELS.get(m.metric, m.metric)}\n{m.verdict}", fontsize=9)
+        ax.grid(axis="y", alpha=0.3)
+    axes[0][0].set_ylabel("B − A per utterance")
+    axes[0][0].legend(fontsize=7, loc="lower left")
+    fig.suptitle(f"B {cmp.run_b[:8]} vs A {cmp.run_a[:8]}, {cmp.n_items} items", fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def log_comparison(cmp: PairedComparison, run_id: str, prefix: str = "") -> None:
+    """Metrics (:func:`metrics_of`), ``evaluation/<prefix>paired.csv``,
+    ``evaluation/<prefix>paired.png`` and the tag ``seofp.paired_against`` = run A."""
+    with tracking.resume_run(run_id):
+        tracking.set_tags({tracking.TAG_PAIRED_AGAINST: cmp.run_a})
+        tracking.log_metrics(metrics_of(cmp, prefix))
+        tracking.log_table(cmp.rows(), f"evaluation/{prefix}paired.csv")
+        tracking.log_figure(figure(cmp), f"evaluation/{prefix}paired.png")
+
+
+def _num(v: float, digits: int) -> str:
+    return "–" if not math.isfinite(v) else f"{v:+.{digits}f}"
+
+
+def table(cmp: PairedComparison) -> Table:
+    """One row per metric: n, mean/median difference, CI, p-values, d_z, margin, verdict."""
+    t = Table(title=f"Paired, B {cmp.run_b[:8]} − A {cmp.run_a[:8]} ({cmp.n_items} items)")
+    for col in ("metric", "n", "mean Δ", f"{cmp.confidence:.0%} CI", "median Δ",
+                "p Wilcoxon (Holm)", "p t (Holm)", "d_z", "margin", "verdict"):
+        t.add_column(col, justify="left" if col in ("metric", "verdict") else "right",
+                     no_wrap=True)
+    colors = {"non-inferior": "green", "inferior": "red", "inconclusive": "yellow"}
+    for m in cmp.metrics:
+        k = 2 if m.metric == "si_sdr" else 4
+        n = f"{m.n}" + (f" (−{m.dropped} NaN)" if m.dropped else "")
+        t.add_row(
+            LABELS.get(m.metric, m.metric), n, _num(m.mean_diff, k),
+            f"[{_num(m.ci_low, k)}, {_num(m.ci_high, k)}]", _num(m.median_diff, k),
+            f"{m.p_wilcoxon:.2g} ({m.p_wilcoxon_holm:.2g})",
+            f"{m.p_ttest:.2g} ({m.p_ttest_holm:.2g})",
+            "–" if math.isnan(m.d_z) else f"{m.d_z:+.2f}", f"{m.margin:g}",
+            f"[{colors[m.verdict]}]{m.verdict}[/{colors[m.verdict]}]",
+        )
+    return t
+
+
+def snr_table(cmp: PairedComparison) -> Table | None:
+    """Mean Δ [CI] per metric (rows) and test-set SNR (columns); None without SNR levels."""
+    snrs = sorted({s.snr for m in cmp.metrics for s in m.per_snr})
+    if not snrs:
+        return None
+    t = Table(title="Paired mean Δ [CI] per input SNR")
+    t.add_column("metric", no_wrap=True)
+    for snr in snrs:
+        t.add_column(f"{snr:g} dB", justify="right", no_wrap=True)
+    for m in cmp.metrics:
+        k = 2 if m.metric == "si_sdr" else 3
+        by = {s.snr: s for s in m.per_snr}
+        t.add_row(LABELS.get(m.metric, m.metric), *[
+            f"{_num(s.mean_diff, k)} [{_num(s.ci_low, k)}, {_num(s.ci_high, k)}] n={s.n}"
+            if (s := by.get(snr)) else "–" for snr in snrs
+        ])
+    return t
+
+
+def print_comparison(cmp: PairedComparison) -> None:
+    make_console().print(table(cmp))
+    if (per_snr := snr_table(cmp)) is not None:
+        make_console().print(per_snr)
+    make_console().print(
+        f"Δ = B − A per utterance; CI: paired bootstrap ({cmp.n_resamples} resamples, seed "
+        f"{cmp.seed}, {'/'.join(sorted({m.ci_method for m in cmp.metrics}))}); Wilcoxon "
+        "signed-rank with Pratt's zero handling; verdict: CI low > −margin is non-inferior, "
+        "CI high < −margin inferior."
+    )
+
+
+def _one_line(text: str) -> None:
+    """A warning on stderr as one unwrapped line (messages may hold [brackets])."""
+    make_console(stderr=True).print(f"[yellow]{escape(' '.join(text.split()))}[/yellow]",
+                                    soft_wrap=True, highlight=False)
+
+
+def after_evaluation(
+    run_id: str, rows: Sequence[Mapping[str, Any]], prefix: str = ""
+) -> PairedComparison | None:
+    """``evaluate()``'s hook: compare with the run's ``seofp.baseline_run`` and log it.
+
+    Never raises: a missing baseline or baseline scores is one printed line, and evaluation
+    goes on. Returns the comparison, or None when there was none.
+    """
+    baseline = None
+    try:
+        baseline = tracking.get_run(run_id).data.tags.get(tracking.TAG_BASELINE)
+        if not baseline or baseline == run_id:
+            return None
+        cmp = compare_runs(baseline, run_id, scores_b=rows)
+        log_comparison(cmp, run_id, prefix)
+    except SeofpError as exc:
+        _one_line(f"paired comparison with baseline {baseline} skipped: {exc}")
+        return None
+    except Exception as exc:  # noqa: BLE001 - an extra analysis must not fail the evaluation
+        _one_line(f"paired comparison with baseline {baseline} failed: "
+                  f"{type(exc).__name__}: {exc}")
+        return None
+    print_comparison(cmp)
+    return cmp
+
+
+__all__ = ["after_evaluation", "compare_runs", "log_comparison", "metrics_of",
+           "print_comparison", "run_scores", "table", "testset_of"]

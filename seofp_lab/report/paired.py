@@ -1,0 +1,97 @@
+"""The "vs baseline (paired)" block: per run with ``paired_*`` metrics (logged by evaluation or
+``seofp compare``), the mean per-utterance difference with its CI and the non-inferiority verdict
+per quality metric. Runs without them are simply not listed."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from seofp_lab import tracking
+from seofp_lab.evaluate.paired import DEFAULT_MARGINS, verdict
+from seofp_lab.report.runs import RunRecord
+from seofp_lab.report.table import LABELS, QUALITY
+
+
+@dataclass(frozen=True)
+class PairedCell:
+    """One metric of one run: Δ = run − its paired reference, CI, Holm-adjusted Wilcoxon p."""
+
+    metric: str
+    delta: float
+    ci_low: float
+    ci_high: float
+    p: float | None
+    margin: float
+    margin_logged: bool  # False: the run logged no margin, the default one is assumed
+    verdict: str
+
+    @property
+    def text(self) -> str:
+        return f"{_signed(self.metric, self.delta)} [{_signed(self.metric, self.ci_low)}, " \
+               f"{_signed(self.metric, self.ci_high)}]"
+
+
+@dataclass(frozen=True)
+class PairedBlock:
+    run_id: str
+    label: str
+    against: str  # run A's id ('' when unknown)
+    cells: tuple[PairedCell, ...]
+
+
+def _signed(metric: str, v: float) -> str:
+    """Sign, true minus, 2 decimals for SI-SDR, 3 for PESQ, 4 for (E)STOI.
+
+    >>> _signed("stoi", -0.00123), _signed("si_sdr", 0.333)
+    ('−0.0012', '+0.33')
+    """
+    digits = {"si_sdr": 2, "stoi": 4, "estoi": 4}.get(metric, 3)
+    text = f"{abs(v):.{digits}f}"
+    return ("±" if float(text) == 0 else "+" if v > 0 else "−") + text
+
+
+def _cell(run: RunRecord, metric: str) -> PairedCell | None:
+    key = f"paired_{metric}_"
+    vals = {k: run.metrics.get(key + k) for k in ("delta", "ci_low", "ci_high", "p", "margin")}
+    if any(vals[k] is None or not math.isfinite(vals[k]) for k in ("delta", "ci_low", "ci_high")):
+        return None
+    logged = vals["margin"] is not None and math.isfinite(vals["margin"]) and vals["margin"] > 0
+    margin = float(vals["margin"]) if logged else DEFAULT_MARGINS[metric]
+    return PairedCell(metric, float(vals["delta"]), float(vals["ci_low"]),
+                      float(vals["ci_high"]), vals["p"], margin, logged,
+                      verdict(float(vals["ci_low"]), float(vals["ci_high"]), margin))
+
+
+def paired_blocks(runs: Sequence[RunRecord]) -> list[PairedBlock]:
+    """One block per run that has at least one complete ``paired_<metric>_*`` triple."""
+    out = []
+    for r in runs:
+        cells = tuple(c for m in QUALITY if (c := _cell(r, m)) is not None)
+        if cells:
+            tags = r.tags
+            against = tags.get(tracking.TAG_PAIRED_AGAINST) or tags.get(tracking.TAG_BASELINE, "")
+            out.append(PairedBlock(r.run_id, r.label, against, cells))
+    return out
+
+
+def paired_context(blocks: Sequence[PairedBlock]) -> dict[str, object]:
+    """What the template shows: metric columns present in any block, and display rows."""
+    metrics = [m for m in QUALITY if any(c.metric == m for b in blocks for c in b.cells)]
+    rows = []
+    for b in blocks:
+        by = {c.metric: c for c in b.cells}
+        rows.append({
+            "label": b.label, "run": b.run_id[:8], "against": b.against[:8] or "—",
+            "cells": [None if m not in by else {
+                "text": by[m].text, "verdict": by[m].verdict,
+                "title": f"margin {by[m].margin:g}" + ("" if by[m].margin_logged else
+                                                        " (default; none logged)")
+                + (f", Holm-adjusted Wilcoxon p = {by[m].p:.2g}" if by[m].p is not None else ""),
+            } for m in metrics],
+        })
+    return {"columns": [(m, LABELS[m]) for m in metrics], "rows": rows}
+
+
+__all__ = ["PairedBlock", "PairedCell", "paired_blocks", "paired_context"]
