@@ -18,6 +18,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "train": ("seofp_lab.train.cli", "train one experiment config (tracked in MLflow)"),
     "evaluate": ("seofp_lab.evaluate.cli", "enhance the test set with a run's model and score it"),
     "export": ("seofp_lab.infer.cli", "write a run's model as one .seofp file"),
+    "enhance": ("seofp_lab.infer.enhance_cli", "enhance your own audio files with the C engine"),
     "bench": ("seofp_lab.infer.bench_cli", "latency and real-time factor, side by side"),
     "sweep": ("seofp_lab.train.sweep", "run a grid of experiments from configs/sweep/"),
     "study": ("seofp_lab.listening.cli", "listening studies: plan, prepare, serve, analyze"),

@@ -1,0 +1,86 @@
+"""``seofp enhance``: a user's own files through the C engine, offline and streaming."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from seofp_lab import cli
+from seofp_lab.data.audio import read_audio
+from seofp_lab.infer import engine
+from seofp_lab.infer.enhance_cli import enhance_files
+from seofp_lab.infer.export import export_model
+from tests.engine_models import tiny_model
+
+pytestmark = pytest.mark.kernel
+
+
+@pytest.fixture
+def lstm_model(tmp_path: Path) -> Path:
+    return export_model(tiny_model("lstm"), tmp_path / "lstm.seofp")
+
+
+def _wav(path: Path, seconds: float, rate: int, channels: int = 1, seed: int = 0) -> Path:
+    x = np.random.default_rng(seed).standard_normal((int(seconds * rate), channels)) * 0.1
+    sf.write(str(path), x.astype(np.float32), rate, subtype="FLOAT")
+    return path
+
+
+def test_enhance_files_offline_keeps_rate_and_equals_the_engine(
+    lstm_model: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    src = tmp_path / "in"
+    src.mkdir()
+    mono = _wav(src / "a.wav", 0.5, 16000)
+    stereo = _wav(src / "b.wav", 0.4, 8000, channels=2, seed=1)
+    out = tmp_path / "out"
+    assert cli.main(["enhance", str(lstm_model), str(src), "--out", str(out)]) == 0
+    assert "RTF" in capsys.readouterr().out
+    y, rate = sf.read(str(out / "a.wav"), dtype="float32")
+    assert rate == 16000 and y.shape == (8000,)
+    ref = engine.load(lstm_model).enhance(read_audio(mono))
+    assert y.tobytes() == ref.tobytes()  # FLOAT WAV keeps the engine's samples exactly
+    y2, rate2 = sf.read(str(out / "b.wav"), dtype="float32")
+    assert rate2 == 8000 and y2.ndim == 1 and abs(y2.size - 3200) <= 1  # back to 8 kHz, mono
+    assert sf.info(str(stereo)).channels == 2  # the input is untouched
+
+
+def test_stream_gives_the_offline_samples_and_reports_chunk_times(
+    lstm_model: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    wav = _wav(tmp_path / "talk.wav", 0.6, 16000)
+    off, live = tmp_path / "off", tmp_path / "live"
+    assert cli.main(["enhance", str(lstm_model), str(wav), "--out", str(off)]) == 0
+    assert cli.main(["enhance", str(lstm_model), str(wav), "--out", str(live), "--stream",
+                     "--chunk-ms", "10"]) == 0
+    assert (off / "talk.wav").read_bytes() == (live / "talk.wav").read_bytes()
+    (done,) = enhance_files(lstm_model, [wav], tmp_path / "again", stream=True, chunk_ms=10.0)
+    assert done.seconds == pytest.approx(0.6)
+    assert 0 < done.chunk_ms_p50 <= done.chunk_ms_p99  # type: ignore[operator]
+    assert 0 <= done.late_chunks <= 60 and done.compute_s > 0
+
+
+def test_bad_inputs_are_refused_with_the_file_named(
+    lstm_model: Path, tmp_path: Path, workspace: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    blstm = export_model(tiny_model("blstm"), tmp_path / "b.seofp")
+    wav = _wav(tmp_path / "x.wav", 0.3, 16000)
+    assert cli.main(["enhance", str(blstm), str(wav), "--stream"]) == 2  # default --out
+    assert "unidirectional" in capsys.readouterr().err
+    assert not list((workspace / "enhanced_files").rglob("*.wav"))
+    bad = tmp_path / "broken.wav"
+    bad.write_bytes(b"RIFF....not audio")
+    assert cli.main(["enhance", str(lstm_model), str(bad), "--out", str(tmp_path / "o")]) == 2
+    assert "broken.wav" in capsys.readouterr().err
+    short = _wav(tmp_path / "short.wav", 0.005, 16000)  # 80 samples: less than one frame
+    assert cli.main(["enhance", str(lstm_model), str(wav), str(short),
+                     "--out", str(tmp_path / "o2")]) == 2
+    assert "short.wav" in capsys.readouterr().err
+    assert (tmp_path / "o2" / "x.wav").is_file()  # the file before it is kept
+    assert cli.main(["enhance", str(lstm_model), str(wav), "--out", str(tmp_path)]) == 2
+    assert "overwrite" in capsys.readouterr().err  # would replace its own input
+    assert cli.main(["enhance", str(tmp_path / "none.seofp"), str(wav)]) == 2
+    assert "none.seofp" in capsys.readouterr().err
