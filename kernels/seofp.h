@@ -12,7 +12,8 @@
  *   SEOFP_DECODE_BITS uint8 sign<<7 | c, decoded to fp32 by bit construction (wide windows)
  *   SEOFP_FP32        float, the control
  *   SEOFP_INTADD16    uint16 a = s<<15 | c<<7 (0 = zero), the same integer adder with the addend
- *                     a << 16 one unpack away; each 16-run stored as k 0-3, 8-11, 4-7, 12-15
+ *                     a << 16 one unpack away; each 16-run stored as k 0-3, 8-11, 4-7, 12-15;
+ *                     with ianet = 1, a = top half of bits(w * 2^-63) (IA-NET's stored weight)
  *   SEOFP_INTADD4     nibbles s<<3 | c (c <= 7: windows of <= 7 exponents, e.g. s1e3), a chunk in
  *                     32 bytes in the order W4_BYTE (seofp.c); two 16-entry tables + unpacks
  *
@@ -27,7 +28,8 @@
  * intadd: the integer addends (c << 23) + (s << 31) and zero masks), then tiles of 2 rows x 3
  * columns with 12 accumulators run over it; every (row, column) keeps the 16 lane sums and the
  * reduction above, so batch > 1 is bit-identical to batch 1. intadd skips the masks when no
- * activation of a column is masked and no real weight of the block is zero.
+ * activation of a column is masked and the layer has no zero weight (seofp_layer.zeros, set by
+ * the packer: a layer that has zero weights but says it has none gets wrong sums for them).
  *
  * LSTM gates use one exp formula (range reduction + Cephes polynomial, IEEE operations and fused
  * multiply-adds only) in both code paths, vectorized over the 4H gate vector on AVX2; the
