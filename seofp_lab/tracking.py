@@ -164,6 +164,30 @@ def resume_run(run_id: str) -> Iterator[str]:
         yield run_id
 
 
+def resolve_run_id(run_id: str) -> str:
+    """The full id of a run given its id or a unique prefix of it (reports print 8 characters).
+
+    Raises:
+        TrackingError: no run, or several runs, match; the message names the store and lists the
+            newest runs.
+    """
+    with contextlib.suppress(Exception):  # a full id: one lookup
+        return client().get_run(run_id).info.run_id
+    c = client()
+    exps = [e.experiment_id for e in c.search_experiments()]
+    runs = (c.search_runs(exps, max_results=5000, order_by=["attributes.start_time DESC"])
+            if exps else [])
+    hits = [r.info.run_id for r in runs if run_id and r.info.run_id.startswith(run_id)]
+    if len(hits) == 1:
+        return hits[0]
+    if hits:
+        raise TrackingError(f"Expected a run id prefix matching one run but {run_id!r} matches "
+                            f"{len(hits)}: {', '.join(h[:12] for h in hits[:5])}")
+    newest = ", ".join(f"{r.info.run_id[:8]} ({r.info.run_name})" for r in runs[:8])
+    raise TrackingError(f"Expected an MLflow run id in {tracking_uri()} but found no run "
+                        f"{run_id!r}; newest runs there: {newest or 'none'}")
+
+
 def get_run(run_id: str):  # noqa: ANN201 - mlflow Run
     """The run, or a TrackingError naming the store when it does not exist."""
     try:

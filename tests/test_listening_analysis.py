@@ -7,10 +7,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from scipy import stats
 from sqlalchemy import select
 
 from seofp_lab.cli import main as seofp
+from seofp_lab.listening import stats as S
 from seofp_lab.listening.analysis import analyze
+from seofp_lab.listening.bias import confusion_matrix, per_listener_bias
 from seofp_lab.listening.listener import StudyService
 from seofp_lab.listening.protocol import StudyDefinition
 from seofp_lab.listening.store import TrialRow
@@ -127,3 +130,76 @@ def test_cli_plan_prepare_analyze_export(tmp_path: Path, monkeypatch: pytest.Mon
     assert seofp(["study", "export", str(study), "--out", str(tmp_path / "export")]) == 0
     exported = pd.read_csv(tmp_path / "export" / "trials.csv")
     assert len(exported) == 30 and set(exported.response) <= {"A", "B"}
+
+
+def _answers(cells: dict[tuple[int, str, str], int]) -> pd.DataFrame:
+    """A main-trial table from counts of (listener, X, response)."""
+    rows = [{"listener": lst, "x_is": x, "response": r, "correct": int(x == r)}
+            for (lst, x, r), count in cells.items() for _ in range(count)]
+    return pd.DataFrame(rows)
+
+
+def test_item_table_matches_a_hand_computed_clopper_pearson() -> None:
+    df = pd.DataFrame({"item": ["i1"] * 4 + ["i2"] * 2 + ["i3"] * 3,
+                       "snr": [10.0] * 4 + [0.0] * 5,
+                       "correct": [1, 1, 1, 0, 0, 0, 1, 1, 1], "listener": range(9)})
+    t = S.per_item(df, 0.05)
+    assert t.item.tolist() == ["i2", "i3", "i1"]  # input SNR first, then item
+    assert t.k.tolist() == [0, 3, 3] and t.n.tolist() == [2, 3, 4]
+    # exact bounds: k = 0 upper 1 - (a/2)^(1/n); k = n lower (a/2)^(1/n); Beta(4, 1) cdf x^4;
+    # Beta(3, 2) cdf 4x^3 - 3x^4, solved for 0.025 by its polynomial root in (0, 1)
+    roots = np.roots([-3, 4, 0, 0, -0.025])
+    lo_31 = float(next(r.real for r in roots if abs(r.imag) < 1e-12 and 0 < r.real < 1))
+    assert np.allclose(t.ci_low, [0.0, 0.025 ** (1 / 3), lo_31], atol=1e-9)
+    assert np.allclose(t.ci_high, [1 - 0.025 ** 0.5, 1.0, 0.975 ** 0.25], atol=1e-9)
+
+
+def test_confusion_matrix_counts_the_constructed_answers() -> None:
+    df = _answers({(0, "A", "A"): 5, (0, "A", "B"): 2, (1, "B", "A"): 3, (1, "B", "B"): 4})
+    conf = confusion_matrix(df)
+    assert conf.x_is.tolist() == ["A", "B"]
+    assert conf[["answered_A", "answered_B"]].to_numpy().tolist() == [[5, 2], [3, 4]]
+    assert conf[["answered_A", "answered_B"]].to_numpy().sum() == len(df) == 14
+    only_a = confusion_matrix(_answers({(0, "A", "A"): 3}))  # absent cells are zeros
+    assert only_a[["answered_A", "answered_B"]].to_numpy().tolist() == [[3, 0], [0, 0]]
+
+
+def test_criterion_c_is_negative_for_a_listener_who_leans_to_a() -> None:
+    df = _answers({(0, "A", "A"): 10, (0, "B", "A"): 8, (0, "B", "B"): 2,   # says "A"
+                   (1, "A", "B"): 9, (1, "A", "A"): 1, (1, "B", "B"): 10,   # says "B"
+                   (2, "A", "A"): 8, (2, "A", "B"): 2, (2, "B", "B"): 8, (2, "B", "A"): 2})
+    b = per_listener_bias(df).set_index("listener")
+    h, f = 10.5 / 11, 8.5 / 11  # Hautus: 0.5 added to each cell
+    z = stats.norm.ppf
+    assert b.bias_c[0] == pytest.approx(-(z(h) + z(f)) / 2) and b.bias_c[0] < -0.5
+    assert b.bias_c[1] > 0.5 and abs(b.bias_c[2]) < 1e-12
+    assert b.dprime[2] > b.dprime[0]  # the unbiased listener discriminates best
+
+
+def test_dprime_bootstrap_interval_is_seeded_and_covers_the_estimate() -> None:
+    trials, parts = _tables([0.75] * 8 + [0.6] * 4, seed=7)
+    main = trials[trials.trial_type == "main"]
+    point = S.abx_sdt(main)["dprime_differencing"]
+    lo, hi = S.dprime_bootstrap(main, reps=300, seed=5)
+    assert lo < point < hi and hi - lo > 0.1
+    assert S.dprime_bootstrap(main, reps=300, seed=5) == (lo, hi)
+    assert S.dprime_bootstrap(main, reps=300, seed=6) != (lo, hi)
+    # one listener: every resample is that listener, so the grid inversion must equal brentq
+    one = S.dprime_bootstrap(main[main.listener == 0], reps=20, seed=0)
+    d0 = S.abx_sdt(main[main.listener == 0])["dprime_differencing"]
+    assert one[0] == pytest.approx(d0, abs=1e-3) and one[1] == pytest.approx(d0, abs=1e-3)
+    assert np.isnan(S.dprime_bootstrap(main, reps=0)[0])
+
+
+def test_analysis_reports_the_dprime_interval_and_the_trial_tables() -> None:
+    trials, parts = _tables([0.75] * 6, seed=8)
+    res = analyze(trials, parts, STUDY, boot=100, seed=2)
+    m = res.metrics
+    assert m["dprime_ci_low"] <= m["dprime_differencing"] <= m["dprime_ci_high"]
+    assert f"[{m['dprime_ci_low']:.2f}, {m['dprime_ci_high']:.2f}]" in res.text
+    assert res.tables["items"].n.sum() == m["n"] == len(res.tables["trial_log"])
+    assert res.tables["confusion"][["answered_A", "answered_B"]].to_numpy().sum() == m["n"]
+    assert len(res.tables["bias"]) == m["listeners"]
+    again = analyze(trials, parts, STUDY, boot=100, seed=2).metrics
+    assert (again["dprime_ci_low"], again["dprime_ci_high"]) == (m["dprime_ci_low"],
+                                                                 m["dprime_ci_high"])

@@ -7,7 +7,7 @@ import argparse
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("evaluate", help="enhance the test set with a run's model and score it")
-    p.add_argument("run_id", help="MLflow run id of a training run")
+    p.add_argument("run_id", help="MLflow run id (or a unique prefix) of a training run")
     p.add_argument(
         "--engine",
         choices=["torch", "c"],
@@ -24,7 +24,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from seofp_lab.evaluate.run import evaluate, results_table  # noqa: PLC0415
+    from seofp_lab.tracking import resolve_run_id  # noqa: PLC0415
 
+    args.run_id = resolve_run_id(args.run_id)  # a full id or a unique prefix
     res = evaluate(
         args.run_id,
         engine=args.engine,

@@ -26,13 +26,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def _resolve(run_id: str) -> str:
-    """A full run id from a full id or a unique prefix (the report prints 8 characters)."""
-    from seofp_lab.report.runs import resolve_run  # noqa: PLC0415
-
-    return resolve_run(run_id).run_id
-
-
 def run(args: argparse.Namespace) -> int:
     from seofp_lab.evaluate.paired import PairingError, parse_margins  # noqa: PLC0415
     from seofp_lab.evaluate.paired_runs import (  # noqa: PLC0415
@@ -44,7 +37,9 @@ def run(args: argparse.Namespace) -> int:
     margins = parse_margins(args.margin)  # bad syntax fails before any store access
     if args.resamples < 100:
         raise PairingError(f"Expected --resamples >= 100 but got {args.resamples}")
-    run_a, run_b = _resolve(args.run_a), _resolve(args.run_b)
+    from seofp_lab.tracking import resolve_run_id  # noqa: PLC0415
+
+    run_a, run_b = resolve_run_id(args.run_a), resolve_run_id(args.run_b)
     cmp = compare_runs(run_a, run_b, margins, n_resamples=args.resamples, seed=args.seed)
     print_comparison(cmp)
     if not args.no_log:

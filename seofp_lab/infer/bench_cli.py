@@ -7,7 +7,7 @@ import argparse
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("bench", help="latency and real-time factor, side by side")
-    p.add_argument("run_id", help="MLflow run id of a trained model")
+    p.add_argument("run_id", help="MLflow run id (or a unique prefix) of a trained model")
     p.add_argument("--seconds", type=float, default=4.0, help="utterance length (s)")
     p.add_argument("--samples", type=int, default=31, help="timed samples per contender (>= 31)")
     p.add_argument("--kernel", choices=["intadd", "decode", "fp32"], default="intadd",
@@ -18,6 +18,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from seofp_lab.infer.bench import bench_run  # noqa: PLC0415
+    from seofp_lab.tracking import resolve_run_id  # noqa: PLC0415
 
-    bench_run(args.run_id, args.seconds, args.samples, args.kernel, log=not args.no_log)
+    bench_run(resolve_run_id(args.run_id), args.seconds, args.samples, args.kernel,
+              log=not args.no_log)
     return 0

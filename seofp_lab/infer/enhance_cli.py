@@ -47,9 +47,9 @@ def model_path(source: str) -> Path:
     from seofp_lab.infer.export import export_run  # noqa: PLC0415
     from seofp_lab.workspace import workspace_path  # noqa: PLC0415
 
-    tracking.get_run(source)  # an unknown id is a TrackingError naming the store
-    cached = workspace_path("exports", f"{source}.seofp")
-    return cached if cached.is_file() else export_run(source)
+    run_id = tracking.resolve_run_id(source)  # a full id or a unique prefix
+    cached = workspace_path("exports", f"{run_id}.seofp")
+    return cached if cached.is_file() else export_run(run_id)
 
 
 def input_files(inputs: list[Path]) -> list[Path]:

@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from seofp_lab.listening import stats as S
+from seofp_lab.listening.bias import confusion_matrix, per_listener_bias
 from seofp_lab.listening.power import detection_power
 from seofp_lab.listening.protocol import StudyDefinition
 
@@ -131,9 +132,12 @@ def analyze(trials: pd.DataFrame, participants: pd.DataFrame, study: StudyDefini
         f"p = {m['p_detect']:.4g}, BF10 = {m['bayes_factor_10']:.3g}")
     sdt = S.abx_sdt(main)
     m.update(sdt)
-    say(f"d′ = {sdt['dprime_differencing']:.2f} (differencing), "
-        f"{sdt['dprime_independent']:.2f} (independent observations); bias c = "
-        f"{sdt['bias_c']:.2f}")
+    lo, hi = S.dprime_bootstrap(main, reps=boot, seed=seed)
+    m.update(dprime_ci_low=lo, dprime_ci_high=hi)
+    say(f"d′ = {sdt['dprime_differencing']:.2f} [{lo:.2f}, {hi:.2f}] (differencing; 95 % "
+        f"bootstrap over listeners, {boot} resamples), {sdt['dprime_independent']:.2f} "
+        f"(independent observations); bias c = {sdt['bias_c']:.2f}")
+    _trial_tables(out, main)
     pl = S.per_listener(main, plan.alpha)
     out.tables["listeners"] = pl
     chi2, ddf, p_od = S.overdispersion(pl.k.to_numpy(), pl.n.to_numpy())
@@ -171,6 +175,20 @@ def analyze(trials: pd.DataFrame, participants: pd.DataFrame, study: StudyDefini
     say(f"Claim ({L} listeners, {n} trials, {int(ex.excluded.sum())} excluded, margin "
         f"{plan.margin}, this stimulus set only): {out.claim}")
     return out
+
+
+TRIAL_LOG = ("listener", "item", "snr", "correct", "confidence", "rt_ms", "plays_a", "plays_b",
+             "plays_x", "switches")
+
+
+def _trial_tables(out: StudyAnalysis, main: pd.DataFrame) -> None:
+    """Tables behind plots 4, 7 and 8 (§8.10): items (95 % CP), confusion, per-listener bias,
+    and the trial log."""
+    out.tables["items"] = S.per_item(main, 0.05)
+    out.tables["confusion"] = confusion_matrix(main)
+    out.tables["bias"] = per_listener_bias(main)
+    # only the columns the store recorded: plots say which are missing instead of guessing
+    out.tables["trial_log"] = main[[c for c in TRIAL_LOG if c in main]].reset_index(drop=True)
 
 
 def _ladder(out: StudyAnalysis, trials: pd.DataFrame, margin: float, boot: int, seed: int

@@ -107,6 +107,72 @@ def sdt_from_rates(h: float, f: float) -> dict[str, float]:
             dprime_from_pc(pc, "independent")}
 
 
+def per_item(df: pd.DataFrame, alpha: float = 0.05) -> pd.DataFrame:
+    """Per stimulus item: k of n correct with a two-sided (1 - alpha) Clopper–Pearson interval.
+
+    Args:
+        df: trial table with ``item``, ``correct`` and, if known, ``snr`` (the input SNR).
+
+    Returns:
+        One row per item (columns item, snr, k, n, pc, ci_low, ci_high), sorted by input SNR
+        (unknown last) and then by item, the order of the item forest (LISTENING.md §8.10, 4).
+    """
+    d = df.assign(snr=df["snr"] if "snr" in df else np.nan)
+    g = d.groupby("item", sort=False).agg(snr=("snr", "first"), k=("correct", "sum"),
+                                          n=("correct", "count")).reset_index()
+    g["k"], g["n"] = g.k.astype(int), g.n.astype(int)
+    g["pc"] = g.k / g.n
+    ci = [clopper_pearson(int(k), int(n), alpha) for k, n in zip(g.k, g.n, strict=False)]
+    g["ci_low"] = [c[0] for c in ci]
+    g["ci_high"] = [c[1] for c in ci]
+    key = pd.to_numeric(g.snr, errors="coerce")
+    order = np.lexsort((g.item.astype(str).to_numpy(), key.fillna(np.inf).to_numpy()))
+    return g.iloc[order].reset_index(drop=True)
+
+
+def dprime_bootstrap(df: pd.DataFrame, reps: int = 1000, level: float = 0.95, seed: int = 0,
+                     model: Literal["differencing", "independent"] = "differencing"
+                     ) -> tuple[float, float]:
+    """Two-sided percentile interval of the pooled ABX d′, resampling listeners.
+
+    Each resample draws L listeners with replacement and recomputes :func:`abx_sdt` on their
+    pooled trials (Hautus' 0.5 per cell, Pc_unb, d′ by inverting :func:`pc_from_dprime`), so
+    the interval carries the between-listener spread. LISTENING.md §8.3 names a bootstrap over
+    trials within each listener; that one ignores listener heterogeneity and is narrower.
+    Inversion uses a 0.001-step grid of d′ (error < 1e-3), not a root finder per resample.
+
+    Args:
+        df: trial table with ``listener``, ``x_is`` and ``response`` ("A"/"B").
+        reps: resamples; fewer than 1 gives (nan, nan).
+        level: two-sided coverage.
+        seed: the generator seed (same seed, same interval).
+
+    Returns:
+        (low, high).
+    """
+    if reps < 1 or df.empty:
+        return float("nan"), float("nan")
+    said_a = (df["response"] == "A").to_numpy()
+    xa = (df["x_is"] == "A").to_numpy()
+    codes, _ = pd.factorize(df["listener"])
+    # per listener: trials with X = A, "A" answers to them, trials with X = B, "A" answers
+    cells = np.stack([np.bincount(codes, w, minlength=codes.max() + 1)
+                      for w in (xa, xa & said_a, ~xa, ~xa & said_a)], axis=1).astype(float)
+    rng = np.random.default_rng(seed)
+    pick = rng.integers(0, len(cells), (reps, len(cells)))
+    na, ha, nb, fb = cells[pick].sum(axis=1).T
+    zh = stats.norm.ppf((ha + 0.5) / (na + 1))
+    zf = stats.norm.ppf((fb + 0.5) / (nb + 1))
+    pc = np.minimum(stats.norm.cdf((zh - zf) / 2), 0.99999)
+    grid = np.linspace(0.0, 20.0, 20001)
+    c = np.sqrt(6) if model == "differencing" else 2.0
+    phi = stats.norm.cdf
+    pcs = phi(grid / np.sqrt(2)) * phi(grid / c) + phi(-grid / np.sqrt(2)) * phi(-grid / c)
+    d = np.where(pc <= 0.5, 0.0, np.interp(pc, pcs, grid))
+    tail = (1 - level) / 2
+    return float(np.quantile(d, tail)), float(np.quantile(d, 1 - tail))
+
+
 @dataclass(frozen=True)
 class Bound:
     """A population-average Pc with its one-sided upper bound."""

@@ -71,10 +71,14 @@ def check_out(out: Path | None) -> Path | None:
                 f"Expected a writable folder for the report but could not create "
                 f"{str(folder)!r}: {exc.strerror}"
             ) from exc
-    if not os.access(folder, os.W_OK | os.X_OK):
+    try:  # a real write: permission bits do not tell (root, read-only or virtual file systems)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as exc:
         raise ReportError(
-            f"Expected a writable folder for the report but {str(folder)!r} is not writable"
-        )
+            f"Expected a writable folder for the report but {str(folder)!r} is not writable "
+            f"({exc.strerror})"
+        ) from None
     return out
 
 
