@@ -35,6 +35,8 @@ from seofp_lab.infer.bench import environment
 CONTENDERS = {"c_fp32": ("fp32", "auto"), "c_intadd8": ("intadd", "codes"),
               "c_intadd16": ("intadd", "addends"), "c_decode": ("decode", "auto")}
 NAMES = ["torch_fp32", "torch_fp32_nodnn", "torch_int8", *CONTENDERS]
+# --threads 2: the same kernels with batch-1 products split over two threads (KERNEL.md 4.8)
+TWO_THREADS = {f"{n}_2t": CONTENDERS[n] for n in ("c_intadd8", "c_intadd16", "c_decode")}
 
 
 def _w(rng: np.random.Generator, rows: int, cols: int) -> np.ndarray:
@@ -42,8 +44,18 @@ def _w(rng: np.random.Generator, rows: int, cols: int) -> np.ndarray:
     return np.ldexp(rng.choice([-1.0, 1.0], size=(rows, cols)), e).astype(np.float32)
 
 
+def _threaded(fn: Callable[[], object], n: int) -> Callable[[], object]:
+    def run() -> object:
+        K.set_threads(n)
+        try:
+            return fn()
+        finally:
+            K.set_threads(1)
+    return run
+
+
 def _case(rng: np.random.Generator, hidden: int, bidir: bool, frames: int,
-          step: bool) -> dict[str, Callable[[], object]]:
+          step: bool, two_threads: bool = False) -> dict[str, Callable[[], object]]:
     """Runners of one case; ``step``: one frame per call with carried state."""
     dirs, layers, n_in = (2 if bidir else 1), 2, 257
     ref = nn.LSTM(n_in, hidden, layers, batch_first=True, bidirectional=bidir).eval()
@@ -77,7 +89,8 @@ def _case(rng: np.random.Generator, hidden: int, bidir: bool, frames: int,
     fns: dict[str, Callable[[], object]] = {"torch_fp32": t_run(ref),
                                             "torch_fp32_nodnn": t_run(ref, onednn=False),
                                             "torch_int8": t_run(q)}
-    for name, (k, layout) in CONTENDERS.items():
+    contenders = {**CONTENDERS, **(TWO_THREADS if two_threads else {})}
+    for name, (k, layout) in contenders.items():
         packed = [(K.pack_layer(a, k, layout), K.pack_layer(b, k, layout), c)  # type: ignore[arg-type]
                   for a, b, c in mats]
         hs = [np.zeros(hidden, np.float32) for _ in packed]
@@ -108,6 +121,8 @@ def _case(rng: np.random.Generator, hidden: int, bidir: bool, frames: int,
             return stack.run(x, st)[0]
 
         fns[name] = c_run if bidir else stack_run
+        if name.endswith("_2t"):
+            fns[name] = _threaded(fns[name], 2)
     return fns
 
 
@@ -118,6 +133,8 @@ def main() -> None:
     ap.add_argument("--frames", type=int, default=64, help="frames of the offline cases")
     ap.add_argument("--mode", choices=["cold", "warm", "both"], default="both")
     ap.add_argument("--burst", type=int, default=4, help="recorded calls per turn when warm")
+    ap.add_argument("--threads", type=int, choices=[1, 2], default=1,
+                    help="2: also time the C kernels with batch-1 products on two threads")
     args = ap.parse_args()
     torch.set_num_threads(1)
     rng = np.random.default_rng(0)
@@ -132,14 +149,15 @@ def main() -> None:
                  "others' (a machine serving many models)" if mode == "cold" else
                  f"warm: {args.burst} consecutive calls per contender in turn after one unrecorded"
                  " (one model streaming on its core)")
-        table = Table(title=f"LSTM per-frame time, µs p50 (best) [× torch fp32 p50]; 1 thread, "
-                            f"{args.samples} interleaved rounds; {title}")
+        table = Table(title=f"LSTM per-frame time, µs p50 (best) [× torch fp32 p50]; 1 thread "
+                            f"(_2t: 2), {args.samples} interleaved rounds; {title}")
         table.add_column("case")
-        for n in NAMES:
+        names = NAMES + (list(TWO_THREADS) if args.threads == 2 else [])
+        for n in names:
             table.add_column(n, justify="right")
         tables[mode] = table
         for label, hidden, bidir, frames, step in cases:
-            fns = _case(rng, hidden, bidir, frames, step)
+            fns = _case(rng, hidden, bidir, frames, step, args.threads == 2)
             times: dict[str, list[float]] = {n: [] for n in fns}
             for i in range(args.samples + args.warmup):
                 for n, f in fns.items():  # interleaved A B C D E (warm: A A A B B B ...)
@@ -150,7 +168,7 @@ def main() -> None:
                             times[n].append((time.perf_counter() - t0) / frames)
             base = float(np.median(times["torch_fp32"]))
             table.add_row(label, *(f"{1e6 * np.median(times[n]):.0f} ({1e6 * min(times[n]):.0f}) "
-                                   f"[{base / np.median(times[n]):.2f}×]" for n in NAMES))
+                                   f"[{base / np.median(times[n]):.2f}×]" for n in names))
     console = Console(width=160)
     for table in tables.values():
         console.print(table)

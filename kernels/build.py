@@ -24,7 +24,8 @@ ffibuilder.set_source(
     sources=[str(SRC / "seofp.c")],
     include_dirs=[str(SRC)],
     # no -march=native, no -ffast-math: runtime dispatch, IEEE sums (KERNEL.md 4.10)
-    extra_compile_args=["-O3", "-std=c11", "-fno-strict-aliasing", "-Wall", "-Wextra"],
+    extra_compile_args=["-O3", "-std=c11", "-fno-strict-aliasing", "-Wall", "-Wextra", "-pthread"],
+    extra_link_args=["-pthread"],
     libraries=["m"],
 )
 

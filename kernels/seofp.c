@@ -4,9 +4,12 @@
  * compiled per function with __attribute__((target)), chosen at run time. Never build with
  * -ffast-math or -march=native: the first reorders sums and sets FTZ/DAZ process-wide.
  */
+#define _POSIX_C_SOURCE 200809L /* pthreads under -std=c11 */
 #include "seofp.h"
 
 #include <math.h>
+#include <pthread.h>
+#include <sched.h>
 #include <string.h>
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
@@ -595,12 +598,166 @@ AVX2_FN static void gemm_tiles_avx2(const seofp_layer *w, const float *prep, con
 }
 #endif
 
+/* One call's block loop (batch 1 and the portable path): blocks [b0, b1) of every column. */
+typedef struct {
+    const seofp_layer *w;
+    const float *prep;
+    int n, ys_n, ys_r, any_masked, avx2;
+    float *y;
+    float scale;
+} blocks_job;
+
+static void blocks_run(const blocks_job *jb, int b0, int b1) {
+    const seofp_layer *w = jb->w;
+    const int cp = w->cols_pad, nchunks = cp / 16;
+    const size_t pf = prep_floats(w), bb = block_bytes(w);
+    for (int b = b0; b < b1; b++) {
+        const uint8_t *blk = (const uint8_t *)w->data + (size_t)b * bb;
+        for (int i = 0; i < jb->n; i++) {
+            const float *s = jb->prep + (size_t)i * pf;
+            float out[4];
+#if SEOFP_HAVE_AVX2_PATH
+            if (jb->avx2) {
+                switch (w->kind) {
+                case SEOFP_INTADD:
+                case SEOFP_INTADD4:
+                case SEOFP_INTADD16:
+                    block_intadd_avx2(blk, w->kind, nchunks, (const uint32_t *)s,
+                                      (const uint32_t *)s + cp, jb->any_masked, w->zeros != 0,
+                                      out);
+                    break;
+                case SEOFP_DECODE_F16: block_f16_avx2(blk, nchunks, s, out); break;
+                case SEOFP_DECODE_BITS: block_bits_avx2(blk, nchunks, w->e_min, s, out); break;
+                default: block_fp32_avx2((const float *)blk, nchunks, s, out); break;
+                }
+            } else
+#endif
+            {
+                if (is_intadd(w))
+                    block_intadd_c(blk, w->kind, nchunks, (const uint32_t *)s,
+                                   (const uint32_t *)s + cp, out);
+                else
+                    block_fma_c(blk, w->kind, w->e_min, nchunks, s, out);
+            }
+            for (int r = 0; r < 4 && b * 4 + r < w->rows; r++)
+                jb->y[(size_t)i * jb->ys_n + (size_t)(b * 4 + r) * jb->ys_r] =
+                    jb->scale == 1.0f ? out[r] : out[r] * jb->scale;
+        }
+    }
+}
+
+/* ------------------------------------------------------------ optional second thread (4.8) */
+/* A batch-1 product can be split by row blocks over two threads (seofp_set_threads(2)): the
+ * second one spins on a sequence number for a while after each job, then sleeps on a condition
+ * variable. Rows are computed exactly as on one thread, so the result is bit-identical. One
+ * caller at a time uses the pool; a concurrent caller (another Python thread, the GIL released)
+ * simply runs on its own thread. */
+#define POOL_MIN_WEIGHTS (64 * 1024) /* smaller products are not worth a handoff */
+#define POOL_SPINS 50000             /* about a millisecond of spinning before sleeping */
+
+static struct {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    unsigned seq, done; /* posted and finished job numbers (atomics) */
+    int started, busy;  /* the worker exists; a caller owns the pool (atomic) */
+    blocks_job job;
+    int b0, b1;
+} g_pool = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0, 0, 0, {0}, 0, 0};
+static int g_threads = 1;
+
+static inline void cpu_relax(void) {
+#if SEOFP_HAVE_AVX2_PATH
+    _mm_pause();
+#endif
+}
+
+static void *pool_main(void *arg) {
+    (void)arg;
+    /* the last finished job, not the last posted one: a job posted before this thread first
+     * runs is still pending and must be run */
+    unsigned seen = __atomic_load_n(&g_pool.done, __ATOMIC_ACQUIRE);
+    for (;;) {
+        unsigned s;
+        int spins = 0;
+        while ((s = __atomic_load_n(&g_pool.seq, __ATOMIC_ACQUIRE)) == seen) {
+            if (++spins < POOL_SPINS) {
+                cpu_relax();
+                continue;
+            }
+            pthread_mutex_lock(&g_pool.mu);
+            while ((s = __atomic_load_n(&g_pool.seq, __ATOMIC_ACQUIRE)) == seen)
+                pthread_cond_wait(&g_pool.cv, &g_pool.mu);
+            pthread_mutex_unlock(&g_pool.mu);
+            break;
+        }
+        seen = s;
+        blocks_run(&g_pool.job, g_pool.b0, g_pool.b1);
+        __atomic_store_n(&g_pool.done, s, __ATOMIC_RELEASE);
+    }
+    return NULL;
+}
+
+/* a forked child has no worker thread: start afresh there */
+static void pool_atfork_child(void) {
+    pthread_mutex_init(&g_pool.mu, NULL);
+    pthread_cond_init(&g_pool.cv, NULL);
+    g_pool.seq = g_pool.done = 0;
+    g_pool.started = g_pool.busy = 0;
+}
+
+static int pool_start(void) {
+    if (g_pool.started) return 1;
+    static int atfork_set = 0;
+    if (!atfork_set && pthread_atfork(NULL, NULL, pool_atfork_child) == 0) atfork_set = 1;
+    pthread_t tid;
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    int ok = pthread_create(&tid, &attr, pool_main, NULL) == 0;
+    pthread_attr_destroy(&attr);
+    g_pool.started = ok;
+    return ok;
+}
+
+int seofp_set_threads(int n) {
+    if (n < 1 || n > 2) return SEOFP_EARG;
+    if (n == 2 && !pool_start()) return SEOFP_EARG;
+    g_threads = n;
+    return 0;
+}
+
+int seofp_threads(void) { return g_threads; }
+
+/* blocks [0, nb) of a batch-1 job, split over the two threads when the pool is free */
+static void blocks_run_split(const blocks_job *jb, int nblocks) {
+    if (g_threads < 2 || !g_pool.started ||
+        (size_t)nblocks * 4 * (size_t)jb->w->cols_pad < POOL_MIN_WEIGHTS ||
+        __atomic_exchange_n(&g_pool.busy, 1, __ATOMIC_ACQUIRE)) {
+        blocks_run(jb, 0, nblocks);
+        return;
+    }
+    const int mid = nblocks / 2;
+    g_pool.job = *jb;
+    g_pool.b0 = mid;
+    g_pool.b1 = nblocks;
+    const unsigned s = g_pool.seq + 1; /* only the pool's owner writes seq */
+    __atomic_store_n(&g_pool.seq, s, __ATOMIC_RELEASE);
+    pthread_mutex_lock(&g_pool.mu); /* wakes a sleeping worker; no lost wake-up */
+    pthread_cond_signal(&g_pool.cv);
+    pthread_mutex_unlock(&g_pool.mu);
+    blocks_run(jb, 0, mid);
+    for (int spins = 0; __atomic_load_n(&g_pool.done, __ATOMIC_ACQUIRE) != s; spins++) {
+        if (spins < 1 << 16) cpu_relax();
+        else sched_yield(); /* the worker is waiting for a core */
+    }
+    __atomic_store_n(&g_pool.busy, 0, __ATOMIC_RELEASE);
+}
+
 /* The product loops over n prepared columns (prep: n * prep_floats each, cmask: n flags);
  * scratch holds the panel. */
 static void gemm_run(const seofp_layer *w, const float *prep, const int *cmask, int n, float *y,
                      int ys_n, int ys_r, float *scratch) {
-    const int cp = w->cols_pad, nchunks = cp / 16, nblocks = w->rows_pad / 4;
-    const size_t pf = prep_floats(w), bb = block_bytes(w);
+    const int cp = w->cols_pad, nblocks = w->rows_pad / 4;
     const float scale = w->kind == SEOFP_DECODE_F16 ? ldexpf(1.0f, w->scale_exp) : 1.0f;
     const int avx2 = active_variant() == SEOFP_VARIANT_AVX2;
     int any_masked = 0;
@@ -615,40 +772,13 @@ static void gemm_run(const seofp_layer *w, const float *prep, const int *cmask, 
                             scratch);
         return;
     }
+#else
+    (void)cp;
+    (void)scratch;
 #endif
-    for (int b = 0; b < nblocks; b++) {
-        const uint8_t *blk = (const uint8_t *)w->data + (size_t)b * bb;
-        for (int i = 0; i < n; i++) {
-            const float *s = prep + (size_t)i * pf;
-            float out[4];
-#if SEOFP_HAVE_AVX2_PATH
-            if (avx2) {
-                switch (w->kind) {
-                case SEOFP_INTADD:
-                case SEOFP_INTADD4:
-                case SEOFP_INTADD16:
-                    block_intadd_avx2(blk, w->kind, nchunks, (const uint32_t *)s,
-                                      (const uint32_t *)s + cp, any_masked, w->zeros != 0, out);
-                    break;
-                case SEOFP_DECODE_F16: block_f16_avx2(blk, nchunks, s, out); break;
-                case SEOFP_DECODE_BITS: block_bits_avx2(blk, nchunks, w->e_min, s, out); break;
-                default: block_fp32_avx2((const float *)blk, nchunks, s, out); break;
-                }
-            } else
-#endif
-            {
-                (void)avx2;
-                if (is_intadd(w))
-                    block_intadd_c(blk, w->kind, nchunks, (const uint32_t *)s,
-                                   (const uint32_t *)s + cp, out);
-                else
-                    block_fma_c(blk, w->kind, w->e_min, nchunks, s, out);
-            }
-            for (int r = 0; r < 4 && b * 4 + r < w->rows; r++)
-                y[(size_t)i * ys_n + (size_t)(b * 4 + r) * ys_r] =
-                    scale == 1.0f ? out[r] : out[r] * scale;
-        }
-    }
+    const blocks_job jb = {w, prep, n, ys_n, ys_r, any_masked, avx2, y, scale};
+    if (n == 1) blocks_run_split(&jb, nblocks);
+    else blocks_run(&jb, 0, nblocks);
 }
 
 int seofp_gemm(const seofp_layer *w, const float *x, int n, int ldx, float *y, int ys_n,

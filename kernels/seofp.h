@@ -86,6 +86,11 @@ int seofp_avx2_supported(void);
 /* Select SEOFP_VARIANT_AUTO | _PORTABLE | _AVX2 (process-wide); SEOFP_EARG if unsupported. */
 int seofp_set_variant(int variant);
 
+/* 1 (default) or 2 threads for batch-1 products of at least 64K weights (process-wide; the
+ * second thread spins briefly after each job, then sleeps); SEOFP_EARG if not possible. */
+int seofp_set_threads(int n);
+int seofp_threads(void);
+
 /* Floats of scratch that seofp_gemm needs for n input vectors. */
 size_t seofp_gemm_scratch_floats(const seofp_layer *w, int n);
 /* y[i*ys_n + r*ys_r] = sum_k W[r,k] * x[i*ldx + k] for i < n, r < rows. */

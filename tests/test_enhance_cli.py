@@ -11,6 +11,7 @@ import soundfile as sf
 from seofp_lab import cli
 from seofp_lab.data.audio import read_audio
 from seofp_lab.infer import engine
+from seofp_lab.infer import kernels as K
 from seofp_lab.infer.enhance_cli import enhance_files
 from seofp_lab.infer.export import export_model
 from tests.engine_models import tiny_model
@@ -55,7 +56,8 @@ def test_stream_gives_the_offline_samples_and_reports_chunk_times(
     off, live = tmp_path / "off", tmp_path / "live"
     assert cli.main(["enhance", str(lstm_model), str(wav), "--out", str(off)]) == 0
     assert cli.main(["enhance", str(lstm_model), str(wav), "--out", str(live), "--stream",
-                     "--chunk-ms", "10"]) == 0
+                     "--chunk-ms", "10", "--threads", "2"]) == 0
+    K.set_threads(1)  # process-wide: leave it as the other tests expect
     assert (off / "talk.wav").read_bytes() == (live / "talk.wav").read_bytes()
     (done,) = enhance_files(lstm_model, [wav], tmp_path / "again", stream=True, chunk_ms=10.0)
     assert done.seconds == pytest.approx(0.6)

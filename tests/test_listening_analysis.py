@@ -127,6 +127,10 @@ def test_cli_plan_prepare_analyze_export(tmp_path: Path, monkeypatch: pytest.Mon
     assert m["listening_n"] == 8 * m["listening_analysed"] and m["listening_recruited"] == 3
     arts = {a.path for a in tracking.client().list_artifacts(run_id, "listening")}
     assert "listening/analysis.txt" in arts and "listening/plots" in arts
+    assert "listening/items.csv" in arts and "listening/trial_log.csv" in arts
+    plots = {a.path for a in tracking.client().list_artifacts(run_id, "listening/plots")}
+    assert {f"listening/plots/{n}.png" for n in ("items_by_snr", "confusion_bias",
+                                                 "rt_plays_switches")} <= plots
     assert seofp(["study", "export", str(study), "--out", str(tmp_path / "export")]) == 0
     exported = pd.read_csv(tmp_path / "export" / "trials.csv")
     assert len(exported) == 30 and set(exported.response) <= {"A", "B"}

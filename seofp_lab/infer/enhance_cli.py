@@ -145,6 +145,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--chunk-ms", type=float, default=16.0, help="chunk length with --stream")
     p.add_argument("--subtype", choices=["FLOAT", "PCM_16"], default="FLOAT",
                    help="WAV sample format of the outputs")
+    p.add_argument("--threads", type=int, choices=[1, 2], default=1,
+                   help="2: split batch-1 products (streaming steps) over two threads")
     p.set_defaults(func=run)
 
 
@@ -156,11 +158,15 @@ def run(args: argparse.Namespace) -> int:
 
     if args.chunk_ms <= 0:
         raise SeofpError(f"Expected --chunk-ms > 0 but got {args.chunk_ms}")
+    from seofp_lab.infer import kernels  # noqa: PLC0415
+
+    kernels.set_threads(args.threads)
     model = model_path(args.model)
     out_dir = args.out if args.out is not None else workspace_path("enhanced_files", model.stem)
     done = enhance_files(model, input_files(args.inputs), out_dir, args.kernel, args.stream,
                          args.chunk_ms, args.subtype)
-    table = Table(title=f"{model.name} on the C engine ({args.kernel}), 1 thread")
+    table = Table(title=f"{model.name} on the C engine ({args.kernel}), {args.threads} thread"
+                        + ("s" if args.threads > 1 else ""))
     cols = ["output", "audio s", "compute s", "RTF"]
     if args.stream:
         cols += [f"chunk ms p50 ({args.chunk_ms:g} ms chunks)", "p99", "late chunks"]

@@ -60,6 +60,32 @@ def use_variant(name: Variant) -> Iterator[None]:
         set_variant(before)  # type: ignore[arg-type]
 
 
+def set_threads(n: int) -> None:
+    """1 (default) or 2 threads for batch-1 products (GEMV, LSTM steps) of >= 64K weights.
+
+    Process-wide. The second thread spins about a millisecond after each job, then sleeps;
+    results are bit-identical to one thread (rows are only distributed).
+    """
+    if not isinstance(n, int) or lib.seofp_set_threads(n) < 0:
+        raise KernelError(f"Expected 1 or 2 threads but got {n!r}")
+
+
+def threads() -> int:
+    """The number of threads batch-1 products use now."""
+    return int(lib.seofp_threads())
+
+
+@contextmanager
+def use_threads(n: int) -> Iterator[None]:
+    """Temporarily use ``n`` threads (tests and benchmarks compare 1 and 2)."""
+    before = threads()
+    set_threads(n)
+    try:
+        yield
+    finally:
+        set_threads(before)
+
+
 @dataclass
 class PackedLayer:
     """A weight matrix ``(rows, cols)`` repacked for one kernel (layout in ``kernels/seofp.h``)."""
