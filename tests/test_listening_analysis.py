@@ -188,8 +188,12 @@ def test_dprime_bootstrap_interval_is_seeded_and_covers_the_estimate() -> None:
     assert lo < point < hi and hi - lo > 0.1
     assert S.dprime_bootstrap(main, reps=300, seed=5) == (lo, hi)
     assert S.dprime_bootstrap(main, reps=300, seed=6) != (lo, hi)
-    # one listener: every resample is that listener, so the grid inversion must equal brentq
-    one = S.dprime_bootstrap(main[main.listener == 0], reps=20, seed=0)
+    # resampling whole listeners (their spread, 0.75 vs 0.6 here) gives another interval
+    other = S.dprime_bootstrap(main, reps=300, seed=5, unit="listeners")
+    assert other[0] < point < other[1] and other != (lo, hi)
+    # one listener resampled as a unit: every resample is that listener, so the grid
+    # inversion must equal brentq
+    one = S.dprime_bootstrap(main[main.listener == 0], reps=20, seed=0, unit="listeners")
     d0 = S.abx_sdt(main[main.listener == 0])["dprime_differencing"]
     assert one[0] == pytest.approx(d0, abs=1e-3) and one[1] == pytest.approx(d0, abs=1e-3)
     assert np.isnan(S.dprime_bootstrap(main, reps=0)[0])

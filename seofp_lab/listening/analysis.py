@@ -135,8 +135,9 @@ def analyze(trials: pd.DataFrame, participants: pd.DataFrame, study: StudyDefini
     lo, hi = S.dprime_bootstrap(main, reps=boot, seed=seed)
     m.update(dprime_ci_low=lo, dprime_ci_high=hi)
     say(f"d′ = {sdt['dprime_differencing']:.2f} [{lo:.2f}, {hi:.2f}] (differencing; 95 % "
-        f"bootstrap over listeners, {boot} resamples), {sdt['dprime_independent']:.2f} "
-        f"(independent observations); bias c = {sdt['bias_c']:.2f}")
+        f"bootstrap over trials within listeners, {boot} resamples), "
+        f"{sdt['dprime_independent']:.2f} (independent observations); bias c = "
+        f"{sdt['bias_c']:.2f}")
     _trial_tables(out, main)
     pl = S.per_listener(main, plan.alpha)
     out.tables["listeners"] = pl

@@ -131,21 +131,25 @@ def per_item(df: pd.DataFrame, alpha: float = 0.05) -> pd.DataFrame:
 
 
 def dprime_bootstrap(df: pd.DataFrame, reps: int = 1000, level: float = 0.95, seed: int = 0,
-                     model: Literal["differencing", "independent"] = "differencing"
-                     ) -> tuple[float, float]:
-    """Two-sided percentile interval of the pooled ABX d′, resampling listeners.
+                     model: Literal["differencing", "independent"] = "differencing",
+                     unit: Literal["trials", "listeners"] = "trials") -> tuple[float, float]:
+    """Two-sided percentile interval of the pooled ABX d′.
 
-    Each resample draws L listeners with replacement and recomputes :func:`abx_sdt` on their
-    pooled trials (Hautus' 0.5 per cell, Pc_unb, d′ by inverting :func:`pc_from_dprime`), so
-    the interval carries the between-listener spread. LISTENING.md §8.3 names a bootstrap over
-    trials within each listener; that one ignores listener heterogeneity and is narrower.
-    Inversion uses a 0.001-step grid of d′ (error < 1e-3), not a root finder per resample.
+    ``unit="trials"`` (LISTENING.md §8.3): each resample redraws every listener's own trials
+    with replacement (the listener keeps their trial count), then pools. ``unit="listeners"``
+    draws L listeners with replacement instead: the between-listener spread rather than the
+    within-listener binomial noise (which of the two is wider depends on the data). Each
+    resample recomputes :func:`abx_sdt` on the pooled cells (Hautus' 0.5 per cell, Pc_unb, d′
+    by inverting :func:`pc_from_dprime`); the inversion uses a 0.001-step grid of d′
+    (error < 1e-3), not a root finder per resample.
 
     Args:
         df: trial table with ``listener``, ``x_is`` and ``response`` ("A"/"B").
         reps: resamples; fewer than 1 gives (nan, nan).
         level: two-sided coverage.
         seed: the generator seed (same seed, same interval).
+        model: the ABX observer model of the inversion.
+        unit: what is resampled.
 
     Returns:
         (low, high).
@@ -155,12 +159,19 @@ def dprime_bootstrap(df: pd.DataFrame, reps: int = 1000, level: float = 0.95, se
     said_a = (df["response"] == "A").to_numpy()
     xa = (df["x_is"] == "A").to_numpy()
     codes, _ = pd.factorize(df["listener"])
-    # per listener: trials with X = A, "A" answers to them, trials with X = B, "A" answers
-    cells = np.stack([np.bincount(codes, w, minlength=codes.max() + 1)
-                      for w in (xa, xa & said_a, ~xa, ~xa & said_a)], axis=1).astype(float)
+    # per listener: the four trial types (X = A, "A"), (X = A, "B"), (X = B, "A"), (X = B, "B")
+    kinds = np.stack([np.bincount(codes, w, minlength=codes.max() + 1)
+                      for w in (xa & said_a, xa & ~said_a, ~xa & said_a, ~xa & ~said_a)],
+                     axis=1).astype(float)
     rng = np.random.default_rng(seed)
-    pick = rng.integers(0, len(cells), (reps, len(cells)))
-    na, ha, nb, fb = cells[pick].sum(axis=1).T
+    if unit == "listeners":
+        pooled = kinds[rng.integers(0, len(kinds), (reps, len(kinds)))].sum(axis=1)
+    else:  # multinomial redraw of each listener's n trials from their own trial types
+        n = kinds.sum(axis=1).astype(np.int64)
+        pooled = sum(rng.multinomial(n[i], kinds[i] / n[i], size=reps)
+                     for i in range(len(kinds)) if n[i] > 0).astype(float)
+    ha, na = pooled[:, 0], pooled[:, 0] + pooled[:, 1]
+    fb, nb = pooled[:, 2], pooled[:, 2] + pooled[:, 3]
     zh = stats.norm.ppf((ha + 0.5) / (na + 1))
     zf = stats.norm.ppf((fb + 0.5) / (nb + 1))
     pc = np.minimum(stats.norm.cdf((zh - zf) / 2), 0.99999)
