@@ -46,11 +46,8 @@ def _w(rng: np.random.Generator, rows: int, cols: int) -> np.ndarray:
 
 def _threaded(fn: Callable[[], object], n: int) -> Callable[[], object]:
     def run() -> object:
-        K.set_threads(n)
-        try:
+        with K.use_threads(n):
             return fn()
-        finally:
-            K.set_threads(1)
     return run
 
 

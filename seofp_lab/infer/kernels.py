@@ -50,14 +50,19 @@ def set_variant(name: Variant) -> None:
 
 
 @contextmanager
-def use_variant(name: Variant) -> Iterator[None]:
-    """Temporarily select a code path (tests compare both)."""
-    before = variant()
-    set_variant(name)
+def _temporarily(get: Any, put: Any, value: Any) -> Iterator[None]:
+    """``put(value)`` for the block, then the setting ``get()`` had before."""
+    before = get()
+    put(value)
     try:
         yield
     finally:
-        set_variant(before)  # type: ignore[arg-type]
+        put(before)
+
+
+def use_variant(name: Variant) -> Any:
+    """Temporarily select a code path (tests compare both); a context manager."""
+    return _temporarily(variant, set_variant, name)
 
 
 def set_threads(n: int) -> None:
@@ -75,15 +80,9 @@ def threads() -> int:
     return int(lib.seofp_threads())
 
 
-@contextmanager
-def use_threads(n: int) -> Iterator[None]:
-    """Temporarily use ``n`` threads (tests and benchmarks compare 1 and 2)."""
-    before = threads()
-    set_threads(n)
-    try:
-        yield
-    finally:
-        set_threads(before)
+def use_threads(n: int) -> Any:
+    """Temporarily use ``n`` threads (tests and benchmarks compare 1 and 2); a context manager."""
+    return _temporarily(threads, set_threads, n)
 
 
 @dataclass
