@@ -130,8 +130,13 @@ ModelConfig = LSTMModelConfig | FCNModelConfig
 
 # ----------------------------------------------------------------------------------------- train
 class TrainConfig(Strict):
+    """The training budget is ``max_epochs`` (and optionally ``max_steps``): it reproduces on any
+    machine. ``max_minutes`` is only a safety cap; when it cuts a run, the run says so (tag
+    ``seofp.budget_cut``, a printed warning) and its numbers are not the budgeted ones."""
+
     max_epochs: int = Field(20, ge=1)
-    max_minutes: float | None = Field(None, gt=0.0)  # wall-clock budget; stops after that epoch
+    max_steps: int | None = Field(None, ge=1)  # optimizer steps; whichever of the two ends first
+    max_minutes: float | None = Field(None, gt=0.0)  # safety cap only, checked after each epoch
     batch_size: int = Field(16, ge=1)
     lr: float = Field(1e-3, gt=0.0)
     weight_decay: float = Field(0.0, ge=0.0)
@@ -182,15 +187,22 @@ class CompressionConfig(Strict):
         return v
 
     @property
+    def compressed(self) -> bool:
+        return bool(self.format or self.pruning or self.weight_sharing)
+
+    @property
     def role(self) -> str:
-        """The ``seofp.role`` tag: baseline | seofp | pruned | seofp+pruned."""
+        """The ``seofp.role`` tag: baseline | control | seofp | pruned | seofp+pruned.
+
+        A ``control`` is fine-tuned from a baseline (``init_from``) with no compression: the
+        equal-budget fp32 twin of a compressed variant (docs/controls.md)."""
+        if not self.compressed:
+            return "control" if self.init_from else "baseline"
         if self.format and self.pruning:
             return "seofp+pruned"
         if self.format:
             return "seofp"
-        if self.pruning or self.weight_sharing:
-            return "pruned"
-        return "baseline"
+        return "pruned"  # pruning or weight sharing without a format
 
 
 # ------------------------------------------------------------------------------------ evaluation
@@ -215,6 +227,7 @@ class TrackingConfig(Strict):
     experiment: str = "seofp-lab"
     run_name: str | None = None
     baseline_run: str | None = None  # the ``seofp.baseline_run`` tag of a compressed run
+    control_run: str | None = None  # the ``seofp.control_run`` tag: its equal-budget fp32 control
     tags: dict[str, str] = Field(default_factory=dict)
 
 

@@ -1,9 +1,11 @@
 """``seofp demo``: the project's main job on the embedded corpus.
 
-Trains the small BLSTM baseline for a fixed CPU budget, fine-tunes its SEOFP variants from it,
+Trains the small BLSTM baseline for a fixed budget in epochs, fine-tunes its SEOFP variants from
+it together with their equal-budget fp32 control (the same fine-tuning without compression),
 evaluates all of them on the fixed test set, and prints one comparison table (noisy input vs each
-model: PESQ, STOI, SI-SDR, size, compression), the command that opens the MLflow UI, and writes
-the runs' HTML report (``seofp report``).
+model: PESQ, STOI, SI-SDR, size, compression), each variant's paired deltas against its control
+and against the baseline (clustered CIs with the counts behind them), the command that opens the
+MLflow UI, and writes the runs' HTML report (``seofp report``).
 """
 
 from __future__ import annotations
@@ -11,6 +13,8 @@ from __future__ import annotations
 import argparse
 import time
 from dataclasses import dataclass, field
+
+from rich.table import Table
 
 from seofp_lab.config import CONFIGS_DIR, load_config
 from seofp_lab.console import console as make_console
@@ -23,7 +27,7 @@ class Variant:
     label: str
     config: str  # experiment YAML under configs/experiment/
     overrides: tuple[str, ...] = ()
-    from_baseline: bool = False  # fine-tune from the baseline's checkpoint
+    from_baseline: bool = False  # fine-tune from the baseline's checkpoint, with a control
 
 
 VARIANTS = (
@@ -31,26 +35,35 @@ VARIANTS = (
     Variant("SEOFP s1e5", "demo_s1e5", from_baseline=True),
     Variant("pruned 50% + s1e5", "demo_s1e5_pruned50", from_baseline=True),
 )
+CONTROL_LABEL = "fp32 control"
 
 
 @dataclass
 class DemoResult:
     runs: dict[str, str] = field(default_factory=dict)  # label -> run id
+    paired: dict[str, dict[str, float]] = field(default_factory=dict)  # label -> paired_* metrics
     metrics: dict[str, dict[str, float]] = field(default_factory=dict)
     minutes: float = 0.0
 
 
 def run_demo(
-    minutes: float | None = None,
+    epochs: int | None = None,
+    finetune_epochs: int | None = None,
     max_utterances: int | None = None,
     extra_overrides: tuple[str, ...] = (),
     progress: bool = True,
     variants: tuple[Variant, ...] = VARIANTS,
 ) -> DemoResult:
-    """Train, export, evaluate and benchmark every variant; returns run ids and metrics."""
+    """Train, export, evaluate and benchmark the baseline, the control and every variant.
+
+    Args:
+        epochs: the baseline's budget (default: its config, 40 epochs).
+        finetune_epochs: the budget of every fine-tuned variant and of their control (default:
+            the configs, 10 epochs).
+    """
+    from seofp_lab import tracking  # noqa: PLC0415
     from seofp_lab.evaluate.run import evaluate  # noqa: PLC0415
-    from seofp_lab.infer.bench import bench_run  # noqa: PLC0415
-    from seofp_lab.infer.export import export_run  # noqa: PLC0415
+    from seofp_lab.train.control import ensure_control, needs_control, with_control  # noqa: PLC0415
     from seofp_lab.train.run import train  # noqa: PLC0415
 
     console = make_console()
@@ -59,38 +72,63 @@ def run_demo(
     baseline_run: str | None = None
     for i, v in enumerate(variants):
         overrides = list(v.overrides) + list(extra_overrides)
-        if minutes is not None:
-            share = minutes if i == 0 else 0.4 * minutes
-            overrides.append(f"train.max_minutes={share}")
+        budget = epochs if i == 0 else finetune_epochs
+        if budget is not None:
+            overrides.append(f"train.max_epochs={budget}")
         if v.from_baseline and baseline_run:
             overrides += [
                 f"compression.init_from={baseline_run}",
                 f"tracking.baseline_run={baseline_run}",
             ]
         cfg = load_config(CONFIGS_DIR / "experiment" / f"{v.config}.yaml", overrides)
-        console.rule(
-            f"[bold]{v.label}[/bold]: training ({cfg.train.max_minutes or '?'} min budget)"
-        )
+        if needs_control(cfg):
+            console.rule(f"[bold]{CONTROL_LABEL}[/bold] for {v.label}: the same fine-tuning "
+                         f"without compression ({cfg.train.max_epochs} epochs)")
+            control, trained_now = ensure_control(cfg, progress=progress)
+            if trained_now:
+                _finish(result, CONTROL_LABEL, control, evaluate(control,
+                        max_utterances=max_utterances).metrics, with_speed=False)
+            else:
+                console.print(f"control {control} reused (same start and recipe)")
+            cfg = with_control(cfg, control)
+        console.rule(f"[bold]{v.label}[/bold]: training ({cfg.train.max_epochs} epochs)")
         trained = train(cfg, progress=progress)
         if i == 0:
             baseline_run = trained.run_id
-        console.print(f"run {trained.run_id}: {trained.minutes:.1f} min")
-        path = export_run(trained.run_id)
-        nbytes = float(path.stat().st_size)
-        size = {
-            "size_bytes": nbytes,
-            "compression_pct": 100.0 * (1.0 - nbytes / (4.0 * trained.metrics["stored_values"])),
-        }
-        console.print(f"exported {path} ({path.stat().st_size:,} bytes)")
+        console.print(f"run {trained.run_id}: {trained.metrics['epochs']:.0f} epochs, "
+                      f"{trained.metrics['steps']:.0f} steps, {trained.minutes:.1f} min")
         console.rule(f"[bold]{v.label}[/bold]: evaluating the test set")
         ev = evaluate(trained.run_id, max_utterances=max_utterances)
-        speed: dict[str, float] = {}
-        if cfg.compression.format:  # the C integer-adder engine against PyTorch fp32, one thread
-            speed = bench_run(trained.run_id, seconds=2.0, samples=31).metrics
-        result.runs[v.label] = trained.run_id
-        result.metrics[v.label] = {**trained.metrics, **size, **ev.metrics, **speed}
+        _finish(result, v.label, trained.run_id, ev.metrics,
+                with_speed=bool(cfg.compression.format))
+        paired = {k: val for k, val in tracking.get_run(trained.run_id).data.metrics.items()
+                  if "paired_" in k and not k.startswith("engine_")}
+        if paired:
+            result.paired[v.label] = paired
     result.minutes = (time.perf_counter() - t0) / 60
     return result
+
+
+def _finish(result: DemoResult, label: str, run_id: str, ev: dict[str, float],
+            with_speed: bool) -> None:
+    """Export (exact size), benchmark the C engine when compressed, keep the row's metrics."""
+    from seofp_lab import tracking  # noqa: PLC0415
+    from seofp_lab.infer.bench import bench_run  # noqa: PLC0415
+    from seofp_lab.infer.export import export_run  # noqa: PLC0415
+
+    trained = tracking.get_run(run_id).data.metrics
+    path = export_run(run_id)
+    nbytes = float(path.stat().st_size)
+    size = {
+        "size_bytes": nbytes,
+        "compression_pct": 100.0 * (1.0 - nbytes / (4.0 * trained["stored_values"])),
+    }
+    make_console().print(f"exported {path} ({path.stat().st_size:,} bytes)")
+    speed: dict[str, float] = {}
+    if with_speed:  # the C integer-adder engine against PyTorch fp32, one thread
+        speed = bench_run(run_id, seconds=2.0, samples=31).metrics
+    result.runs[label] = run_id
+    result.metrics[label] = {**trained, **size, **ev, **speed}
 
 
 def print_summary(result: DemoResult) -> None:
@@ -104,6 +142,8 @@ def print_summary(result: DemoResult) -> None:
     ]
     results_table(result.metrics, extra=extra, title="seofp demo: embedded test set").print()
     console = make_console()
+    if result.paired:
+        console.print(paired_summary(result))
     first = next(iter(result.metrics.values()))
     gains = {
         k: first.get(k, float("nan")) - first.get(f"noisy_{k}", float("nan"))
@@ -121,6 +161,50 @@ def print_summary(result: DemoResult) -> None:
     )
 
 
+PAIRED_SHOWN = (("pesq_wb", "PESQ-wb", 3), ("stoi", "STOI", 4), ("si_sdr", "SI-SDR dB", 2))
+COUNTS = ("mixtures", "utterances", "talkers", "noise_clips")
+
+
+def _delta(m: dict[str, float], prefix: str, metric: str, digits: int) -> str:
+    key = f"{prefix}paired_{metric}"
+    if f"{key}_delta" not in m:
+        return "–"
+    text = f"{m[f'{key}_delta']:+.{digits}f}"
+    if f"{key}_ci_low" in m and f"{key}_ci_high" in m:
+        text += f" [{m[f'{key}_ci_low']:+.{digits}f}, {m[f'{key}_ci_high']:+.{digits}f}]"
+    return text
+
+
+def _counts(m: dict[str, float], prefix: str) -> str:
+    parts = [f"{m[k]:.0f} {c.replace('_', ' ')}" for c in COUNTS
+             if (k := f"{prefix}paired_n_{c}") in m]
+    return ", ".join(parts) or "–"
+
+
+def paired_summary(result: DemoResult) -> Table:
+    """Each variant's paired mean difference with its 95 % CI against its equal-budget control
+    (the cost of compression) and against the baseline (compression plus the extra epochs)."""
+    t = Table(title="Paired deltas per test item: variant − equal-budget control, "
+              "variant − baseline (95 % CI)")
+    t.add_column("variant", no_wrap=True)
+    t.add_column("metric", no_wrap=True)
+    t.add_column("Δ vs control", justify="right", no_wrap=True)
+    t.add_column("Δ vs baseline", justify="right", no_wrap=True)
+    t.add_column("units behind the CI", no_wrap=False)
+    for label, m in result.paired.items():
+        has_control = any(k.startswith("baseline_paired_") for k in m)
+        control_prefix, baseline_prefix = ("", "baseline_") if has_control else (None, "")
+        for j, (metric, name, digits) in enumerate(PAIRED_SHOWN):
+            t.add_row(
+                label if j == 0 else "", name,
+                _delta(m, control_prefix, metric, digits) if control_prefix is not None else "–",
+                _delta(m, baseline_prefix, metric, digits),
+                _counts(m, baseline_prefix if control_prefix is None else control_prefix)
+                if j == 0 else "",
+            )
+    return t
+
+
 def write_report(result: DemoResult) -> str:
     """The demo's runs as one self-contained HTML report (``seofp report``); returns its path."""
     from seofp_lab.report import build_report  # noqa: PLC0415
@@ -133,10 +217,16 @@ def write_report(result: DemoResult) -> str:
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("demo", help="train, compress, evaluate and compare on the embedded corpus")
     p.add_argument(
-        "--minutes",
-        type=float,
+        "--epochs",
+        type=int,
         default=None,
-        help="training budget of the baseline (each variant gets 40 %%); default: the configs",
+        help="the baseline's training budget in epochs (default: its config, 40)",
+    )
+    p.add_argument(
+        "--finetune-epochs",
+        type=int,
+        default=None,
+        help="the budget of each fine-tuned variant and of their fp32 control (default: 10)",
     )
     p.add_argument("--max-utterances", type=int, default=None, help="evaluate fewer test items")
     p.add_argument("--no-progress", action="store_true")
@@ -146,7 +236,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     result = run_demo(
-        args.minutes, args.max_utterances, tuple(args.overrides), progress=not args.no_progress
+        args.epochs, args.finetune_epochs, args.max_utterances, tuple(args.overrides),
+        progress=not args.no_progress,
     )
     print_summary(result)
     write_report(result)

@@ -39,6 +39,7 @@ METRICS = (
 )
 ROLES = (
     "baseline",
+    "control",
     "seofp",
     "pruned",
     "seofp+pruned",
@@ -47,6 +48,9 @@ ROLES = (
 KERNELS = ("intadd", "decode", "fp32")
 TAG_ROLE = "seofp.role"
 TAG_BASELINE = "seofp.baseline_run"
+TAG_CONTROL = "seofp.control_run"  # a compressed run's equal-budget fp32 control (role control)
+TAG_BUDGET = "seofp.budget"  # "E epochs x S steps" a run was given
+TAG_BUDGET_CUT = "seofp.budget_cut"  # set only when the max_minutes safety cap ended a run early
 TAG_CORPUS = "seofp.corpus"
 TAG_MODEL = "seofp.model"
 TAG_FORMAT = "seofp.format"

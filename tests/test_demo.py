@@ -25,14 +25,31 @@ TINY = (
 
 @pytest.mark.slow
 def test_demo_runs_every_variant(workspace: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    result = run_demo(max_utterances=2, extra_overrides=TINY, progress=False)
-    assert list(result.runs) == ["fp32 baseline", "SEOFP s1e5", "pruned 50% + s1e5"]
-    base, seofp, pruned = result.metrics.values()
+    result = run_demo(max_utterances=4, extra_overrides=TINY, progress=False)
+    assert list(result.runs) == ["fp32 baseline", "fp32 control", "SEOFP s1e5",
+                                 "pruned 50% + s1e5"]
+    base, control, seofp, pruned = result.metrics.values()
+    assert control["size_bytes"] == base["size_bytes"]  # fp32, same model
+    from seofp_lab import tracking
+
+    runs = {k: tracking.get_run(v).data for k, v in result.runs.items()}
+    assert runs["fp32 control"].tags[tracking.TAG_ROLE] == "control"
+    assert runs["fp32 control"].tags[tracking.TAG_BASELINE] == result.runs["fp32 baseline"]
+    for label in ("SEOFP s1e5", "pruned 50% + s1e5"):  # one control serves both: same recipe
+        assert runs[label].tags[tracking.TAG_CONTROL] == result.runs["fp32 control"]
+        assert runs[label].tags[tracking.TAG_BUDGET] == runs["fp32 control"].tags[
+            tracking.TAG_BUDGET]
+        # the primary paired metrics are against the control, the second set against the baseline
+        assert runs[label].tags[tracking.TAG_PAIRED_AGAINST] == result.runs["fp32 control"]
+        assert "paired_stoi_delta" in runs[label].metrics
+        assert "baseline_paired_stoi_delta" in runs[label].metrics
+    assert set(result.paired) == {"SEOFP s1e5", "pruned 50% + s1e5"}
     assert seofp["compression_pct"] > 75.0 and seofp["size_bytes"] < base["size_bytes"] / 4
     assert pruned["size_bytes"] < seofp["size_bytes"] and pruned["sparsity"] >= 0.45
     assert "speedup_vs_fp32" in seofp and "pesq_wb" in pruned
     print_summary(result)
     out = capsys.readouterr().out
     assert "pruned 50% + s1e5" in out and "seofp ui" in out
+    assert "Δ vs control" in out and "Δ vs baseline" in out
     html = Path(write_report(result)).read_text()  # the report of the real demo runs
     assert all(run_id[:8] in html for run_id in result.runs.values())

@@ -1,5 +1,8 @@
 """``seofp compare RUN_A RUN_B [--margin stoi=0.02 ...] [--no-log]``: paired per-utterance
-comparison of two evaluated runs (B - A), logged to RUN_B."""
+comparison of two evaluated runs (B - A), logged to RUN_B.
+
+``seofp compare RUN`` compares a run with its equal-budget control (``seofp.control_run``) and
+its baseline (``seofp.baseline_run``), as evaluation does."""
 
 from __future__ import annotations
 
@@ -14,9 +17,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "Wilcoxon and t-test p-values (Holm across metrics), d_z, non-inferiority verdict and "
         "the mean difference per SNR. Both runs need `seofp evaluate` on the same test set.",
     )
-    p.add_argument("run_a", help="reference run id (usually the fp32 baseline); a unique prefix "
-                   "works")
-    p.add_argument("run_b", help="compared run id (e.g. the s1e5 run); results are logged here")
+    p.add_argument("run_a", help="reference run id (the fp32 control or baseline); a unique "
+                   "prefix works. Given alone: the compared run, against its control and baseline")
+    p.add_argument("run_b", nargs="?", default=None,
+                   help="compared run id (e.g. the s1e5 run); results are logged here")
     p.add_argument("--margin", action="append", default=[], metavar="METRIC=VALUE",
                    help="non-inferiority margin, repeatable (defaults: pesq_wb=0.05 "
                    "pesq_nb=0.05 stoi=0.01 estoi=0.01 si_sdr=0.5)")
@@ -39,11 +43,24 @@ def run(args: argparse.Namespace) -> int:
         raise PairingError(f"Expected --resamples >= 100 but got {args.resamples}")
     from seofp_lab.tracking import resolve_run_id  # noqa: PLC0415
 
-    run_a, run_b = resolve_run_id(args.run_a), resolve_run_id(args.run_b)
-    cmp = compare_runs(run_a, run_b, margins, n_resamples=args.resamples, seed=args.seed)
-    print_comparison(cmp)
-    if not args.no_log:
-        log_comparison(cmp, run_b)
-        print(f"logged paired_* metrics, evaluation/paired.csv and evaluation/paired.png to "
-              f"run {run_b}")
+    if args.run_b is None:
+        from seofp_lab.evaluate.paired_runs import reference_runs  # noqa: PLC0415
+
+        run_b = resolve_run_id(args.run_a)
+        pairs = [(label, ref, prefix) for label, ref, prefix in reference_runs(run_b)]
+        if not pairs:
+            raise PairingError(f"Expected run {run_b} to have a seofp.control_run or "
+                               "seofp.baseline_run tag but it has neither; name the reference: "
+                               f"seofp compare REFERENCE_RUN {run_b}")
+    else:
+        run_b = resolve_run_id(args.run_b)
+        pairs = [("reference", resolve_run_id(args.run_a), "")]
+    for label, run_a, prefix in pairs:
+        cmp = compare_runs(run_a, run_b, margins, n_resamples=args.resamples, seed=args.seed)
+        print(f"against its {label} {run_a}:")
+        print_comparison(cmp)
+        if not args.no_log:
+            log_comparison(cmp, run_b, prefix)
+            print(f"logged {prefix}paired_* metrics, evaluation/{prefix}paired.csv and "
+                  f"evaluation/{prefix}paired.png to run {run_b}")
     return 0

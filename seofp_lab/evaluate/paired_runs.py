@@ -134,7 +134,9 @@ def log_comparison(cmp: PairedComparison, run_id: str, prefix: str = "") -> None
     """Metrics (:func:`metrics_of`), ``evaluation/<prefix>paired.csv``,
     ``evaluation/<prefix>paired.png`` and the tag ``seofp.paired_against`` = run A."""
     with tracking.resume_run(run_id):
-        tracking.set_tags({tracking.TAG_PAIRED_AGAINST: cmp.run_a})
+        tag = ("seofp.baseline_paired_against" if prefix.endswith("baseline_")
+               else tracking.TAG_PAIRED_AGAINST)
+        tracking.set_tags({tag: cmp.run_a})
         tracking.log_metrics(metrics_of(cmp, prefix))
         tracking.log_table(cmp.rows(), f"evaluation/{prefix}paired.csv")
         tracking.log_figure(figure(cmp), f"evaluation/{prefix}paired.png")
@@ -203,31 +205,52 @@ def _one_line(text: str) -> None:
                                     soft_wrap=True, highlight=False)
 
 
+def reference_runs(run_id: str) -> list[tuple[str, str, str]]:
+    """(label, run id, metric prefix) of the runs a run is compared with after evaluation.
+
+    Its equal-budget control first (``seofp.control_run``: ``paired_*`` metrics), then its
+    baseline (``seofp.baseline_run``: ``baseline_paired_*``). A run without a control is compared
+    with its baseline under ``paired_*``, as its only reference."""
+    tags = tracking.get_run(run_id).data.tags
+    control, baseline = tags.get(tracking.TAG_CONTROL), tags.get(tracking.TAG_BASELINE)
+    out = []
+    if control and control != run_id:
+        out.append(("control", control, ""))
+    if baseline and baseline != run_id:
+        out.append(("baseline", baseline, "baseline_" if out else ""))
+    return out
+
+
 def after_evaluation(
     run_id: str, rows: Sequence[Mapping[str, Any]], prefix: str = ""
 ) -> PairedComparison | None:
-    """``evaluate()``'s hook: compare with the run's ``seofp.baseline_run`` and log it.
+    """``evaluate()``'s hook: compare with the run's control and baseline and log both.
 
-    Never raises: a missing baseline or baseline scores is one printed line, and evaluation
-    goes on. Returns the comparison, or None when there was none.
+    Never raises: a missing reference or reference scores is one printed line, and evaluation
+    goes on. Returns the primary comparison (against the control when there is one), or None.
     """
-    baseline = None
+    first: PairedComparison | None = None
     try:
-        baseline = tracking.get_run(run_id).data.tags.get(tracking.TAG_BASELINE)
-        if not baseline or baseline == run_id:
-            return None
-        cmp = compare_runs(baseline, run_id, scores_b=rows)
-        log_comparison(cmp, run_id, prefix)
+        refs = reference_runs(run_id)
     except SeofpError as exc:
-        _one_line(f"paired comparison with baseline {baseline} skipped: {exc}")
+        _one_line(f"paired comparison skipped: {exc}")
         return None
-    except Exception as exc:  # noqa: BLE001 - an extra analysis must not fail the evaluation
-        _one_line(f"paired comparison with baseline {baseline} failed: "
-                  f"{type(exc).__name__}: {exc}")
-        return None
-    print_comparison(cmp)
-    return cmp
+    for label, ref, extra in refs:
+        try:
+            cmp = compare_runs(ref, run_id, scores_b=rows)
+            log_comparison(cmp, run_id, prefix + extra)
+        except SeofpError as exc:
+            _one_line(f"paired comparison with {label} {ref} skipped: {exc}")
+            continue
+        except Exception as exc:  # noqa: BLE001 - an extra analysis must not fail the evaluation
+            _one_line(f"paired comparison with {label} {ref} failed: "
+                      f"{type(exc).__name__}: {exc}")
+            continue
+        make_console().print(f"[bold]against its {label}[/bold] ({ref[:8]}):")
+        print_comparison(cmp)
+        first = first or cmp
+    return first
 
 
-__all__ = ["after_evaluation", "compare_runs", "log_comparison", "metrics_of",
+__all__ = ["after_evaluation", "reference_runs", "compare_runs", "log_comparison", "metrics_of",
            "print_comparison", "run_scores", "table", "testset_of"]

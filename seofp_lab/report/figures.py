@@ -14,7 +14,7 @@ from typing import Any
 from seofp_lab.report.runs import RunRecord
 from seofp_lab.report.table import CONTENDERS, LABELS, Row
 
-MARKERS = {"baseline": "o", "seofp": "s", "pruned": "^", "seofp+pruned": "D"}
+MARKERS = {"baseline": "o", "control": "P", "seofp": "s", "pruned": "^", "seofp+pruned": "D"}
 
 
 def _plt() -> Any:

@@ -1,4 +1,9 @@
-"""``seofp train CONFIG [key=value ...]``."""
+"""``seofp train CONFIG [key=value ...]``.
+
+A compressed variant fine-tuned from a baseline (``compression.init_from``) is trained with its
+equal-budget fp32 control (``seofp_lab.train.control``): an existing control with the same recipe
+is reused, otherwise it is trained first. ``--no-control`` skips it.
+"""
 
 from __future__ import annotations
 
@@ -7,20 +12,42 @@ import argparse
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train", help="train one experiment config (tracked in MLflow)",
-                       description="Train one experiment; every run is an MLflow run.")
+                       description="Train one experiment; every run is an MLflow run. A "
+                       "compressed variant fine-tuned from a baseline also gets its equal-budget "
+                       "fp32 control (reused when one with the same recipe exists).")
     p.add_argument("config", help="experiment YAML, e.g. configs/experiment/blstm_baseline.yaml")
     p.add_argument("overrides", nargs="*", help="dotted overrides, e.g. train.max_epochs=3")
     p.add_argument("--evaluate", action="store_true", help="evaluate the test set afterwards")
+    p.add_argument("--no-control", action="store_true",
+                   help="do not train or reuse an equal-budget fp32 control for a fine-tuned "
+                   "compressed variant (its deltas are then only against the baseline)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
 
 
+def _evaluated(run_id: str) -> bool:
+    from seofp_lab import tracking  # noqa: PLC0415
+
+    return "pesq_wb" in tracking.get_run(run_id).data.metrics
+
+
 def run(args: argparse.Namespace) -> int:
     from seofp_lab.config import load_config  # noqa: PLC0415
+    from seofp_lab.train.control import ensure_control, needs_control, with_control  # noqa: PLC0415
     from seofp_lab.train.run import train  # noqa: PLC0415
 
     cfg = load_config(args.config, args.overrides)
-    result = train(cfg, progress=not args.no_progress)
+    progress = not args.no_progress
+    if needs_control(cfg) and not args.no_control:
+        control, trained = ensure_control(cfg, progress=progress)
+        how = "trained now" if trained else "reused"
+        print(f"equal-budget fp32 control: run {control} ({how})")
+        if args.evaluate and not _evaluated(control):
+            from seofp_lab.evaluate.run import evaluate  # noqa: PLC0415
+
+            evaluate(control)
+        cfg = with_control(cfg, control)
+    result = train(cfg, progress=progress)
     print(result)
     if args.evaluate:
         from seofp_lab.evaluate.run import evaluate, results_table  # noqa: PLC0415

@@ -90,6 +90,14 @@ def _initial_weights_(model: nn.Module, source: str) -> str | None:
     return run_id
 
 
+def budget_text(cfg: ExperimentConfig, steps_per_epoch: int) -> str:
+    """The budget a run is given, in the units that reproduce: ``"40 epochs x 32 steps"``."""
+    text = f"{cfg.train.max_epochs} epochs x {steps_per_epoch} steps"
+    if cfg.train.max_steps is not None:
+        text += f", at most {cfg.train.max_steps} steps"
+    return text
+
+
 def _tags(cfg: ExperimentConfig, baseline_run: str | None, fmt: str | None) -> dict[str, str]:
     tags = {
         tracking.TAG_ROLE: cfg.compression.role,
@@ -101,6 +109,8 @@ def _tags(cfg: ExperimentConfig, baseline_run: str | None, fmt: str | None) -> d
     }
     if baseline_run:
         tags[tracking.TAG_BASELINE] = baseline_run
+    if cfg.tracking.control_run:
+        tags[tracking.TAG_CONTROL] = cfg.tracking.control_run
     return tags
 
 
@@ -124,6 +134,21 @@ def _examples(model: nn.Module, dm: MixtureDataModule, count: int) -> list[dict[
                 if len(out) >= count:
                     return out
     return out
+
+
+def _check_budget(cfg: ExperimentConfig, trainer: L.Trainer) -> None:
+    """Tag and announce a run that the ``max_minutes`` safety cap ended before its budget."""
+    done_epochs = trainer.current_epoch >= cfg.train.max_epochs
+    done_steps = cfg.train.max_steps is not None and trainer.global_step >= cfg.train.max_steps
+    if done_epochs or done_steps or not cfg.train.max_minutes:
+        return
+    text = (f"max_minutes={cfg.train.max_minutes:g} ended the run after {trainer.current_epoch} of "
+            f"{cfg.train.max_epochs} epochs ({trainer.global_step} steps)")
+    tracking.set_tags({tracking.TAG_BUDGET_CUT: text})
+    from seofp_lab.console import console as make_console  # noqa: PLC0415
+
+    make_console(stderr=True).print(
+        f"[yellow]warning: {text}; its numbers are not those of the budgeted run[/yellow]")
 
 
 def train(cfg: ExperimentConfig, progress: bool = True) -> TrainResult:
@@ -170,9 +195,9 @@ def train(cfg: ExperimentConfig, progress: bool = True) -> TrainResult:
             L.callbacks.Timer(dt.timedelta(minutes=cfg.train.max_minutes), interval="epoch")
         )
     run_name = cfg.tracking.run_name or cfg.name
-    with tracking.start_run(
-        cfg.tracking.experiment, run_name, _tags(cfg, baseline_run, fmt), cfg.flat_params()
-    ) as run_id:
+    steps_per_epoch = len(dm.train_dataloader())
+    tags = {**_tags(cfg, baseline_run, fmt), tracking.TAG_BUDGET: budget_text(cfg, steps_per_epoch)}
+    with tracking.start_run(cfg.tracking.experiment, run_name, tags, cfg.flat_params()) as run_id:
         tracking.log_text(
             yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False), tracking.CONFIG_ARTIFACT
         )
@@ -180,6 +205,7 @@ def train(cfg: ExperimentConfig, progress: bool = True) -> TrainResult:
             logging.getLogger(name).setLevel(logging.WARNING)  # no "GPU available"/tips chatter
         trainer = L.Trainer(
             max_epochs=cfg.train.max_epochs,
+            max_steps=cfg.train.max_steps or -1,
             accelerator=cfg.train.accelerator,
             devices=cfg.train.devices,
             strategy=cfg.train.strategy,
@@ -197,9 +223,11 @@ def train(cfg: ExperimentConfig, progress: bool = True) -> TrainResult:
             warnings.filterwarnings("ignore", message=".*LeafSpec.*")  # inside Lightning 2.6
             trainer.fit(module, datamodule=dm)
         model.eval()
+        _check_budget(cfg, trainer)
         metrics: dict[str, float] = {
             "stored_values": float(stored_values(model)),
             "epochs": float(trainer.current_epoch),
+            "steps": float(trainer.global_step),
         }
         if plan is not None:
             metrics.update(plan.finalize(model))
