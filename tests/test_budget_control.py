@@ -118,3 +118,19 @@ def test_control_is_trained_once_and_reused(workspace: Path) -> None:
     vtags = tracking.get_run(result.run_id).data.tags
     assert vtags[tracking.TAG_CONTROL] == control and vtags[tracking.TAG_ROLE] == "seofp"
     assert vtags[tracking.TAG_BUDGET] == tags[tracking.TAG_BUDGET]
+
+
+def test_listening_study_reference_is_the_control(workspace: Path) -> None:
+    from seofp_lab.listening.stimuli import CONTROL_REF, StudyError, control_of, resolve_run
+
+    with tracking.start_run("seofp-demo", "ctl", {tracking.TAG_ROLE: "control"}, {}) as ctl:
+        pass
+    tags = {tracking.TAG_ROLE: "seofp", tracking.TAG_CONTROL: ctl}
+    with tracking.start_run("seofp-demo", "s1e5", tags, {}) as variant:
+        pass
+    with tracking.start_run("seofp-demo", "lone", {tracking.TAG_ROLE: "seofp"}, {}) as lone:
+        pass
+    assert resolve_run(CONTROL_REF, "seofp-demo") == CONTROL_REF  # resolved after the variant
+    assert control_of(variant) == ctl
+    with pytest.raises(StudyError, match="has none"):
+        control_of(lone)

@@ -456,3 +456,22 @@ def test_a_moved_workspace_still_finds_its_artifacts(
     monkeypatch.setenv("SEOFP_WORKSPACE", str(new))
     res = build_report(run_ids=[run_id], out=tmp_path / "r.html")
     assert len(Page(res.html.read_text()).srcs["audio"]) == 2 * 3
+
+
+def test_variant_deltas_against_control_and_baseline(workspace: Path) -> None:
+    """The table shows each variant's delta to its equal-budget control first, to its baseline
+    second; the CSV carries both."""
+    noisy = {f"noisy_{k}": v for k, v in NOISY.items()}
+    base = _run("baseline", _tags("baseline", "fp32"), {**BASELINE, **noisy})
+    control_metrics = {**BASELINE, "pesq_wb": 2.05, "stoi": 0.905}
+    control = _run("control", _tags("control", "fp32", baseline=base), control_metrics)
+    variant_tags = {**_tags("seofp", "s1e5", baseline=base), tracking.TAG_CONTROL: control}
+    variant = _run("s1e5", variant_tags, S1E5)
+    report = build_report(run_ids=(base, control, variant), out=workspace / "r")
+    rows = {r["label"]: r for r in csv.DictReader(io.StringIO(report.csv.read_text()))}
+    assert rows["s1e5"]["control_run"] == control
+    assert float(rows["s1e5"]["delta_vs_control_pesq_wb"]) == pytest.approx(2.1 - 2.05)
+    assert float(rows["s1e5"]["delta_pesq_wb"]) == pytest.approx(2.1 - 2.0)
+    assert rows["control"]["delta_vs_control_pesq_wb"] == ""
+    html = report.html.read_text()
+    assert "ctl +0.050" in html and "base +0.100" in html

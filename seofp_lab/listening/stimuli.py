@@ -45,12 +45,32 @@ def resolve_run_dir(run_id: str) -> Path:
     return Path(enhanced_dir(run_id))
 
 
+CONTROL_REF = "control"  # baseline_run: the compressed run's equal-budget fp32 control
+
+
+def control_of(run_id: str | None) -> str:
+    """The ``seofp.control_run`` of a compressed run (``baseline_run: control``)."""
+    from seofp_lab import tracking  # noqa: PLC0415
+
+    if not run_id:
+        raise StudyError("Expected compressed_run (a run id or latest:ROLE) with baseline_run: "
+                         "control, but compressed_run is not a run")
+    control = tracking.get_run(run_id).data.tags.get(tracking.TAG_CONTROL)
+    if not control:
+        raise StudyError(f"Expected compressed run {run_id} to have an equal-budget control (tag "
+                         f"{tracking.TAG_CONTROL}) for baseline_run: control but it has none; "
+                         "train it with `seofp train` (controls are on by default) or name "
+                         "baseline_run: latest:baseline")
+    return control
+
+
 def resolve_run(ref: str, experiment: str) -> str:
-    """A run id, or ``latest:ROLE``: the newest run of ``experiment`` tagged ``seofp.role=ROLE``.
+    """A run id, or ``latest:ROLE``: the newest run of ``experiment`` tagged ``seofp.role=ROLE``
+    (``control`` is resolved by :func:`control_of` once the compressed run is known).
 
     The resolved id is frozen in the manifest at prepare time.
     """
-    if not ref.startswith("latest:"):
+    if ref == CONTROL_REF or not ref.startswith("latest:"):
         return ref
     from seofp_lab import tracking  # noqa: PLC0415
 
@@ -321,8 +341,10 @@ def prepare_study(study_dir: str | Path, out_dir: Path | None = None,
 
     study, config_hash = load_study(study_dir)
     runs = {k: resolve_run(r, study.runs_experiment) if r and not d else r for k, r, d in (
-        ("baseline", study.baseline_run, baseline_dir), ("compressed", study.compressed_run,
-                                                         compressed_dir))}
+        ("compressed", study.compressed_run, compressed_dir),
+        ("baseline", study.baseline_run, baseline_dir))}
+    if runs["baseline"] == CONTROL_REF and not baseline_dir:
+        runs["baseline"] = control_of(runs["compressed"])
     bdir = Path(baseline_dir or study.baseline_dir or resolve_run_dir(runs["baseline"]))
     cdir = Path(compressed_dir or study.compressed_dir or resolve_run_dir(runs["compressed"]))
     base, comp = read_run_dir(bdir), read_run_dir(cdir)

@@ -31,6 +31,8 @@ BLANK: dict[str, Any] = {
     "title": "",
     "delta": "",
     "delta_cls": "",
+    "delta2": "",
+    "delta2_cls": "",
 }
 
 
@@ -48,8 +50,10 @@ def cells(rows: Sequence[Row]) -> tuple[list[dict[str, Any]], list[str]]:
     notes = [
         "— : not in the store for this run (not evaluated, not benchmarked, or not "
         "applicable to its format); each run's missing metrics are listed below.",
-        "Small numbers under a quality score: difference to the run's own baseline "
-        "(its seofp.baseline_run tag), green when better.",
+        "Small numbers under a quality score: \"ctl\" the difference to the run's equal-budget "
+        "fp32 control (seofp.control_run: the same fine-tuning without compression, the cost of "
+        "compression alone), \"base\" the difference to its baseline (seofp.baseline_run: "
+        "compression plus the extra fine-tuning); green when better.",
     ]
     out = []
     for r in rows:
@@ -68,15 +72,30 @@ def cells(rows: Sequence[Row]) -> tuple[list[dict[str, Any]], list[str]]:
             if col == "size_bytes" and v is not None:
                 cell["title"] = f"{v:,.0f} bytes"
                 cell["delta"], cell["delta_cls"] = f"{v:,.0f} B", ""
-            if col in QUALITY and col in r.deltas:
-                d = r.deltas[col]
-                cell["delta"] = fmt_delta(col, d)
-                cell["delta_cls"] = {"+": "up", "−": "down"}.get(cell["delta"][0], "")
+            if col in QUALITY:
+                slots = (("delta", "ctl", r.control_deltas), ("delta2", "base", r.deltas))
+                if not r.control_deltas:  # a run without a control shows its baseline delta
+                    slots = (("delta", "", r.deltas),)
+                for slot, tag, deltas in slots:
+                    if col in deltas:
+                        text = fmt_delta(col, deltas[col])
+                        cell[slot] = f"{tag} {text}" if tag else text
+                        cell[f"{slot}_cls"] = {"+": "up", "−": "down"}.get(text[0], "")
             shown.append(cell)
         if r.deltas and r.baseline_run not in shown_ids:
             notes.append(
                 f"{r.label} ({r.run_id[:8]}): deltas are against its baseline run "
                 f"{r.baseline_run[:8]}, which is not a row of this table."
+            )
+        if r.control_deltas and r.control_run not in shown_ids:
+            notes.append(
+                f"{r.label} ({r.run_id[:8]}): \"ctl\" deltas are against its control run "
+                f"{r.control_run[:8]}, which is not a row of this table."
+            )
+        if r.kind == "run" and r.control_run and not r.control_deltas:
+            notes.append(
+                f"{r.label} ({r.run_id[:8]}): control run {r.control_run[:8]} not found or "
+                "without scores, so no \"ctl\" deltas."
             )
         if r.kind == "run" and r.baseline_run and not r.deltas and r.role != "baseline":
             notes.append(

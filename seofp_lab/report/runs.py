@@ -53,6 +53,10 @@ class RunRecord:
         return self.tags.get(tracking.TAG_BASELINE, "")
 
     @property
+    def control_run(self) -> str:
+        return self.tags.get(tracking.TAG_CONTROL, "")
+
+    @property
     def variant(self) -> tuple[str, ...]:
         """What makes two runs the same experiment repeated: the newest of each is reported."""
         return (
@@ -165,6 +169,7 @@ class Selection:
     experiment: str | None
     skipped: list[str] = field(default_factory=list)
     baselines: dict[str, RunRecord] = field(default_factory=dict)  # run id -> its baseline run
+    controls: dict[str, RunRecord] = field(default_factory=dict)  # run id -> its fp32 control
 
 
 def select_runs(
@@ -210,23 +215,25 @@ def select_runs(
             if r not in kept
         ]
         sel = Selection(report_order(kept), f"experiment {name}", name, skipped)
-    sel.baselines = _baselines(sel.runs)
+    sel.baselines = _references(sel.runs, "baseline_run")
+    sel.controls = _references(sel.runs, "control_run")
     return sel
 
 
-def _baselines(runs: Sequence[RunRecord]) -> dict[str, RunRecord]:
-    """Each run's ``seofp.baseline_run``, fetched even when it is not itself compared."""
+def _references(runs: Sequence[RunRecord], which: str) -> dict[str, RunRecord]:
+    """Each run's ``seofp.baseline_run`` or ``seofp.control_run`` (``which``), fetched even when
+    it is not itself compared."""
     by_id = {r.run_id: r for r in runs}
     out: dict[str, RunRecord] = {}
     for r in runs:
-        bid = r.baseline_run
+        bid = getattr(r, which)
         if not bid:
             continue
         if bid not in by_id:
             try:
                 by_id[bid] = record(tracking.get_run(bid))
             except TrackingError:
-                continue  # reported as a missing delta, not an error: the baseline was deleted
+                continue  # reported as a missing delta, not an error: the run was deleted
         out[r.run_id] = by_id[bid]
     return out
 

@@ -1,5 +1,6 @@
 """The paper-style results table: one row per run plus the noisy input, deltas vs each run's
-baseline, display formatting, and the CSV companion (raw numbers, same rows)."""
+equal-budget control and vs its baseline, display formatting, and the CSV companion (raw numbers,
+same rows)."""
 
 from __future__ import annotations
 
@@ -55,8 +56,10 @@ class Row:
     kernel: str = ""
     run_id: str = ""
     baseline_run: str = ""
+    control_run: str = ""
     values: dict[str, float | None] = field(default_factory=dict)
     deltas: dict[str, float] = field(default_factory=dict)  # vs the run's baseline, QUALITY only
+    control_deltas: dict[str, float] = field(default_factory=dict)  # vs its control, QUALITY
 
     def missing(self) -> list[str]:
         return [c for c in self.columns() if self.values.get(c) is None]
@@ -98,14 +101,17 @@ def build_rows(sel: Selection) -> list[Row]:
             kernel=r.tags.get(tracking.TAG_KERNEL, "") if "latency_ms_p50" in r.metrics else "",
             run_id=r.run_id,
             baseline_run=r.baseline_run,
+            control_run=r.control_run,
             values={c: _value(r.metrics, c) for c in COLUMNS},
         )
-        base = sel.baselines.get(r.run_id)
-        if base is not None and base.run_id != r.run_id:
+        for refs, deltas in ((sel.baselines, row.deltas), (sel.controls, row.control_deltas)):
+            ref = refs.get(r.run_id)
+            if ref is None or ref.run_id == r.run_id:
+                continue
             for q in QUALITY:
-                mine, theirs = row.values[q], _value(base.metrics, q)
+                mine, theirs = row.values[q], _value(ref.metrics, q)
                 if mine is not None and theirs is not None:
-                    row.deltas[q] = mine - theirs
+                    deltas[q] = mine - theirs
         rows.append(row)
     return rows
 
@@ -169,8 +175,9 @@ def fmt_delta(col: str, d: float) -> str:
 
 
 def to_csv(rows: Sequence[Row]) -> str:
-    """The table with raw numbers (empty cell = missing) and one ``delta_*`` column per quality
-    metric; the same rows, in the same order, as the HTML."""
+    """The table with raw numbers (empty cell = missing), one ``delta_vs_control_*`` and one
+    ``delta_*`` (vs baseline) column per quality metric; the same rows, in the same order, as the
+    HTML."""
     head = [
         "row",
         "label",
@@ -181,7 +188,9 @@ def to_csv(rows: Sequence[Row]) -> str:
         "kernel",
         "run_id",
         "baseline_run",
+        "control_run",
         *COLUMNS,
+        *(f"delta_vs_control_{q}" for q in QUALITY),
         *(f"delta_{q}" for q in QUALITY),
     ]
     buf = io.StringIO()
@@ -189,7 +198,8 @@ def to_csv(rows: Sequence[Row]) -> str:
     w.writerow(head)
     for r in rows:
         vals = ["" if r.values.get(c) is None else repr(r.values[c]) for c in COLUMNS]
-        deltas = [repr(r.deltas[q]) if q in r.deltas else "" for q in QUALITY]
+        deltas = [repr(d[q]) if q in d else "" for d in (r.control_deltas, r.deltas)
+                  for q in QUALITY]
         w.writerow(
             [
                 r.kind,
@@ -201,6 +211,7 @@ def to_csv(rows: Sequence[Row]) -> str:
                 r.kernel,
                 r.run_id,
                 r.baseline_run,
+                r.control_run,
                 *vals,
                 *deltas,
             ]

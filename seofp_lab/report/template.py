@@ -61,12 +61,13 @@ pre{background:#f6f8fa;padding:10px;font-size:12px;white-space:pre-wrap;max-widt
 {{- [row.fmt, row.model]|select|join(" · ") }}</span>{% endif %}</td>
 {% for c in row.cells %}<td class="{{ c.cls }}"{% if c.title %} title="{{ c.title }}"{% endif %}>
 {%- if c.missing %}<span class="miss">—</span><sup>{{ c.fn }}</sup>{% else %}{{ c.text }}{% endif %}
-{%- if c.delta %}<span class="d {{ c.delta_cls }}">{{ c.delta }}</span>{% endif %}</td>
+{%- if c.delta %}<span class="d {{ c.delta_cls }}">{{ c.delta }}</span>{% endif %}
+{%- if c.delta2 %}<span class="d {{ c.delta2_cls }}">{{ c.delta2 }}</span>{% endif %}</td>
 {% endfor %}</tr>{% endfor %}</tbody></table></div>
 <ol class="fn">{% for f in footnotes %}<li>{{ f }}</li>{% endfor %}</ol>
 <p class="note">Machine-readable copy of this table: <code>{{ csv_name }}</code> (same folder).</p>
 
-<h2>vs baseline (paired)</h2>
+<h2>vs control and baseline (paired)</h2>
 {% if paired.rows %}<p class="note">Mean per-utterance difference (run − the run it was paired
 with, on the same test items) with its 95 % paired bootstrap CI, and the non-inferiority verdict:
 non-inferior when the CI's lower bound is above −margin, inferior when its upper bound is below
@@ -80,8 +81,9 @@ are in each run's <code>evaluation/paired.csv</code>.</p>
 <span class="d v-{{ c.verdict }}">{{ c.verdict }}</span></td>{% else %}<td>
 <span class="miss">—</span></td>{% endif %}{% endfor %}</tr>{% endfor %}</tbody></table></div>
 {% else %}<p class="note">No compared run has paired statistics (<code>paired_*</code> metrics):
-they are logged when a run with a <code>seofp.baseline_run</code> tag is evaluated after its
-baseline, or by <code>seofp compare BASELINE RUN</code>.</p>{% endif %}
+they are logged when a run with a <code>seofp.control_run</code> or
+<code>seofp.baseline_run</code> tag is evaluated after them, or by
+<code>seofp compare RUN</code>.</p>{% endif %}
 
 {% for fig in figures %}<h2>{{ fig.title }}</h2>
 <figure><img alt="{{ fig.title }}" src="{{ fig.src }}">
