@@ -15,13 +15,18 @@ from seofp_lab.infer.export import export_model, model_tensors, serialize_model
 from seofp_lab.infer.modelfile import Tensor
 from tests.engine_models import tiny_model
 
+# a valid version-2 header (modelfile checks the header, the engine checks the tensors against it)
+TINY_HEADER = {"model": "fcn", "group": "global",
+               "params": {"layers": 1, "channels": 2, "kernel": 3, "norm": "none"},
+               "slope": 0.2, "eps": 1e-5, "modules": ["Conv1d", "LeakyReLU", "Conv1d", "Tanh"]}
+
 
 def _tiny_file() -> bytes:
     rng = np.random.default_rng(0)
     codes = np.ldexp(rng.choice([-1.0, 1.0], 12), rng.integers(-5, 2, 12)).astype(np.float32)
     sparse = np.zeros(64, np.float32)
     sparse[[3, 40]] = [0.5, -2.0]
-    return modelfile.serialize({"model": "x", "params": {}}, {
+    return modelfile.serialize(TINY_HEADER, {
         "a": Tensor(codes.reshape(3, 4), "codes", -5, 3),
         "s": Tensor(sparse, "codes", -5, 3),
         "f": Tensor(np.array([1.5, -0.1], np.float32), "fp32"),
@@ -32,7 +37,8 @@ def test_round_trip_is_exact_and_sparse_is_chosen_when_smaller() -> None:
     data = _tiny_file()
     mf = modelfile.read(data)
     assert mf.size_bytes == len(data)
-    assert mf.header == {"model": "x", "params": {}}
+    assert mf.header == TINY_HEADER
+    assert mf.spec.model == "fcn" and mf.spec.slope == 0.2
     assert [(n, t.storage) for n, t in mf.tensors.items()] == [
         ("a", "codes"), ("s", "sparse"), ("f", "fp32")]
     assert mf.tensors["a"].values.shape == (3, 4)
