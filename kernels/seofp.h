@@ -40,6 +40,11 @@
  * SEOFP_ENONFINITE a NaN or inf in the activations, bias or state: found by the pre-pass, before
  * any product is computed and before any output is written).
  * No function allocates: callers pass every buffer, sized by the *_scratch_floats functions.
+ *
+ * These kernels know nothing of the .seofp file (docs/MODEL_FILE.md). The engine
+ * (seofp_lab/infer/engine.py) reads its header and composes these calls; the steps around them
+ * run there in numpy: the STFT and LPS features with their standardisation, and a mask model's
+ * gain mask_floor + (1 - mask_floor) * sigmoid(y) (float32) after seofp_linear(SEOFP_ACT_SIGMOID).
  */
 #ifndef SEOFP_H
 #define SEOFP_H

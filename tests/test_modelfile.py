@@ -2,18 +2,25 @@
 
 from __future__ import annotations
 
+import json
 import struct
 import zlib
 from pathlib import Path
 
 import numpy as np
 import pytest
+from torch import nn
 
 from seofp_lab.errors import ModelFileError
 from seofp_lab.infer import engine, modelfile
-from seofp_lab.infer.export import export_model, model_tensors, serialize_model
+from seofp_lab.infer.export import export_model, model_header, model_tensors, serialize_model
 from seofp_lab.infer.modelfile import Tensor
 from tests.engine_models import tiny_model
+
+# a valid version-2 header (modelfile checks the header, the engine checks the tensors against it)
+TINY_HEADER = {"model": "fcn", "group": "global",
+               "params": {"layers": 1, "channels": 2, "kernel": 3, "norm": "none"},
+               "slope": 0.2, "eps": 1e-5, "modules": ["Conv1d", "LeakyReLU", "Conv1d", "Tanh"]}
 
 
 def _tiny_file() -> bytes:
@@ -21,7 +28,7 @@ def _tiny_file() -> bytes:
     codes = np.ldexp(rng.choice([-1.0, 1.0], 12), rng.integers(-5, 2, 12)).astype(np.float32)
     sparse = np.zeros(64, np.float32)
     sparse[[3, 40]] = [0.5, -2.0]
-    return modelfile.serialize({"model": "x", "params": {}}, {
+    return modelfile.serialize(TINY_HEADER, {
         "a": Tensor(codes.reshape(3, 4), "codes", -5, 3),
         "s": Tensor(sparse, "codes", -5, 3),
         "f": Tensor(np.array([1.5, -0.1], np.float32), "fp32"),
@@ -32,7 +39,8 @@ def test_round_trip_is_exact_and_sparse_is_chosen_when_smaller() -> None:
     data = _tiny_file()
     mf = modelfile.read(data)
     assert mf.size_bytes == len(data)
-    assert mf.header == {"model": "x", "params": {}}
+    assert mf.header == TINY_HEADER
+    assert mf.spec.model == "fcn" and mf.spec.slope == 0.2
     assert [(n, t.storage) for n, t in mf.tensors.items()] == [
         ("a", "codes"), ("s", "sparse"), ("f", "fp32")]
     assert mf.tensors["a"].values.shape == (3, 4)
@@ -105,3 +113,125 @@ def test_engine_refuses_a_file_whose_tensors_do_not_fit_the_header(tmp_path: Pat
         engine.load(path)
     with pytest.raises(ModelFileError, match="readable"):
         engine.load(tmp_path / "missing.seofp")
+
+
+def _rewritten(data: bytes, header: object = None, version: int | None = None) -> bytes:
+    """``data`` with another JSON header and/or version, lengths and CRC recomputed (bypasses the
+    writer's own header check, as a hand-made or future file would)."""
+    body = data[:-4]
+    (old_version, head_len) = struct.unpack_from("<HI", body, 6)
+    head = body[12:12 + head_len] if header is None else json.dumps(header).encode()
+    v = old_version if version is None else version
+    return _with_crc(modelfile.MAGIC + struct.pack("<HI", v, len(head)) + head
+                     + body[12 + head_len:])
+
+
+def test_older_and_newer_versions_are_refused_with_what_to_do() -> None:
+    data = _tiny_file()
+    assert modelfile.read(_rewritten(data)).header == TINY_HEADER  # the helper keeps a valid file
+    with pytest.raises(ModelFileError, match=r"m.seofp: format version 1 is older .* "
+                                             r"mask_floor.* re-export with `seofp export RUN`"):
+        modelfile.read(_rewritten(data, version=1), "m.seofp")
+    with pytest.raises(ModelFileError, match="expected format version 2 but got 3"):
+        modelfile.read(_rewritten(data, version=3))
+
+
+DELETE = object()
+
+
+def _header_of(model: nn.Module) -> dict:
+    return json.loads(json.dumps(model_header(model)))  # as the file holds it
+
+
+def _mask_header() -> dict:
+    return _header_of(tiny_model("lstm", mask_floor=0.25))
+
+
+def _set(path: str, value: object, base: dict | None = None) -> dict:
+    """A copy of the LSTM mask header (or ``base``) with ``path`` ("params.hop") set or, for
+    ``value is DELETE``, removed."""
+    h = json.loads(json.dumps(base if base is not None else _mask_header()))
+    *parents, key = path.split(".")
+    cur = h
+    for p in parents:
+        cur = cur[p]
+    if value is DELETE:
+        del cur[key]
+    else:
+        cur[key] = value
+    return h
+
+
+@pytest.mark.parametrize(("path", "value", "match"), [
+    ("flags", ["phase_aware"], r"'flags' is not part .* supports model, group, params, features"),
+    ("params.dropout", 0.1, r"'params.dropout' is not part .* params.mask_floor"),
+    ("features.compress", 0.3, r"'features.compress' is not part"),
+    ("params.mask_floor", DELETE, r"'params.mask_floor' is missing"),
+    ("features", DELETE, r"'features' is missing"),
+    ("params.mask_floor", 1.0, r"'params.mask_floor': expected a number in \[0, 1\) but got 1.0"),
+    ("params.mask_floor", "0.1", r"'params.mask_floor': expected a number"),
+    ("params.target", "cirm", r"'params.target': expected one of 'lps', 'mask' but got 'cirm'"),
+    ("features.window", "hamming", r"'features.window': expected one of 'hann'"),
+    ("features.norm", "none", r"'features.norm': expected one of 'standardise'"),
+    ("features.kind", "mel", r"'features.kind': expected one of 'lps'"),
+    ("features.eps", 0.0, r"'features.eps': expected a number"),
+    ("params.hop", 1024, r"'params.hop': expected an integer in \[1, 512\]"),
+    ("params.hidden", True, r"'params.hidden': expected an integer"),
+    ("group", "per_channel", r"'group': expected one of 'global', 'per_layer'"),
+    ("model", "transformer", r"'model': expected one of 'blstm', 'lstm', 'fcn'"),
+])
+def test_lstm_header_fields_the_engine_cannot_honour_are_refused(path: str, value: object,
+                                                                  match: str) -> None:
+    data = serialize_model(tiny_model("lstm"))
+    with pytest.raises(ModelFileError, match=r"^m\.seofp: header field .*" + match):
+        modelfile.read(_rewritten(data, _set(path, value)), "m.seofp")
+
+
+def test_a_floor_on_an_lps_model_is_refused_and_export_writes_zero() -> None:
+    model = tiny_model("blstm", mask_floor=0.3)  # target lps: torch never uses the floor
+    header = _header_of(model)
+    assert header["params"]["mask_floor"] == 0.0
+    data = serialize_model(model)
+    with pytest.raises(ModelFileError, match=r"'params.mask_floor': expected 0.0 for target 'lps'"):
+        modelfile.read(_rewritten(data, _set("params.mask_floor", 0.3, header)))
+
+
+@pytest.mark.parametrize(("path", "value", "match"), [
+    ("params.norm", "layer", r"'params.norm': expected one of 'batch', 'none' but got 'layer'"),
+    ("params.kernel", 8, r"'params.kernel': expected an odd kernel"),
+    ("params.layers", 2, r"'modules': expected \['Conv1d'.*params.layers=2"),
+    ("modules", ["Conv1d", "Dropout", "LeakyReLU", "Conv1d", "Tanh"], r"'modules': expected"),
+    ("slope", None, r"'slope': expected a number"),
+    ("params.groups", 2, r"'params.groups' is not part"),
+])
+def test_fcn_header_fields_the_engine_cannot_honour_are_refused(path: str, value: object,
+                                                                 match: str) -> None:
+    with pytest.raises(ModelFileError, match=r"^f\.seofp: header field .*" + match):
+        modelfile.read(_rewritten(_tiny_file(), _set(path, value, TINY_HEADER)), "f.seofp")
+
+
+def test_the_writer_refuses_a_header_the_reader_would_refuse(tmp_path: Path) -> None:
+    mf = modelfile.read(_tiny_file())
+    with pytest.raises(ModelFileError, match="header to write: header field 'flags'"):
+        modelfile.write(tmp_path / "x.seofp", {**TINY_HEADER, "flags": 1}, mf.tensors)
+    assert not list(tmp_path.iterdir())
+
+
+def test_file_version_reads_the_version_without_parsing(tmp_path: Path) -> None:
+    (tmp_path / "old.seofp").write_bytes(_rewritten(_tiny_file(), version=1))
+    (tmp_path / "junk.seofp").write_bytes(b"RIFF....")
+    assert modelfile.file_version(tmp_path / "old.seofp") == 1
+    assert modelfile.file_version(modelfile.write(tmp_path / "new.seofp", TINY_HEADER,
+                                                  modelfile.read(_tiny_file()).tensors)) == 2
+    assert modelfile.file_version(tmp_path / "junk.seofp") is None
+    assert modelfile.file_version(tmp_path / "missing.seofp") is None
+
+
+@pytest.mark.kernel
+def test_engine_refuses_a_tensor_the_header_does_not_describe(tmp_path: Path) -> None:
+    mf = modelfile.read(serialize_model(tiny_model("fcn")))
+    extra = {**mf.tensors, "net.99.weight": Tensor(np.ones((1, 1, 9), np.float32))}
+    path = modelfile.write(tmp_path / "extra.seofp", mf.header, extra)
+    with pytest.raises(ModelFileError, match=r"extra.seofp: tensor 'net.99.weight' is not part "
+                                             r"of the fcn model"):
+        engine.load(path)

@@ -3,6 +3,8 @@ and read back through MlflowClient; then evaluation logs the fixed metric names.
 
 from __future__ import annotations
 
+import struct
+import zlib
 from pathlib import Path
 
 import pytest
@@ -84,6 +86,16 @@ def test_compressed_run_exports_and_runs_on_the_c_engine(workspace: Path) -> Non
     run = client.get_run(result.run_id)
     assert run.data.metrics["size_bytes"] == path.stat().st_size
     assert run.data.metrics["compression_pct"] > 75.0
+    # `seofp enhance RUN_ID` uses the cached export, and exports again over an older version
+    from seofp_lab.infer import modelfile
+    from seofp_lab.infer.enhance_cli import model_path
+
+    assert model_path(result.run_id) == path
+    current = path.read_bytes()
+    old = current[:6] + struct.pack("<H", 1) + current[8:-4]
+    path.write_bytes(old + struct.pack("<I", zlib.crc32(old)))
+    assert modelfile.file_version(path) == 1
+    assert model_path(result.run_id) == path and path.read_bytes() == current
     torch_scores = evaluate(result.run_id, workers=1).metrics
     c_scores = evaluate(result.run_id, engine="c", workers=1).metrics
     for name in ("pesq_wb", "stoi", "si_sdr"):

@@ -7,6 +7,9 @@ products) when the model's addends fit in ``kernels.ADDENDS_MAX_BYTES`` (cache-r
 fastest layout), else as 1-byte codes (half the bytes to stream per frame). "nibbles" keeps s1e3
 layers (windows of <= 7 exponents) at 4 bits, half the memory of codes at about 0.9x their speed on
 AVX2 (table lookups and unpacks bound it, not memory); all layouts are bit-identical.
+Every header field is honoured (``header.py``), a mask model's gain included:
+``mask_floor + (1 - mask_floor) * sigmoid(y)``, applied here after the C output layer, so the
+offline and the streaming paths both use it. A tensor the header does not account for is refused.
 ``Engine.enhance`` runs a whole utterance (BLSTM, LSTM, FCN);
 ``Engine.stream`` runs the unidirectional LSTM hop by hop with its state (see ``streaming.py``).
 """
@@ -21,15 +24,8 @@ import numpy as np
 from seofp_lab.errors import ModelFileError
 from seofp_lab.infer import kernels as K
 from seofp_lab.infer import modelfile, stft
+from seofp_lab.infer.header import FCNHeader, LSTMHeader
 from seofp_lab.infer.kernels import IntaddLayout, Kernel
-
-
-def _int(params: dict[str, Any], key: str, lo: int, hi: int, where: str) -> int:
-    v = params.get(key)
-    if not isinstance(v, int) or isinstance(v, bool) or not lo <= v <= hi:
-        raise ModelFileError(f"{where}: expected header params.{key} an integer in [{lo}, {hi}] "
-                             f"but got {v!r}")
-    return v
 
 
 class Engine:
@@ -47,18 +43,18 @@ class Engine:
             weights = sum(t.values.size for t in model.tensors.values() if t.values.ndim >= 2)
             intadd_layout = "addends" if 2 * weights <= K.ADDENDS_MAX_BYTES else "codes"
         self.intadd_layout: IntaddLayout = intadd_layout
-        self.name = model.header.get("model")
+        self.spec = spec = model.spec  # checked by modelfile.read: every field is honoured
+        self.name = spec.model
         self.clamps = 0  # activations clamped by intadd's overflow guard, summed over calls
-        params = model.header.get("params")
-        if not isinstance(params, dict):
-            raise ModelFileError(f"{where}: expected a header with a 'params' object")
-        if self.name in ("blstm", "lstm"):
-            self._init_lstm(params)
-        elif self.name == "fcn":
-            self._init_fcn(params, model.header)
+        self._used: set[str] = set()
+        if isinstance(spec, LSTMHeader):
+            self._init_lstm(spec)
         else:
-            raise ModelFileError(f"{where}: expected header model 'blstm', 'lstm' or 'fcn' but "
-                                 f"got {self.name!r}")
+            self._init_fcn(spec)
+        unused = [n for n in model.tensors if n not in self._used]
+        if unused:  # a layer the header does not describe would be silently skipped
+            raise ModelFileError(f"{where}: tensor {unused[0]!r} is not part of the {self.name} "
+                                 f"model the header describes ({len(unused)} unused tensors)")
 
     # ----------------------------------------------------------------------------- loading
     def _tensor(self, name: str, shape: tuple[int, ...]) -> np.ndarray:
@@ -67,21 +63,19 @@ class Engine:
             got = "nothing" if t is None else str(t.values.shape)
             raise ModelFileError(f"{self.where}: expected tensor {name!r} of shape {shape} but "
                                  f"got {got}")
+        self._used.add(name)
         return np.ascontiguousarray(t.values, np.float32)
 
     def _matrix(self, name: str, shape: tuple[int, int]) -> K.PackedLayer:
         return self._pack(name, self._tensor(name, shape))
 
-    def _init_lstm(self, p: dict[str, Any]) -> None:
-        w = self.where
-        self.hidden = h = _int(p, "hidden", 1, 1 << 14, w)
-        self.layers = _int(p, "layers", 1, 64, w)
-        fc = _int(p, "fc", 0, 1 << 16, w)
-        self.n_fft, self.hop = _int(p, "n_fft", 16, 1 << 16, w), _int(p, "hop", 1, 1 << 16, w)
-        self.target = p.get("target")
-        if self.target not in ("lps", "mask") or self.hop > self.n_fft:
-            raise ModelFileError(f"{w}: expected target 'lps'|'mask' and hop <= n_fft but got "
-                                 f"{self.target!r}, hop={self.hop}, n_fft={self.n_fft}")
+    def _init_lstm(self, p: LSTMHeader) -> None:
+        self.hidden = h = p.hidden
+        self.layers, fc, self.n_fft, self.hop = p.layers, p.fc, p.n_fft, p.hop
+        self.target, self.lps_eps = p.target, p.lps_eps
+        # the mask's gain is floor + (1 - floor) * sigmoid(y), in float32 as torch computes it
+        self.mask_floor = np.float32(p.mask_floor)
+        self.mask_scale = np.float32(1.0 - p.mask_floor)
         self.bins = bins = self.n_fft // 2 + 1
         self.dirs = 2 if self.name == "blstm" else 1
         self.mean, self.std = self._tensor("feat_mean", (bins,)), self._tensor("feat_std", (bins,))
@@ -104,16 +98,11 @@ class Engine:
             width = fc
         self.out = (self._matrix("out.weight", (bins, width)), self._tensor("out.bias", (bins,)))
 
-    def _init_fcn(self, p: dict[str, Any], header: dict[str, Any]) -> None:
-        w = self.where
-        layers, ch = _int(p, "layers", 1, 256, w), _int(p, "channels", 1, 4096, w)
-        self.ksize = k = _int(p, "kernel", 1, 4095, w)
-        slope, eps = header.get("slope"), header.get("eps")
-        if k % 2 == 0 or not isinstance(slope, float | int) or not isinstance(eps, float | int):
-            raise ModelFileError(f"{w}: expected an odd kernel and numeric slope/eps but got "
-                                 f"{k}, {slope!r}, {eps!r}")
-        self.slope, self.eps = float(slope), float(eps)
-        norm = p.get("norm") == "batch"
+    def _init_fcn(self, p: FCNHeader) -> None:
+        layers, ch, k = p.layers, p.channels, p.kernel
+        self.ksize = k
+        self.slope, self.eps = p.slope, p.eps
+        norm = p.norm == "batch"
         step = 3 if norm else 2  # Sequential: conv, [bn], act
         self.convs: list[tuple[K.PackedLayer, np.ndarray, tuple[np.ndarray, ...] | None]] = []
         width = 1
@@ -160,7 +149,7 @@ class Engine:
         utterance (streaming): a ``(2 * layers, hidden)`` float32 array (h then c per layer,
         ``self.stack.new_state()``) or a list of those rows as separate arrays.
         """
-        feats = (stft.lps(spec) - self.mean) / self.std
+        feats = (stft.lps(spec, self.lps_eps) - self.mean) / self.std
         frames = feats.shape[0]
         x = np.ascontiguousarray(feats, np.float32)
         if self.stack is not None:
@@ -183,9 +172,10 @@ class Engine:
         y, n = K.linear(self.out[0], self.out[1], x, act)
         self.clamps += n
         if self.target == "mask":
+            gain = self.mask_floor + self.mask_scale * y  # in [mask_floor, 1]
             mag = np.abs(spec)  # once, for the mask and for the phase
-            return stft.with_phase(y * mag, spec, mag)
-        return stft.with_phase(stft.lps_to_magnitude(y * self.std + self.mean), spec)
+            return stft.with_phase(gain * mag, spec, mag)
+        return stft.with_phase(stft.lps_to_magnitude(y * self.std + self.mean, self.lps_eps), spec)
 
     def _stack(self, x: np.ndarray, state: np.ndarray | list[np.ndarray] | None) -> np.ndarray:
         """The unidirectional stack in one C call: ``(frames, bins)`` -> ``(frames, hidden)``."""

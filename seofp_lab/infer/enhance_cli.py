@@ -37,19 +37,22 @@ class Enhanced:
 
 
 def model_path(source: str) -> Path:
-    """A ``.seofp`` path as given, or a run id's export (exported on first use)."""
+    """A ``.seofp`` path as given, or a run id's export (exported on first use, and again when the
+    cached export has an older format version)."""
     path = Path(source)
     if path.suffix == ".seofp" or path.exists():
         if not path.is_file():
             raise SeofpError(f"Expected a .seofp model file at {path} but it does not exist")
         return path
     from seofp_lab import tracking  # noqa: PLC0415
+    from seofp_lab.infer import modelfile  # noqa: PLC0415
     from seofp_lab.infer.export import export_run  # noqa: PLC0415
     from seofp_lab.workspace import workspace_path  # noqa: PLC0415
 
     run_id = tracking.resolve_run_id(source)  # a full id or a unique prefix
     cached = workspace_path("exports", f"{run_id}.seofp")
-    return cached if cached.is_file() else export_run(run_id)
+    current = modelfile.file_version(cached) == modelfile.FORMAT_VERSION
+    return cached if current else export_run(run_id)
 
 
 def input_files(inputs: list[Path]) -> list[Path]:

@@ -22,26 +22,47 @@ from seofp_lab.infer.modelfile import Tensor
 Group = Literal["global", "per_layer"]
 
 
-def model_header(model: nn.Module) -> dict[str, Any]:
-    """Model name and the hyper-parameters the engine needs, read from the module itself."""
+def model_header(model: nn.Module, group: Group = "global") -> dict[str, Any]:
+    """Every setting that changes the model's output, read from the module itself.
+
+    The layout is ``infer/header.py``'s; a setting the engine does not implement (two different
+    LeakyReLU slopes, say) raises ModelFileError here rather than being left out.
+    """
+    from seofp_lab.data import features  # noqa: PLC0415
     from seofp_lab.models import FCNEnhancer, LSTMEnhancer  # noqa: PLC0415
 
     if isinstance(model, LSTMEnhancer):
         lstm = model.lstm
-        return {"model": "blstm" if lstm.bidirectional else "lstm",
+        floor = float(model.mask_floor) if model.target == "mask" else 0.0  # lps: no gain
+        return {"model": "blstm" if lstm.bidirectional else "lstm", "group": group,
                 "params": {"hidden": lstm.hidden_size, "layers": lstm.num_layers,
                            "fc": model.fc.out_features if model.fc is not None else 0,
-                           "target": model.target, "n_fft": model.n_fft, "hop": model.hop}}
+                           "target": model.target, "mask_floor": floor,
+                           "n_fft": model.n_fft, "hop": model.hop},
+                "features": {"kind": "lps", "window": "hann", "eps": float(features.LPS_EPS),
+                             "norm": "standardise"}}
     if isinstance(model, FCNEnhancer):
         convs = [m for m in model.net if isinstance(m, nn.Conv1d)]
         norms = [m for m in model.net if isinstance(m, nn.BatchNorm1d)]
-        acts = [m for m in model.net if isinstance(m, nn.LeakyReLU)]
-        return {"model": "fcn",
+        slopes = {float(m.negative_slope) for m in model.net if isinstance(m, nn.LeakyReLU)}
+        eps = {float(m.eps) for m in norms}
+        k = convs[0].kernel_size[0]
+        odd = [c for c in convs if (c.kernel_size[0], c.padding[0], c.stride[0], c.dilation[0],
+                                    c.groups) != (k, k // 2, 1, 1, 1)]
+        if odd:
+            raise ModelFileError(f"Cannot export an FCN with a convolution other than 'same' "
+                                 f"padding, stride 1, dilation 1, one group and kernel {k}: "
+                                 f"got {odd[0]}")
+        if len(slopes) > 1 or len(eps) > 1:
+            raise ModelFileError(f"Cannot export an FCN whose layers differ in LeakyReLU slope "
+                                 f"{sorted(slopes)} or BatchNorm eps {sorted(eps)}: the file "
+                                 f"holds one of each")
+        return {"model": "fcn", "group": group,
                 "params": {"layers": len(convs) - 1, "channels": convs[0].out_channels,
-                           "kernel": convs[0].kernel_size[0],
+                           "kernel": k,
                            "norm": "batch" if norms else "none"},
-                "slope": acts[0].negative_slope if acts else 0.0,
-                "eps": norms[0].eps if norms else 1e-5,
+                "slope": slopes.pop() if slopes else 0.0,
+                "eps": eps.pop() if eps else 1e-5,
                 "modules": [type(m).__name__ for m in model.net]}
     raise ModelFileError(f"Expected an LSTMEnhancer or FCNEnhancer but got {type(model).__name__}")
 
@@ -81,8 +102,7 @@ def model_tensors(model: nn.Module, group: Group = "global") -> dict[str, Tensor
 
 def serialize_model(model: nn.Module, group: Group = "global") -> bytes:
     """The ``.seofp`` bytes of a model; their length is the reported ``size_bytes``."""
-    header = {**model_header(model), "group": group}
-    return modelfile.serialize(header, model_tensors(model, group))
+    return modelfile.serialize(model_header(model, group), model_tensors(model, group))
 
 
 def export_model(model: nn.Module, path: str | Path, group: Group = "global") -> Path:

@@ -3,8 +3,9 @@
 Little-endian layout, every length explicit, nothing implied::
 
     magic     6 B   b"SEOFP\\0"
-    version   u16   FORMAT_VERSION
-    header    u32 length + UTF-8 JSON object (model name, constructor parameters, ...)
+    version   u16   FORMAT_VERSION (2)
+    header    u32 length + UTF-8 JSON object: every setting that changes the output
+              (``infer/header.py``: model, parameters, mask floor, features, ...)
     count     u32   number of tensors
     table     per tensor: u16 name length + UTF-8 name, u8 ndim + u32 dims, u8 storage,
               i16 e_min, u8 code length, u64 stored values, u64 offset, u64 byte length
@@ -15,6 +16,11 @@ Storage kinds: ``fp32`` (raw float32), ``codes`` (every value as a packed ``1 + 
 ``compress.codec``), ``sparse`` (a pruning bitmap of ``ceil(n/8)`` bytes, then the words of the kept
 values only). The writer picks ``sparse`` only when it is smaller. :func:`read` checks every field
 and raises :class:`~seofp_lab.errors.ModelFileError`; it never indexes outside the buffer.
+
+Versions: 2 added ``params.mask_floor`` and ``features`` to the LSTM header and made every header
+field checked (an unknown one is refused, not ignored). Version 1 files are refused: a mask model's
+floor was never written, so the engine cannot know what the model computed; ``seofp export RUN``
+writes the run again as version 2. A newer version is refused too (docs/MODEL_FILE.md).
 """
 
 from __future__ import annotations
@@ -30,9 +36,10 @@ import numpy as np
 
 from seofp_lab.compress import codec
 from seofp_lab.errors import ModelFileError
+from seofp_lab.infer import header as header_mod
 
 MAGIC = b"SEOFP\0"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 MAX_HEADER = 64 * 1024
 MAX_TENSORS = 4096
 MAX_NAME = 256
@@ -60,6 +67,7 @@ class ModelFile:
     header: dict[str, Any]
     tensors: dict[str, Tensor]
     size_bytes: int
+    spec: header_mod.Header  # the header, checked and typed
 
 
 def _encode_tensor(t: Tensor) -> tuple[Storage, int, bytes]:
@@ -78,7 +86,11 @@ def _encode_tensor(t: Tensor) -> tuple[Storage, int, bytes]:
 
 
 def serialize(header: dict[str, Any], tensors: dict[str, Tensor]) -> bytes:
-    """The whole file as bytes; ``len(serialize(...))`` is the model's ``size_bytes``."""
+    """The whole file as bytes; ``len(serialize(...))`` is the model's ``size_bytes``.
+
+    The header must pass :func:`header.parse`: nothing is written that the reader would refuse.
+    """
+    header_mod.parse(header, "header to write")
     head = json.dumps(header, sort_keys=True, separators=(",", ":")).encode()
     if len(head) > MAX_HEADER:
         raise ModelFileError(f"Expected a header of at most {MAX_HEADER} bytes but got {len(head)}")
@@ -138,8 +150,7 @@ def read(data: bytes, where: str = "<bytes>") -> ModelFile:
         raise ModelFileError(f"{where}: expected magic {MAGIC!r} (a .seofp file) but got "
                              f"{data[:len(MAGIC)]!r}")
     (version,) = r.unpack("H", "format version")
-    if version != FORMAT_VERSION:
-        raise ModelFileError(f"{where}: expected format version {FORMAT_VERSION} but got {version}")
+    check_version(version, where)
     if len(data) < r.pos + 4:
         raise ModelFileError(f"{where}: expected at least {r.pos + 4} bytes but got {len(data)}")
     (crc,) = struct.unpack("<I", data[-4:])
@@ -155,9 +166,7 @@ def read(data: bytes, where: str = "<bytes>") -> ModelFile:
         header = json.loads(r.take(head_len, "header").decode())
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ModelFileError(f"{where}: expected a UTF-8 JSON header but got {exc}") from None
-    if not isinstance(header, dict):
-        raise ModelFileError(f"{where}: expected a JSON object header but got "
-                             f"{type(header).__name__}")
+    spec = header_mod.parse(header, where)
     (count,) = r.unpack("I", "tensor count")
     if count > MAX_TENSORS:
         raise ModelFileError(f"{where}: expected at most {MAX_TENSORS} tensors but got {count}")
@@ -180,7 +189,32 @@ def read(data: bytes, where: str = "<bytes>") -> ModelFile:
     if expected_offset != len(payload):
         raise ModelFileError(f"{where}: expected a payload of {expected_offset} bytes but got "
                              f"{len(payload)} (trailing bytes)")
-    return ModelFile(header, tensors, len(data))
+    return ModelFile(header, tensors, len(data), spec)
+
+
+def check_version(version: int, where: str) -> None:
+    """Refuse any version but :data:`FORMAT_VERSION`, saying what to do about it."""
+    if version == FORMAT_VERSION:
+        return
+    if 0 < version < FORMAT_VERSION:
+        raise ModelFileError(
+            f"{where}: format version {version} is older than this engine's {FORMAT_VERSION}; it "
+            f"does not record every setting the engine needs (a mask model's mask_floor, the "
+            f"features), so it is not run: re-export with `seofp export RUN`")
+    raise ModelFileError(f"{where}: expected format version {FORMAT_VERSION} but got {version} "
+                         f"(a newer seofp-lab wrote it, or it is not a .seofp file)")
+
+
+def file_version(path: str | Path) -> int | None:
+    """The format version a file says it has, or None for a file that is not a ``.seofp`` file."""
+    try:
+        with Path(path).open("rb") as f:
+            head = f.read(len(MAGIC) + 2)
+    except OSError:
+        return None
+    if len(head) < len(MAGIC) + 2 or head[:len(MAGIC)] != MAGIC:
+        return None
+    return int(struct.unpack("<H", head[len(MAGIC):])[0])
 
 
 def _read_entry(r: _Reader, where: str) -> tuple[Any, ...]:

@@ -61,15 +61,15 @@ def frames_to_spec(padded: np.ndarray, frames: int, n_fft: int, hop: int) -> np.
     return np.fft.rfft(view * hann(n_fft), axis=-1).astype(np.complex64)
 
 
-def lps(spec: np.ndarray) -> np.ndarray:
-    """Log-power spectrum ``log(|X|^2 + eps)`` float32."""
+def lps(spec: np.ndarray, eps: float = LPS_EPS) -> np.ndarray:
+    """Log-power spectrum ``log(|X|^2 + eps)`` float32 (a model file's ``features.eps``)."""
     re, im = spec.real.astype(np.float32), spec.imag.astype(np.float32)
-    return np.log(re * re + im * im + np.float32(LPS_EPS)).astype(np.float32)
+    return np.log(re * re + im * im + np.float32(eps)).astype(np.float32)
 
 
-def lps_to_magnitude(lps_values: np.ndarray) -> np.ndarray:
+def lps_to_magnitude(lps_values: np.ndarray, eps: float = LPS_EPS) -> np.ndarray:
     """Inverse of :func:`lps` up to eps: ``sqrt(max(exp(lps) - eps, 0))``."""
-    return np.sqrt(np.maximum(np.exp(lps_values) - np.float32(LPS_EPS), 0.0)).astype(np.float32)
+    return np.sqrt(np.maximum(np.exp(lps_values) - np.float32(eps), 0.0)).astype(np.float32)
 
 
 def with_phase(magnitude: np.ndarray, phase_of: np.ndarray,

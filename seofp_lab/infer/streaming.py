@@ -3,7 +3,8 @@
 A frame is computed as soon as its last input sample has arrived, with the LSTM state carried
 from frame to frame; an output sample is emitted once no later frame overlaps it. The
 concatenated output equals ``Engine.enhance`` on the whole signal (same frames, same state, same
-overlap-add order). Latency: ``n_fft`` samples (32 ms at 16 kHz with the 512-point STFT).
+overlap-add order, and the same ``Engine.spectral``: the file's mask floor and features included).
+Latency: ``n_fft`` samples (32 ms at 16 kHz with the 512-point STFT).
 """
 
 from __future__ import annotations
