@@ -71,7 +71,7 @@ def load(kind: str, root: Path | None, cfg: CorpusConfig, channel: int | None) -
                       f.parent.name, f, channel) for f in clean]
         parts.noise_refs["train"] = {"dns": [NoiseRef("dns", f, channel=channel) for f in noise]}
     else:
-        parts.training_missing = f"datasets/clean/ and datasets/noise/ under {root}"
+        parts.training_missing = "datasets/clean/ (speech) and datasets/noise/"
         hint = ("a test-only root is the DNS-Challenge folder, its test_set/synthetic/ folder, "
                 "or one folder of clean/clean_fileid_<N>.wav and noisy/*_fileid_<N>.wav")
     pairs = []

@@ -55,7 +55,7 @@ def load(kind: str, root: Path | None, cfg: CorpusConfig, channel: int | None) -
     if (root / "train" / "clean").is_dir() or (root / "test" / "clean").is_dir():
         splits = ("train", "test")
         if not (root / "train").exists():
-            parts.training_missing = f"train/clean/** and train/noisy/** under {root}"
+            parts.training_missing = "train/clean/** and train/noisy/** (same relative paths)"
             splits = ("test",)
         for split in splits:
             base = root / split

@@ -80,7 +80,7 @@ def load(kind: str, root: Path | None, cfg: CorpusConfig, channel: int | None) -
                            _hint(root, variant))
     if not any_train:
         c_name, n_name = folders["train"]
-        parts.training_missing = f"{c_name}/ and {n_name}/ (pNNN_MMM.wav pairs) under {root}"
+        parts.training_missing = f"{c_name}/ and {n_name}/ (pNNN_MMM.wav pairs)"
         del folders["train"]  # test-only: the test part below is still checked in full
     for split, (c_name, n_name) in folders.items():
         pattern = f"{c_name}/pNNN_MMM.wav and {n_name}/pNNN_MMM.wav"
