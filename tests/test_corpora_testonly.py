@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from _data_trees import speechlike, tone_noise, write
+from _data_trees import dns_pairs, folder_test_only, speechlike, vb_test_only, write
 
 from seofp_lab import tracking
 from seofp_lab.config import CONFIGS_DIR, ConfigError, CorpusConfig, load_corpus_config
@@ -19,41 +19,6 @@ from seofp_lab.errors import CorpusLayoutError
 def _workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SEOFP_WORKSPACE", str(tmp_path / "ws"))
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-
-
-def vb_test_only(root: Path, seconds: float = 0.5, log: bool = True) -> Path:
-    """The VoiceBank-DEMAND test part only: 3 pairs of p232 at 48 kHz, with the log file."""
-    for i in range(1, 4):
-        x = speechlike(i, seconds, 48000)
-        write(root / "clean_testset_wav" / f"p232_{i:03d}.wav", x, 48000)
-        write(root / "noisy_testset_wav" / f"p232_{i:03d}.wav", x + tone_noise(i, seconds, 48000),
-              48000)
-    if log:
-        (root / "logfiles").mkdir(parents=True, exist_ok=True)
-        (root / "logfiles" / "log_testset.txt").write_text(
-            "p232_001 living 2.5\np232_002 bus 7.5\np232_003 cafe 7.5\n")
-    return root
-
-
-def folder_test_only(root: Path, seconds: float = 0.5) -> Path:
-    """``test/clean/<spk>/uN.wav`` and ``test/noisy/<spk>/uN.wav`` at 22.05 kHz, no train/."""
-    for spk in ("a", "b"):
-        for i in range(2):
-            x = speechlike(ord(spk) + i, seconds, 22050)
-            write(root / "test" / "clean" / spk / f"u{i}.wav", x, 22050)
-            write(root / "test" / "noisy" / spk / f"u{i}.wav", x + tone_noise(i, seconds, 22050),
-                  22050)
-    return root
-
-
-def dns_pairs(folder: Path, seconds: float = 0.5) -> Path:
-    """DNS synthetic pairs: ``clean/clean_fileid_N.wav`` and ``noisy/..._snrS_..._fileid_N.wav``."""
-    for i, snr in ((4, 5), (158, 15)):
-        x = speechlike(i, seconds)
-        write(folder / "clean" / f"clean_fileid_{i}.wav", x)
-        write(folder / "noisy" / f"clnsp{i}_babble_snr{snr}_tl-20_fileid_{i}.wav",
-              x + tone_noise(i, seconds))
-    return folder
 
 
 def _refused(cfg: CorpusConfig, needs: str) -> None:

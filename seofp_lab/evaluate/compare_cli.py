@@ -73,6 +73,5 @@ def _print_corpora(*run_ids: str) -> None:
         return
     out = console()
     out.print(rich_table(table))
-    out.print("* the run's own corpus; n: test items scored.", soft_wrap=True)
     for note in table.notes:
         out.print(f"[yellow]{note}[/yellow]", soft_wrap=True, highlight=False)

@@ -225,35 +225,28 @@ def corpus_table(runs: Sequence[tuple[str, str, Mapping[str, float], Mapping[str
 
 
 def rich_table(table: CorpusTable, title: str = "Runs x corpora (test-set means)") -> Any:
-    """``table`` as a rich Table: one row per run (and the noisy input), PESQ-wb, STOI, n per
-    corpus; the run's own corpus marked with *."""
+    """``table`` as a rich Table: one row per run (and the noisy input), one column per corpus;
+    a cell holds PESQ-wb, STOI and n on three lines, ``*`` marking the run's own corpus."""
     from rich.table import Table  # noqa: PLC0415
 
-    labels = {"pesq_wb": "PESQ-wb", "stoi": "STOI"}
-    t = Table(title=title)
+    t = Table(title=title, caption="cells: PESQ-wb / STOI / n items; * the run's own corpus",
+              show_lines=True)
     t.add_column("run")
     for corpus in table.corpora:
-        for m in TABLE_METRICS:
-            t.add_column(f"{corpus}\n{labels[m]}", justify="right", no_wrap=True)
-        t.add_column(f"{corpus}\nn", justify="right", no_wrap=True)
+        t.add_column(corpus, justify="right")
 
-    def cells(v: dict[str, float | None] | None) -> list[str]:
+    def cell(v: dict[str, float | None] | None, own: bool = False) -> str:
         if v is None:
-            return ["–"] * (len(TABLE_METRICS) + 1)
-        return [*("–" if v[m] is None else f"{v[m]:.3f}" for m in TABLE_METRICS),
-                "–" if v.get("n") is None else f"{v['n']:.0f}"]
+            return "–"
+        lines = ["–" if v[m] is None else f"{v[m]:.3f}" for m in TABLE_METRICS]
+        lines.append("n=–" if v.get("n") is None else f"n={v['n']:.0f}")
+        return "\n".join(lines) + ("*" if own else "")
 
     if table.noisy:
-        t.add_row("noisy input", *[c for corpus in table.corpora
-                                   for c in cells(table.noisy.get(corpus))])
+        t.add_row("noisy input", *[cell(table.noisy.get(k)) for k in table.corpora])
     for name, rid in table.runs:
-        row = []
-        for corpus in table.corpora:
-            values = cells(table.cells.get((rid, corpus)))
-            if table.own.get(rid) == corpus and (rid, corpus) in table.cells:
-                values[0] += "*"
-            row += values
-        t.add_row(f"{name} {rid[:8]}", *row)
+        t.add_row(f"{name}\n{rid[:8]}", *[
+            cell(table.cells.get((rid, k)), table.own.get(rid) == k) for k in table.corpora])
     return t
 
 

@@ -249,7 +249,9 @@ def evaluate(
                 }
             )
             tracking.log_table(rows, f"{folder}/{prefix}per_utterance.csv")
-            tracking.log_figure(_per_snr_figure(result, names), f"{folder}/{prefix}per_snr.png")
+            if any(np.isfinite(float(r["snr"])) for r in rows):  # else nothing to plot
+                tracking.log_figure(_per_snr_figure(result, names),
+                                    f"{folder}/{prefix}per_snr.png")
             record(run_id, target, len(rows), engine_name)
         # against the seofp.baseline_run's per-utterance scores; prints one line if impossible
         from seofp_lab.evaluate.paired_runs import after_evaluation  # noqa: PLC0415
