@@ -77,7 +77,8 @@ def _info(args: argparse.Namespace) -> int:
     cfg = corpus_config(args.config, args.overrides)
     corpus = load_corpus(cfg)
     console = make_console()
-    table = Table(title=f"Corpus {cfg.name!r} ({cfg.kind}{', paired' if corpus.paired else ''})")
+    extra = (", paired" if corpus.paired else "") + (", test only" if corpus.test_only else "")
+    table = Table(title=f"Corpus {cfg.name!r} ({cfg.kind}{extra})")
     for col in ("split", "speakers", "utterances", "hours", "pairs", "noise types"):
         table.add_column(col, justify="right" if col in ("speakers", "utterances", "hours",
                                                          "pairs") else "left")
