@@ -63,20 +63,20 @@ def corpus_artifact(run_id: str, tags: Mapping[str, str], corpus: str,
     return artifact.replace("evaluation/", f"evaluation/{corpus}/", 1)
 
 
-def testset_of(run_id: str, corpus: str | None = None) -> str | None:
+def testset_of(run_id: str, label: str | None = None) -> str | None:
     """The test-set hash of a run's corpus config (its config.yaml), None when it has none.
 
-    ``corpus``: of that corpus label instead, as the run's ``seofp.eval_corpora`` tag records."""
+    ``label``: of that corpus label instead, as the run's ``seofp.eval_corpora`` tag records."""
     from seofp_lab.config import CorpusConfig  # noqa: PLC0415
     from seofp_lab.data.testset import testset_hash  # noqa: PLC0415
 
-    if corpus is not None:
+    if label is not None:
         from seofp_lab.evaluate.corpora import is_own, recorded  # noqa: PLC0415
 
         tags = tracking.get_run(run_id).data.tags
-        if corpus in (labels := recorded(tags)):
-            return labels[corpus]
-        if not is_own(tags, corpus):
+        if label in (labels := recorded(tags)):
+            return labels[label]
+        if not is_own(tags, label):
             return None
     try:  # the corpus section only: older configs differ elsewhere (e.g. tracking fields)
         corpus = CorpusConfig.model_validate(tracking.run_config_dict(run_id).get("corpus", {}))
