@@ -407,3 +407,34 @@ def load_yaml_model(path: str | Path, model: type[M]) -> M:
         return model.model_validate(data)
     except ValidationError as exc:
         raise ConfigError(_format_errors(exc, model, {"": str(p)})) from None
+
+
+def load_corpus_config(
+    spec: str | Path, overrides: list[str] | None = None, configs_dir: Path = CONFIGS_DIR
+) -> CorpusConfig:
+    """A corpus config from a corpus YAML, a name under ``configs/corpus/`` or an experiment YAML.
+
+    Overrides name corpus keys with or without ``corpus.`` (``corpus.root=/data/vbd``, ``seed=1``).
+    An experiment YAML gives its ``corpus`` section (and takes any experiment override).
+    """
+    path = Path(spec)
+    if not path.is_file() and path.suffix == "" and len(path.parts) == 1:
+        path = _section_file("corpus", str(spec), configs_dir, Path("--corpus"))
+    data = _read_yaml(path)
+    if any(k in SECTIONS for k in data):
+        return load_config(path, overrides, configs_dir).corpus
+    where = {"": str(path)}
+    for text in overrides or []:
+        keys, value = parse_override(text)
+        keys = keys[1:] if keys[0] == "corpus" and len(keys) > 1 else keys
+        cur = data
+        for k in keys[:-1]:
+            nxt = cur.get(k)
+            cur[k] = nxt = nxt if isinstance(nxt, dict) else {}
+            cur = nxt
+        cur[keys[-1]] = value
+        where[".".join(keys)] = f"command-line override {text!r}"
+    try:
+        return CorpusConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_format_errors(exc, CorpusConfig, where)) from None

@@ -12,6 +12,7 @@ import contextlib
 import io
 import json
 import os
+import re
 import tempfile
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -58,20 +59,47 @@ TAG_KERNEL = "seofp.kernel"
 TAG_STUDY = "seofp.study"  # listening-analysis runs: the study name
 TAG_COMPRESSED = "seofp.compressed_run"  # listening-analysis runs: the compressed run compared
 TAG_PAIRED_AGAINST = "seofp.paired_against"  # run A of the paired_* metrics logged to run B
+TAG_EVAL_CORPORA = "seofp.eval_corpora"  # JSON {corpus label: test-set hash} a run was scored on
+CORPORA_ARTIFACT = "evaluation/corpora.json"  # per label: test set, root, items, artifacts
+CORPUS_LABEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")  # safe in metric and file names
 CONFIG_ARTIFACT = "config.yaml"
 CHECKPOINT_ARTIFACT = "checkpoint/model.pt"
 
 
-def metric_key(name: str, *, snr: float | None = None, noisy: bool = False) -> str:
+def metric_key(
+    name: str, *, snr: float | None = None, noisy: bool = False, corpus: str | None = None
+) -> str:
     """``metric_key("stoi", snr=7.5, noisy=True)`` -> ``"noisy_stoi_snr7.5"``.
 
-    >>> metric_key("pesq_wb", snr=5.0)
-    'pesq_wb_snr5'
+    ``corpus`` names a test set other than the run's own (``seofp evaluate RUN --corpus``); its
+    scores go under ``<corpus>/``.
+
+    >>> metric_key("pesq_wb", snr=5.0), metric_key("pesq_wb", noisy=True, corpus="vbd")
+    ('pesq_wb_snr5', 'vbd/noisy_pesq_wb')
     """
     if name not in METRICS:
         raise ValueError(f"Expected one of tracking.METRICS but got {name!r}")
     suffix = "" if snr is None else f"_snr{float(snr):g}"
-    return ("noisy_" if noisy else "") + name + suffix
+    return corpus_prefix(corpus) + ("noisy_" if noisy else "") + name + suffix
+
+
+def check_corpus_label(label: str) -> str:
+    """``label`` if it can name a corpus in metric keys and artifact folders, else ValueError."""
+    if not CORPUS_LABEL.match(label):
+        raise ValueError(
+            f"Expected a corpus label of letters, digits, '_', '-' and '.' (at most 64, starting "
+            f"with a letter or digit) but got {label!r}"
+        )
+    return label
+
+
+def corpus_prefix(corpus: str | None) -> str:
+    """``""`` for the run's own test set, else ``"<corpus>/"`` (MLflow accepts ``/`` in keys).
+
+    >>> corpus_prefix(None), corpus_prefix("voicebank_demand")
+    ('', 'voicebank_demand/')
+    """
+    return "" if corpus is None else check_corpus_label(corpus) + "/"
 
 
 def tracking_uri() -> str:

@@ -70,3 +70,38 @@ def make_embedded_tree(root: Path, targets: int = 6, babble: int = 2, lab: bool 
         lines.append("\t".join(cells))
     (root / "MANIFEST.tsv").write_text("\n".join(lines) + "\n")
     return root
+
+
+def vb_test_only(root: Path, seconds: float = 0.5, log: bool = True) -> Path:
+    """The VoiceBank-DEMAND test part only: 3 pairs of p232 at 48 kHz, with the log file."""
+    for i in range(1, 4):
+        x = speechlike(i, seconds, 48000)
+        write(root / "clean_testset_wav" / f"p232_{i:03d}.wav", x, 48000)
+        write(root / "noisy_testset_wav" / f"p232_{i:03d}.wav", x + tone_noise(i, seconds, 48000),
+              48000)
+    if log:
+        (root / "logfiles").mkdir(parents=True, exist_ok=True)
+        (root / "logfiles" / "log_testset.txt").write_text(
+            "p232_001 living 2.5\np232_002 bus 7.5\np232_003 cafe 7.5\n")
+    return root
+
+
+def folder_test_only(root: Path, seconds: float = 0.5) -> Path:
+    """``test/clean/<spk>/uN.wav`` and ``test/noisy/<spk>/uN.wav`` at 22.05 kHz, no train/."""
+    for spk in ("a", "b"):
+        for i in range(2):
+            x = speechlike(ord(spk) + i, seconds, 22050)
+            write(root / "test" / "clean" / spk / f"u{i}.wav", x, 22050)
+            write(root / "test" / "noisy" / spk / f"u{i}.wav", x + tone_noise(i, seconds, 22050),
+                  22050)
+    return root
+
+
+def dns_pairs(folder: Path, seconds: float = 0.5) -> Path:
+    """DNS synthetic pairs: ``clean/clean_fileid_N.wav`` and ``noisy/..._snrS_..._fileid_N.wav``."""
+    for i, snr in ((4, 5), (158, 15)):
+        x = speechlike(i, seconds)
+        write(folder / "clean" / f"clean_fileid_{i}.wav", x)
+        write(folder / "noisy" / f"clnsp{i}_babble_snr{snr}_tl-20_fileid_{i}.wav",
+              x + tone_noise(i, seconds))
+    return folder

@@ -11,18 +11,9 @@ import argparse
 import tempfile
 from pathlib import Path
 
-import yaml
-from pydantic import ValidationError
 from rich.table import Table
 
-from seofp_lab.config import (
-    SECTIONS,
-    ConfigError,
-    CorpusConfig,
-    load_config,
-    load_yaml_model,
-    parse_override,
-)
+from seofp_lab.config import CorpusConfig, load_corpus_config
 from seofp_lab.console import console as make_console
 
 
@@ -31,27 +22,7 @@ def corpus_config(path: str | Path, overrides: list[str] | None = None) -> Corpu
 
     Overrides of a corpus-only YAML name its keys with or without ``corpus.`` (``seed=1``).
     """
-    try:
-        data = yaml.safe_load(Path(path).read_text()) if Path(path).is_file() else None
-    except yaml.YAMLError:
-        data = None  # load_config reports it with the file name
-    if not isinstance(data, dict) or any(k in SECTIONS for k in data):
-        return load_config(path, overrides).corpus
-    cfg = load_yaml_model(path, CorpusConfig)
-    if not overrides:
-        return cfg
-    merged = cfg.model_dump()
-    for text in overrides:
-        keys, value = parse_override(text)
-        keys = keys[1:] if keys[0] == "corpus" and len(keys) > 1 else keys
-        cur = merged
-        for k in keys[:-1]:
-            cur = cur.setdefault(k, {})
-        cur[keys[-1]] = value
-    try:
-        return CorpusConfig.model_validate(merged)
-    except ValidationError as exc:
-        raise ConfigError(f"{path} with overrides {overrides}: {exc}") from None
+    return load_corpus_config(path, overrides)
 
 
 def _build(args: argparse.Namespace) -> int:
@@ -106,7 +77,8 @@ def _info(args: argparse.Namespace) -> int:
     cfg = corpus_config(args.config, args.overrides)
     corpus = load_corpus(cfg)
     console = make_console()
-    table = Table(title=f"Corpus {cfg.name!r} ({cfg.kind}{', paired' if corpus.paired else ''})")
+    extra = (", paired" if corpus.paired else "") + (", test only" if corpus.test_only else "")
+    table = Table(title=f"Corpus {cfg.name!r} ({cfg.kind}{extra})")
     for col in ("split", "speakers", "utterances", "hours", "pairs", "noise types"):
         table.add_column(col, justify="right" if col in ("speakers", "utterances", "hours",
                                                          "pairs") else "left")

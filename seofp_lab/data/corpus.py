@@ -138,6 +138,8 @@ class Corpus:
         kind: the loader kind (``embedded``, ``timit``, ...).
         paired: True when the corpus yields (clean, noisy) pairs (voicebank_demand, dns test,
             folder paired); pools are then still available for whatever the corpus has.
+        training_missing: None, or for a test-only corpus (only its test part on disk) what
+            training would need; :meth:`require_training` refuses such a corpus.
     """
 
     def __init__(
@@ -156,8 +158,10 @@ class Corpus:
         babble_talkers: int = 6,
         seed: int = 0,
         root: Path | None = None,
+        training_missing: str | None = None,
     ) -> None:
         self.name, self.kind, self.root, self.seed = name, kind, root, seed
+        self.training_missing = training_missing
         self.babble_talkers = babble_talkers
         train, valid = hold_out(utterances.get("train", []), lambda u: u.speaker, seed)
         self._utts = {"train": train, "valid": valid, "test": list(utterances.get("test", []))}
@@ -175,6 +179,21 @@ class Corpus:
         }
         self._noise_cache: dict[tuple[str, str, str | None], list[np.ndarray]] = {}
         self._psd: np.ndarray | None = None
+
+    @property
+    def test_only(self) -> bool:
+        """True when only the test part is on disk: fine for evaluation, refused for training."""
+        return self.training_missing is not None
+
+    def require_training(self) -> None:
+        """Raise CorpusLayoutError for a test-only corpus, naming its root and what is missing."""
+        if self.training_missing is not None:
+            raise CorpusLayoutError(
+                f"Expected a training part in {self.kind} corpus {self.name!r} at {self.root} "
+                f"but it has only a test part; training needs {self.training_missing}. A "
+                "test-only corpus can still score a trained run: seofp evaluate RUN --corpus "
+                "CONFIG corpus.root=..."
+            )
 
     # ------------------------------------------------------------------------------ speech
     def utterances(self, split: Split) -> list[Utterance]:

@@ -99,6 +99,7 @@ class MixtureDataModule(L.LightningDataModule):
         super().__init__()
         if not train_snrs:
             raise ValueError("Expected at least one training SNR but got []")
+        corpus.require_training()  # a test-only corpus (evaluation only) names what is missing
         self.corpus, self.train_snrs = corpus, [float(s) for s in train_snrs]
         self.segment = int(round(segment_seconds * FS))
         self.mixtures_per_epoch, self.valid_mixtures = mixtures_per_epoch, valid_mixtures

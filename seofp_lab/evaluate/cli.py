@@ -1,4 +1,4 @@
-"""``seofp evaluate RUN_ID [--engine c]``."""
+"""``seofp evaluate RUN_ID [--engine c] [--corpus CONFIG [KEY=VALUE ...] [--corpus-name L]]``."""
 
 from __future__ import annotations
 
@@ -6,8 +6,31 @@ import argparse
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("evaluate", help="enhance the test set with a run's model and score it")
+    p = sub.add_parser(
+        "evaluate",
+        help="enhance the test set with a run's model and score it",
+        description="Enhance a test set with a run's model, score it and log the scores to the "
+        "run. By default the run's own corpus (plain metric names); with --corpus any corpus's "
+        "test set, test-only folders included, logged as <corpus>/pesq_wb etc. and under "
+        "evaluation/<corpus>/ (docs/corpora.md).",
+    )
     p.add_argument("run_id", help="MLflow run id (or a unique prefix) of a training run")
+    p.add_argument(
+        "--corpus",
+        nargs="+",
+        default=None,
+        metavar=("CONFIG", "KEY=VALUE"),
+        help="score this corpus's test set: a corpus YAML (configs/corpus/*.yaml), a name "
+        "there (voicebank_demand) or an experiment YAML, then corpus overrides such as "
+        "corpus.root=/data/VoiceBank-DEMAND; default: the run's own corpus",
+    )
+    p.add_argument(
+        "--corpus-name",
+        default=None,
+        metavar="LABEL",
+        help="label of that corpus in metric names and artifact folders (default: the "
+        "config's name)",
+    )
     p.add_argument(
         "--engine",
         choices=["torch", "c"],
@@ -23,9 +46,21 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from seofp_lab.config import ConfigError, load_corpus_config  # noqa: PLC0415
     from seofp_lab.evaluate.run import evaluate, results_table  # noqa: PLC0415
     from seofp_lab.tracking import resolve_run_id  # noqa: PLC0415
 
+    if args.corpus_name and args.corpus is None:
+        raise ConfigError(f"Expected --corpus CONFIG with --corpus-name but got "
+                          f"--corpus-name {args.corpus_name} alone")
+    corpus = None
+    if args.corpus is not None:
+        spec, *overrides = args.corpus
+        bad = [o for o in overrides if "=" not in o]
+        if bad:
+            raise ConfigError(f"Expected KEY=VALUE corpus overrides after --corpus {spec} but "
+                              f"got {bad[0]!r} (the run id goes before --corpus)")
+        corpus = load_corpus_config(spec, overrides)
     args.run_id = resolve_run_id(args.run_id)  # a full id or a unique prefix
     res = evaluate(
         args.run_id,
@@ -33,6 +68,10 @@ def run(args: argparse.Namespace) -> int:
         kernel=args.kernel,
         workers=args.workers,
         max_utterances=args.max_utterances,
+        corpus=corpus,
+        corpus_name=args.corpus_name,
     )
-    results_table({"enhanced": res.metrics}, title=f"Test set, run {args.run_id}").print()
+    where = "" if res.own_corpus else f" (logged as {res.corpus}/...)"
+    results_table({"enhanced": res.metrics},
+                  title=f"Test set of {res.corpus}, run {args.run_id}{where}").print()
     return 0

@@ -1,5 +1,6 @@
-"""``seofp compare RUN_A RUN_B [--margin stoi=0.02 ...] [--no-log]``: paired per-utterance
-comparison of two evaluated runs (B - A), logged to RUN_B.
+"""``seofp compare RUN_A RUN_B [--corpus LABEL] [--margin stoi=0.02 ...] [--no-log]``: paired
+per-utterance comparison of two evaluated runs (B - A), logged to RUN_B, then their runs x
+corpora table of test-set means.
 
 ``seofp compare RUN`` compares a run with its equal-budget control (``seofp.control_run``) and
 its baseline (``seofp.baseline_run``), as evaluation does."""
@@ -26,6 +27,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    "pesq_nb=0.05 stoi=0.01 estoi=0.01 si_sdr=0.5)")
     p.add_argument("--resamples", type=int, default=9999, help="bootstrap resamples")
     p.add_argument("--seed", type=int, default=0, help="bootstrap seed")
+    p.add_argument("--corpus", default=None, metavar="LABEL",
+                   help="pair on this corpus's test set (a label of `seofp evaluate RUN "
+                   "--corpus`, or the runs' own corpus name); default: the runs' own test set")
     p.add_argument("--no-log", action="store_true", help="print only; log nothing to RUN_B")
     p.set_defaults(func=run)
 
@@ -47,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
         from seofp_lab.evaluate.paired_runs import reference_runs  # noqa: PLC0415
 
         run_b = resolve_run_id(args.run_a)
-        pairs = [(label, ref, prefix) for label, ref, prefix in reference_runs(run_b)]
+        pairs = list(reference_runs(run_b))
         if not pairs:
             raise PairingError(f"Expected run {run_b} to have a seofp.control_run or "
                                "seofp.baseline_run tag but it has neither; name the reference: "
@@ -55,12 +59,37 @@ def run(args: argparse.Namespace) -> int:
     else:
         run_b = resolve_run_id(args.run_b)
         pairs = [("reference", resolve_run_id(args.run_a), "")]
-    for label, run_a, prefix in pairs:
-        cmp = compare_runs(run_a, run_b, margins, n_resamples=args.resamples, seed=args.seed)
+    from seofp_lab.evaluate.corpora import is_own  # noqa: PLC0415
+    from seofp_lab.tracking import corpus_prefix, get_run  # noqa: PLC0415
+
+    own = args.corpus is None or is_own(get_run(run_b).data.tags, args.corpus)
+    where = corpus_prefix(None if own else args.corpus)
+    for label, run_a, extra in pairs:
+        cmp = compare_runs(run_a, run_b, margins, n_resamples=args.resamples, seed=args.seed,
+                           corpus=args.corpus)
         print(f"against its {label} {run_a}:")
         print_comparison(cmp)
         if not args.no_log:
+            prefix = where + extra
             log_comparison(cmp, run_b, prefix)
             print(f"logged {prefix}paired_* metrics, evaluation/{prefix}paired.csv and "
                   f"evaluation/{prefix}paired.png to run {run_b}")
+    _print_corpora(*{ref for _, ref, _ in pairs}, run_b)
     return 0
+
+
+def _print_corpora(*run_ids: str) -> None:
+    """The runs x corpora table of test-set means (every corpus either run was scored on)."""
+    from seofp_lab.console import console  # noqa: PLC0415
+    from seofp_lab.evaluate.corpora import corpus_table, rich_table  # noqa: PLC0415
+    from seofp_lab.tracking import get_run  # noqa: PLC0415
+
+    runs = [get_run(r) for r in run_ids]
+    table = corpus_table([(r.info.run_name or r.info.run_id[:8], r.info.run_id,
+                           r.data.metrics, r.data.tags) for r in runs])
+    if not table.corpora:
+        return
+    out = console()
+    out.print(rich_table(table))
+    for note in table.notes:
+        out.print(f"[yellow]{note}[/yellow]", soft_wrap=True, highlight=False)

@@ -1,4 +1,6 @@
-"""Where a run's enhanced test set lives: ``<workspace>/enhanced/<run_id>[-<engine>]/``.
+"""Where a run's enhanced test set lives: ``<workspace>/enhanced/<run_id>[-<engine>]/``, and
+``<workspace>/enhanced/<run_id>[-<engine>]@<corpus>/`` for another corpus's test set
+(``seofp evaluate RUN --corpus``).
 
 The folder holds one float32 WAV per test item and ``manifest.csv`` with the columns
 ``id, speaker, noise, snr, noisy, clean, enhanced`` (absolute paths). Listening studies read it.
@@ -15,14 +17,18 @@ from seofp_lab.workspace import workspace_dir
 COLUMNS = ("id", "speaker", "noise", "snr", "noisy", "clean", "enhanced")
 
 
-def enhanced_dir(run_id: str, engine: str = "torch", must_exist: bool = True) -> Path:
-    """The enhanced test set of a run; with ``must_exist``, a clear error if not evaluated yet."""
+def enhanced_dir(
+    run_id: str, engine: str = "torch", must_exist: bool = True, corpus: str | None = None
+) -> Path:
+    """The enhanced test set of a run; with ``must_exist``, a clear error if not evaluated yet.
+
+    ``corpus``: the label of another corpus's test set (None: the run's own)."""
     name = run_id if engine == "torch" else f"{run_id}-{engine}"
-    path = workspace_dir() / "enhanced" / name
+    path = workspace_dir() / "enhanced" / (name if corpus is None else f"{name}@{corpus}")
     if must_exist and not (path / "manifest.csv").is_file():
-        raise SeofpError(
-            f"Expected an enhanced test set at {path} but found none; run `seofp evaluate {run_id}`"
-        )
+        how = f"seofp evaluate {run_id}" + ("" if corpus is None else f" --corpus CONFIG "
+                                              f"--corpus-name {corpus}")
+        raise SeofpError(f"Expected an enhanced test set at {path} but found none; run `{how}`")
     return path
 
 

@@ -25,24 +25,59 @@ LABELS = {"pesq_wb": "PESQ-wb", "pesq_nb": "PESQ-nb", "stoi": "STOI", "estoi": "
           "si_sdr": "SI-SDR dB"}
 
 
-def run_scores(run_id: str, artifact: str = PER_UTTERANCE) -> pd.DataFrame:
-    """A run's per-utterance CSV; PairingError when the run was not evaluated."""
-    tracking.get_run(run_id)  # an unknown run is a TrackingError naming the store
+def run_scores(run_id: str, artifact: str = PER_UTTERANCE, corpus: str | None = None
+               ) -> pd.DataFrame:
+    """A run's per-utterance CSV; PairingError when the run was not evaluated.
+
+    ``corpus``: a corpus label (``seofp evaluate RUN --corpus``); the run's own corpus name
+    selects its own test set's scores, as ``None`` does."""
+    run = tracking.get_run(run_id)  # an unknown run is a TrackingError naming the store
+    if corpus is not None:
+        artifact = corpus_artifact(run_id, run.data.tags, corpus, artifact)
     try:
         path = tracking.download_artifact(run_id, artifact)
     except TrackingError as exc:
+        how = "" if corpus is None else " --corpus CONFIG"
         raise PairingError(
             f"Expected run {run_id} to have per-utterance scores ({artifact}) but got none; "
-            f"run `seofp evaluate {run_id}` first"
+            f"run `seofp evaluate {run_id}{how}` first"
         ) from exc
     return pd.read_csv(path, dtype={"id": str})
 
 
-def testset_of(run_id: str) -> str | None:
-    """The test-set hash of a run's corpus config (its config.yaml), None when it has none."""
+def corpus_artifact(run_id: str, tags: Mapping[str, str], corpus: str,
+                    artifact: str = PER_UTTERANCE) -> str:
+    """Where a run keeps ``artifact`` (an ``evaluation/`` path) for corpus label ``corpus``."""
+    from seofp_lab.evaluate.corpora import is_own, recorded  # noqa: PLC0415
+
+    if is_own(tags, corpus):
+        return artifact
+    labels = recorded(tags)
+    if corpus not in labels:
+        raise PairingError(
+            f"Expected run {run_id} to be evaluated on corpus {corpus!r} but its evaluated "
+            f"corpora are {sorted({*labels, tags.get(tracking.TAG_CORPUS, '?')})}; run `seofp "
+            f"evaluate {run_id} --corpus CONFIG` (with --corpus-name {corpus} if the config's "
+            "name differs)"
+        )
+    return artifact.replace("evaluation/", f"evaluation/{corpus}/", 1)
+
+
+def testset_of(run_id: str, label: str | None = None) -> str | None:
+    """The test-set hash of a run's corpus config (its config.yaml), None when it has none.
+
+    ``label``: of that corpus label instead, as the run's ``seofp.eval_corpora`` tag records."""
     from seofp_lab.config import CorpusConfig  # noqa: PLC0415
     from seofp_lab.data.testset import testset_hash  # noqa: PLC0415
 
+    if label is not None:
+        from seofp_lab.evaluate.corpora import is_own, recorded  # noqa: PLC0415
+
+        tags = tracking.get_run(run_id).data.tags
+        if label in (labels := recorded(tags)):
+            return labels[label]
+        if not is_own(tags, label):
+            return None
     try:  # the corpus section only: older configs differ elsewhere (e.g. tracking fields)
         corpus = CorpusConfig.model_validate(tracking.run_config_dict(run_id).get("corpus", {}))
         return testset_hash(corpus)
@@ -57,6 +92,7 @@ def compare_runs(
     scores_b: pd.DataFrame | Sequence[Mapping[str, Any]] | None = None,
     n_resamples: int = 9999,
     seed: int = 0,
+    corpus: str | None = None,
 ) -> PairedComparison:
     """Run B against run A, pair by pair on their shared test items.
 
@@ -67,19 +103,24 @@ def compare_runs(
         scores_b: B's per-utterance rows when already in hand (``evaluate()``), else its CSV.
         n_resamples: bootstrap resamples.
         seed: bootstrap seed.
+        corpus: pair on this corpus label's test set (``seofp evaluate RUN --corpus``) instead
+            of the runs' own.
 
     Raises:
         TrackingError: a run is not in the store.
         PairingError: a run has no per-utterance scores, or the two test sets differ.
     """
-    hash_a, hash_b = testset_of(run_a), testset_of(run_b)
+    if corpus is None:
+        hash_a, hash_b = testset_of(run_a), testset_of(run_b)
+    else:
+        hash_a, hash_b = (testset_of(r, corpus) for r in (run_a, run_b))
     if hash_a and hash_b and hash_a != hash_b:
         raise PairingError(
             f"Expected runs {run_a} (A) and {run_b} (B) to use the same test set but got test-set "
             f"hashes {hash_a} and {hash_b} (different corpus or test-set settings)"
         )
-    a = run_scores(run_a)
-    b = run_scores(run_b) if scores_b is None else scores_b
+    a = run_scores(run_a, corpus=corpus)
+    b = run_scores(run_b, corpus=corpus) if scores_b is None else scores_b
     return compare_scores(a, b, run_a, run_b, margins, n_resamples=n_resamples, seed=seed)
 
 
@@ -136,7 +177,8 @@ def log_comparison(cmp: PairedComparison, run_id: str, prefix: str = "") -> None
     with tracking.resume_run(run_id):
         tag = ("seofp.baseline_paired_against" if prefix.endswith("baseline_")
                else tracking.TAG_PAIRED_AGAINST)
-        tracking.set_tags({tag: cmp.run_a})
+        if "/" not in prefix:  # the run's own corpus; other corpora's files name their runs
+            tracking.set_tags({tag: cmp.run_a})
         tracking.log_metrics(metrics_of(cmp, prefix))
         tracking.log_table(cmp.rows(), f"evaluation/{prefix}paired.csv")
         tracking.log_figure(figure(cmp), f"evaluation/{prefix}paired.png")
@@ -222,9 +264,12 @@ def reference_runs(run_id: str) -> list[tuple[str, str, str]]:
 
 
 def after_evaluation(
-    run_id: str, rows: Sequence[Mapping[str, Any]], prefix: str = ""
+    run_id: str, rows: Sequence[Mapping[str, Any]], prefix: str = "", corpus: str | None = None
 ) -> PairedComparison | None:
     """``evaluate()``'s hook: compare with the run's control and baseline and log both.
+
+    ``corpus``: the label of another corpus's test set; the references' scores on it are used
+    and the results are logged under ``<corpus>/`` (metrics) and ``evaluation/<corpus>/`` (files).
 
     Never raises: a missing reference or reference scores is one printed line, and evaluation
     goes on. Returns the primary comparison (against the control when there is one), or None.
@@ -237,8 +282,8 @@ def after_evaluation(
         return None
     for label, ref, extra in refs:
         try:
-            cmp = compare_runs(ref, run_id, scores_b=rows)
-            log_comparison(cmp, run_id, prefix + extra)
+            cmp = compare_runs(ref, run_id, scores_b=rows, corpus=corpus)
+            log_comparison(cmp, run_id, tracking.corpus_prefix(corpus) + prefix + extra)
         except SeofpError as exc:
             _one_line(f"paired comparison with {label} {ref} skipped: {exc}")
             continue
@@ -252,5 +297,5 @@ def after_evaluation(
     return first
 
 
-__all__ = ["after_evaluation", "reference_runs", "compare_runs", "log_comparison", "metrics_of",
-           "print_comparison", "run_scores", "table", "testset_of"]
+__all__ = ["after_evaluation", "compare_runs", "corpus_artifact", "log_comparison", "metrics_of",
+           "print_comparison", "reference_runs", "run_scores", "table", "testset_of"]

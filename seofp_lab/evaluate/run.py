@@ -18,7 +18,7 @@ from rich.progress import Progress
 from rich.table import Table
 
 from seofp_lab import tracking
-from seofp_lab.config import ExperimentConfig
+from seofp_lab.config import CorpusConfig, ExperimentConfig
 from seofp_lab.console import console as make_console
 from seofp_lab.evaluate.enhanced import enhanced_dir, write_manifest
 from seofp_lab.evaluate.metrics import score
@@ -29,9 +29,11 @@ DEFAULT_METRICS = ["pesq_wb", "pesq_nb", "stoi", "estoi", "si_sdr"]
 @dataclass
 class EvalResult:
     run_id: str
-    metrics: dict[str, float]
+    metrics: dict[str, float]  # plain names (pesq_wb, ...), whatever the corpus
     rows: list[dict[str, Any]] = field(default_factory=list)
     failures: int = 0
+    corpus: str = ""  # the label of the scored test set (the run's own corpus name by default)
+    own_corpus: bool = True  # False: logged under "<corpus>/..." names (evaluate/corpora.py)
 
 
 def _worker_init() -> None:
@@ -168,25 +170,30 @@ def evaluate(
     max_utterances: int | None = None,
     metrics: list[str] | None = None,
     log: bool = True,
+    corpus: CorpusConfig | None = None,
+    corpus_name: str | None = None,
 ) -> EvalResult:
     """Enhance the run's test set (PyTorch or the C engine), score it, log it to the run.
 
     ``engine``, ``kernel``, ``workers``, ``max_utterances`` and ``metrics`` default to the run's
-    own ``evaluation`` config."""
+    own ``evaluation`` config. ``corpus`` scores another corpus's test set instead (a test-only
+    corpus will do), logged under ``<corpus_name or corpus.name>/`` (evaluate/corpora.py)."""
     from seofp_lab.data.testset import prepare_test_set  # noqa: PLC0415
+    from seofp_lab.evaluate.corpora import record, resolve_target  # noqa: PLC0415
 
     cfg = ExperimentConfig.model_validate(tracking.run_config_dict(run_id))
+    target = resolve_target(run_id, cfg, corpus, corpus_name)
     names = list(metrics or cfg.evaluation.metrics)
     max_utterances = max_utterances or cfg.evaluation.max_utterances
     engine = engine or cfg.evaluation.engine
     kernel = kernel or cfg.evaluation.kernel
-    test_set = prepare_test_set(cfg.corpus)
+    test_set = prepare_test_set(target.config)
     items = test_set.items[:max_utterances] if max_utterances else test_set.items
     ckpt = tracking.download_artifact(run_id, tracking.CHECKPOINT_ARTIFACT)
     enhance = _enhancer(run_id, engine, kernel, ckpt)
-    out_dir = enhanced_dir(
-        run_id, "torch" if engine == "torch" else f"c-{kernel}", must_exist=False
-    )
+    engine_name = "torch" if engine == "torch" else f"c-{kernel}"
+    out_dir = enhanced_dir(run_id, engine_name, must_exist=False,
+                           corpus=None if target.own else target.label)
     out_dir.mkdir(parents=True, exist_ok=True)
     tasks, manifest = [], []
     with Progress() as bar:
@@ -231,21 +238,26 @@ def evaluate(
         )
     if log:
         prefix = "" if engine == "torch" else f"engine_{kernel}_"
+        key = target.metric_prefix + prefix  # "voicebank_demand/engine_intadd_" or ""
+        folder = target.artifact_dir  # "evaluation" or "evaluation/voicebank_demand"
         with tracking.resume_run(run_id):
-            tracking.log_metrics({prefix + k: v for k, v in result.items()})
+            tracking.log_metrics({key + k: v for k, v in result.items()})
             tracking.log_metrics(
                 {
-                    prefix + "test_utterances": float(len(rows)),
-                    prefix + "metric_failures": float(failures),
+                    key + "test_utterances": float(len(rows)),
+                    key + "metric_failures": float(failures),
                 }
             )
-            tracking.log_table(rows, f"evaluation/{prefix}per_utterance.csv")
-            tracking.log_figure(_per_snr_figure(result, names), f"evaluation/{prefix}per_snr.png")
+            tracking.log_table(rows, f"{folder}/{prefix}per_utterance.csv")
+            if any(np.isfinite(float(r["snr"])) for r in rows):  # else nothing to plot
+                tracking.log_figure(_per_snr_figure(result, names),
+                                    f"{folder}/{prefix}per_snr.png")
+            record(run_id, target, len(rows), engine_name)
         # against the seofp.baseline_run's per-utterance scores; prints one line if impossible
         from seofp_lab.evaluate.paired_runs import after_evaluation  # noqa: PLC0415
 
-        after_evaluation(run_id, rows, prefix)
-    return EvalResult(run_id, result, rows, failures)
+        after_evaluation(run_id, rows, prefix, corpus=None if target.own else target.label)
+    return EvalResult(run_id, result, rows, failures, target.label, target.own)
 
 
 COLUMN_LABELS = {

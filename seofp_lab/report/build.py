@@ -15,6 +15,7 @@ from seofp_lab import __version__, tracking
 from seofp_lab.errors import ReportError
 from seofp_lab.report import figures
 from seofp_lab.report.audio import collect_examples
+from seofp_lab.report.corpora import corpora_context, runs_by_corpora, shown
 from seofp_lab.report.listening import ListeningSummary, summarize
 from seofp_lab.report.paired import paired_blocks, paired_context
 from seofp_lab.report.render import (
@@ -36,6 +37,7 @@ class ReportResult:
     csv: Path
     runs: tuple[str, ...]  # compared run ids, in table order
     listening: tuple[str, ...]  # listening-analysis run ids shown
+    corpora_csv: Path | None = None  # runs x corpora, when runs were scored on several corpora
 
 
 def default_name(sel: Selection) -> str:
@@ -130,6 +132,8 @@ def build_report(
     csv_path = target.with_suffix(".csv")
     rows = build_rows(sel)
     table_rows, notes = cells(rows)
+    across = runs_by_corpora(sel.runs)
+    corpora_csv = csv_path.with_suffix(".corpora.csv") if shown(across) else None
     figs = []
     if (png := figures.per_snr(sel.runs)) is not None:
         figs.append(
@@ -181,6 +185,8 @@ def build_report(
         "kernels": ", ".join(kernels),
         "csv_name": csv_path.name,
         "paired": paired_context(paired_blocks(sel.runs)),
+        "corpora": corpora_context(across) if corpora_csv else None,
+        "corpora_csv": corpora_csv.name if corpora_csv else "",
         "figures": figs,
         "audio": audio,
         "audio_note": f"{len(audio)} utterance(s) from the runs' audio/ artifacts; noisy input "
@@ -191,8 +197,11 @@ def build_report(
     }
     write_atomic(target, render_page(context))
     write_atomic(csv_path, to_csv(rows))
+    if corpora_csv is not None:
+        write_atomic(corpora_csv, across.csv())
     return ReportResult(
-        target, csv_path, tuple(r.run_id for r in sel.runs), tuple(s.run_id for s in listening)
+        target, csv_path, tuple(r.run_id for r in sel.runs), tuple(s.run_id for s in listening),
+        corpora_csv,
     )
 
 

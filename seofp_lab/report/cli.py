@@ -85,4 +85,6 @@ def run(args: argparse.Namespace) -> int:
         + (f", {len(result.listening)} listening analysis" if result.listening else "")
         + ")"
     )
+    if result.corpora_csv is not None:
+        print(f"runs x corpora as CSV: {result.corpora_csv}")
     return 0

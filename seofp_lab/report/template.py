@@ -67,6 +67,21 @@ pre{background:#f6f8fa;padding:10px;font-size:12px;white-space:pre-wrap;max-widt
 <ol class="fn">{% for f in footnotes %}<li>{{ f }}</li>{% endfor %}</ol>
 <p class="note">Machine-readable copy of this table: <code>{{ csv_name }}</code> (same folder).</p>
 
+{% if corpora %}<h2>Across corpora</h2>
+<p class="note">Test-set means of each run on every corpus it was scored on
+(<code>seofp evaluate RUN --corpus CONFIG</code>); <b>bold</b>: the run's own corpus (trained on
+it); n: test items scored. Machine-readable copy: <code>{{ corpora_csv }}</code>.</p>
+<div class="wrap"><table class="corpora"><thead><tr class="group"><th class="l"></th>
+{% for k in corpora.corpora %}<th colspan="{{ corpora.metrics|length }}">{{ k }}</th>
+{% endfor %}</tr><tr><th class="l">run</th>{% for k in corpora.corpora %}
+{% for m in corpora.metrics %}<th>{{ m }}</th>{% endfor %}{% endfor %}</tr></thead>
+<tbody>{% for row in corpora.rows %}<tr class="{{ row.kind }}"><td class="l">{{ row.label }}
+{% if row.run %}<span class="d mono">{{ row.run }}</span>{% endif %}</td>
+{% for c in row.cells %}<td{% if c.own %} class="best"{% endif %}>{% if c.missing %}
+<span class="miss">—</span>{% else %}{{ c.text }}{% endif %}</td>{% endfor %}</tr>
+{% endfor %}</tbody></table></div>
+{% for n in corpora.notes %}<p class="note">{{ n }}</p>{% endfor %}{% endif %}
+
 <h2>vs control and baseline (paired)</h2>
 {% if paired.rows %}<p class="note">Mean per-utterance difference (run − the run it was paired
 with, on the same test items) with its 95 % paired bootstrap CI, and the non-inferiority verdict:

@@ -59,5 +59,5 @@ def load(cfg: CorpusConfig) -> Corpus:
         babble_pool=parts.babble_pool, pairs=parts.pairs, pair_meta=parts.pair_meta,
         train_noises=cfg.train_noises, test_noises=cfg.test_noises,
         synthetic_train=parts.synthetic_train or SYNTHETIC, babble_talkers=parts.babble_talkers,
-        seed=cfg.seed, root=cfg.root,
+        seed=cfg.seed, root=cfg.root, training_missing=parts.training_missing,
     )

@@ -33,6 +33,8 @@ class Parts:
     pair_meta: dict[str, tuple[str, float]] = field(default_factory=dict)  # id -> (noise, snr)
     synthetic_train: tuple[str, ...] | None = None  # None: all synthetic types
     babble_talkers: int = 6
+    # a test-only corpus (evaluation only): what training would need, e.g. "clean_trainset_..."
+    training_missing: str | None = None
 
 
 def found(path: Path, limit: int = _SHOW) -> str:

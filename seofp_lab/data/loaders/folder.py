@@ -5,6 +5,9 @@
   names give speaker and noise type. ``noise/`` is optional (synthetic noise and babble remain).
 
 Anything soundfile reads, at any rate (resampled once and cached).
+
+A paired folder with only ``test/clean/**`` and ``test/noisy/**`` (no ``train/`` folder) is a
+test-only corpus: evaluation uses it, training refuses it.
 """
 
 from __future__ import annotations
@@ -50,7 +53,11 @@ def load(kind: str, root: Path | None, cfg: CorpusConfig, channel: int | None) -
     root = require_root(KIND, root)
     parts = Parts()
     if (root / "train" / "clean").is_dir() or (root / "test" / "clean").is_dir():
-        for split in ("train", "test"):
+        splits = ("train", "test")
+        if not (root / "train").exists():
+            parts.training_missing = "train/clean/** and train/noisy/** (same relative paths)"
+            splits = ("test",)
+        for split in splits:
             base = root / split
             clean = require_audio(KIND, root, base / "clean", PAIRED)
             noisy = require_audio(KIND, root, base / "noisy", PAIRED)

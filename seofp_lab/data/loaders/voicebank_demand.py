@@ -4,10 +4,15 @@
 ``noisy_testset_wav/`` (``variant: 56spk`` for the 56-speaker training set), files ``pNNN_MMM.wav``
 paired by name. ``logfiles/log_{trainset_28spk,testset}.txt`` give each file's noise and SNR.
 The clean files also serve as a speech pool (train and test speakers are disjoint).
+
+A root with only the test part (``clean_testset_wav/``, ``noisy_testset_wav/`` and, for noise
+type and SNR, ``logfiles/log_testset.txt``) and no ``*_trainset_*`` folder at all is a test-only
+corpus: evaluation uses it, training refuses it.
 """
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 from seofp_lab.config import CorpusConfig
@@ -16,6 +21,7 @@ from seofp_lab.data.loaders._layout import (
     Parts,
     check_disjoint,
     child,
+    found,
     layout_error,
     match_pairs,
     require_audio,
@@ -63,8 +69,20 @@ def load(kind: str, root: Path | None, cfg: CorpusConfig, channel: int | None) -
         raise layout_error(KIND, root, f"variant in {VARIANTS}", repr(variant),
                            "set variant: 28spk or 56spk")
     parts = Parts()
-    speakers: dict[str, set[str]] = {}
-    for split, (c_name, n_name) in _folders(variant).items():
+    speakers: dict[str, set[str]] = {"train": set()}
+    folders = _folders(variant)
+    any_train = any(p.is_dir() and "_trainset_" in p.name.lower() for p in root.iterdir())
+    any_test = any(child(root, n) is not None for n in folders["test"])
+    if not any_train and not any_test:
+        (c_train, n_train), (c_test, n_test) = folders["train"], folders["test"]
+        raise layout_error(KIND, root, f"{c_test}/ and {n_test}/ (enough to evaluate on), plus "
+                           f"{c_train}/ and {n_train}/ to train on", found(root),
+                           _hint(root, variant))
+    if not any_train:
+        c_name, n_name = folders["train"]
+        parts.training_missing = f"{c_name}/ and {n_name}/ (pNNN_MMM.wav pairs)"
+        del folders["train"]  # test-only: the test part below is still checked in full
+    for split, (c_name, n_name) in folders.items():
         pattern = f"{c_name}/pNNN_MMM.wav and {n_name}/pNNN_MMM.wav"
         hint = _hint(root, variant)
         clean = require_audio(KIND, root, child(root, c_name), pattern, hint)
@@ -80,5 +98,8 @@ def load(kind: str, root: Path | None, cfg: CorpusConfig, channel: int | None) -
     if logs is not None:
         parts.pair_meta.update(read_log(logs / f"log_trainset_{variant}.txt"))
         parts.pair_meta.update(read_log(logs / "log_testset.txt"))
+    if parts.training_missing and not any(p[0] in parts.pair_meta for p in parts.pairs["test"]):
+        warnings.warn(f"{root}/logfiles/log_testset.txt is missing or names none of the test "
+                      "files: noise type and SNR are unknown (no per-SNR scores)", stacklevel=2)
     # without logfiles, noise type and SNR read "unknown" / NaN in the test manifest
     return parts
