@@ -54,6 +54,7 @@ TAG_KERNEL = "seofp.kernel"
 TAG_STUDY = "seofp.study"  # listening-analysis runs: the study name
 TAG_COMPRESSED = "seofp.compressed_run"  # listening-analysis runs: the compressed run compared
 TAG_PAIRED_AGAINST = "seofp.paired_against"  # run A of the paired_* metrics logged to run B
+TAG_PAIRED_UNIT = "seofp.paired_unit"  # what paired_* resampled: utterance, speaker, mixture
 CONFIG_ARTIFACT = "config.yaml"
 CHECKPOINT_ARTIFACT = "checkpoint/model.pt"
 

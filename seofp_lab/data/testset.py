@@ -2,10 +2,11 @@
 
 ``workspace/testsets/<hash>/`` holds ``noisy/<id>.wav`` and ``clean/<id>.wav`` (32-bit float WAV:
 nothing is lost), ``manifest.csv`` (id, speaker, noise, snr, offset, gain, noisy, clean, plus the
-clip index, the floor and each file's sha256, and the statistical units: ``utterance``, the source
-utterance, and ``noise_clip``, the noise recording; see docs/statistics.md) and ``testset.json`` (the config key and the
-manifest's sha256). The hash covers only what changes the test set (corpus, test noises and SNRs,
-counts, floor, seed), so experiments that differ in training share one test set.
+clip index, the floor and each file's sha256, and the statistical units: ``utterance``, the
+source utterance, and ``noise_clip``, the noise recording; see docs/statistics.md) and
+``testset.json`` (the config key and the manifest's sha256). The hash covers only what changes
+the test set (corpus, test noises and SNRs, counts, floor, seed), so experiments that differ in
+training share one test set.
 
 A pool corpus draws a balanced design: the (noise, SNR) grid is shuffled with the seed and dealt
 to the utterances, ``test_mixtures_per_utterance`` each, so per-SNR counts differ by at most one

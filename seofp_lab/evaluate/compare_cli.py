@@ -1,5 +1,5 @@
-"""``seofp compare RUN_A RUN_B [--margin stoi=0.02 ...] [--no-log]``: paired per-utterance
-comparison of two evaluated runs (B - A), logged to RUN_B."""
+"""``seofp compare RUN_A RUN_B [--margin stoi=0.02 ...] [--unit utterance|speaker|mixture]
+[--no-log]``: paired per-utterance comparison of two evaluated runs (B - A), logged to RUN_B."""
 
 from __future__ import annotations
 
@@ -10,9 +10,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "compare",
         help="paired per-utterance comparison of two evaluated runs",
-        description="Differences B - A per test utterance: mean, median, paired bootstrap CI, "
-        "Wilcoxon and t-test p-values (Holm across metrics), d_z, non-inferiority verdict and "
-        "the mean difference per SNR. Both runs need `seofp evaluate` on the same test set.",
+        description="Differences B - A per test mixture: mean, median, a bootstrap CI over "
+        "utterances (or talkers), Wilcoxon and t-test p-values on one mean per unit (Holm across "
+        "metrics), d_z, a mixed-model estimate, the counts behind each CI, the non-inferiority "
+        "verdict and the mean difference per SNR. Both runs need `seofp evaluate` on the same "
+        "test set. docs/statistics.md explains the methods.",
     )
     p.add_argument("run_a", help="reference run id (usually the fp32 baseline); a unique prefix "
                    "works")
@@ -22,6 +24,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    "pesq_nb=0.05 stoi=0.01 estoi=0.01 si_sdr=0.5)")
     p.add_argument("--resamples", type=int, default=9999, help="bootstrap resamples")
     p.add_argument("--seed", type=int, default=0, help="bootstrap seed")
+    p.add_argument("--unit", choices=["utterance", "speaker", "mixture"], default="utterance",
+                   help="the independent unit resampled and tested: utterance (default; all "
+                   "mixtures of an utterance together), speaker (talkers; needs >= 10 for a "
+                   "verdict) or mixture (every mixture independent: too narrow, for comparison "
+                   "only)")
     p.add_argument("--no-log", action="store_true", help="print only; log nothing to RUN_B")
     p.set_defaults(func=run)
 
@@ -40,7 +47,8 @@ def run(args: argparse.Namespace) -> int:
     from seofp_lab.tracking import resolve_run_id  # noqa: PLC0415
 
     run_a, run_b = resolve_run_id(args.run_a), resolve_run_id(args.run_b)
-    cmp = compare_runs(run_a, run_b, margins, n_resamples=args.resamples, seed=args.seed)
+    cmp = compare_runs(run_a, run_b, margins, n_resamples=args.resamples, seed=args.seed,
+                       unit=args.unit)
     print_comparison(cmp)
     if not args.no_log:
         log_comparison(cmp, run_b)
