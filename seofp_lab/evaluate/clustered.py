@@ -106,13 +106,25 @@ class MixedEstimate:
     se: float
     ci_low: float
     ci_high: float
-    model: str  # the random effects fitted, e.g. "talker + utterance in talker"; "" when none
+    model: str  # the random intercepts fitted, e.g. "talker + utterance"; "" when none
     note: str  # why a number is NaN, or what was simplified; "" when the full model fitted
 
 
 def _nan(delta: float, note: str, model: str = "") -> MixedEstimate:
     nan = float("nan")
     return MixedEstimate(delta, nan, nan, nan, model, note)
+
+
+def _variances(res: object, model: str) -> dict[str, float]:
+    """The fitted variance components, as fractions of the variance of ``d``."""
+    out = {}
+    if model.startswith("talker"):
+        out["talker"] = float(res.cov_re.iloc[0, 0])
+    if model == "utterance":
+        out["utterance"] = float(res.cov_re.iloc[0, 0])
+    elif model.endswith("utterance"):
+        out["utterance"] = float(res.vcomp[0])
+    return out
 
 
 def mixed_model(
@@ -154,7 +166,7 @@ def mixed_model(
     if use_talker and use_utt:
         kw = {"groups": "talker", "re_formula": "1",
               "vc_formula": {"utterance": "0 + C(utterance)"}}
-        model = "talker + utterance in talker"
+        model = "talker + utterance"
     elif use_talker:
         kw, model = {"groups": "talker", "re_formula": "1"}, "talker"
     elif use_utt:
@@ -177,8 +189,10 @@ def mixed_model(
     if not (math.isfinite(delta) and math.isfinite(se)):
         return _nan(mean, "singular fit: the intercept's SE is not finite", model)
     low, high = (float(v) * scale for v in res.conf_int(1.0 - confidence).loc["Intercept"])
-    if any("boundary" in str(w.message) for w in caught):
-        notes.append("a variance component is estimated at 0")
+    for name, var in _variances(res, model).items():
+        if var < 1e-4:  # of the variance of d: the REML optimum is at (or next to) 0
+            notes.append(f"{name} variance ≈ 0")
+    del caught  # statsmodels' warnings: its outcome is read from res, not from them
     return MixedEstimate(delta, se, low, high, model, "; ".join(notes))
 
 

@@ -244,7 +244,8 @@ def verdict_reason(v: Verdict, n_units: int, unit: Unit, ci_low: float) -> str:
     """Why a verdict is "insufficient" (or "inconclusive" for want of a CI); "" otherwise."""
     if v == "insufficient":
         return (f"too few clusters: {n_units} {UNIT_NAMES[unit]} < {MIN_CLUSTERS}, too few "
-                "independent units for a CI to support a verdict")
+                "independent units for a CI to support a verdict"
+                + ("; --unit utterance judges these talkers only" if unit == "speaker" else ""))
     if not math.isfinite(ci_low):
         return f"no CI with {n_units} {UNIT_NAMES[unit]}"
     return ""

@@ -194,8 +194,8 @@ VERDICT_COLORS = {"non-inferior": "green", "inferior": "red", "inconclusive": "y
 def table(cmp: PairedComparison) -> Table:
     """One row per metric: counts, mean/median difference, CI, p-values, d_z, margin, verdict."""
     t = Table(title=f"Paired, B {cmp.run_b[:8]} − A {cmp.run_a[:8]} ({counts_text(cmp)})")
-    for col in ("metric", "mixtures", "units", "mean Δ", f"{cmp.confidence:.0%} CI", "median Δ",
-                "p Wilcoxon (Holm)", "p t (Holm)", "d_z", "margin", "verdict"):
+    for col in ("metric", "n (units)", "mean Δ", f"{cmp.confidence:.0%} CI", "median Δ",
+                "p W (Holm)", "p t (Holm)", "d_z", "margin", "verdict"):
         t.add_column(col, justify="left" if col in ("metric", "verdict") else "right",
                      no_wrap=True)
     for m in cmp.metrics:
@@ -203,7 +203,7 @@ def table(cmp: PairedComparison) -> Table:
         n = f"{m.n_mixtures}" + (f" (−{m.dropped} NaN)" if m.dropped else "")
         color = VERDICT_COLORS[m.verdict]
         t.add_row(
-            LABELS.get(m.metric, m.metric), n, _units(m), _num(m.mean_diff, k),
+            LABELS.get(m.metric, m.metric), f"{n} ({_units(m)})", _num(m.mean_diff, k),
             f"[{_num(m.ci_low, k)}, {_num(m.ci_high, k)}]", _num(m.median_diff, k),
             f"{m.p_wilcoxon:.2g} ({m.p_wilcoxon_holm:.2g})",
             f"{m.p_ttest:.2g} ({m.p_ttest_holm:.2g})",
@@ -216,14 +216,14 @@ def table(cmp: PairedComparison) -> Table:
 def mixed_table(cmp: PairedComparison) -> Table:
     """The mixed model's estimate per metric, beside the bootstrap's, with its counts."""
     t = Table(title="Mixed model: Δ ~ 1 + (1 | talker) + (1 | utterance in talker), REML")
-    for col in ("metric", "mixtures", "utterances", "talkers", "Δ", "SE",
-                f"{cmp.confidence:.0%} CI (Wald)", "random effects", "note"):
-        t.add_column(col, justify="left" if col in ("metric", "random effects", "note")
+    for col in ("metric", "mixtures/utt./talkers", "Δ", "SE", f"{cmp.confidence:.0%} CI (Wald)",
+                "random intercepts", "note"):
+        t.add_column(col, justify="left" if col in ("metric", "random intercepts", "note")
                      else "right", no_wrap=col != "note")
     for m in cmp.metrics:
         k = 2 if m.metric == "si_sdr" else 4
-        t.add_row(LABELS.get(m.metric, m.metric), str(m.n_mixtures), str(m.n_utterances),
-                  _count(m.n_talkers), _num(m.mixed_delta, k),
+        t.add_row(LABELS.get(m.metric, m.metric),
+                  f"{m.n_mixtures}/{m.n_utterances}/{_count(m.n_talkers)}", _num(m.mixed_delta, k),
                   "–" if not math.isfinite(m.mixed_se) else f"{m.mixed_se:.{k}f}",
                   f"[{_num(m.mixed_ci_low, k)}, {_num(m.mixed_ci_high, k)}]",
                   m.mixed_model or "–", escape(m.mixed_note))
@@ -269,9 +269,11 @@ def notes(cmp: PairedComparison) -> list[str]:
     if cmp.n_noise_clips is not None:
         out.append(f"Noise: {cmp.n_noise_clips} recordings, not resampled; results hold for "
                    "these recordings.")
+    reasons: dict[str, list[str]] = {}
     for m in cmp.metrics:
         if m.verdict_reason:
-            out.append(f"{LABELS.get(m.metric, m.metric)}: {m.verdict_reason}.")
+            reasons.setdefault(m.verdict_reason, []).append(LABELS.get(m.metric, m.metric))
+    out += [f"{', '.join(names)}: {reason}." for reason, names in reasons.items()]
     if cmp.unit_note:
         out.append(f"Units: {cmp.unit_note}.")
     return out
