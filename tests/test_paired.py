@@ -15,6 +15,12 @@ import pytest
 import yaml
 
 from seofp_lab import cli, tracking
+from seofp_lab.evaluate.clustered import (
+    cluster_bootstrap_ci,
+    cluster_means,
+    expanded_tail,
+    mixed_model,
+)
 from seofp_lab.evaluate.paired import (
     METRICS,
     PairingError,
@@ -204,6 +210,148 @@ def test_parse_margins() -> None:
                      ("stoi", "METRIC=VALUE")):
         with pytest.raises(PairingError, match=msg):
             parse_margins([bad])
+
+
+# ---------------------------------------------------------------------------- units, clusters
+def unit_rows(d: np.ndarray, utt: np.ndarray, talker: np.ndarray, clip: np.ndarray | None = None,
+              metric: str = "stoi") -> tuple[list[dict], list[dict]]:
+    """Runs A and B = A + d as evaluate() now logs them: ids ``<utterance>_rain_snr<snr>_<k>``."""
+    a = []
+    for i in range(len(d)):
+        snr = SNRS[i % 2]
+        a.append({"id": f"{utt[i]}_rain_snr{snr:g}_{i}", "speaker": str(talker[i]),
+                  "utterance": str(utt[i]), "noise": "rain", "snr": snr,
+                  "noise_clip": f"rain#{0 if clip is None else clip[i]}",
+                  f"enhanced_{metric}": 0.5 + i / 1000})
+    b = [{**r, f"enhanced_{metric}": r[f"enhanced_{metric}"] + d[i]} for i, r in enumerate(a)]
+    return a, b
+
+
+def test_duplicated_mixtures_shrink_the_mixture_ci_but_not_the_clustered_one() -> None:
+    rng = np.random.default_rng(5)
+    d = rng.normal(0.0, 0.01, 20)
+    utt = np.array([f"u{i:02d}" for i in range(20)])
+    a1, b1 = unit_rows(d, utt, utt)
+    a2, b2 = unit_rows(np.repeat(d, 2), np.repeat(utt, 2), np.repeat(utt, 2))  # each mixed twice
+
+    def width(a: list[dict], b: list[dict], unit: str) -> float:
+        m = compare_scores(a, b, n_resamples=4000, unit=unit).metric("stoi")
+        return m.ci_high - m.ci_low
+
+    # resampling an utterance brings both copies: the same means, the same CI (same seed)
+    assert width(a2, b2, "utterance") == pytest.approx(width(a1, b1, "utterance"), rel=1e-12)
+    # as independent mixtures the copies look like twice the data: about 1/sqrt(2) as wide
+    assert width(a2, b2, "mixture") < 0.8 * width(a1, b1, "mixture")
+    m = compare_scores(a2, b2, n_resamples=500).metric("stoi")
+    assert (m.n_mixtures, m.n_units, m.n_utterances) == (40, 20, 20)
+    one = compare_scores(a1, b1, n_resamples=500).metric("stoi")
+    assert m.p_ttest == pytest.approx(one.p_ttest)  # one mean per utterance: the same test
+
+
+def test_cluster_ci_is_seeded_and_wider_than_the_plain_percentile_interval() -> None:
+    rng = np.random.default_rng(2)
+    d, labels = rng.normal(0.0, 1.0, 24), np.repeat(np.arange(12), 2)
+    one = cluster_bootstrap_ci(d, labels, seed=3, n_resamples=2000)
+    assert one == cluster_bootstrap_ci(d, labels, seed=3, n_resamples=2000)
+    means = cluster_means(d, labels)
+    assert means == pytest.approx([d[2 * i:2 * i + 2].mean() for i in range(12)])
+    # 12 clusters: the tail is Phi(-sqrt(12/11) t_{0.975, 11}) < 2.5 %, so beyond the 2.5 % points
+    from scipy.stats import norm, t
+
+    tail = norm.cdf(-math.sqrt(12 / 11) * t.ppf(0.975, 11))
+    assert expanded_tail(12, 0.95) == pytest.approx(tail) and tail < 0.025
+    se = means.std(ddof=1) / math.sqrt(12)
+    assert one[1] - one[0] > 2 * 1.96 * se * math.sqrt(11 / 12)  # wider than plug-in normal
+    assert math.isnan(cluster_bootstrap_ci(d, np.zeros(24))[0])  # one cluster: no CI
+
+
+def test_counts_follow_the_dropped_pairs() -> None:
+    utt = np.repeat([f"u{i:02d}" for i in range(12)], 2)
+    talker = np.repeat([f"t{i % 3}" for i in range(12)], 2)
+    clip = np.arange(24) % 4
+    a, b = unit_rows(np.full(24, 0.001), utt, talker, clip)
+    for i in (0, 1, 2):  # u00 loses both mixtures, u01 one
+        b[i]["enhanced_stoi"] = float("nan")
+    cmp = compare_scores(a, b, n_resamples=300)
+    assert (cmp.n_items, cmp.n_utterances, cmp.n_talkers, cmp.n_noise_clips) == (24, 12, 3, 4)
+    m = cmp.metric("stoi")
+    assert (m.n_mixtures, m.dropped, m.n_units, m.n_utterances, m.n_talkers) == (21, 3, 11, 11, 3)
+    assert m.n_noise_clips == 4 and m.unit == "utterance"
+    assert [(s.snr, s.n_mixtures, s.n_units) for s in m.per_snr] == [(0.0, 10, 10), (5.0, 11, 11)]
+    row = next(r for r in cmp.rows() if r["scope"] == "all")
+    assert (row["n_utterances"], row["n_talkers"], row["n_noise_clips"]) == (11, 3, 4)
+    assert cmp.unit_note == ""  # every unit column was there
+
+
+def test_too_few_clusters_give_no_verdict() -> None:
+    utt = np.array([f"u{i}" for i in range(9)])
+    a, b = unit_rows(np.full(9, 0.001), utt, utt)  # CI [0.001, 0.001]: would be non-inferior
+    m = compare_scores(a, b, n_resamples=300).metric("stoi")
+    assert m.verdict == "insufficient" and m.ci_low == pytest.approx(0.001)
+    assert m.verdict_reason.startswith("too few clusters: 9 utterances < 10")
+    utt = np.array([f"u{i}" for i in range(30)])
+    a, b = unit_rows(np.full(30, 0.001), utt, np.array([f"t{i % 3}" for i in range(30)]))
+    assert compare_scores(a, b, n_resamples=300).metric("stoi").verdict == "non-inferior"
+    m = compare_scores(a, b, n_resamples=300, unit="speaker").metric("stoi")
+    assert (m.verdict, m.n_units) == ("insufficient", 3) and "3 talkers < 10" in m.verdict_reason
+    assert verdict(0.0, 0.1, 0.01, n_units=9) == "insufficient"
+    assert verdict(0.0, 0.1, 0.01, n_units=10) == "non-inferior"
+    with pytest.raises(PairingError, match="Expected unit one of utterance, speaker, mixture"):
+        compare_scores(a, b, unit="listener")
+
+
+def test_mixed_model_recovers_a_known_effect() -> None:
+    rng = np.random.default_rng(11)
+    n_t, n_u, per = 8, 40, 3
+    tal = np.repeat(np.arange(n_u) % n_t, per)
+    utt = np.repeat(np.arange(n_u), per)
+    d = 0.3 + rng.normal(0, 0.2, n_t)[tal] + rng.normal(0, 0.3, n_u)[utt] + rng.normal(0, 0.2,
+                                                                                      n_u * per)
+    est = mixed_model(d, utt.astype(str), tal.astype(str))
+    truth_se = math.sqrt(0.2**2 / n_t + 0.3**2 / n_u + 0.2**2 / (n_u * per))  # 0.087
+    assert est.model == "talker + utterance" and est.note == ""
+    assert est.ci_low < 0.3 < est.ci_high and abs(est.delta - 0.3) < 3 * truth_se
+    assert 0.5 * truth_se < est.se < 2 * truth_se
+    assert est.ci_high - est.ci_low == pytest.approx(2 * 1.959964 * est.se, rel=1e-4)
+
+
+def test_mixed_model_one_level_matches_the_balanced_anova_and_degrades_gracefully() -> None:
+    rng = np.random.default_rng(4)
+    utt = np.repeat(np.arange(15), 2)
+    d = rng.normal(0, 1, 15)[utt] + rng.normal(0, 0.5, 30)
+    est = mixed_model(d, utt.astype(str), np.zeros(30).astype(str))  # one talker
+    means = cluster_means(d, utt)
+    # balanced one-way REML: the grand mean, with SE = sd(utterance means) / sqrt(15)
+    assert est.model == "utterance" and "1 talker(s)" in est.note
+    assert est.delta == pytest.approx(d.mean(), rel=1e-6)
+    assert est.se == pytest.approx(means.std(ddof=1) / math.sqrt(15), rel=1e-3)
+    flat = mixed_model(np.full(30, 0.2), utt.astype(str), None)
+    assert flat.delta == pytest.approx(0.2) and math.isnan(flat.se) and "no variance" in flat.note
+    lone = mixed_model(d[::2], utt[::2].astype(str), None)  # one mixture per utterance, no talkers
+    assert math.isnan(lone.se) and "nothing to model" in lone.note and lone.model == ""
+
+
+def test_old_scores_without_unit_columns_say_how_units_were_found() -> None:
+    utt = np.repeat([f"p23{i}_00{i}" for i in range(10)], 2)
+    a, b = unit_rows(np.linspace(0, 0.01, 20), utt, utt)
+    old_a = [{k: v for k, v in r.items() if k not in ("utterance", "noise_clip")} for r in a]
+    old_b = [{k: v for k, v in r.items() if k not in ("utterance", "noise_clip")} for r in b]
+    cmp = compare_scores(old_a, old_b, n_resamples=300)
+    assert (cmp.n_utterances, cmp.n_noise_clips) == (10, None)  # derived from the ids
+    assert "utterances derived from the item ids" in cmp.unit_note
+    assert "noise recordings unknown" in cmp.unit_note and "re-evaluate" in cmp.unit_note
+    new = compare_scores(old_a, b, n_resamples=300)  # B (just evaluated) has them: used
+    assert "utterance" not in new.unit_note and new.n_noise_clips == 1
+    plain = compare_scores(rows(12), rows(12), n_resamples=300)  # ids name no utterance
+    assert plain.n_utterances == 12 and "each mixture is taken as its own utterance" in \
+        plain.unit_note
+    mixed_ids = old_b[:10] + [{**r, "id": f"x{i}"} for i, r in enumerate(old_b[10:])]
+    with pytest.raises(PairingError, match=r"got 10 of 20 ids of the form .*re-evaluate"):
+        compare_scores(mixed_ids, mixed_ids)
+    moved = [dict(r) for r in b]
+    moved[3]["utterance"] = "elsewhere"
+    with pytest.raises(PairingError, match="agree on the utterance of each item"):
+        compare_scores(a, moved)
 
 
 # ----------------------------------------------------------------------- real MLflow runs

@@ -149,7 +149,7 @@ def mixed_model(
     if len(d) < 3 or n_utt < 2:
         return _nan(mean, f"too few data for a mixed model ({len(d)} mixtures, {n_utt} utterances)")
     scale = float(np.std(d, ddof=1))
-    if not scale > 0:
+    if not scale > 1e-12 * max(1.0, abs(mean)):  # equal up to the rounding of B - A
         return _nan(mean, "every difference is equal: no variance to model")
     use_talker = n_tal >= 2 and n_tal < n_utt
     use_utt = n_utt < len(d)
