@@ -31,6 +31,7 @@ from seofp_lab.evaluate.paired import (
     verdict,
 )
 from seofp_lab.evaluate.paired_runs import after_evaluation, compare_runs
+from seofp_lab.evaluate.units import UNITS
 from seofp_lab.report import build_report
 
 SNRS = (0.0, 5.0)
@@ -419,6 +420,12 @@ def test_evaluation_hook_logs_metrics_csv_and_plot(env: Store, capsys: pytest.Ca
         assert logged[f"paired_{m}_ci_low"] == pytest.approx(s, abs=1e-9)
         assert logged[f"paired_{m}_ci_high"] == pytest.approx(s, abs=1e-9)
     assert logged["paired_stoi_p"] == 1.0  # all-zero differences
+    # rows() ids name no utterance and carry no unit columns: each mixture is its own utterance
+    assert (logged["paired_n_mixtures"], logged["paired_n_utterances"]) == (24, 24)
+    assert logged["paired_n_talkers"] == 1 and "paired_n_noise_clips" not in logged
+    assert logged["paired_pesq_wb_n_units"] == 24 and logged["paired_min_clusters"] == 10
+    assert logged["paired_pesq_wb_mixed_delta"] == pytest.approx(SHIFT["pesq_wb"])
+    assert tracking.get_run(env.comp).data.tags[tracking.TAG_PAIRED_UNIT] == "utterance"
     # 24 equal |differences| are all tied, so scipy uses the normal approximation: T+ = 300,
     # E = n(n+1)/4 = 150, Var = n(n+1)(2n+1)/24 - (n^3 - n)/48 = 1225 - 287.5 = 937.5
     from scipy.stats import norm
@@ -433,7 +440,12 @@ def test_evaluation_hook_logs_metrics_csv_and_plot(env: Store, capsys: pytest.Ca
     assert len(table) == 5 + 5 * len(SNRS)
     assert set(table.loc[table.scope == "snr", "snr"]) == set(SNRS)
     assert table.loc[table.metric == "pesq_nb", "verdict"].iloc[0] == "inferior"
-    assert "non-inferior" in capsys.readouterr().out  # the rich table
+    assert {"unit", "n_units", "n_utterances", "n_talkers", "n_noise_clips", "mixed_delta",
+            "mixed_se", "mixed_note", "verdict_reason", "unit_note"} <= set(table.columns)
+    out = capsys.readouterr().out
+    assert "non-inferior" in out and "24 (24 utt.)" in out  # the rich table, with its counts
+    assert "Mixed model" in out
+    assert "each mixture is taken as its own utterance" in " ".join(out.split())
 
 
 def test_evaluation_hook_without_baseline_scores_says_so_in_one_line(
@@ -462,6 +474,21 @@ def test_report_shows_the_paired_block(env: Store, tmp_path: Path) -> None:
     assert "−0.0010 [−0.0010, −0.0010]" in block  # ESTOI: 4 decimals
     assert 'class="d v-inferior">inferior<' in block and "v-non-inferior" in block
     assert env.base[:8] in block
+    assert "24 mixtures · 24 utterances · 1 talkers · CI over utterances" in block
+    old = _log_run("old", None, baseline=env.base)  # paired_* logged before units existed
+    with tracking.resume_run(old):
+        tracking.log_metrics({"paired_stoi_delta": 0.001, "paired_stoi_ci_low": 0.0,
+                              "paired_stoi_ci_high": 0.002})
+    few = _log_run("few", None, baseline=env.base)  # 3 units: no verdict whatever the CI
+    with tracking.resume_run(few):
+        tracking.log_metrics({"paired_stoi_delta": 0.001, "paired_stoi_ci_low": 0.0,
+                              "paired_stoi_ci_high": 0.002, "paired_stoi_n_units": 3})
+    text = build_report(run_ids=[env.base, old, few], out=tmp_path / "o.html",
+                        audio_items=0).html.read_text()
+    block = text[text.index("<h2>vs baseline (paired)</h2>"):]
+    assert "unit unknown: every mixture taken as independent" in block
+    assert 'class="d v-non-inferior">non-inferior<' in block
+    assert 'class="d v-insufficient">insufficient<' in block
     plain = build_report(run_ids=[env.base], out=tmp_path / "p.html", audio_items=0)
     assert "No compared run has paired statistics" in plain.html.read_text()
 
@@ -473,6 +500,13 @@ def test_cli_exit_codes(env: Store, capsys: pytest.CaptureFixture) -> None:
     assert "Paired" in out and "per input SNR" in out
     assert re.search(r"PESQ-nb .*│ inferior", out) and re.search(r"STOI .*│ non-inferior", out)
     assert not any(k.startswith("paired_") for k in tracking.get_run(fresh).data.metrics)
+    assert cli.main(["compare", env.base, fresh, "--unit", "speaker", "--no-log",
+                     "--resamples", "500"]) == 0
+    out = capsys.readouterr().out
+    assert re.search(r"STOI .*│ insufficient", out) and "1 talkers < 10" in " ".join(out.split())
+    assert cli.main(["compare", env.base, fresh, "--unit", "mixture", "--no-log",
+                     "--resamples", "500"]) == 0
+    assert "for comparison only" in " ".join(capsys.readouterr().out.split())  # wrapped notes
     assert cli.main(["compare", env.base, fresh, "--margin", "pesq_nb=0.5",
                      "--resamples", "500"]) == 0
     logged = tracking.get_run(fresh).data.metrics
@@ -488,3 +522,14 @@ def test_cli_exit_codes(env: Store, capsys: pytest.CaptureFixture) -> None:
         assert cli.main(["compare", *argv]) == 2, argv
         err = capsys.readouterr().err
         assert err.startswith("seofp compare: error: ") and msg in err, err
+
+
+def test_cli_unit_choices_are_the_library_units(capsys: pytest.CaptureFixture) -> None:
+    with pytest.raises(SystemExit) as e:
+        cli.main(["compare", "a", "b", "--unit", "listener"])
+    assert e.value.code == 2
+    err = capsys.readouterr().err
+    assert "invalid choice: 'listener'" in err
+    assert "choose from utterance, speaker, mixture" in err or \
+        "choose from 'utterance', 'speaker', 'mixture'" in err  # argparse's quoting varies
+    assert UNITS == ("utterance", "speaker", "mixture")
