@@ -533,3 +533,12 @@ def test_cli_unit_choices_are_the_library_units(capsys: pytest.CaptureFixture) -
     assert "choose from utterance, speaker, mixture" in err or \
         "choose from 'utterance', 'speaker', 'mixture'" in err  # argparse's quoting varies
     assert UNITS == ("utterance", "speaker", "mixture")
+
+
+def test_doctests_of_the_statistics_modules() -> None:
+    import doctest
+
+    from seofp_lab.evaluate import clustered, paired, units
+
+    for module in (clustered, paired, units):
+        assert doctest.testmod(module).failed == 0, module.__name__
