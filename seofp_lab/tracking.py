@@ -62,6 +62,7 @@ TAG_PAIRED_AGAINST = "seofp.paired_against"  # run A of the paired_* metrics log
 TAG_EVAL_CORPORA = "seofp.eval_corpora"  # JSON {corpus label: test-set hash} a run was scored on
 CORPORA_ARTIFACT = "evaluation/corpora.json"  # per label: test set, root, items, artifacts
 CORPUS_LABEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")  # safe in metric and file names
+TAG_PAIRED_UNIT = "seofp.paired_unit"  # what paired_* resampled: utterance, speaker, mixture
 CONFIG_ARTIFACT = "config.yaml"
 CHECKPOINT_ARTIFACT = "checkpoint/model.pt"
 

@@ -82,3 +82,19 @@ def test_babble_and_subset(tree: Path) -> None:
     cfg = CorpusConfig(root=tree, test_snrs=[5.0], test_utterances=3)
     ts = prepare_test_set(cfg, progress=False)
     assert len(ts.items) == 3 and {i.noise for i in ts.items} <= {"rain", "market", "babble"}
+
+
+def test_items_name_their_utterance_and_noise_recording(tree: Path) -> None:
+    cfg = CorpusConfig(root=tree, test_snrs=[5.0], test_noises=["rain", "babble"],
+                       test_mixtures_per_utterance=2)
+    ts = prepare_test_set(cfg, progress=False)
+    by_utt = Counter(i.utterance for i in ts.items)
+    assert set(by_utt.values()) == {2} and len(by_utt) == len(ts.items) // 2
+    for item in ts.items:
+        assert item.id.startswith(f"{item.utterance}_{item.noise}_snr")
+        if item.noise == "babble":  # mixed per target talker from the other talkers
+            assert item.noise_clip == f"babble-not-{item.speaker}#0"
+        else:
+            assert item.noise_clip.startswith("rain#") and item.noise_clip[5:].isdigit()
+    header = ts.manifest_path.read_text().splitlines()[0].split(",")
+    assert header[-2:] == ["utterance", "noise_clip"] and T.VERSION == 2

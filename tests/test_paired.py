@@ -15,6 +15,12 @@ import pytest
 import yaml
 
 from seofp_lab import cli, tracking
+from seofp_lab.evaluate.clustered import (
+    cluster_bootstrap_ci,
+    cluster_means,
+    expanded_tail,
+    mixed_model,
+)
 from seofp_lab.evaluate.paired import (
     METRICS,
     PairingError,
@@ -25,6 +31,7 @@ from seofp_lab.evaluate.paired import (
     verdict,
 )
 from seofp_lab.evaluate.paired_runs import after_evaluation, compare_runs
+from seofp_lab.evaluate.units import UNITS
 from seofp_lab.report import build_report
 
 SNRS = (0.0, 5.0)
@@ -67,7 +74,9 @@ def test_constant_shift_gives_the_shift_and_a_zero_width_ci() -> None:
         assert m.mean_diff == pytest.approx(s, abs=1e-12)
         assert m.median_diff == pytest.approx(s, abs=1e-12)
         assert m.ci_low == pytest.approx(s, abs=1e-9) and m.ci_high == pytest.approx(s, abs=1e-9)
-    assert cmp.metric("pesq_wb").ci_method == "percentile"  # BCa degenerates on a constant
+    assert cmp.metric("pesq_wb").ci_method == "cluster expanded percentile"
+    old = compare_scores(rows(16), rows(16, shift=shift), n_resamples=500, unit="mixture")
+    assert old.metric("pesq_wb").ci_method == "percentile"  # BCa degenerates on a constant
     assert cmp.metric("pesq_wb").verdict == "non-inferior"
     assert cmp.metric("pesq_nb").verdict == "inferior"  # -0.25 < -0.05
     assert cmp.metric("estoi").verdict == "non-inferior"  # 0 > -0.01
@@ -204,6 +213,148 @@ def test_parse_margins() -> None:
             parse_margins([bad])
 
 
+# ---------------------------------------------------------------------------- units, clusters
+def unit_rows(d: np.ndarray, utt: np.ndarray, talker: np.ndarray, clip: np.ndarray | None = None,
+              metric: str = "stoi") -> tuple[list[dict], list[dict]]:
+    """Runs A and B = A + d as evaluate() now logs them: ids ``<utterance>_rain_snr<snr>_<k>``."""
+    a = []
+    for i in range(len(d)):
+        snr = SNRS[i % 2]
+        a.append({"id": f"{utt[i]}_rain_snr{snr:g}_{i}", "speaker": str(talker[i]),
+                  "utterance": str(utt[i]), "noise": "rain", "snr": snr,
+                  "noise_clip": f"rain#{0 if clip is None else clip[i]}",
+                  f"enhanced_{metric}": 0.5 + i / 1000})
+    b = [{**r, f"enhanced_{metric}": r[f"enhanced_{metric}"] + d[i]} for i, r in enumerate(a)]
+    return a, b
+
+
+def test_duplicated_mixtures_shrink_the_mixture_ci_but_not_the_clustered_one() -> None:
+    rng = np.random.default_rng(5)
+    d = rng.normal(0.0, 0.01, 20)
+    utt = np.array([f"u{i:02d}" for i in range(20)])
+    a1, b1 = unit_rows(d, utt, utt)
+    a2, b2 = unit_rows(np.repeat(d, 2), np.repeat(utt, 2), np.repeat(utt, 2))  # each mixed twice
+
+    def width(a: list[dict], b: list[dict], unit: str) -> float:
+        m = compare_scores(a, b, n_resamples=4000, unit=unit).metric("stoi")
+        return m.ci_high - m.ci_low
+
+    # resampling an utterance brings both copies: the same means, the same CI (same seed)
+    assert width(a2, b2, "utterance") == pytest.approx(width(a1, b1, "utterance"), rel=1e-12)
+    # as independent mixtures the copies look like twice the data: about 1/sqrt(2) as wide
+    assert width(a2, b2, "mixture") < 0.8 * width(a1, b1, "mixture")
+    m = compare_scores(a2, b2, n_resamples=500).metric("stoi")
+    assert (m.n_mixtures, m.n_units, m.n_utterances) == (40, 20, 20)
+    one = compare_scores(a1, b1, n_resamples=500).metric("stoi")
+    assert m.p_ttest == pytest.approx(one.p_ttest)  # one mean per utterance: the same test
+
+
+def test_cluster_ci_is_seeded_and_wider_than_the_plain_percentile_interval() -> None:
+    rng = np.random.default_rng(2)
+    d, labels = rng.normal(0.0, 1.0, 24), np.repeat(np.arange(12), 2)
+    one = cluster_bootstrap_ci(d, labels, seed=3, n_resamples=2000)
+    assert one == cluster_bootstrap_ci(d, labels, seed=3, n_resamples=2000)
+    means = cluster_means(d, labels)
+    assert means == pytest.approx([d[2 * i:2 * i + 2].mean() for i in range(12)])
+    # 12 clusters: the tail is Phi(-sqrt(12/11) t_{0.975, 11}) < 2.5 %, so beyond the 2.5 % points
+    from scipy.stats import norm, t
+
+    tail = norm.cdf(-math.sqrt(12 / 11) * t.ppf(0.975, 11))
+    assert expanded_tail(12, 0.95) == pytest.approx(tail) and tail < 0.025
+    se = means.std(ddof=1) / math.sqrt(12)
+    assert one[1] - one[0] > 2 * 1.96 * se * math.sqrt(11 / 12)  # wider than plug-in normal
+    assert math.isnan(cluster_bootstrap_ci(d, np.zeros(24))[0])  # one cluster: no CI
+
+
+def test_counts_follow_the_dropped_pairs() -> None:
+    utt = np.repeat([f"u{i:02d}" for i in range(12)], 2)
+    talker = np.repeat([f"t{i % 3}" for i in range(12)], 2)
+    clip = np.arange(24) % 4
+    a, b = unit_rows(np.full(24, 0.001), utt, talker, clip)
+    for i in (0, 1, 2):  # u00 loses both mixtures, u01 one
+        b[i]["enhanced_stoi"] = float("nan")
+    cmp = compare_scores(a, b, n_resamples=300)
+    assert (cmp.n_items, cmp.n_utterances, cmp.n_talkers, cmp.n_noise_clips) == (24, 12, 3, 4)
+    m = cmp.metric("stoi")
+    assert (m.n_mixtures, m.dropped, m.n_units, m.n_utterances, m.n_talkers) == (21, 3, 11, 11, 3)
+    assert m.n_noise_clips == 4 and m.unit == "utterance"
+    assert [(s.snr, s.n_mixtures, s.n_units) for s in m.per_snr] == [(0.0, 10, 10), (5.0, 11, 11)]
+    row = next(r for r in cmp.rows() if r["scope"] == "all")
+    assert (row["n_utterances"], row["n_talkers"], row["n_noise_clips"]) == (11, 3, 4)
+    assert cmp.unit_note == ""  # every unit column was there
+
+
+def test_too_few_clusters_give_no_verdict() -> None:
+    utt = np.array([f"u{i}" for i in range(9)])
+    a, b = unit_rows(np.full(9, 0.001), utt, utt)  # CI [0.001, 0.001]: would be non-inferior
+    m = compare_scores(a, b, n_resamples=300).metric("stoi")
+    assert m.verdict == "insufficient" and m.ci_low == pytest.approx(0.001)
+    assert m.verdict_reason.startswith("too few clusters: 9 utterances < 10")
+    utt = np.array([f"u{i}" for i in range(30)])
+    a, b = unit_rows(np.full(30, 0.001), utt, np.array([f"t{i % 3}" for i in range(30)]))
+    assert compare_scores(a, b, n_resamples=300).metric("stoi").verdict == "non-inferior"
+    m = compare_scores(a, b, n_resamples=300, unit="speaker").metric("stoi")
+    assert (m.verdict, m.n_units) == ("insufficient", 3) and "3 talkers < 10" in m.verdict_reason
+    assert verdict(0.0, 0.1, 0.01, n_units=9) == "insufficient"
+    assert verdict(0.0, 0.1, 0.01, n_units=10) == "non-inferior"
+    with pytest.raises(PairingError, match="Expected unit one of utterance, speaker, mixture"):
+        compare_scores(a, b, unit="listener")
+
+
+def test_mixed_model_recovers_a_known_effect() -> None:
+    rng = np.random.default_rng(11)
+    n_t, n_u, per = 8, 40, 3
+    tal = np.repeat(np.arange(n_u) % n_t, per)
+    utt = np.repeat(np.arange(n_u), per)
+    d = 0.3 + rng.normal(0, 0.2, n_t)[tal] + rng.normal(0, 0.3, n_u)[utt] + rng.normal(0, 0.2,
+                                                                                      n_u * per)
+    est = mixed_model(d, utt.astype(str), tal.astype(str))
+    truth_se = math.sqrt(0.2**2 / n_t + 0.3**2 / n_u + 0.2**2 / (n_u * per))  # 0.087
+    assert est.model == "talker + utterance" and est.note == ""
+    assert est.ci_low < 0.3 < est.ci_high and abs(est.delta - 0.3) < 3 * truth_se
+    assert 0.5 * truth_se < est.se < 2 * truth_se
+    assert est.ci_high - est.ci_low == pytest.approx(2 * 1.959964 * est.se, rel=1e-4)
+
+
+def test_mixed_model_one_level_matches_the_balanced_anova_and_degrades_gracefully() -> None:
+    rng = np.random.default_rng(4)
+    utt = np.repeat(np.arange(15), 2)
+    d = rng.normal(0, 1, 15)[utt] + rng.normal(0, 0.5, 30)
+    est = mixed_model(d, utt.astype(str), np.zeros(30).astype(str))  # one talker
+    means = cluster_means(d, utt)
+    # balanced one-way REML: the grand mean, with SE = sd(utterance means) / sqrt(15)
+    assert est.model == "utterance" and "1 talker(s)" in est.note
+    assert est.delta == pytest.approx(d.mean(), rel=1e-6)
+    assert est.se == pytest.approx(means.std(ddof=1) / math.sqrt(15), rel=1e-3)
+    flat = mixed_model(np.full(30, 0.2), utt.astype(str), None)
+    assert flat.delta == pytest.approx(0.2) and math.isnan(flat.se) and "no variance" in flat.note
+    lone = mixed_model(d[::2], utt[::2].astype(str), None)  # one mixture per utterance, no talkers
+    assert math.isnan(lone.se) and "nothing to model" in lone.note and lone.model == ""
+
+
+def test_old_scores_without_unit_columns_say_how_units_were_found() -> None:
+    utt = np.repeat([f"p23{i}_00{i}" for i in range(10)], 2)
+    a, b = unit_rows(np.linspace(0, 0.01, 20), utt, utt)
+    old_a = [{k: v for k, v in r.items() if k not in ("utterance", "noise_clip")} for r in a]
+    old_b = [{k: v for k, v in r.items() if k not in ("utterance", "noise_clip")} for r in b]
+    cmp = compare_scores(old_a, old_b, n_resamples=300)
+    assert (cmp.n_utterances, cmp.n_noise_clips) == (10, None)  # derived from the ids
+    assert "utterances derived from the item ids" in cmp.unit_note
+    assert "noise recordings unknown" in cmp.unit_note and "re-evaluate" in cmp.unit_note
+    new = compare_scores(old_a, b, n_resamples=300)  # B (just evaluated) has them: used
+    assert "utterance" not in new.unit_note and new.n_noise_clips == 1
+    plain = compare_scores(rows(12), rows(12), n_resamples=300)  # ids name no utterance
+    assert plain.n_utterances == 12 and "each mixture is taken as its own utterance" in \
+        plain.unit_note
+    mixed_ids = old_b[:10] + [{**r, "id": f"x{i}"} for i, r in enumerate(old_b[10:])]
+    with pytest.raises(PairingError, match=r"got 10 of 20 ids of the form .*re-evaluate"):
+        compare_scores(mixed_ids, mixed_ids)
+    moved = [dict(r) for r in b]
+    moved[3]["utterance"] = "elsewhere"
+    with pytest.raises(PairingError, match="agree on the utterance of each item"):
+        compare_scores(a, moved)
+
+
 # ----------------------------------------------------------------------- real MLflow runs
 @dataclass
 class Store:
@@ -269,6 +420,12 @@ def test_evaluation_hook_logs_metrics_csv_and_plot(env: Store, capsys: pytest.Ca
         assert logged[f"paired_{m}_ci_low"] == pytest.approx(s, abs=1e-9)
         assert logged[f"paired_{m}_ci_high"] == pytest.approx(s, abs=1e-9)
     assert logged["paired_stoi_p"] == 1.0  # all-zero differences
+    # rows() ids name no utterance and carry no unit columns: each mixture is its own utterance
+    assert (logged["paired_n_mixtures"], logged["paired_n_utterances"]) == (24, 24)
+    assert logged["paired_n_talkers"] == 1 and "paired_n_noise_clips" not in logged
+    assert logged["paired_pesq_wb_n_units"] == 24 and logged["paired_min_clusters"] == 10
+    assert logged["paired_pesq_wb_mixed_delta"] == pytest.approx(SHIFT["pesq_wb"])
+    assert tracking.get_run(env.comp).data.tags[tracking.TAG_PAIRED_UNIT] == "utterance"
     # 24 equal |differences| are all tied, so scipy uses the normal approximation: T+ = 300,
     # E = n(n+1)/4 = 150, Var = n(n+1)(2n+1)/24 - (n^3 - n)/48 = 1225 - 287.5 = 937.5
     from scipy.stats import norm
@@ -283,7 +440,12 @@ def test_evaluation_hook_logs_metrics_csv_and_plot(env: Store, capsys: pytest.Ca
     assert len(table) == 5 + 5 * len(SNRS)
     assert set(table.loc[table.scope == "snr", "snr"]) == set(SNRS)
     assert table.loc[table.metric == "pesq_nb", "verdict"].iloc[0] == "inferior"
-    assert "non-inferior" in capsys.readouterr().out  # the rich table
+    assert {"unit", "n_units", "n_utterances", "n_talkers", "n_noise_clips", "mixed_delta",
+            "mixed_se", "mixed_note", "verdict_reason", "unit_note"} <= set(table.columns)
+    out = capsys.readouterr().out
+    assert "non-inferior" in out and "24 (24 utt.)" in out  # the rich table, with its counts
+    assert "Mixed model" in out
+    assert "each mixture is taken as its own utterance" in " ".join(out.split())
 
 
 def test_evaluation_hook_without_baseline_scores_says_so_in_one_line(
@@ -307,11 +469,26 @@ def test_report_shows_the_paired_block(env: Store, tmp_path: Path) -> None:
     after_evaluation(env.comp, env.comp_rows)
     text = build_report(run_ids=[env.base, env.comp], out=tmp_path / "r.html",
                         audio_items=0).html.read_text()
-    block = text[text.index("<h2>vs baseline (paired)</h2>"):]
+    block = text[text.index("<h2>vs control and baseline (paired)</h2>"):]
     assert "+0.125 [+0.125, +0.125]" in block and "−0.250 [−0.250, −0.250]" in block
     assert "−0.0010 [−0.0010, −0.0010]" in block  # ESTOI: 4 decimals
     assert 'class="d v-inferior">inferior<' in block and "v-non-inferior" in block
     assert env.base[:8] in block
+    assert "24 mixtures · 24 utterances · 1 talkers · CI over utterances" in block
+    old = _log_run("old", None, baseline=env.base)  # paired_* logged before units existed
+    with tracking.resume_run(old):
+        tracking.log_metrics({"paired_stoi_delta": 0.001, "paired_stoi_ci_low": 0.0,
+                              "paired_stoi_ci_high": 0.002})
+    few = _log_run("few", None, baseline=env.base)  # 3 units: no verdict whatever the CI
+    with tracking.resume_run(few):
+        tracking.log_metrics({"paired_stoi_delta": 0.001, "paired_stoi_ci_low": 0.0,
+                              "paired_stoi_ci_high": 0.002, "paired_stoi_n_units": 3})
+    text = build_report(run_ids=[env.base, old, few], out=tmp_path / "o.html",
+                        audio_items=0).html.read_text()
+    block = text[text.index("<h2>vs control and baseline (paired)</h2>"):]
+    assert "unit unknown: every mixture taken as independent" in block
+    assert 'class="d v-non-inferior">non-inferior<' in block
+    assert 'class="d v-insufficient">insufficient<' in block
     plain = build_report(run_ids=[env.base], out=tmp_path / "p.html", audio_items=0)
     assert "No compared run has paired statistics" in plain.html.read_text()
 
@@ -323,6 +500,13 @@ def test_cli_exit_codes(env: Store, capsys: pytest.CaptureFixture) -> None:
     assert "Paired" in out and "per input SNR" in out
     assert re.search(r"PESQ-nb .*│ inferior", out) and re.search(r"STOI .*│ non-inferior", out)
     assert not any(k.startswith("paired_") for k in tracking.get_run(fresh).data.metrics)
+    assert cli.main(["compare", env.base, fresh, "--unit", "speaker", "--no-log",
+                     "--resamples", "500"]) == 0
+    out = capsys.readouterr().out
+    assert re.search(r"STOI .*│ insufficient", out) and "1 talkers < 10" in " ".join(out.split())
+    assert cli.main(["compare", env.base, fresh, "--unit", "mixture", "--no-log",
+                     "--resamples", "500"]) == 0
+    assert "for comparison only" in " ".join(capsys.readouterr().out.split())  # wrapped notes
     assert cli.main(["compare", env.base, fresh, "--margin", "pesq_nb=0.5",
                      "--resamples", "500"]) == 0
     logged = tracking.get_run(fresh).data.metrics
@@ -338,3 +522,23 @@ def test_cli_exit_codes(env: Store, capsys: pytest.CaptureFixture) -> None:
         assert cli.main(["compare", *argv]) == 2, argv
         err = capsys.readouterr().err
         assert err.startswith("seofp compare: error: ") and msg in err, err
+
+
+def test_cli_unit_choices_are_the_library_units(capsys: pytest.CaptureFixture) -> None:
+    with pytest.raises(SystemExit) as e:
+        cli.main(["compare", "a", "b", "--unit", "listener"])
+    assert e.value.code == 2
+    err = capsys.readouterr().err
+    assert "invalid choice: 'listener'" in err
+    assert "choose from utterance, speaker, mixture" in err or \
+        "choose from 'utterance', 'speaker', 'mixture'" in err  # argparse's quoting varies
+    assert UNITS == ("utterance", "speaker", "mixture")
+
+
+def test_doctests_of_the_statistics_modules() -> None:
+    import doctest
+
+    from seofp_lab.evaluate import clustered, paired, units
+
+    for module in (clustered, paired, units):
+        assert doctest.testmod(module).failed == 0, module.__name__

@@ -465,8 +465,13 @@ def test_variant_deltas_against_control_and_baseline(workspace: Path) -> None:
     base = _run("baseline", _tags("baseline", "fp32"), {**BASELINE, **noisy})
     control_metrics = {**BASELINE, "pesq_wb": 2.05, "stoi": 0.905}
     control = _run("control", _tags("control", "fp32", baseline=base), control_metrics)
-    variant_tags = {**_tags("seofp", "s1e5", baseline=base), tracking.TAG_CONTROL: control}
-    variant = _run("s1e5", variant_tags, S1E5)
+    variant_tags = {**_tags("seofp", "s1e5", baseline=base), tracking.TAG_CONTROL: control,
+                    tracking.TAG_PAIRED_AGAINST: control}
+    paired = {"paired_pesq_wb_delta": 0.05, "paired_pesq_wb_ci_low": 0.01,
+              "paired_pesq_wb_ci_high": 0.09, "paired_pesq_wb_n_units": 41.0,
+              "baseline_paired_pesq_wb_delta": 0.1, "baseline_paired_pesq_wb_ci_low": 0.07,
+              "baseline_paired_pesq_wb_ci_high": 0.13, "baseline_paired_pesq_wb_n_units": 41.0}
+    variant = _run("s1e5", variant_tags, {**S1E5, **paired})
     report = build_report(run_ids=(base, control, variant), out=workspace / "r")
     rows = {r["label"]: r for r in csv.DictReader(io.StringIO(report.csv.read_text()))}
     assert rows["s1e5"]["control_run"] == control
@@ -475,3 +480,6 @@ def test_variant_deltas_against_control_and_baseline(workspace: Path) -> None:
     assert rows["control"]["delta_vs_control_pesq_wb"] == ""
     html = report.html.read_text()
     assert "ctl +0.050" in html and "base +0.100" in html
+    block = html[html.index("<h2>vs control and baseline (paired)</h2>"):]
+    assert f"control {control[:8]}" in block and f"baseline {base[:8]}" in block
+    assert "+0.050 [+0.010, +0.090]" in block and "+0.100 [+0.070, +0.130]" in block

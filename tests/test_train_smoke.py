@@ -55,6 +55,7 @@ def test_tiny_training_is_tracked_and_evaluated(workspace: Path) -> None:
 
     ev = evaluate(result.run_id, workers=1)
     assert len(ev.rows) == 3
+    assert all(r["utterance"] and r["noise_clip"] for r in ev.rows)  # the paired stats' units
     run = client.get_run(result.run_id)
     for name in ("pesq_wb", "pesq_nb", "stoi", "estoi", "si_sdr"):
         assert name in run.data.metrics and f"noisy_{name}" in run.data.metrics

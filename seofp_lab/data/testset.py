@@ -2,9 +2,11 @@
 
 ``workspace/testsets/<hash>/`` holds ``noisy/<id>.wav`` and ``clean/<id>.wav`` (32-bit float WAV:
 nothing is lost), ``manifest.csv`` (id, speaker, noise, snr, offset, gain, noisy, clean, plus the
-clip index, the floor and each file's sha256) and ``testset.json`` (the config key and the
-manifest's sha256). The hash covers only what changes the test set (corpus, test noises and SNRs,
-counts, floor, seed), so experiments that differ in training share one test set.
+clip index, the floor and each file's sha256, and the statistical units: ``utterance``, the
+source utterance, and ``noise_clip``, the noise recording; see docs/statistics.md) and
+``testset.json`` (the config key and the manifest's sha256). The hash covers only what changes
+the test set (corpus, test noises and SNRs, counts, floor, seed), so experiments that differ in
+training share one test set.
 
 A pool corpus draws a balanced design: the (noise, SNR) grid is shuffled with the seed and dealt
 to the utterances, ``test_mixtures_per_utterance`` each, so per-SNR counts differ by at most one
@@ -34,9 +36,9 @@ from seofp_lab.errors import SeofpError
 from seofp_lab.workspace import workspace_dir
 
 TARGET_DB = -26.0  # dBov, active level of every clean reference (DATA.md §4)
-VERSION = 1  # bump when the drawing or writing changes: old test sets then get a new folder
+VERSION = 2  # bump when the drawing or writing changes: old test sets then get a new folder
 COLUMNS = ("id", "speaker", "noise", "snr", "offset", "gain", "noisy", "clean", "clip",
-           "floor_dbfs", "noisy_sha256", "clean_sha256")
+           "floor_dbfs", "noisy_sha256", "clean_sha256", "utterance", "noise_clip")
 _KEY_FIELDS = ("kind", "root", "noise_root", "noise_kind", "variant", "channel", "test_snrs",
                "test_noises", "test_utterances", "test_mixtures_per_utterance",
                "clean_floor_dbfs", "seed")
@@ -61,6 +63,8 @@ class TestItem:
     noisy_path: Path
     clean_path: Path
     gain: float  # the clipping-protection factor applied to both files
+    utterance: str  # the source utterance (a paired corpus: the pair id); mixtures share it
+    noise_clip: str  # the noise recording: "rain#0"; babble "babble-not-<talker>#0"; "unknown"
 
 
 @dataclass
@@ -158,6 +162,8 @@ def _write_pool(cfg: CorpusConfig, corpus: Corpus, out: Path, bar: Progress | No
         else:
             clean_in = clean
         m = mix_at_snr(clean_in, segment(unit, clean.size, offset), snr)
+        # babble is mixed per target talker, from the other talkers: one recording per talker
+        clip_name = f"{noise}-not-{excl}#{c}" if excl is not None else f"{noise}#{c}"
         base = f"{utt.id}_{noise}_snr{snr:g}"
         seen[base] += 1
         item_id = base if seen[base] == 1 else f"{base}_{seen[base]}"
@@ -167,7 +173,8 @@ def _write_pool(cfg: CorpusConfig, corpus: Corpus, out: Path, bar: Progress | No
                      "offset": offset, "gain": repr(m.gain), "noisy": f"noisy/{item_id}.wav",
                      "clean": f"clean/{item_id}.wav", "clip": c,
                      "floor_dbfs": "" if cfg.clean_floor_dbfs is None else cfg.clean_floor_dbfs,
-                     "noisy_sha256": _sha256(noisy_p), "clean_sha256": _sha256(clean_p)})
+                     "noisy_sha256": _sha256(noisy_p), "clean_sha256": _sha256(clean_p),
+                     "utterance": utt.id, "noise_clip": clip_name})
         if bar:
             bar.advance(job)
     return rows
@@ -189,7 +196,8 @@ def _write_pairs(cfg: CorpusConfig, corpus: Corpus, out: Path, bar: Progress | N
         rows.append({"id": pid, "speaker": pid.rsplit("_", 1)[0], "noise": noise, "snr": snr,
                      "offset": 0, "gain": "1.0", "noisy": f"noisy/{pid}.wav",
                      "clean": f"clean/{pid}.wav", "clip": "", "floor_dbfs": "",
-                     "noisy_sha256": _sha256(noisy_p), "clean_sha256": _sha256(clean_p)})
+                     "noisy_sha256": _sha256(noisy_p), "clean_sha256": _sha256(clean_p),
+                     "utterance": pid, "noise_clip": noise})  # the log's label, or "unknown"
         if bar:
             bar.advance(job)
     return rows
@@ -200,7 +208,8 @@ def _read(root: Path) -> TestSet:
     with manifest.open(newline="") as fh:
         rows = list(csv.DictReader(fh))
     items = [TestItem(r["id"], r["speaker"], r["noise"], float(r["snr"]), root / r["noisy"],
-                      root / r["clean"], float(r["gain"])) for r in rows]
+                      root / r["clean"], float(r["gain"]), r["utterance"], r["noise_clip"])
+             for r in rows]
     return TestSet(root, manifest, items)
 
 

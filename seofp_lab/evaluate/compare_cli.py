@@ -1,6 +1,6 @@
-"""``seofp compare RUN_A RUN_B [--corpus LABEL] [--margin stoi=0.02 ...] [--no-log]``: paired
-per-utterance comparison of two evaluated runs (B - A), logged to RUN_B, then their runs x
-corpora table of test-set means.
+"""``seofp compare RUN_A RUN_B [--corpus LABEL] [--unit utterance|speaker|mixture] [--margin
+stoi=0.02 ...] [--no-log]``: paired per-mixture comparison of two evaluated runs (B - A), logged to
+RUN_B, then their runs x corpora table of test-set means.
 
 ``seofp compare RUN`` compares a run with its equal-budget control (``seofp.control_run``) and
 its baseline (``seofp.baseline_run``), as evaluation does."""
@@ -14,9 +14,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "compare",
         help="paired per-utterance comparison of two evaluated runs",
-        description="Differences B - A per test utterance: mean, median, paired bootstrap CI, "
-        "Wilcoxon and t-test p-values (Holm across metrics), d_z, non-inferiority verdict and "
-        "the mean difference per SNR. Both runs need `seofp evaluate` on the same test set.",
+        description="Differences B - A per test mixture: mean, median, a bootstrap CI over "
+        "utterances (or talkers), Wilcoxon and t-test p-values on one mean per unit (Holm across "
+        "metrics), d_z, a mixed-model estimate, the counts behind each CI, the non-inferiority "
+        "verdict and the mean difference per SNR. Both runs need `seofp evaluate` on the same "
+        "test set. docs/statistics.md explains the methods.",
     )
     p.add_argument("run_a", help="reference run id (the fp32 control or baseline); a unique "
                    "prefix works. Given alone: the compared run, against its control and baseline")
@@ -30,6 +32,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--corpus", default=None, metavar="LABEL",
                    help="pair on this corpus's test set (a label of `seofp evaluate RUN "
                    "--corpus`, or the runs' own corpus name); default: the runs' own test set")
+    p.add_argument("--unit", choices=["utterance", "speaker", "mixture"], default="utterance",
+                   help="the independent unit resampled and tested: utterance (default; all "
+                   "mixtures of an utterance together), speaker (talkers; needs >= 10 for a "
+                   "verdict) or mixture (every mixture independent: too narrow, for comparison "
+                   "only)")
     p.add_argument("--no-log", action="store_true", help="print only; log nothing to RUN_B")
     p.set_defaults(func=run)
 
@@ -66,7 +73,7 @@ def run(args: argparse.Namespace) -> int:
     where = corpus_prefix(None if own else args.corpus)
     for label, run_a, extra in pairs:
         cmp = compare_runs(run_a, run_b, margins, n_resamples=args.resamples, seed=args.seed,
-                           corpus=args.corpus)
+                           corpus=args.corpus, unit=args.unit)
         print(f"against its {label} {run_a}:")
         print_comparison(cmp)
         if not args.no_log:

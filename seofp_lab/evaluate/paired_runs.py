@@ -18,7 +18,15 @@ from rich.table import Table
 from seofp_lab import tracking
 from seofp_lab.console import console as make_console
 from seofp_lab.errors import SeofpError, TrackingError
-from seofp_lab.evaluate.paired import PairedComparison, PairingError, compare_scores
+from seofp_lab.evaluate.paired import (
+    MIN_CLUSTERS,
+    UNIT_NAMES,
+    MetricDifference,
+    PairedComparison,
+    PairingError,
+    Unit,
+    compare_scores,
+)
 
 PER_UTTERANCE = "evaluation/per_utterance.csv"  # evaluate()'s artifact for the PyTorch engine
 LABELS = {"pesq_wb": "PESQ-wb", "pesq_nb": "PESQ-nb", "stoi": "STOI", "estoi": "ESTOI",
@@ -93,6 +101,7 @@ def compare_runs(
     n_resamples: int = 9999,
     seed: int = 0,
     corpus: str | None = None,
+    unit: Unit = "utterance",
 ) -> PairedComparison:
     """Run B against run A, pair by pair on their shared test items.
 
@@ -105,6 +114,8 @@ def compare_runs(
         seed: bootstrap seed.
         corpus: pair on this corpus label's test set (``seofp evaluate RUN --corpus``) instead
             of the runs' own.
+        unit: what is resampled and tested: ``utterance``, ``speaker`` (talker) or ``mixture``
+            (every mixture independent: the former analysis, for comparison only).
 
     Raises:
         TrackingError: a run is not in the store.
@@ -121,18 +132,31 @@ def compare_runs(
         )
     a = run_scores(run_a, corpus=corpus)
     b = run_scores(run_b, corpus=corpus) if scores_b is None else scores_b
-    return compare_scores(a, b, run_a, run_b, margins, n_resamples=n_resamples, seed=seed)
+    return compare_scores(a, b, run_a, run_b, margins, n_resamples=n_resamples, seed=seed,
+                          unit=unit)
 
 
 def metrics_of(cmp: PairedComparison, prefix: str = "") -> dict[str, float]:
-    """``paired_<metric>_delta|_ci_low|_ci_high|_p|_margin``; finite values only.
+    """The logged numbers; finite values only.
 
-    ``_p`` is the Holm-adjusted Wilcoxon p-value; ``_margin`` lets a reader (the report) redo the
-    verdict from the logged numbers."""
-    out = {}
+    Per metric ``paired_<metric>_delta|_ci_low|_ci_high|_p|_margin|_n|_n_units`` and the mixed
+    model's ``_mixed_delta|_mixed_se|_mixed_ci_low|_mixed_ci_high``; for the test items
+    ``paired_n_mixtures|_n_utterances|_n_talkers|_n_noise_clips`` and ``paired_min_clusters``.
+    ``_p`` is the Holm-adjusted Wilcoxon p-value (on unit means); ``_margin``, ``_n_units`` and
+    ``paired_min_clusters`` let a reader (the report) redo the verdict from the logged numbers.
+    The unit itself is the run's ``seofp.paired_unit`` tag."""
+    out: dict[str, float] = {}
+    for key, value in (("n_mixtures", cmp.n_items), ("n_utterances", cmp.n_utterances),
+                       ("n_talkers", cmp.n_talkers), ("n_noise_clips", cmp.n_noise_clips),
+                       ("min_clusters", cmp.min_clusters)):
+        if value is not None:
+            out[f"{prefix}paired_{key}"] = float(value)
     for m in cmp.metrics:
         for key, value in (("delta", m.mean_diff), ("ci_low", m.ci_low), ("ci_high", m.ci_high),
-                           ("p", m.p_wilcoxon_holm), ("margin", m.margin)):
+                           ("p", m.p_wilcoxon_holm), ("margin", m.margin),
+                           ("n", float(m.n_mixtures)), ("n_units", float(m.n_units)),
+                           ("mixed_delta", m.mixed_delta), ("mixed_se", m.mixed_se),
+                           ("mixed_ci_low", m.mixed_ci_low), ("mixed_ci_high", m.mixed_ci_high)):
             if math.isfinite(value):
                 out[f"{prefix}paired_{m.metric}_{key}"] = value
     return out
@@ -166,19 +190,21 @@ def figure(cmp: PairedComparison) -> Any:
         ax.grid(axis="y", alpha=0.3)
     axes[0][0].set_ylabel("B − A per utterance")
     axes[0][0].legend(fontsize=7, loc="lower left")
-    fig.suptitle(f"B {cmp.run_b[:8]} vs A {cmp.run_a[:8]}, {cmp.n_items} items", fontsize=9)
+    fig.suptitle(f"B {cmp.run_b[:8]} vs A {cmp.run_a[:8]}: {counts_text(cmp)}; CI over "
+                 f"{UNIT_NAMES[cmp.unit]}", fontsize=9)
     fig.tight_layout()
     return fig
 
 
 def log_comparison(cmp: PairedComparison, run_id: str, prefix: str = "") -> None:
     """Metrics (:func:`metrics_of`), ``evaluation/<prefix>paired.csv``,
-    ``evaluation/<prefix>paired.png`` and the tag ``seofp.paired_against`` = run A."""
+    ``evaluation/<prefix>paired.png``, the tags ``seofp.paired_against`` = run A and
+    ``seofp.paired_unit`` = the unit."""
     with tracking.resume_run(run_id):
         tag = ("seofp.baseline_paired_against" if prefix.endswith("baseline_")
                else tracking.TAG_PAIRED_AGAINST)
         if "/" not in prefix:  # the run's own corpus; other corpora's files name their runs
-            tracking.set_tags({tag: cmp.run_a})
+            tracking.set_tags({tag: cmp.run_a, tracking.TAG_PAIRED_UNIT: cmp.unit})
         tracking.log_metrics(metrics_of(cmp, prefix))
         tracking.log_table(cmp.rows(), f"evaluation/{prefix}paired.csv")
         tracking.log_figure(figure(cmp), f"evaluation/{prefix}paired.png")
@@ -188,25 +214,62 @@ def _num(v: float, digits: int) -> str:
     return "–" if not math.isfinite(v) else f"{v:+.{digits}f}"
 
 
+def _count(v: int | None) -> str:
+    return "?" if v is None else str(v)
+
+
+def counts_text(cmp: PairedComparison) -> str:
+    """``82 mixtures, 41 utterances, 2 talkers, 3 noise recordings`` ('?' when unknown)."""
+    return (f"{cmp.n_items} mixtures, {cmp.n_utterances} utterances, {_count(cmp.n_talkers)} "
+            f"talkers, {_count(cmp.n_noise_clips)} noise recordings")
+
+
+def _units(m: MetricDifference) -> str:
+    """The units behind one CI: ``41 utt.``; ``82`` mixtures for the mixture unit."""
+    return f"{m.n_units} " + {"utterance": "utt.", "speaker": "talkers", "mixture": "mix."}[m.unit]
+
+
+ONE = {"utterance": "utterance", "speaker": "talker", "mixture": "mixture"}
+VERDICT_COLORS = {"non-inferior": "green", "inferior": "red", "inconclusive": "yellow",
+                  "insufficient": "magenta"}
+
+
 def table(cmp: PairedComparison) -> Table:
-    """One row per metric: n, mean/median difference, CI, p-values, d_z, margin, verdict."""
-    t = Table(title=f"Paired, B {cmp.run_b[:8]} − A {cmp.run_a[:8]} ({cmp.n_items} items)")
-    for col in ("metric", "n", "mean Δ", f"{cmp.confidence:.0%} CI", "median Δ",
-                "p Wilcoxon (Holm)", "p t (Holm)", "d_z", "margin", "verdict"):
+    """One row per metric: counts, mean/median difference, CI, p-values, d_z, margin, verdict."""
+    t = Table(title=f"Paired, B {cmp.run_b[:8]} − A {cmp.run_a[:8]} ({counts_text(cmp)})")
+    for col in ("metric", "n (units)", "mean Δ", f"{cmp.confidence:.0%} CI", "median Δ",
+                "p W (Holm)", "p t (Holm)", "d_z", "margin", "verdict"):
         t.add_column(col, justify="left" if col in ("metric", "verdict") else "right",
                      no_wrap=True)
-    colors = {"non-inferior": "green", "inferior": "red", "inconclusive": "yellow"}
     for m in cmp.metrics:
         k = 2 if m.metric == "si_sdr" else 4
-        n = f"{m.n}" + (f" (−{m.dropped} NaN)" if m.dropped else "")
+        n = f"{m.n_mixtures}" + (f" (−{m.dropped} NaN)" if m.dropped else "")
+        color = VERDICT_COLORS[m.verdict]
         t.add_row(
-            LABELS.get(m.metric, m.metric), n, _num(m.mean_diff, k),
+            LABELS.get(m.metric, m.metric), f"{n} ({_units(m)})", _num(m.mean_diff, k),
             f"[{_num(m.ci_low, k)}, {_num(m.ci_high, k)}]", _num(m.median_diff, k),
             f"{m.p_wilcoxon:.2g} ({m.p_wilcoxon_holm:.2g})",
             f"{m.p_ttest:.2g} ({m.p_ttest_holm:.2g})",
             "–" if math.isnan(m.d_z) else f"{m.d_z:+.2f}", f"{m.margin:g}",
-            f"[{colors[m.verdict]}]{m.verdict}[/{colors[m.verdict]}]",
+            f"[{color}]{m.verdict}[/{color}]",
         )
+    return t
+
+
+def mixed_table(cmp: PairedComparison) -> Table:
+    """The mixed model's estimate per metric, beside the bootstrap's, with its counts."""
+    t = Table(title="Mixed model: Δ ~ 1 + (1 | talker) + (1 | utterance in talker), REML")
+    for col in ("metric", "mixtures/utt./talkers", "Δ", "SE", f"{cmp.confidence:.0%} CI (Wald)",
+                "random intercepts", "note"):
+        t.add_column(col, justify="left" if col in ("metric", "random intercepts", "note")
+                     else "right", no_wrap=col != "note")
+    for m in cmp.metrics:
+        k = 2 if m.metric == "si_sdr" else 4
+        t.add_row(LABELS.get(m.metric, m.metric),
+                  f"{m.n_mixtures}/{m.n_utterances}/{_count(m.n_talkers)}", _num(m.mixed_delta, k),
+                  "–" if not math.isfinite(m.mixed_se) else f"{m.mixed_se:.{k}f}",
+                  f"[{_num(m.mixed_ci_low, k)}, {_num(m.mixed_ci_high, k)}]",
+                  m.mixed_model or "–", escape(m.mixed_note))
     return t
 
 
@@ -215,7 +278,8 @@ def snr_table(cmp: PairedComparison) -> Table | None:
     snrs = sorted({s.snr for m in cmp.metrics for s in m.per_snr})
     if not snrs:
         return None
-    t = Table(title="Paired mean Δ [CI] per input SNR")
+    unit = {"utterance": "utt", "speaker": "talkers", "mixture": "mix"}[cmp.unit]
+    t = Table(title=f"Paired mean Δ [CI] per input SNR (n = mixtures/{UNIT_NAMES[cmp.unit]})")
     t.add_column("metric", no_wrap=True)
     for snr in snrs:
         t.add_column(f"{snr:g} dB", justify="right", no_wrap=True)
@@ -223,22 +287,51 @@ def snr_table(cmp: PairedComparison) -> Table | None:
         k = 2 if m.metric == "si_sdr" else 3
         by = {s.snr: s for s in m.per_snr}
         t.add_row(LABELS.get(m.metric, m.metric), *[
-            f"{_num(s.mean_diff, k)} [{_num(s.ci_low, k)}, {_num(s.ci_high, k)}] n={s.n}"
+            f"{_num(s.mean_diff, k)} [{_num(s.ci_low, k)}, {_num(s.ci_high, k)}] "
+            f"n={s.n_mixtures}/{s.n_units}{'' if cmp.unit == 'mixture' else ' ' + unit}"
+            + ("†" if s.n_units < MIN_CLUSTERS else "")
             if (s := by.get(snr)) else "–" for snr in snrs
         ])
     return t
 
 
+def notes(cmp: PairedComparison) -> list[str]:
+    """What the numbers rest on and what they do not cover, one sentence each."""
+    unit = UNIT_NAMES[cmp.unit]
+    method = "/".join(sorted({m.ci_method for m in cmp.metrics}))
+    out = [f"Δ = B − A per mixture; CI: bootstrap over {unit} ({cmp.n_resamples} resamples, "
+           f"seed {cmp.seed}, {method}); Wilcoxon (Pratt zeros) and t-test on one mean Δ per "
+           f"{ONE[cmp.unit]}; verdict: CI low > −margin is non-inferior, CI high < −margin "
+           f"inferior; fewer than {cmp.min_clusters} {unit}: insufficient, no verdict."]
+    if cmp.unit == "mixture":
+        out.append("Unit 'mixture' treats every mixture as independent although mixtures share "
+                   "utterances and talkers: its CIs are too narrow; for comparison only.")
+    elif cmp.unit == "utterance" and cmp.n_talkers is not None and cmp.n_talkers < MIN_CLUSTERS:
+        out.append(f"The CIs cover new utterances of these {cmp.n_talkers} talkers, not new "
+                   f"talkers (fewer than {MIN_CLUSTERS}: too few for --unit speaker).")
+    if cmp.n_noise_clips is not None:
+        out.append(f"Noise: {cmp.n_noise_clips} recordings, not resampled; results hold for "
+                   "these recordings.")
+    reasons: dict[str, list[str]] = {}
+    for m in cmp.metrics:
+        if m.verdict_reason:
+            reasons.setdefault(m.verdict_reason, []).append(LABELS.get(m.metric, m.metric))
+    out += [f"{', '.join(names)}: {reason}." for reason, names in reasons.items()]
+    if cmp.unit_note:
+        out.append(f"Units: {cmp.unit_note}.")
+    return out
+
+
 def print_comparison(cmp: PairedComparison) -> None:
     make_console().print(table(cmp))
+    make_console().print(mixed_table(cmp))
     if (per_snr := snr_table(cmp)) is not None:
         make_console().print(per_snr)
-    make_console().print(
-        f"Δ = B − A per utterance; CI: paired bootstrap ({cmp.n_resamples} resamples, seed "
-        f"{cmp.seed}, {'/'.join(sorted({m.ci_method for m in cmp.metrics}))}); Wilcoxon "
-        "signed-rank with Pratt's zero handling; verdict: CI low > −margin is non-inferior, "
-        "CI high < −margin inferior."
-    )
+        if any(s.n_units < MIN_CLUSTERS for m in cmp.metrics for s in m.per_snr):
+            make_console().print(f"† fewer than {MIN_CLUSTERS} {UNIT_NAMES[cmp.unit]} at this "
+                                 "SNR: the CI is shown but would not support a verdict.")
+    for line in notes(cmp):
+        make_console().print(escape(line), highlight=False)
 
 
 def _one_line(text: str) -> None:
@@ -297,5 +390,6 @@ def after_evaluation(
     return first
 
 
-__all__ = ["after_evaluation", "compare_runs", "corpus_artifact", "log_comparison", "metrics_of",
-           "print_comparison", "reference_runs", "run_scores", "table", "testset_of"]
+__all__ = ["after_evaluation", "compare_runs", "corpus_artifact", "counts_text", "log_comparison",
+           "metrics_of", "mixed_table", "notes", "print_comparison", "reference_runs",
+           "run_scores", "table", "testset_of"]

@@ -42,7 +42,7 @@ def _worker_init() -> None:
 
 def _score_item(task: dict[str, Any]) -> dict[str, Any]:
     clean, _ = sf.read(task["clean"], dtype="float32")
-    out = {k: task[k] for k in ("id", "speaker", "noise", "snr")}
+    out = {k: task[k] for k in ("id", "speaker", "noise", "snr", "utterance", "noise_clip")}
     for kind in ("noisy", "enhanced"):
         known = task.get(f"{kind}_scores")
         if known is not None:  # the noisy input's scores are the same for every run
@@ -213,6 +213,8 @@ def evaluate(
                 "speaker": item.speaker,
                 "noise": item.noise,
                 "snr": item.snr,
+                "utterance": item.utterance,  # the statistical units (docs/statistics.md)
+                "noise_clip": item.noise_clip,
                 "noisy": str(item.noisy_path),
                 "clean": str(item.clean_path),
                 "enhanced": str(path),

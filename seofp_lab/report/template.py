@@ -36,6 +36,7 @@ figcaption{font-size:12px;color:#4b5563;max-width:900px}
 pre{background:#f6f8fa;padding:10px;font-size:12px;white-space:pre-wrap;max-width:1100px}
 .wrap{overflow-x:auto}
 .d.v-non-inferior{color:#15803d}.d.v-inferior{color:#b91c1c}.d.v-inconclusive{color:#a16207}
+.d.v-insufficient{color:#7e22ce}
 </style></head><body>
 <h1>{{ title }}</h1>
 <dl class="meta">
@@ -83,15 +84,19 @@ it); n: test items scored. Machine-readable copy: <code>{{ corpora_csv }}</code>
 {% for n in corpora.notes %}<p class="note">{{ n }}</p>{% endfor %}{% endif %}
 
 <h2>vs control and baseline (paired)</h2>
-{% if paired.rows %}<p class="note">Mean per-utterance difference (run − the run it was paired
-with, on the same test items) with its 95 % paired bootstrap CI, and the non-inferiority verdict:
-non-inferior when the CI's lower bound is above −margin, inferior when its upper bound is below
-−margin, else inconclusive. Hover a cell for its margin and Holm-adjusted Wilcoxon p; all numbers
-are in each run's <code>evaluation/paired.csv</code>.</p>
+{% if paired.rows %}<p class="note">Mean per-mixture difference (run − the run it was paired
+with, on the same test items) with its 95 % bootstrap CI over independent units (utterances by
+default, each with all of its mixtures), and the non-inferiority verdict: non-inferior when the
+CI's lower bound is above −margin, inferior when its upper bound is below −margin, insufficient
+(no verdict) with fewer than {{ paired.min_clusters }} units, else inconclusive. Under each run:
+the counts behind its CIs. Hover a cell for its margin, units and Holm-adjusted Wilcoxon p; all
+numbers, and a mixed-model estimate, are in each run's <code>evaluation/paired.csv</code>
+(docs/statistics.md).</p>
 <div class="wrap"><table class="paired"><thead><tr><th class="l">run</th><th class="l">vs</th>
 {% for key, label in paired.columns %}<th>{{ label }}</th>{% endfor %}</tr></thead>
 <tbody>{% for row in paired.rows %}<tr><td class="l">{{ row.label }}
-<span class="d mono">{{ row.run }}</span></td><td class="l mono">{{ row.against }}</td>
+<span class="d mono">{{ row.run }}</span><br><span class="d">{{ row.units }}</span></td>
+<td class="l mono">{{ row.against }}</td>
 {% for c in row.cells %}{% if c %}<td title="{{ c.title }}">{{ c.text }}
 <span class="d v-{{ c.verdict }}">{{ c.verdict }}</span></td>{% else %}<td>
 <span class="miss">—</span></td>{% endif %}{% endfor %}</tr>{% endfor %}</tbody></table></div>
