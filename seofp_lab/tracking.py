@@ -28,6 +28,12 @@ METRICS = (
     "stoi",
     "estoi",
     "si_sdr",
+    "csig",
+    "cbak",
+    "covl",
+    "dnsmos_sig",
+    "dnsmos_bak",
+    "dnsmos_ovrl",
     "size_bytes",
     "compression_pct",
     "bits_per_weight",
@@ -54,6 +60,7 @@ TAG_KERNEL = "seofp.kernel"
 TAG_STUDY = "seofp.study"  # listening-analysis runs: the study name
 TAG_COMPRESSED = "seofp.compressed_run"  # listening-analysis runs: the compressed run compared
 TAG_PAIRED_AGAINST = "seofp.paired_against"  # run A of the paired_* metrics logged to run B
+TAG_METRIC = "seofp.metric."  # + a metric name: the package, version and mode that scored it
 CONFIG_ARTIFACT = "config.yaml"
 CHECKPOINT_ARTIFACT = "checkpoint/model.pt"
 

@@ -142,8 +142,7 @@ def measures(clean: np.ndarray, processed: np.ndarray, fs: int) -> dict[str, flo
     """LLR and WSS (95 % trimmed means) and segSNR (mean) of one pair, as the composite uses them.
 
     Raises:
-        ValueError: unequal lengths, shorter than one frame and a hop, or a non-finite result
-            (e.g. an all-zero reference, whose LPC model does not exist).
+        ValueError: unequal lengths, shorter than one frame and a hop, or a non-finite result.
     """
     if clean.shape != processed.shape or clean.ndim != 1:
         raise ValueError(f"Expected two 1-D signals of one length but got {clean.shape} and "
@@ -158,7 +157,7 @@ def measures(clean: np.ndarray, processed: np.ndarray, fs: int) -> dict[str, flo
         }
     bad = [k for k, v in out.items() if not np.isfinite(v)]
     if bad:
-        raise ValueError(f"Expected finite {', '.join(bad)} but got {out} (a silent reference?)")
+        raise ValueError(f"Expected finite {', '.join(bad)} but got {out}")
     return out
 
 

@@ -7,7 +7,8 @@ pysepm-evo is not a dependency (its ``composite`` names undefined variables and 
     pip download --no-deps pysepm-evo==0.1.1 && pip install --no-deps --target ./oracle *.whl
     PYTHONPATH=./oracle:. python tests/data/make_composite_reference.py
 
-It needs numba; SRMRpy, which its package imports for a measure not used here, is stubbed. The pairs come from ``pairs()`` below, which the test imports too.
+It needs numba; SRMRpy, which its package imports for a measure not used here, is stubbed.
+The pairs come from ``pairs()`` below, which the test imports too.
 """
 
 from __future__ import annotations
