@@ -32,13 +32,9 @@ import pandas as pd
 
 from seofp_lab.errors import PairingError
 
-METRICS = ("pesq_wb", "pesq_nb", "stoi", "estoi", "si_sdr", "csig", "cbak", "covl",
-           "dnsmos_sig", "dnsmos_bak", "dnsmos_ovrl")
+METRICS = ("pesq_wb", "pesq_nb", "stoi", "estoi", "si_sdr")
 DEFAULT_MARGINS: dict[str, float] = {
     "pesq_wb": 0.05, "pesq_nb": 0.05, "stoi": 0.01, "estoi": 0.01, "si_sdr": 0.5,
-    # 1..5 rating scales (docs/metrics.md): composites as PESQ, DNSMOS wider (noisier per clip)
-    "csig": 0.05, "cbak": 0.05, "covl": 0.05,
-    "dnsmos_sig": 0.1, "dnsmos_bak": 0.1, "dnsmos_ovrl": 0.1,
 }
 ZERO_METHOD = "pratt"
 Verdict = Literal["non-inferior", "inferior", "inconclusive"]

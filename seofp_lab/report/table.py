@@ -13,8 +13,7 @@ from typing import Literal
 from seofp_lab import tracking
 from seofp_lab.report.runs import RunRecord, Selection
 
-# higher is better; noisy_* exist (DNSMOS is opt-in, so it has labels but no column)
-QUALITY = ("pesq_wb", "pesq_nb", "stoi", "estoi", "si_sdr", "csig", "cbak", "covl")
+QUALITY = ("pesq_wb", "pesq_nb", "stoi", "estoi", "si_sdr")  # higher is better; noisy_* exist
 CONTENDERS = ("torch_fp32", "torch_int8", "c_fp32", "c_intadd", "c_decode")  # infer/bench.py
 SPEED = ("latency_ms_p50", "latency_ms_p90", "rtf", "speedup_vs_fp32")
 COLUMNS = (*QUALITY, "size_bytes", "compression_pct", "bits_per_weight", "sparsity", *SPEED)
