@@ -87,3 +87,14 @@ def test_provenance_names_package_version_and_mode() -> None:
 def test_models_ship_inside_the_package() -> None:
     files = [str(f) for f in metadata.files("speechmos") or []]
     assert any(f.endswith("dnsmos_models/sig_bak_ovr.onnx") for f in files)
+
+
+def test_evaluate_checks_metric_names_and_packages_before_any_work(
+    without_speechmos: None, workspace: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from seofp_lab import cli
+
+    assert cli.main(["evaluate", "no-such-run", "--metrics", "pesq_wb,pesq"]) == 2
+    assert "Expected --metrics from pesq_wb" in capsys.readouterr().err
+    assert cli.main(["evaluate", "no-such-run", "--metrics", "stoi,dnsmos_bak"]) == 2
+    assert "pip install 'speechmos" in capsys.readouterr().err  # not "no such run"
