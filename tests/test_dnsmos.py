@@ -6,11 +6,14 @@ import sys
 from collections.abc import Iterator
 from importlib import metadata
 from pathlib import Path
+from typing import get_args
 
 import numpy as np
 import pytest
 import soundfile as sf
 
+from seofp_lab import tracking
+from seofp_lab.config import EvaluationConfig, MetricName
 from seofp_lab.evaluate import dnsmos as D
 from seofp_lab.evaluate.metrics import METRICS, provenance, score
 
@@ -82,6 +85,12 @@ def test_provenance_names_package_version_and_mode() -> None:
         assert f"speechmos {metadata.version('speechmos')}" in p[name]
         assert f"onnxruntime {metadata.version('onnxruntime')}" in p[name]
     assert provenance(["stoi"]) == {"stoi": p["stoi"]}
+
+
+def test_metric_names_agree_across_config_scoring_and_tracking() -> None:
+    assert set(get_args(MetricName)) == set(METRICS)
+    assert set(METRICS) <= set(tracking.METRICS)  # metric_key accepts every one
+    assert set(EvaluationConfig().metrics) == set(METRICS) - set(D.NAMES)  # DNSMOS is opt-in
 
 
 def test_models_ship_inside_the_package() -> None:
