@@ -206,12 +206,18 @@ class CompressionConfig(Strict):
 
 
 # ------------------------------------------------------------------------------------ evaluation
-MetricName = Literal["pesq_wb", "pesq_nb", "stoi", "estoi", "si_sdr"]
+MetricName = Literal[
+    "pesq_wb", "pesq_nb", "stoi", "estoi", "si_sdr", "csig", "cbak", "covl",
+    "dnsmos_sig", "dnsmos_bak", "dnsmos_ovrl",
+]
 
 
 class EvaluationConfig(Strict):
+    # DNSMOS is opt-in: ~40x the cost of PESQ per utterance (docs/metrics.md)
     metrics: list[MetricName] = Field(
-        default_factory=lambda: ["pesq_wb", "pesq_nb", "stoi", "estoi", "si_sdr"]
+        default_factory=lambda: [
+            "pesq_wb", "pesq_nb", "stoi", "estoi", "si_sdr", "csig", "cbak", "covl",
+        ]
     )
     workers: int | None = Field(None, ge=1)  # None: one per CPU core
     engine: Literal["torch", "c"] = "torch"

@@ -29,6 +29,12 @@ METRICS = (
     "stoi",
     "estoi",
     "si_sdr",
+    "csig",
+    "cbak",
+    "covl",
+    "dnsmos_sig",
+    "dnsmos_bak",
+    "dnsmos_ovrl",
     "size_bytes",
     "compression_pct",
     "bits_per_weight",
@@ -63,6 +69,7 @@ TAG_EVAL_CORPORA = "seofp.eval_corpora"  # JSON {corpus label: test-set hash} a 
 CORPORA_ARTIFACT = "evaluation/corpora.json"  # per label: test set, root, items, artifacts
 CORPUS_LABEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")  # safe in metric and file names
 TAG_PAIRED_UNIT = "seofp.paired_unit"  # what paired_* resampled: utterance, speaker, mixture
+TAG_METRIC = "seofp.metric."  # + a metric name: the package, version and mode that scored it
 CONFIG_ARTIFACT = "config.yaml"
 CHECKPOINT_ARTIFACT = "checkpoint/model.pt"
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -86,3 +88,57 @@ def test_bad_inputs_are_refused_with_the_file_named(
     assert "overwrite" in capsys.readouterr().err  # would replace its own input
     assert cli.main(["enhance", str(tmp_path / "none.seofp"), str(wav)]) == 2
     assert "none.seofp" in capsys.readouterr().err
+
+
+def _speech_in_noise(path: Path) -> Path:
+    """2.35 s of embedded-corpus speech with market noise at 5 dB (one DNSMOS window)."""
+    embedded = Path(engine.__file__).resolve().parent.parent / "data" / "embedded"
+    clean, _ = sf.read(embedded / "speech" / "ast_en_f" / "ast_en_f_002.flac", dtype="float32")
+    noise, _ = sf.read(embedded / "noise" / "market" / "market_00.flac", dtype="float32")
+    noise = noise[: clean.size]
+    noise *= np.sqrt(np.sum(clean**2) / np.sum(noise**2) / 10**0.5)
+    sf.write(str(path), clean + noise, 16000, subtype="FLOAT")
+    return path
+
+
+@pytest.mark.slow
+def test_score_rates_each_input_and_output_with_dnsmos(
+    lstm_model: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from seofp_lab.evaluate.dnsmos import NAMES, dnsmos
+
+    wav = _speech_in_noise(tmp_path / "talk.wav")
+    out = tmp_path / "out"
+    assert cli.main(["enhance", str(lstm_model), str(wav), "--out", str(out), "--score"]) == 0
+    text = capsys.readouterr().out
+    assert "DNSMOS P.835" in text and "mean of 1" in text and "speechmos 0." in text
+    with (out / "dnsmos.csv").open() as f:
+        (row,) = list(csv.DictReader(f))
+    assert row["input"] == str(wav.resolve()) and row["output"] == str(out / "talk.wav")
+    assert row["error"] == ""
+    want_in = dnsmos(read_audio(wav))
+    for name in NAMES:
+        assert float(row[f"input_{name}"]) == pytest.approx(want_in[name], abs=1e-9)
+        assert 1.0 <= float(row[f"input_{name}"]) <= 5.0
+        assert np.isfinite(float(row[f"enhanced_{name}"]))  # a random model: any rating
+    assert float(row["enhanced_dnsmos_ovrl"]) == pytest.approx(
+        dnsmos(read_audio(out / "talk.wav"))["dnsmos_ovrl"], abs=1e-9)
+
+
+def test_score_without_the_package_fails_before_enhancing(
+    lstm_model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from seofp_lab.evaluate import dnsmos
+
+    dnsmos._scorer.cache_clear()
+    monkeypatch.setitem(sys.modules, "speechmos", None)  # import fails as if not installed
+    wav = _wav(tmp_path / "x.wav", 0.3, 16000)
+    try:
+        code = cli.main(["enhance", str(lstm_model), str(wav), "--out", str(tmp_path / "o"),
+                         "--score"])
+    finally:
+        dnsmos._scorer.cache_clear()
+    assert code == 2
+    assert "pip install 'speechmos" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()

@@ -57,8 +57,10 @@ def test_tiny_training_is_tracked_and_evaluated(workspace: Path) -> None:
     assert len(ev.rows) == 3
     assert all(r["utterance"] and r["noise_clip"] for r in ev.rows)  # the paired stats' units
     run = client.get_run(result.run_id)
-    for name in ("pesq_wb", "pesq_nb", "stoi", "estoi", "si_sdr"):
+    for name in ("pesq_wb", "pesq_nb", "stoi", "estoi", "si_sdr", "csig", "cbak", "covl"):
         assert name in run.data.metrics and f"noisy_{name}" in run.data.metrics
+        assert run.data.tags[tracking.TAG_METRIC + name]  # the package, version and mode
+    assert run.data.tags[tracking.TAG_METRIC + "pesq_wb"].startswith("pesq 0.")
     assert any(k.startswith("stoi_snr") for k in run.data.metrics)
     ev_files = {Path(a.path).name for a in client.list_artifacts(result.run_id, "evaluation")}
     assert {"per_utterance.csv", "per_snr.png"} <= ev_files

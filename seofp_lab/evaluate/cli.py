@@ -1,4 +1,5 @@
-"""``seofp evaluate RUN_ID [--engine c] [--corpus CONFIG [KEY=VALUE ...] [--corpus-name L]]``."""
+"""``seofp evaluate RUN_ID [--engine c] [--metrics pesq_wb,dnsmos_ovrl,...] [--corpus CONFIG
+[KEY=VALUE ...] [--corpus-name L]]``."""
 
 from __future__ import annotations
 
@@ -42,14 +43,31 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="C engine kernel; default: the run's evaluation.kernel")
     p.add_argument("--workers", type=int, default=None, help="scoring processes (default: cores)")
     p.add_argument("--max-utterances", type=int, default=None)
+    p.add_argument("--metrics", default=None, metavar="NAME,NAME",
+                   help="comma-separated metric names (docs/metrics.md), e.g. adding DNSMOS: "
+                   "pesq_wb,stoi,csig,cbak,covl,dnsmos_sig,dnsmos_bak,dnsmos_ovrl; "
+                   "default: the run's evaluation.metrics")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from seofp_lab.config import ConfigError, load_corpus_config  # noqa: PLC0415
+    from seofp_lab.errors import SeofpError  # noqa: PLC0415
+    from seofp_lab.evaluate.metrics import METRICS  # noqa: PLC0415
     from seofp_lab.evaluate.run import evaluate, results_table  # noqa: PLC0415
     from seofp_lab.tracking import resolve_run_id  # noqa: PLC0415
 
+    metrics = None
+    if args.metrics is not None:
+        metrics = [m.strip() for m in args.metrics.split(",") if m.strip()]
+        unknown = [m for m in metrics if m not in METRICS]
+        if unknown or not metrics:
+            raise SeofpError(f"Expected --metrics from {', '.join(METRICS)} but got "
+                             f"{args.metrics!r}")
+        if any(m.startswith("dnsmos_") for m in metrics):  # before the test set is enhanced
+            from seofp_lab.evaluate.dnsmos import check_available  # noqa: PLC0415
+
+            check_available()
     if args.corpus_name and args.corpus is None:
         raise ConfigError(f"Expected --corpus CONFIG with --corpus-name but got "
                           f"--corpus-name {args.corpus_name} alone")
@@ -70,6 +88,7 @@ def run(args: argparse.Namespace) -> int:
         max_utterances=args.max_utterances,
         corpus=corpus,
         corpus_name=args.corpus_name,
+        metrics=metrics,
     )
     where = "" if res.own_corpus else f" (logged as {res.corpus}/...)"
     results_table({"enhanced": res.metrics},

@@ -21,9 +21,9 @@ from seofp_lab import tracking
 from seofp_lab.config import CorpusConfig, ExperimentConfig
 from seofp_lab.console import console as make_console
 from seofp_lab.evaluate.enhanced import enhanced_dir, write_manifest
-from seofp_lab.evaluate.metrics import score
+from seofp_lab.evaluate.metrics import METRICS, provenance, score
 
-DEFAULT_METRICS = ["pesq_wb", "pesq_nb", "stoi", "estoi", "si_sdr"]
+DEFAULT_METRICS = list(METRICS)  # results_table's columns, when a result has them
 
 
 @dataclass
@@ -244,6 +244,7 @@ def evaluate(
         folder = target.artifact_dir  # "evaluation" or "evaluation/voicebank_demand"
         with tracking.resume_run(run_id):
             tracking.log_metrics({key + k: v for k, v in result.items()})
+            tracking.set_tags({tracking.TAG_METRIC + n: d for n, d in provenance(names).items()})
             tracking.log_metrics(
                 {
                     key + "test_utterances": float(len(rows)),
@@ -264,7 +265,9 @@ def evaluate(
 
 COLUMN_LABELS = {
     "pesq_wb": "PESQ-wb", "pesq_nb": "PESQ-nb", "stoi": "STOI", "estoi": "ESTOI",
-    "si_sdr": "SI-SDR dB", "size_bytes": "size B", "compression_pct": "compr. %",
+    "si_sdr": "SI-SDR dB", "csig": "CSIG", "cbak": "CBAK", "covl": "COVL",
+    "dnsmos_sig": "DNS-SIG", "dnsmos_bak": "DNS-BAK", "dnsmos_ovrl": "DNS-OVRL",
+    "size_bytes": "size B", "compression_pct": "compr. %",
     "bits_per_weight": "bits/w", "speedup_vs_fp32": "C speed-up", "rtf": "RTF",
 }
 

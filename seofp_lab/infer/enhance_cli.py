@@ -5,15 +5,19 @@ Inputs are audio files or folders of them (any rate and channel count soundfile 
 16 kHz and averaged to mono for the model, the output resampled back to the input's rate). With
 ``--stream`` a causal LSTM model runs hop by hop as it would on a live signal and the per-chunk
 compute time is reported against the chunk's duration (the real-time deadline); the samples are the
-same as offline.
+same as offline. With ``--score`` each input and its output are rated by DNSMOS P.835 (no clean
+reference needed): a table per file with the means, and ``dnsmos.csv`` beside the outputs.
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
+import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -98,7 +102,7 @@ def enhance_files(model: Path, files: list[Path], out_dir: Path, kernel: str = "
 
     from seofp_lab.infer import engine as engine_mod  # noqa: PLC0415
 
-    eng = engine_mod.load(model, kernel)  # type: ignore[arg-type]
+    eng = engine_mod.load(model, kernel)
     if stream:
         eng.stream()  # refuses a non-causal model before any file is read
     targets = {f: out_dir / f"{f.stem}.wav" for f in files}
@@ -136,6 +140,75 @@ def enhance_files(model: Path, files: list[Path], out_dir: Path, kernel: str = "
     return done
 
 
+def score_files(done: list[Enhanced]) -> list[dict[str, Any]]:
+    """DNSMOS SIG/BAK/OVRL of each input (as the model heard it: 16 kHz mono) and of its output
+    as written; a file DNSMOS cannot rate gets NaN and an ``error`` entry."""
+    from rich.progress import Progress  # noqa: PLC0415
+
+    from seofp_lab.evaluate.dnsmos import NAMES, dnsmos  # noqa: PLC0415
+
+    rows: list[dict[str, Any]] = []
+    with Progress(transient=True) as bar:
+        task = bar.add_task("DNSMOS", total=2 * len(done))
+        for d in done:
+            row: dict[str, Any] = {"input": str(d.source), "output": str(d.out),
+                                      "seconds": round(d.seconds, 3)}
+            errors = []
+            for kind, path in (("input", d.source), ("enhanced", d.out)):
+                try:
+                    scores = dnsmos(read_audio(path))
+                except ValueError as exc:
+                    scores = dict.fromkeys(NAMES, math.nan)
+                    errors.append(f"{kind}: {exc}")
+                row.update({f"{kind}_{k}": v for k, v in scores.items()})
+                bar.advance(task)
+            row["error"] = "; ".join(errors)
+            rows.append(row)
+    return rows
+
+
+def write_scores(rows: list[dict[str, Any]], path: Path) -> Path:
+    """The per-file DNSMOS table as CSV (one row per file, no means)."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    with tmp.open("w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]), lineterminator="\n")
+        w.writeheader()
+        w.writerows(rows)
+    tmp.replace(path)  # never leave a half-written table
+    return path
+
+
+def scores_table(rows: list[dict[str, Any]], title: str):  # noqa: ANN201 - rich Table
+    """Input and output DNSMOS per file, the output's gain in OVRL, and the means."""
+    from rich.table import Table  # noqa: PLC0415
+
+    from seofp_lab.evaluate.dnsmos import NAMES  # noqa: PLC0415
+
+    table = Table(title=title)
+    table.add_column("file")
+    for kind in ("in", "out"):
+        for n in NAMES:
+            table.add_column(f"{kind} {n.split('_')[1].upper()}", justify="right")
+    table.add_column("Δ OVRL", justify="right")
+
+    def cells(values: dict[str, float]) -> list[str]:
+        vals = [values[f"{k}_{n}"] for k in ("input", "enhanced") for n in NAMES]
+        delta = values["enhanced_dnsmos_ovrl"] - values["input_dnsmos_ovrl"]
+        return [("–" if math.isnan(v) else f"{v:.2f}") for v in vals] + [
+            "–" if math.isnan(delta) else f"{delta:+.2f}"]
+
+    keys = [f"{k}_{n}" for k in ("input", "enhanced") for n in NAMES]
+    for r in rows:
+        table.add_row(Path(str(r["input"])).name, *cells({k: float(r[k]) for k in keys}))
+    means = {}
+    for k in keys:
+        vals = [float(r[k]) for r in rows if not math.isnan(float(r[k]))]
+        means[k] = sum(vals) / len(vals) if vals else math.nan
+    table.add_section()
+    table.add_row(f"mean of {len(rows)}", *cells(means), style="bold")
+    return table
+
+
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("enhance", help="enhance your own audio files with the C engine")
     p.add_argument("model", help="a .seofp file or a tracked run id")
@@ -150,6 +223,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                    help="WAV sample format of the outputs")
     p.add_argument("--threads", type=int, choices=[1, 2], default=1,
                    help="2: split batch-1 products (streaming steps) over two threads")
+    p.add_argument("--score", action="store_true",
+                   help="rate each input and output with DNSMOS P.835 (SIG, BAK, OVRL; no clean "
+                        "reference) and write dnsmos.csv beside the outputs")
     p.set_defaults(func=run)
 
 
@@ -164,6 +240,10 @@ def run(args: argparse.Namespace) -> int:
     from seofp_lab.infer import kernels  # noqa: PLC0415
 
     kernels.set_threads(args.threads)
+    if args.score:  # a missing package is reported before any file is enhanced
+        from seofp_lab.evaluate.dnsmos import check_available  # noqa: PLC0415
+
+        check_available()
     model = model_path(args.model)
     out_dir = args.out if args.out is not None else workspace_path("enhanced_files", model.stem)
     done = enhance_files(model, input_files(args.inputs), out_dir, args.kernel, args.stream,
@@ -182,4 +262,16 @@ def run(args: argparse.Namespace) -> int:
             row += [f"{d.chunk_ms_p50:.3f}", f"{d.chunk_ms_p99:.3f}", str(d.late_chunks)]
         table.add_row(*row)
     make_console().print(table)
+    if args.score:
+        from seofp_lab.evaluate.dnsmos import provenance  # noqa: PLC0415
+
+        rows = score_files(done)
+        path = write_scores(rows, out_dir / "dnsmos.csv")
+        make_console().print(scores_table(rows, f"DNSMOS P.835 of {model.name}'s inputs and "
+                                                 "outputs (1..5, higher is better)"))
+        print(f"{provenance()}\nwritten: {path}")
+        failed = [r for r in rows if r["error"]]
+        if failed:
+            make_console(stderr=True).print(f"[yellow]{len(failed)} file(s) could not be rated; "
+                                            f"see the error column of {path}[/yellow]")
     return 0
