@@ -42,6 +42,7 @@ CONTROL_LABEL = "fp32 control"
 class DemoResult:
     runs: dict[str, str] = field(default_factory=dict)  # label -> run id
     paired: dict[str, dict[str, float]] = field(default_factory=dict)  # label -> paired_* metrics
+    cut: dict[str, str] = field(default_factory=dict)  # label -> why max_minutes ended it early
     metrics: dict[str, dict[str, float]] = field(default_factory=dict)
     minutes: float = 0.0
 
@@ -129,6 +130,8 @@ def _finish(result: DemoResult, label: str, run_id: str, ev: dict[str, float],
         speed = bench_run(run_id, seconds=2.0, samples=31).metrics
     result.runs[label] = run_id
     result.metrics[label] = {**trained, **size, **ev, **speed}
+    if cut := tracking.get_run(run_id).data.tags.get(tracking.TAG_BUDGET_CUT):
+        result.cut[label] = cut
 
 
 def print_summary(result: DemoResult) -> None:
@@ -144,6 +147,9 @@ def print_summary(result: DemoResult) -> None:
     console = make_console()
     if result.paired:
         console.print(paired_summary(result))
+    for label, why in result.cut.items():
+        console.print(f"[yellow]{label}: {why}; its comparisons are not at equal budget (raise "
+                      "train.max_minutes, the safety cap, on a slow machine)[/yellow]")
     first = next(iter(result.metrics.values()))
     gains = {
         k: first.get(k, float("nan")) - first.get(f"noisy_{k}", float("nan"))
@@ -166,12 +172,19 @@ COUNTS = ("mixtures", "utterances", "talkers", "noise_clips")
 
 
 def _delta(m: dict[str, float], prefix: str, metric: str, digits: int) -> str:
+    """``+0.012 [−0.003, +0.027] non-inferior`` from the logged ``paired_*`` metrics."""
+    from seofp_lab.evaluate.paired import DEFAULT_MARGINS, verdict  # noqa: PLC0415
+
     key = f"{prefix}paired_{metric}"
     if f"{key}_delta" not in m:
         return "–"
     text = f"{m[f'{key}_delta']:+.{digits}f}"
     if f"{key}_ci_low" in m and f"{key}_ci_high" in m:
-        text += f" [{m[f'{key}_ci_low']:+.{digits}f}, {m[f'{key}_ci_high']:+.{digits}f}]"
+        low, high = m[f"{key}_ci_low"], m[f"{key}_ci_high"]
+        units = m.get(f"{key}_n_units")
+        text += f" [{low:+.{digits}f}, {high:+.{digits}f}] " + verdict(
+            low, high, m.get(f"{key}_margin", DEFAULT_MARGINS[metric]),
+            None if units is None else int(units))
     return text
 
 
@@ -184,8 +197,9 @@ def _counts(m: dict[str, float], prefix: str) -> str:
 def paired_summary(result: DemoResult) -> Table:
     """Each variant's paired mean difference with its 95 % CI against its equal-budget control
     (the cost of compression) and against the baseline (compression plus the extra epochs)."""
-    t = Table(title="Paired deltas per test item: variant − equal-budget control, "
-              "variant − baseline (95 % CI)")
+    t = Table(title="Paired deltas: variant − equal-budget control (the cost of compression), "
+              "variant − baseline; mean over test mixtures [95 % CI clustered by utterance], "
+              "non-inferiority verdict")
     t.add_column("variant", no_wrap=True)
     t.add_column("metric", no_wrap=True)
     t.add_column("Δ vs control", justify="right", no_wrap=True)
