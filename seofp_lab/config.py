@@ -360,6 +360,16 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     return parts, value
 
 
+def _set_dotted(data: dict[str, Any], keys: list[str], value: Any) -> None:
+    """``data[k0][k1]... = value``, making (or replacing non-mapping) levels on the way."""
+    cur = data
+    for k in keys[:-1]:
+        nxt = cur.get(k)
+        cur[k] = nxt = nxt if isinstance(nxt, dict) else {}
+        cur = nxt
+    cur[keys[-1]] = value
+
+
 def load_config(
     path: str | Path | None = None,
     overrides: list[str] | None = None,
@@ -390,14 +400,7 @@ def load_config(
         if parts[0] in SECTIONS and len(parts) == 1 and isinstance(value, str):
             data[parts[0]] = _read_yaml(_section_file(parts[0], value, configs_dir, origin))
         else:
-            cur = data
-            for p in parts[:-1]:
-                nxt = cur.get(p)
-                if not isinstance(nxt, dict):
-                    nxt = {}
-                    cur[p] = nxt
-                cur = nxt
-            cur[parts[-1]] = value
+            _set_dotted(data, parts, value)
         where[".".join(parts)] = f"command-line override {text!r}"
     try:
         return ExperimentConfig.model_validate(data)
@@ -433,12 +436,7 @@ def load_corpus_config(
     for text in overrides or []:
         keys, value = parse_override(text)
         keys = keys[1:] if keys[0] == "corpus" and len(keys) > 1 else keys
-        cur = data
-        for k in keys[:-1]:
-            nxt = cur.get(k)
-            cur[k] = nxt = nxt if isinstance(nxt, dict) else {}
-            cur = nxt
-        cur[keys[-1]] = value
+        _set_dotted(data, keys, value)
         where[".".join(keys)] = f"command-line override {text!r}"
     try:
         return CorpusConfig.model_validate(data)
