@@ -120,6 +120,23 @@ def test_control_is_trained_once_and_reused(workspace: Path) -> None:
     assert vtags[tracking.TAG_BUDGET] == tags[tracking.TAG_BUDGET]
 
 
+def test_a_control_cut_by_the_safety_cap_is_not_reused(workspace: Path) -> None:
+    from seofp_lab.train.control import TAG_CONTROL_KEY
+
+    variant = load_config(EXP / "demo_s1e5.yaml", [*TINY, "compression.init_from=abc"])
+    key = {TAG_CONTROL_KEY: control_key(variant), tracking.TAG_ROLE: "control"}
+    with tracking.start_run("budget", "whole", key, {}) as whole:
+        pass
+    assert find_control(variant) == whole
+    cut = {**key, tracking.TAG_BUDGET_CUT: "max_minutes=1 ended the run after 3 of 10 epochs"}
+    with tracking.start_run("budget", "cut", cut, {}):
+        pass  # newer than the whole one, yet not the variant's budget
+    assert find_control(variant) == whole
+    with tracking.start_run("budget", "whole again", key, {}) as newer:
+        pass
+    assert find_control(variant) == newer
+
+
 def test_listening_study_reference_is_the_control(workspace: Path) -> None:
     from seofp_lab.listening.stimuli import CONTROL_REF, StudyError, control_of, resolve_run
 

@@ -68,13 +68,17 @@ def control_config(cfg: ExperimentConfig) -> ExperimentConfig:
 
 
 def find_control(cfg: ExperimentConfig) -> str | None:
-    """A finished control run for ``cfg`` in its experiment (newest first), or None."""
+    """The newest finished control run for ``cfg`` in its experiment, or None.
+
+    A control that the ``max_minutes`` safety cap ended early (tag ``seofp.budget_cut``) did not
+    get the variant's budget, so it is never reused: a new one is trained instead."""
     key = control_key(cfg)
     runs = tracking.find_runs(
         cfg.tracking.experiment,
         f"tags.`{TAG_CONTROL_KEY}` = '{key}' and attributes.status = 'FINISHED'",
     )
-    return runs[0].info.run_id if runs else None
+    whole = [r for r in runs if tracking.TAG_BUDGET_CUT not in r.data.tags]
+    return whole[0].info.run_id if whole else None
 
 
 def with_control(cfg: ExperimentConfig, control_run: str) -> ExperimentConfig:
