@@ -26,9 +26,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def _evaluated(run_id: str) -> bool:
+    """Whether the run's own test set was scored (``test_utterances`` is logged whatever the
+    evaluation's metric list)."""
     from seofp_lab import tracking  # noqa: PLC0415
 
-    return "pesq_wb" in tracking.get_run(run_id).data.metrics
+    return "test_utterances" in tracking.get_run(run_id).data.metrics
 
 
 def run(args: argparse.Namespace) -> int:
