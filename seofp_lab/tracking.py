@@ -69,6 +69,8 @@ TAG_EVAL_CORPORA = "seofp.eval_corpora"  # JSON {corpus label: test-set hash} a 
 CORPORA_ARTIFACT = "evaluation/corpora.json"  # per label: test set, root, items, artifacts
 CORPUS_LABEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")  # safe in metric and file names
 TAG_PAIRED_UNIT = "seofp.paired_unit"  # what paired_* resampled: utterance, speaker, mixture
+TAG_BASELINE_PAIRED_AGAINST = "seofp.baseline_paired_against"  # run A of baseline_paired_*
+TAG_BASELINE_PAIRED_UNIT = "seofp.baseline_paired_unit"  # what baseline_paired_* resampled
 TAG_METRIC = "seofp.metric."  # + a metric name: the package, version and mode that scored it
 CONFIG_ARTIFACT = "config.yaml"
 CHECKPOINT_ARTIFACT = "checkpoint/model.pt"
@@ -108,6 +110,18 @@ def corpus_prefix(corpus: str | None) -> str:
     ('', 'voicebank_demand/')
     """
     return "" if corpus is None else check_corpus_label(corpus) + "/"
+
+
+def paired_tags(prefix: str = "") -> tuple[str, str] | None:
+    """The tags naming run A and the unit of the ``<prefix>paired_*`` metrics, for the two sets
+    the report reads (``""``: against the control, or the only reference; ``"baseline_"``); None
+    for any other prefix (another corpus, the C engine: their ``paired.csv`` names both).
+
+    >>> paired_tags("baseline_"), paired_tags("engine_intadd_")
+    (('seofp.baseline_paired_against', 'seofp.baseline_paired_unit'), None)
+    """
+    return {"": (TAG_PAIRED_AGAINST, TAG_PAIRED_UNIT),
+            "baseline_": (TAG_BASELINE_PAIRED_AGAINST, TAG_BASELINE_PAIRED_UNIT)}.get(prefix)
 
 
 def tracking_uri() -> str:

@@ -30,7 +30,7 @@ from seofp_lab.evaluate.paired import (
     parse_margins,
     verdict,
 )
-from seofp_lab.evaluate.paired_runs import after_evaluation, compare_runs
+from seofp_lab.evaluate.paired_runs import after_evaluation, compare_runs, log_comparison
 from seofp_lab.evaluate.units import UNITS
 from seofp_lab.report import build_report
 
@@ -491,6 +491,25 @@ def test_report_shows_the_paired_block(env: Store, tmp_path: Path) -> None:
     assert 'class="d v-insufficient">insufficient<' in block
     plain = build_report(run_ids=[env.base], out=tmp_path / "p.html", audio_items=0)
     assert "No compared run has paired statistics" in plain.html.read_text()
+
+
+def test_only_the_reported_sets_set_the_paired_tags(env: Store) -> None:
+    """``paired_*`` and ``baseline_paired_*`` each have their run A and unit tags; a C-engine or
+    another corpus's comparison leaves them alone (it would mislabel the report's blocks)."""
+    run = _log_run("tags", None, baseline=env.base)
+    by_utterance = compare_runs(env.base, env.comp, n_resamples=200)
+    by_mixture = compare_runs(env.base, env.comp, n_resamples=200, unit="mixture")
+    log_comparison(by_utterance, run)
+    for prefix in ("engine_intadd_", "vbd/", "baseline_"):
+        log_comparison(by_mixture, run, prefix)
+    data = tracking.get_run(run).data
+    assert data.tags[tracking.TAG_PAIRED_AGAINST] == env.base
+    assert data.tags[tracking.TAG_PAIRED_UNIT] == "utterance"
+    assert data.tags[tracking.TAG_BASELINE_PAIRED_AGAINST] == env.base
+    assert data.tags[tracking.TAG_BASELINE_PAIRED_UNIT] == "mixture"
+    for key in ("paired_stoi_delta", "engine_intadd_paired_stoi_delta", "vbd/paired_stoi_delta",
+                "baseline_paired_stoi_delta"):
+        assert key in data.metrics, key
 
 
 def test_cli_exit_codes(env: Store, capsys: pytest.CaptureFixture) -> None:

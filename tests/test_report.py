@@ -483,3 +483,20 @@ def test_variant_deltas_against_control_and_baseline(workspace: Path) -> None:
     block = html[html.index("<h2>vs control and baseline (paired)</h2>"):]
     assert f"control {control[:8]}" in block and f"baseline {base[:8]}" in block
     assert "+0.050 [+0.010, +0.090]" in block and "+0.100 [+0.070, +0.130]" in block
+
+
+def test_baseline_block_without_the_control_comparison(workspace: Path) -> None:
+    """A variant whose control was never evaluated still shows its comparison with the baseline,
+    labelled as such and with that comparison's own unit."""
+    base = _run("baseline", _tags("baseline", "fp32"), BASELINE)
+    control = _run("control", _tags("control", "fp32", baseline=base), BASELINE)
+    variant_tags = {**_tags("seofp", "s1e5", baseline=base), tracking.TAG_CONTROL: control,
+                    tracking.TAG_BASELINE_PAIRED_AGAINST: base,
+                    tracking.TAG_BASELINE_PAIRED_UNIT: "speaker"}
+    paired = {"baseline_paired_pesq_wb_delta": 0.1, "baseline_paired_pesq_wb_ci_low": 0.07,
+              "baseline_paired_pesq_wb_ci_high": 0.13, "baseline_paired_pesq_wb_n_units": 12.0}
+    variant = _run("s1e5", variant_tags, {**S1E5, **paired})
+    html = build_report(run_ids=(base, control, variant), out=workspace / "r").html.read_text()
+    block = html[html.index("<h2>vs control and baseline (paired)</h2>"):]
+    assert f"baseline {base[:8]}" in block and f"control {control[:8]}" not in block
+    assert "+0.100 [+0.070, +0.130]" in block and "CI over talkers" in block

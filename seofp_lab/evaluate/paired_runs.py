@@ -198,13 +198,14 @@ def figure(cmp: PairedComparison) -> Any:
 
 def log_comparison(cmp: PairedComparison, run_id: str, prefix: str = "") -> None:
     """Metrics (:func:`metrics_of`), ``evaluation/<prefix>paired.csv``,
-    ``evaluation/<prefix>paired.png``, the tags ``seofp.paired_against`` = run A and
-    ``seofp.paired_unit`` = the unit."""
+    ``evaluation/<prefix>paired.png``; for ``prefix`` ``""`` the tags ``seofp.paired_against`` =
+    run A and ``seofp.paired_unit`` = the unit, for ``"baseline_"`` ``seofp.baseline_paired_*``
+    (``tracking.paired_tags``). Other prefixes (another corpus, the C engine) set no tag: those
+    describe the metrics the report reads, and the CSV names run A and the unit anyway."""
     with tracking.resume_run(run_id):
-        tag = ("seofp.baseline_paired_against" if prefix.endswith("baseline_")
-               else tracking.TAG_PAIRED_AGAINST)
-        if "/" not in prefix:  # the run's own corpus; other corpora's files name their runs
-            tracking.set_tags({tag: cmp.run_a, tracking.TAG_PAIRED_UNIT: cmp.unit})
+        if (names := tracking.paired_tags(prefix)) is not None:
+            against, unit = names
+            tracking.set_tags({against: cmp.run_a, unit: cmp.unit})
         tracking.log_metrics(metrics_of(cmp, prefix))
         tracking.log_table(cmp.rows(), f"evaluation/{prefix}paired.csv")
         tracking.log_figure(figure(cmp), f"evaluation/{prefix}paired.png")

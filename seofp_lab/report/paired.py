@@ -43,7 +43,7 @@ class PairedBlock:
     against: str  # run A's id ('' when unknown)
     cells: tuple[PairedCell, ...]
     relation: str  # "control", "baseline" or "" (a reference named by seofp compare A B)
-    unit: str  # the seofp.paired_unit tag: utterance, speaker, mixture; '' when not logged
+    unit: str  # seofp.paired_unit (seofp.baseline_paired_unit): utterance, speaker, mixture; ''
     counts: str  # "82 mixtures · 41 utterances · 2 talkers · 3 noise recordings"; '' when none
 
 
@@ -90,19 +90,20 @@ def paired_blocks(runs: Sequence[RunRecord]) -> list[PairedBlock]:
     out = []
     for r in runs:
         tags = r.tags
-        against = tags.get(tracking.TAG_PAIRED_AGAINST) or tags.get(tracking.TAG_BASELINE, "")
-        control = tags.get(tracking.TAG_CONTROL, "")
+        control, baseline = r.control_run, r.baseline_run
+        against = tags.get(tracking.TAG_PAIRED_AGAINST) or control or baseline
         first = ("control" if control and against == control
-                 else "baseline" if against == tags.get(tracking.TAG_BASELINE) else "")
-        refs = [("", against, first)]
-        if first == "control":
-            refs.append(("baseline_", tags.get("seofp.baseline_paired_against")
-                         or tags.get(tracking.TAG_BASELINE, ""), "baseline"))
-        for prefix, ref, relation in refs:
+                 else "baseline" if baseline and against == baseline else "")
+        refs = [("", against, first, tags.get(tracking.TAG_PAIRED_UNIT, ""))]
+        if control:  # shown even when the control's comparison is missing (not evaluated)
+            refs.append(("baseline_", tags.get(tracking.TAG_BASELINE_PAIRED_AGAINST) or baseline,
+                         "baseline", tags.get(tracking.TAG_BASELINE_PAIRED_UNIT)
+                         or tags.get(tracking.TAG_PAIRED_UNIT, "")))  # logged before its own tag
+        for prefix, ref, relation, unit in refs:
             cells = tuple(c for m in QUALITY if (c := _cell(r, m, prefix)) is not None)
             if cells:
-                out.append(PairedBlock(r.run_id, r.label, ref, cells, relation,
-                                       tags.get(tracking.TAG_PAIRED_UNIT, ""), _counts(r, prefix)))
+                out.append(PairedBlock(r.run_id, r.label, ref, cells, relation, unit,
+                                       _counts(r, prefix)))
     return out
 
 
