@@ -42,6 +42,7 @@ CONTROL_LABEL = "fp32 control"
 class DemoResult:
     runs: dict[str, str] = field(default_factory=dict)  # label -> run id
     paired: dict[str, dict[str, float]] = field(default_factory=dict)  # label -> paired_* metrics
+    controls: dict[str, str] = field(default_factory=dict)  # variant label -> its control run
     cut: dict[str, str] = field(default_factory=dict)  # label -> why max_minutes ended it early
     metrics: dict[str, dict[str, float]] = field(default_factory=dict)
     minutes: float = 0.0
@@ -92,6 +93,7 @@ def run_demo(
             else:
                 console.print(f"control {control} reused (same start and recipe)")
             cfg = with_control(cfg, control)
+            result.controls[v.label] = control
         console.rule(f"[bold]{v.label}[/bold]: training ({cfg.train.max_epochs} epochs)")
         trained = train(cfg, progress=progress)
         if i == 0:
@@ -103,7 +105,7 @@ def run_demo(
         _finish(result, v.label, trained.run_id, ev.metrics,
                 with_speed=bool(cfg.compression.format))
         paired = {k: val for k, val in tracking.get_run(trained.run_id).data.metrics.items()
-                  if "paired_" in k and not k.startswith("engine_")}
+                  if k.startswith(("paired_", "baseline_paired_"))}  # own test set, PyTorch
         if paired:
             result.paired[v.label] = paired
     result.minutes = (time.perf_counter() - t0) / 60
@@ -206,7 +208,9 @@ def paired_summary(result: DemoResult) -> Table:
     t.add_column("Δ vs baseline", justify="right", no_wrap=True)
     t.add_column("units behind the CI", no_wrap=False)
     for label, m in result.paired.items():
-        has_control = any(k.startswith("baseline_paired_") for k in m)
+        # a run with a control logs paired_* against it and baseline_paired_* against the
+        # baseline (evaluate/paired_runs.py), whichever of the two comparisons succeeded
+        has_control = label in result.controls
         control_prefix, baseline_prefix = ("", "baseline_") if has_control else (None, "")
         for j, (metric, name, digits) in enumerate(PAIRED_SHOWN):
             t.add_row(

@@ -53,3 +53,24 @@ def test_demo_runs_every_variant(workspace: Path, capsys: pytest.CaptureFixture[
     assert "Δ vs control" in out and "Δ vs baseline" in out
     html = Path(write_report(result)).read_text()  # the report of the real demo runs
     assert all(run_id[:8] in html for run_id in result.runs.values())
+
+
+def test_paired_summary_labels_the_deltas_by_the_runs_control() -> None:
+    """The control's comparison is the unprefixed set whether or not the baseline's succeeded."""
+    from rich.console import Console
+
+    from seofp_lab.demo import DemoResult, paired_summary
+
+    def shown(result: DemoResult) -> list[str]:
+        console = Console(width=250, record=True)
+        console.print(paired_summary(result))
+        return [line for line in console.export_text().splitlines() if "PESQ-wb" in line]
+
+    only = {"paired_pesq_wb_delta": 0.25, "paired_pesq_wb_ci_low": 0.125,
+            "paired_pesq_wb_ci_high": 0.375, "paired_pesq_wb_n_units": 41.0}
+    with_control = shown(DemoResult(paired={"v": only}, controls={"v": "ctl"}))
+    cells = [c.strip() for c in with_control[0].split("│")]
+    assert cells[3].startswith("+0.250 [+0.125, +0.375] non-inferior") and cells[4] == "–"
+    no_control = shown(DemoResult(paired={"v": only}))  # --no-control: against the baseline
+    cells = [c.strip() for c in no_control[0].split("│")]
+    assert cells[3] == "–" and cells[4].startswith("+0.250 [+0.125, +0.375]")
