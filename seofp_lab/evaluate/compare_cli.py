@@ -81,7 +81,7 @@ def run(args: argparse.Namespace) -> int:
             log_comparison(cmp, run_b, prefix)
             print(f"logged {prefix}paired_* metrics, evaluation/{prefix}paired.csv and "
                   f"evaluation/{prefix}paired.png to run {run_b}")
-    _print_corpora(*{ref for _, ref, _ in pairs}, run_b)
+    _print_corpora(*dict.fromkeys(ref for _, ref, _ in pairs), run_b)  # control, then baseline
     return 0
 
 
