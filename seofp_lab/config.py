@@ -360,6 +360,14 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     return parts, value
 
 
+def _validated(model: type[M], data: Any, where: dict[str, str]) -> M:
+    """``model`` from ``data``; a ConfigError naming each bad field and where it was set."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_format_errors(exc, model, where)) from None
+
+
 def _set_dotted(data: dict[str, Any], keys: list[str], value: Any) -> None:
     """``data[k0][k1]... = value``, making (or replacing non-mapping) levels on the way."""
     cur = data
@@ -402,20 +410,13 @@ def load_config(
         else:
             _set_dotted(data, parts, value)
         where[".".join(parts)] = f"command-line override {text!r}"
-    try:
-        return ExperimentConfig.model_validate(data)
-    except ValidationError as exc:
-        raise ConfigError(_format_errors(exc, ExperimentConfig, where)) from None
+    return _validated(ExperimentConfig, data, where)
 
 
 def load_yaml_model(path: str | Path, model: type[M]) -> M:
     """Load one YAML file into one strict model (e.g. a study definition), with the same errors."""
     p = Path(path)
-    data = _read_yaml(p)
-    try:
-        return model.model_validate(data)
-    except ValidationError as exc:
-        raise ConfigError(_format_errors(exc, model, {"": str(p)})) from None
+    return _validated(model, _read_yaml(p), {"": str(p)})
 
 
 def load_corpus_config(
@@ -438,7 +439,4 @@ def load_corpus_config(
         keys = keys[1:] if keys[0] == "corpus" and len(keys) > 1 else keys
         _set_dotted(data, keys, value)
         where[".".join(keys)] = f"command-line override {text!r}"
-    try:
-        return CorpusConfig.model_validate(data)
-    except ValidationError as exc:
-        raise ConfigError(_format_errors(exc, CorpusConfig, where)) from None
+    return _validated(CorpusConfig, data, where)
