@@ -512,6 +512,25 @@ def test_only_the_reported_sets_set_the_paired_tags(env: Store) -> None:
         assert key in data.metrics, key
 
 
+def test_compare_with_the_baseline_of_a_controlled_run_keeps_the_control_metrics(
+        env: Store, capsys: pytest.CaptureFixture) -> None:
+    control = _log_run("control", rows(24), baseline=env.base, corpus_seed=1)
+    variant = _log_run("variant", rows(24, shift=SHIFT), baseline=env.base, corpus_seed=1)
+    with tracking.resume_run(variant):
+        tracking.set_tags({tracking.TAG_CONTROL: control})
+    for reference in (control, env.base):
+        assert cli.main(["compare", reference, variant, "--resamples", "200"]) == 0
+    out = capsys.readouterr().out
+    assert f"against its control {control}" in out and f"against its baseline {env.base}" in out
+    data = tracking.get_run(variant).data
+    assert data.tags[tracking.TAG_PAIRED_AGAINST] == control
+    assert data.tags[tracking.TAG_BASELINE_PAIRED_AGAINST] == env.base
+    assert data.metrics["paired_pesq_wb_delta"] == pytest.approx(SHIFT["pesq_wb"])
+    assert data.metrics["baseline_paired_pesq_wb_delta"] == pytest.approx(SHIFT["pesq_wb"])
+    assert cli.main(["compare", env.comp, variant, "--resamples", "200", "--no-log"]) == 0
+    assert f"against its reference {env.comp}" in capsys.readouterr().out
+
+
 def test_cli_exit_codes(env: Store, capsys: pytest.CaptureFixture) -> None:
     fresh = _log_run("fresh", rows(24, shift=SHIFT), baseline=env.base, corpus_seed=1)
     assert cli.main(["compare", env.base[:8], fresh, "--no-log", "--resamples", "500"]) == 0

@@ -3,7 +3,9 @@ stoi=0.02 ...] [--no-log]``: paired per-mixture comparison of two evaluated runs
 RUN_B, then their runs x corpora table of test-set means.
 
 ``seofp compare RUN`` compares a run with its equal-budget control (``seofp.control_run``) and
-its baseline (``seofp.baseline_run``), as evaluation does."""
+its baseline (``seofp.baseline_run``), as evaluation does. With RUN_A one of those two, the
+results take the names evaluation gives them (``baseline_paired_*`` for the baseline of a run with a
+control); any other RUN_A is logged as ``paired_*``."""
 
 from __future__ import annotations
 
@@ -47,6 +49,7 @@ def run(args: argparse.Namespace) -> int:
         compare_runs,
         log_comparison,
         print_comparison,
+        reference_runs,
     )
 
     margins = parse_margins(args.margin)  # bad syntax fails before any store access
@@ -55,8 +58,6 @@ def run(args: argparse.Namespace) -> int:
     from seofp_lab.tracking import resolve_run_id  # noqa: PLC0415
 
     if args.run_b is None:
-        from seofp_lab.evaluate.paired_runs import reference_runs  # noqa: PLC0415
-
         run_b = resolve_run_id(args.run_a)
         pairs = list(reference_runs(run_b))
         if not pairs:
@@ -64,8 +65,11 @@ def run(args: argparse.Namespace) -> int:
                                "seofp.baseline_run tag but it has neither; name the reference: "
                                f"seofp compare REFERENCE_RUN {run_b}")
     else:
-        run_b = resolve_run_id(args.run_b)
-        pairs = [("reference", resolve_run_id(args.run_a), "")]
+        run_b, run_a = resolve_run_id(args.run_b), resolve_run_id(args.run_a)
+        # B's own control or baseline keeps the metric names evaluation gives it (a controlled
+        # run's baseline: baseline_paired_*), so it does not replace the control's paired_*
+        pairs = [p for p in reference_runs(run_b) if p[1] == run_a][:1] or [
+            ("reference", run_a, "")]
     from seofp_lab.evaluate.corpora import is_own  # noqa: PLC0415
     from seofp_lab.tracking import corpus_prefix, get_run  # noqa: PLC0415
 
