@@ -344,6 +344,10 @@ def prepare_study(study_dir: str | Path, out_dir: Path | None = None,
         ("compressed", study.compressed_run, compressed_dir),
         ("baseline", study.baseline_run, baseline_dir))}
     if runs["baseline"] == CONTROL_REF and not baseline_dir:
+        if compressed_dir or study.compressed_dir:
+            raise StudyError("Expected compressed_run (a run id or latest:ROLE) with "
+                             "baseline_run: control, but the compressed clips come from a "
+                             "folder; name baseline_run (a run id) or baseline_dir instead")
         runs["baseline"] = control_of(runs["compressed"])
     bdir = Path(baseline_dir or study.baseline_dir or resolve_run_dir(runs["baseline"]))
     cdir = Path(compressed_dir or study.compressed_dir or resolve_run_dir(runs["compressed"]))
