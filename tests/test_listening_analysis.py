@@ -108,10 +108,10 @@ def test_cli_plan_prepare_analyze_export(tmp_path: Path, monkeypatch: pytest.Mon
         listener.save_metadata({})
         while (t := listener.next_trial()) is not None:
             answer = "AB"[rng.integers(2)]
-            if t.trial_type == "catch":  # an attentive listener passes the catch screen
-                with service.store.session() as s:
-                    answer = s.scalar(select(TrialRow.x_is).where(
-                        TrialRow.public_id == t.public_id))
+            with service.store.session() as s:  # the served trial hides its type (blinding)
+                row = s.scalar(select(TrialRow).where(TrialRow.public_id == t.public_id))
+                if row.trial_type == "catch":  # an attentive listener passes the catch screen
+                    answer = row.x_is
             listener.record_answer(t.public_id, answer, {"ms_heard_x": 800, "rt_ms": 3500})
         listener.save_debrief({})
     assert seofp(["study", "analyze", str(study), "--boot", "50"]) == 0
