@@ -123,6 +123,7 @@ def test_report_for_a_sweep_has_the_side_by_side_table_and_csv(
     assert rows["s1e5_pruned50"]["paper_pesq"] == "" and rows["s1e5_pruned50"]["run_id"] == ""
     main = list(csv.DictReader(io.StringIO((tmp_path / "paper_table.csv").read_text())))
     assert {r["run_id"] for r in main if r["row"] == "run"} == set(sweep_store.values())
+    assert {r["label"] for r in main if r["row"] == "run"} == set(RUNS)  # the sweep's points
 
 
 def test_a_report_without_paper_models_has_no_paper_table(workspace: Path,

@@ -65,8 +65,10 @@ class RunRecord:
 
     @property
     def label(self) -> str:
-        """Short legend text: the run name, the training mode when it is not the paper's."""
-        return self.name + (f" ({self.mode})" if self.mode and self.mode != "paper" else "")
+        """Short legend text: the run name (a sweep's point key, e.g. ``blstm/s1e8``, for a
+        sweep's run), the training mode when it is not the paper's."""
+        name = self.tags.get(tracking.TAG_SWEEP_POINT) or self.name
+        return name + (f" ({self.mode})" if self.mode and self.mode != "paper" else "")
 
 
 def record(run: Any, experiment: str = "") -> RunRecord:
