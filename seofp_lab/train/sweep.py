@@ -74,6 +74,8 @@ class SweepConfig(Strict):
     overrides: list[str] = Field(default_factory=list)  # applied to every point
     evaluate: bool = True
     bench: bool = True  # benchmark compressed runs on the C engine (``seofp bench``)
+    bench_seconds: float = Field(2.0, gt=0.0)  # the benchmarked utterance's length
+    bench_samples: int = Field(31, ge=3)  # timed samples per contender (p50, p90)
 
     @model_validator(mode="after")
     def _one_form(self) -> SweepConfig:

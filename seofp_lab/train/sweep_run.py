@@ -53,7 +53,8 @@ def missing_steps(sweep: SweepConfig, run: Any, compressed: bool) -> list[str]:
     return out
 
 
-def finish_run(run_id: str, steps: list[str]) -> None:
+def finish_run(run_id: str, steps: list[str], bench_seconds: float = 2.0,
+               bench_samples: int = 31) -> None:
     """Evaluate (PyTorch, the run's own test set), export (exact size) and benchmark a run."""
     if "evaluate" in steps:
         from seofp_lab.evaluate.run import evaluate  # noqa: PLC0415
@@ -67,7 +68,7 @@ def finish_run(run_id: str, steps: list[str]) -> None:
     if "bench" in steps:  # the C integer-adder engine against PyTorch fp32 and C fp32, 1 thread
         from seofp_lab.infer.bench import bench_run  # noqa: PLC0415
 
-        bench_run(run_id, seconds=2.0, samples=31)
+        bench_run(run_id, seconds=bench_seconds, samples=bench_samples)
 
 
 def _resolve(sweep: SweepConfig, pts: list[Point]) -> dict[str, tuple[ExperimentConfig, Any]]:
@@ -154,7 +155,7 @@ def run_sweep(sweep: SweepConfig, pts: list[Point], only: int | None = None,
             else:
                 run_id = train(cfg, progress=progress).run_id
             steps = missing_steps(sweep, tracking.get_run(run_id), compressed)
-        finish_run(run_id, steps)
+        finish_run(run_id, steps, sweep.bench_seconds, sweep.bench_samples)
         runs[p.key] = run_id
         console.print(f"point {p.index} {p.key}: run {run_id}")
     console.print(f"sweep {sweep.name}: {len(chosen)} point(s) in "
