@@ -46,6 +46,8 @@ def _staged(bench: bool = False) -> SweepConfig:
         name="tiny",
         overrides=TINY,
         bench=bench,
+        bench_seconds=0.5,
+        bench_samples=3,
         chains=[SweepChain(
             name="small", experiment="demo_baseline",
             baseline=["train.max_epochs=1"], finetune=["train.max_epochs=1", "train.lr=0.001"],
@@ -100,6 +102,7 @@ def _sweep_runs(name: str = "tiny") -> list:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(600)  # 4 tiny trainings, 4 evaluations, 2 benchmarks: ~1 min on 2 idle cores
 def test_staged_sweep_runs_in_order_tags_and_resumes(
         workspace: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from seofp_lab.train.sweep_run import SweepError, list_points, run_sweep
