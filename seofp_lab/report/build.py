@@ -18,6 +18,8 @@ from seofp_lab.report.audio import collect_examples
 from seofp_lab.report.corpora import corpora_context, runs_by_corpora, shown
 from seofp_lab.report.listening import ListeningSummary, summarize
 from seofp_lab.report.paired import paired_blocks, paired_context
+from seofp_lab.report.paper_render import paper_context, paper_markdown
+from seofp_lab.report.paper_table import build_paper_rows, noisy_figures, paper_csv
 from seofp_lab.report.render import (
     cells,
     code_text,
@@ -38,6 +40,8 @@ class ReportResult:
     runs: tuple[str, ...]  # compared run ids, in table order
     listening: tuple[str, ...]  # listening-analysis run ids shown
     corpora_csv: Path | None = None  # runs x corpora, when runs were scored on several corpora
+    paper_csv: Path | None = None  # the "paper vs this reproduction" table, when shown
+    paper_markdown: str = ""  # the same table as Markdown
 
 
 def default_name(sel: Selection) -> str:
@@ -46,7 +50,7 @@ def default_name(sel: Selection) -> str:
     >>> default_name(Selection([], "experiment seofp-demo", "seofp-demo"))
     'seofp-demo'
     """
-    raw = sel.experiment or "runs-" + "-".join(r.short_id for r in sel.runs[:4])
+    raw = sel.experiment or sel.name or "runs-" + "-".join(r.short_id for r in sel.runs[:4])
     return re.sub(r"[^A-Za-z0-9_.+-]", "_", raw)
 
 
@@ -106,6 +110,7 @@ def build_report(
     audio_items: int = 2,
     audio_max_bytes: int = 400_000,
     all_runs: bool = False,
+    sweep: str | None = None,
 ) -> ReportResult:
     """Write the report and its CSV; returns their paths.
 
@@ -119,9 +124,10 @@ def build_report(
         audio_items: utterances per report with audio players (0: none).
         audio_max_bytes: cap per embedded WAV; longer clips keep their beginning.
         all_runs: with an experiment, keep every finished run, not just the newest per variant.
+        sweep: ... or the runs of this sweep (tag seofp.sweep), the newest per point.
     """
     target = check_out(out)
-    sel = select_runs(experiment, run_ids, all_runs=all_runs)
+    sel = select_runs(experiment, run_ids, all_runs=all_runs, sweep=sweep)
     listening = [summarize(r) for r in listening_runs(study, sel.runs)]
     name = default_name(sel)
     if target is None:
@@ -134,6 +140,9 @@ def build_report(
     table_rows, notes = cells(rows)
     across = runs_by_corpora(sel.runs)
     corpora_csv = csv_path.with_suffix(".corpora.csv") if shown(across) else None
+    paper_rows = build_paper_rows(sel.runs)
+    paper_noisy = noisy_figures(sel.runs)
+    paper_csv_path = target.with_name(target.stem + "_paper.csv") if paper_rows else None
     figs = []
     if (png := figures.per_snr(sel.runs)) is not None:
         figs.append(
@@ -187,6 +196,8 @@ def build_report(
         "paired": paired_context(paired_blocks(sel.runs)),
         "corpora": corpora_context(across) if corpora_csv else None,
         "corpora_csv": corpora_csv.name if corpora_csv else "",
+        "paper": paper_context(paper_rows, paper_noisy),
+        "paper_csv_name": paper_csv_path.name if paper_csv_path else "",
         "figures": figs,
         "audio": audio,
         "audio_note": f"{len(audio)} utterance(s) from the runs' audio/ artifacts; noisy input "
@@ -199,9 +210,11 @@ def build_report(
     write_atomic(csv_path, to_csv(rows))
     if corpora_csv is not None:
         write_atomic(corpora_csv, across.csv())
+    if paper_csv_path is not None:
+        write_atomic(paper_csv_path, paper_csv(paper_rows))
     return ReportResult(
         target, csv_path, tuple(r.run_id for r in sel.runs), tuple(s.run_id for s in listening),
-        corpora_csv,
+        corpora_csv, paper_csv_path, paper_markdown(paper_rows, paper_noisy) if paper_rows else "",
     )
 
 

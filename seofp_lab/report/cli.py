@@ -1,4 +1,4 @@
-"""``seofp report [--experiment NAME | RUN_ID ...] [--study NAME] [--out PATH] [--title ...]``."""
+"""``seofp report [--experiment NAME | --sweep NAME | RUN_ID ...] [--study NAME] [--out PATH]``."""
 
 from __future__ import annotations
 
@@ -25,6 +25,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         default=None,
         help="compare the newest run of each variant of this MLflow experiment "
         "(default: the demo's experiment)",
+    )
+    p.add_argument(
+        "--sweep",
+        default=None,
+        help="compare the runs of this sweep (tag seofp.sweep, e.g. paper_table), the newest "
+        "per point; with the papers' models it adds the 'paper vs this reproduction' table",
     )
     p.add_argument(
         "--all-runs",
@@ -62,8 +68,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from seofp_lab.report.build import ReportError, build_report  # noqa: PLC0415
 
-    if args.experiment and args.run_ids:
-        raise ReportError("Expected either --experiment NAME or run ids but got both")
+    if sum(bool(x) for x in (args.experiment, args.run_ids, args.sweep)) > 1:
+        raise ReportError("Expected one of --experiment NAME, --sweep NAME or run ids but got "
+                          "several")
     if args.audio_items < 0 or args.audio_max_kb <= 0:
         raise ReportError(
             f"Expected --audio-items >= 0 and --audio-max-kb > 0 but got "
@@ -78,7 +85,11 @@ def run(args: argparse.Namespace) -> int:
         audio_items=args.audio_items,
         audio_max_bytes=1024 * args.audio_max_kb,
         all_runs=args.all_runs,
+        sweep=args.sweep,
     )
+    if result.paper_markdown:
+        print(result.paper_markdown)
+        print(f"paper vs this reproduction as CSV: {result.paper_csv}")
     print(result.html)
     print(
         f"table as CSV: {result.csv} ({len(result.runs)} runs"

@@ -69,8 +69,10 @@ class RunRecord:
 
     @property
     def label(self) -> str:
-        """Short legend text: the run name, the training mode when it is not the paper's."""
-        return self.name + (f" ({self.mode})" if self.mode and self.mode != "paper" else "")
+        """Short legend text: the run name (a sweep's point key, e.g. ``blstm/s1e8``, for a
+        sweep's run), the training mode when it is not the paper's."""
+        name = self.tags.get(tracking.TAG_SWEEP_POINT) or self.name
+        return name + (f" ({self.mode})" if self.mode and self.mode != "paper" else "")
 
 
 def record(run: Any, experiment: str = "") -> RunRecord:
@@ -170,10 +172,49 @@ class Selection:
     skipped: list[str] = field(default_factory=list)
     baselines: dict[str, RunRecord] = field(default_factory=dict)  # run id -> its baseline run
     controls: dict[str, RunRecord] = field(default_factory=dict)  # run id -> its fp32 control
+    name: str | None = None  # a sweep's name when the runs are a sweep's
+
+
+def sweep_runs(name: str) -> tuple[list[RunRecord], list[str]]:
+    """A sweep's finished runs (tag ``seofp.sweep``), the newest per point, plus the controls
+    its variants name (``seofp.control_run``) when those were reused from outside the sweep.
+
+    Returns:
+        (runs, notes on the runs left out).
+    """
+    found = _all_runs(f"tags.`{tracking.TAG_SWEEP}` = '{name}'")
+    if not found:
+        known = sorted({r.tags.get(tracking.TAG_SWEEP, "") for r in
+                        _all_runs(f"tags.`{tracking.TAG_SWEEP}` != ''")} - {""})
+        raise TrackingError(f"Expected runs tagged {tracking.TAG_SWEEP}={name!r} in "
+                            f"{tracking.tracking_uri()} but got none; sweeps there: "
+                            f"{', '.join(known) or 'none'}")
+    newest: dict[str, RunRecord] = {}
+    skipped = []
+    for r in found:  # newest first
+        point = r.tags.get(tracking.TAG_SWEEP_POINT, r.run_id)
+        if r.status != "FINISHED":
+            skipped.append(f"{r.short_id} ({r.name}): status {r.status}")
+        elif point in newest:
+            skipped.append(f"{r.short_id} ({r.name}): an older run of point {point}")
+        else:
+            newest[point] = r
+    runs = list(newest.values())
+    ids = {r.run_id for r in runs}
+    for r in list(runs):
+        control = r.tags.get(tracking.TAG_CONTROL, "")
+        if control and control not in ids:
+            try:
+                runs.append(record(tracking.get_run(control)))
+                ids.add(control)
+            except TrackingError:
+                skipped.append(f"{r.short_id} ({r.name}): its control {control[:8]} is gone")
+    return runs, skipped
 
 
 def select_runs(
-    experiment: str | None = None, run_ids: Sequence[str] = (), all_runs: bool = False
+    experiment: str | None = None, run_ids: Sequence[str] = (), all_runs: bool = False,
+    sweep: str | None = None,
 ) -> Selection:
     """The runs a report compares.
 
@@ -181,11 +222,15 @@ def select_runs(
         experiment: take its finished, role-tagged runs (default: the demo's experiment).
         run_ids: take exactly these runs (full ids or unique prefixes), in this order.
         all_runs: with ``experiment``, keep every run, not just the newest of each variant.
+        sweep: take this sweep's runs (:func:`sweep_runs`).
     """
-    if experiment and run_ids:
-        raise TrackingError("Expected either an experiment or run ids but got both")
+    if sum(bool(x) for x in (experiment, run_ids, sweep)) > 1:
+        raise TrackingError("Expected one of an experiment, a sweep or run ids but got several")
     skipped: list[str] = []
-    if run_ids:
+    if sweep:
+        runs, skipped = sweep_runs(sweep)
+        sel = Selection(report_order(runs), f"sweep {sweep}", None, skipped, name=sweep)
+    elif run_ids:
         everything = _all_runs()
         runs = [resolve_run(rid, everything) for rid in run_ids]
         sel = Selection(runs, "run ids", None)

@@ -83,6 +83,34 @@ it); n: test items scored. Machine-readable copy: <code>{{ corpora_csv }}</code>
 {% endfor %}</tbody></table></div>
 {% for n in corpora.notes %}<p class="note">{{ n }}</p>{% endfor %}{% endif %}
 
+{% if paper.rows %}<h2>Paper vs this reproduction</h2>
+<p class="note">Published figures of the papers' models (TIMIT test set; hover a cell for its
+source) beside this reproduction's runs of the same models (same parameter count) on this
+report's test set. Deltas are percent changes, (x − reference) / reference, as the papers print
+them: published against the published fp32 model; reproduced against the variant's equal-budget
+fp32 control and against the baseline. KB = 1024 B of P × bits / 8 (the papers' size);
+.seofp KB is the exported file's exact length. Reproduced speed-up: the C engine's integer-adder
+kernel against its own fp32 loop on the same model (one thread). Noisy input: paper
+{{ paper.noisy_published }}; this test set {{ paper.noisy_reproduced }}. Also as CSV:
+<code>{{ paper_csv_name }}</code>.</p>
+<div class="wrap"><table class="paper"><thead><tr class="group"><th class="l" colspan="2"></th>
+<th colspan="{{ paper.published_cols|length }}">published</th>
+<th colspan="{{ paper.reproduced_cols|length + 1 }}">this reproduction</th></tr>
+<tr><th class="l">model</th><th class="l">row</th>
+{% for c in paper.published_cols %}<th>{{ c }}</th>{% endfor %}
+{% for c in paper.reproduced_cols %}<th>{{ c }}</th>{% endfor %}<th class="l">run</th></tr></thead>
+<tbody>{% for row in paper.rows %}<tr><td class="l">{{ row.model }}</td>
+<td class="l">{{ row.label }}</td>
+{% for c in row.published %}<td{% if c.title %} title="{{ c.title }}"{% endif %}>
+{%- if c.text == "not published" %}<span class="miss">{{ c.text }}</span>{% else %}{{ c.text }}
+{%- endif %}{% if c.delta %}<span class="d">{{ c.delta }}</span>{% endif %}</td>{% endfor %}
+{% if row.reproduced %}{% for c in row.reproduced %}<td>{{ c.text }}{% if c.delta %}
+<span class="d">{{ c.delta }}</span>{% endif %}</td>{% endfor %}
+<td class="l mono">{{ row.run }}</td>{% else %}
+<td class="l miss" colspan="{{ paper.reproduced_cols|length + 1 }}">no run in this report</td>
+{% endif %}</tr>{% endfor %}</tbody></table></div>
+{% endif %}
+
 <h2>vs control and baseline (paired)</h2>
 {% if paired.rows %}<p class="note">Mean per-mixture difference (run − the run it was paired
 with, on the same test items) with its 95 % bootstrap CI over independent units (utterances by

@@ -1,34 +1,111 @@
-"""``seofp sweep configs/sweep/NAME.yaml``: a grid of independent runs of one experiment.
+"""``seofp sweep configs/sweep/NAME.yaml``: a grid of runs, or staged chains baseline -> variants.
 
-Each point is an ordinary tracked run (the same as ``seofp train`` with overrides), so any
-scheduler can launch points separately with ``--point I``; ``--list`` prints the points.
+Two forms (docs/paper_table.md):
+
+- **grid**: ``experiment`` plus ``grid`` (dotted key -> values); every combination is one
+  independent run.
+- **chains**: per chain, a baseline trained from scratch, then compressed variants fine-tuned from
+  it (``compression.init_from``), each with its equal-budget fp32 control
+  (``seofp_lab.train.control``); variants with the same fine-tuning recipe share one control point.
+
+Every run is tagged ``seofp.sweep`` (the sweep's name), ``seofp.sweep_point`` (the point's key,
+e.g. ``blstm/s1e8``) and ``seofp.sweep_stage`` (grid | baseline | control | variant), so a
+re-run or ``--point I`` finds the finished runs in MLflow and skips them
+(:mod:`seofp_lab.train.sweep_run`).
+``--list`` prints every point with its stage, what it starts from and whether it is done.
 """
 
 from __future__ import annotations
 
 import argparse
 import itertools
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
-from seofp_lab.config import CONFIGS_DIR, ConfigError, Strict, load_config, load_yaml_model
+from seofp_lab.config import (
+    CONFIGS_DIR,
+    ConfigError,
+    ExperimentConfig,
+    Strict,
+    load_config,
+    load_yaml_model,
+)
+
+Stage = Literal["grid", "baseline", "control", "variant"]
+
+
+class SweepVariant(Strict):
+    """One compressed variant of a chain, fine-tuned from the chain's baseline."""
+
+    name: str  # the point key's second part: "<chain>/<name>"
+    compression: str | None = None  # a file under configs/compression/ (``compression=NAME``)
+    overrides: list[str] = Field(default_factory=list)
+
+
+class SweepChain(Strict):
+    """A baseline and its variants: the staged form of a sweep."""
+
+    name: str  # "blstm": points are "blstm/baseline", "blstm/control", "blstm/<variant>"
+    experiment: str  # the baseline's experiment (a name under configs/experiment/ or a path)
+    overrides: list[str] = Field(default_factory=list)  # every point of the chain
+    baseline: list[str] = Field(default_factory=list)  # only the baseline (its budget)
+    finetune: list[str] = Field(default_factory=list)  # every variant and control (their budget)
+    variants: list[SweepVariant] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _unique(self) -> SweepChain:
+        names = [v.name for v in self.variants]
+        reserved = {"baseline", "control"} & set(names)
+        clash = sorted({n for n in names if names.count(n) > 1} | reserved)
+        if clash or "/" in self.name:
+            raise ValueError(f"Expected distinct variant names other than baseline/control and a "
+                             f"chain name without '/' but got {clash or self.name!r}")
+        return self
 
 
 class SweepConfig(Strict):
-    experiment: str  # a name under configs/experiment/ or a path
+    name: str | None = None  # the seofp.sweep tag; default: the file's stem
+    experiment: str | None = None  # grid form: a name under configs/experiment/ or a path
     grid: dict[str, list[Any]] = Field(default_factory=dict)  # dotted key -> values
+    chains: list[SweepChain] = Field(default_factory=list)  # staged form
     overrides: list[str] = Field(default_factory=list)  # applied to every point
     evaluate: bool = True
+    bench: bool = True  # benchmark compressed runs on the C engine (``seofp bench``)
+    bench_seconds: float = Field(2.0, gt=0.0)  # the benchmarked utterance's length
+    bench_samples: int = Field(31, ge=3)  # timed samples per contender (p50, p90)
+
+    @model_validator(mode="after")
+    def _one_form(self) -> SweepConfig:
+        if (self.experiment is None) == (not self.chains):
+            raise ValueError("Expected either 'experiment' (grid form) or 'chains' (staged form) "
+                             "but got " + ("both" if self.chains else "neither"))
+        if self.chains and self.grid:
+            raise ValueError("Expected 'grid' only with 'experiment' (grid form)")
+        names = [c.name for c in self.chains]
+        if len(set(names)) != len(names):
+            raise ValueError(f"Expected distinct chain names but got {names}")
+        return self
 
 
-def points(sweep: SweepConfig) -> list[list[str]]:
-    """Every combination of the grid as a list of overrides (the grid's key order is kept)."""
-    keys = list(sweep.grid)
-    combos = itertools.product(*(sweep.grid[k] for k in keys)) if keys else [()]
-    return [list(sweep.overrides) + [f"{k}={v}" for k, v in zip(keys, c, strict=True)]
-            for c in combos]
+@dataclass(frozen=True)
+class Point:
+    """One run of a sweep: its key, stage, config file, overrides and the points it starts from.
+
+    ``needs`` names, for a control, the baseline; for a variant, the baseline then the control.
+    ``overrides`` do not name those runs yet (their ids exist only once they are trained):
+    :func:`point_config` adds them.
+    """
+
+    index: int
+    key: str
+    stage: Stage
+    experiment: Path
+    overrides: tuple[str, ...]
+    needs: tuple[str, ...] = ()
+    control_for: tuple[str, ...] = ()  # a control: the variants that share it
 
 
 def experiment_path(name: str) -> Path:
@@ -36,34 +113,134 @@ def experiment_path(name: str) -> Path:
     return p if p.suffix == ".yaml" else CONFIGS_DIR / "experiment" / f"{name}.yaml"
 
 
+def load_sweep(path: str | Path) -> SweepConfig:
+    """The sweep file, validated, with ``name`` defaulting to the file's stem."""
+    sweep = load_yaml_model(path, SweepConfig)
+    return sweep if sweep.name else sweep.model_copy(update={"name": Path(path).stem})
+
+
+def _grid_points(sweep: SweepConfig, extra: tuple[str, ...]) -> list[Point]:
+    keys = list(sweep.grid)
+    combos = itertools.product(*(sweep.grid[k] for k in keys)) if keys else [()]
+    exp = experiment_path(sweep.experiment or "")
+    out = []
+    for i, c in enumerate(combos):
+        grid = [f"{k}={v}" for k, v in zip(keys, c, strict=True)]
+        out.append(Point(i, ",".join(grid) or "all", "grid", exp,
+                         (*sweep.overrides, *grid, *extra)))
+    return out
+
+
+def _variant_overrides(sweep: SweepConfig, chain: SweepChain, v: SweepVariant,
+                       extra: tuple[str, ...]) -> tuple[str, ...]:
+    comp = [f"compression={v.compression}"] if v.compression else []
+    return (*sweep.overrides, *chain.overrides, *chain.finetune, *comp, *v.overrides, *extra)
+
+
+def plan(sweep: SweepConfig, extra: tuple[str, ...] = ()) -> list[Point]:
+    """Every point in the order it runs: per chain the baseline, then each control before the
+    variants that share it.
+
+    Args:
+        extra: overrides applied last to every point (``seofp sweep --override``).
+    """
+    from seofp_lab.train.control import control_key  # noqa: PLC0415
+
+    if not sweep.chains:
+        return _grid_points(sweep, extra)
+    out: list[Point] = []
+    for chain in sweep.chains:
+        exp = experiment_path(chain.experiment)
+        base_key = f"{chain.name}/baseline"
+        out.append(Point(len(out), base_key, "baseline", exp,
+                         (*sweep.overrides, *chain.overrides, *chain.baseline, *extra)))
+        groups: dict[str, list[SweepVariant]] = {}  # control key -> variants sharing it
+        for v in chain.variants:
+            ov = _variant_overrides(sweep, chain, v, extra)
+            cfg = load_config(exp, [*ov, f"compression.init_from=<{base_key}>"])
+            if not cfg.compression.compressed:
+                raise ConfigError(f"sweep {sweep.name}: variant {chain.name}/{v.name} is not "
+                                  "compressed; expected a compression format, pruning or "
+                                  "weight sharing (a chain's fp32 runs are its baseline and "
+                                  "controls)")
+            groups.setdefault(control_key(cfg), []).append(v)
+        for j, members in enumerate(groups.values()):
+            ckey = f"{chain.name}/control" + ("" if j == 0 else f"_{members[0].name}")
+            names = tuple(f"{chain.name}/{v.name}" for v in members)
+            first = members[0]
+            out.append(Point(len(out), ckey, "control", exp,
+                             _variant_overrides(sweep, chain, first, extra), (base_key,), names))
+            for v in members:
+                out.append(Point(len(out), f"{chain.name}/{v.name}", "variant", exp,
+                                 _variant_overrides(sweep, chain, v, extra), (base_key, ckey)))
+    return out
+
+
+def points(sweep: SweepConfig) -> list[list[str]]:
+    """Each point's overrides (a grid point's: the sweep's then its grid values, key order kept)."""
+    return [list(p.overrides) for p in plan(sweep)]
+
+
+def sweep_tags(sweep: SweepConfig, p: Point) -> dict[str, str]:
+    from seofp_lab import tracking  # noqa: PLC0415
+
+    return {tracking.TAG_SWEEP: sweep.name or "", tracking.TAG_SWEEP_POINT: p.key,
+            tracking.TAG_SWEEP_STAGE: p.stage}
+
+
+def point_config(sweep: SweepConfig, p: Point, runs: dict[str, str]) -> ExperimentConfig:
+    """The point's experiment config, tagged, starting from the runs of the points it needs.
+
+    For a control point this is the config of the first variant sharing it (with the control's
+    tags); ``seofp_lab.train.control`` removes the compression. ``runs`` maps point keys to run
+    ids; a placeholder ``<key>`` is used for a missing one (``--list`` validates with it).
+    """
+    extra: list[str] = []
+    if p.stage in ("control", "variant"):
+        base = runs.get(p.needs[0], f"<{p.needs[0]}>")
+        extra = [f"compression.init_from={base}", f"tracking.baseline_run={base}"]
+    if p.stage == "variant" and p.needs[1] in runs:
+        extra.append(f"tracking.control_run={runs[p.needs[1]]}")
+    cfg = load_config(p.experiment, [*p.overrides, *extra])
+    data = cfg.model_dump(mode="json")
+    data["tracking"]["tags"] = {**data["tracking"]["tags"], **sweep_tags(sweep, p)}
+    return ExperimentConfig.model_validate(data)
+
+
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("sweep", help="run a grid of experiments from configs/sweep/")
-    p.add_argument("sweep", help="a sweep YAML, e.g. configs/sweep/formats.yaml")
-    p.add_argument("--list", action="store_true", help="print the points and exit")
-    p.add_argument("--point", type=int, default=None, help="run only point I (0-based)")
+    p = sub.add_parser("sweep", help="run a grid of experiments, or staged baseline -> variant "
+                       "chains, from configs/sweep/",
+                       description="Run every point of a sweep file; points with a finished, "
+                       "evaluated run in MLflow (same sweep, point and config) are skipped, so a "
+                       "re-run resumes where the last one stopped.")
+    p.add_argument("sweep", help="a sweep YAML, e.g. configs/sweep/paper_table.yaml")
+    p.add_argument("--list", action="store_true",
+                   help="print the points (stage, what each starts from, done or not) and exit")
+    p.add_argument("--point", type=int, default=None,
+                   help="run only point I (0-based); the points it starts from must be done")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument("--override", action="append", default=[], metavar="KEY=VALUE",
+                   help="an extra override for every point, after the sweep's own (repeatable), "
+                   "e.g. --override train.max_epochs=1; it changes the points' configs, so runs "
+                   "made without it are not reused")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    sweep = load_yaml_model(args.sweep, SweepConfig)
-    exp = experiment_path(sweep.experiment)
-    pts = points(sweep)
-    for overrides in pts:  # validate every point before the first run starts
-        load_config(exp, overrides)
+    from seofp_lab.train.sweep_run import list_points, run_sweep  # noqa: PLC0415
+
+    sweep = load_sweep(args.sweep)
+    pts = plan(sweep, tuple(args.override))
+    for p in pts:  # validate every point before the first run starts
+        point_config(sweep, p, {})
     if args.list:
-        for i, o in enumerate(pts):
-            print(i, " ".join(o))
+        list_points(sweep, pts)
         return 0
     if args.point is not None and not 0 <= args.point < len(pts):
         raise ConfigError(f"Expected --point in [0, {len(pts) - 1}] but got {args.point}")
-    chosen = [pts[args.point]] if args.point is not None else pts
-    from seofp_lab.evaluate.run import evaluate  # noqa: PLC0415
-    from seofp_lab.train.run import train  # noqa: PLC0415
-
-    for i, overrides in enumerate(chosen):
-        print(f"[{i + 1}/{len(chosen)}] {' '.join(overrides)}")
-        result = train(load_config(exp, overrides))
-        print(result)
-        if sweep.evaluate:
-            evaluate(result.run_id)
+    run_sweep(sweep, pts, only=args.point, progress=not args.no_progress)
     return 0
+
+
+__all__ = ["Point", "SweepChain", "SweepConfig", "SweepVariant", "experiment_path", "load_sweep",
+           "plan", "point_config", "points", "sweep_tags"]

@@ -1,0 +1,168 @@
+"""Running a sweep's points in order, skipping the finished ones (``seofp sweep``).
+
+A point is *done* when its run is FINISHED in MLflow and has every result the sweep asks for: the
+test-set scores (``pesq_wb``), the exported size (``size_bytes``) and, for a compressed run with
+``bench: true``, the C engine's speed (``speedup_vs_fp32``). A finished run that misses one of them
+gets only the missing steps. A baseline, variant or grid run is found by its sweep tags and its
+``seofp.config_digest`` (so a changed budget trains anew); a control by its recipe key
+(``seofp_lab.train.control``), so a control with the same recipe made elsewhere is reused too.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from seofp_lab import tracking
+from seofp_lab.config import ExperimentConfig
+from seofp_lab.console import console as make_console
+from seofp_lab.errors import SeofpError
+from seofp_lab.train.sweep import Point, SweepConfig, point_config
+
+
+class SweepError(SeofpError):
+    """A point cannot run: a point it starts from has no finished run."""
+
+
+def find_point_run(sweep: SweepConfig, p: Point, cfg: ExperimentConfig) -> Any | None:
+    """The newest FINISHED run of point ``p`` with config ``cfg``, or None."""
+    if p.stage == "control":
+        from seofp_lab.train.control import find_control  # noqa: PLC0415
+
+        found = find_control(cfg)
+        return tracking.get_run(found) if found else None
+    runs = tracking.find_runs(
+        cfg.tracking.experiment,
+        f"tags.`{tracking.TAG_SWEEP}` = '{sweep.name}' and "
+        f"tags.`{tracking.TAG_SWEEP_POINT}` = '{p.key}' and "
+        f"tags.`seofp.config_digest` = '{cfg.digest()}' and attributes.status = 'FINISHED'",
+    )
+    return runs[0] if runs else None
+
+
+def missing_steps(sweep: SweepConfig, run: Any, compressed: bool) -> list[str]:
+    """What a finished run still lacks: ``evaluate``, ``export``, ``bench`` (in that order)."""
+    m = run.data.metrics
+    out = []
+    if sweep.evaluate and "pesq_wb" not in m:
+        out.append("evaluate")
+    if "size_bytes" not in m:  # a compressed run logs it when training ends; fp32 runs export
+        out.append("export")
+    if sweep.bench and compressed and "speedup_vs_fp32" not in m:
+        out.append("bench")
+    return out
+
+
+def finish_run(run_id: str, steps: list[str], bench_seconds: float = 2.0,
+               bench_samples: int = 31) -> None:
+    """Evaluate (PyTorch, the run's own test set), export (exact size) and benchmark a run."""
+    if "evaluate" in steps:
+        from seofp_lab.evaluate.run import evaluate  # noqa: PLC0415
+
+        evaluate(run_id)
+    if "export" in steps:
+        from seofp_lab.infer.export import export_run  # noqa: PLC0415
+
+        path = export_run(run_id)
+        make_console().print(f"exported {path} ({path.stat().st_size:,} bytes)")
+    if "bench" in steps:  # the C integer-adder engine against PyTorch fp32 and C fp32, 1 thread
+        from seofp_lab.infer.bench import bench_run  # noqa: PLC0415
+
+        bench_run(run_id, seconds=bench_seconds, samples=bench_samples)
+
+
+def _resolve(sweep: SweepConfig, pts: list[Point]) -> dict[str, tuple[ExperimentConfig, Any]]:
+    """Point key -> (config, finished run or None), dependencies first (they fix the configs)."""
+    runs: dict[str, str] = {}
+    out: dict[str, tuple[ExperimentConfig, Any]] = {}
+    for p in pts:
+        cfg = point_config(sweep, p, runs)
+        ready = all(n in runs for n in p.needs)
+        run = find_point_run(sweep, p, cfg) if ready else None
+        if run is not None:
+            runs[p.key] = run.info.run_id
+        out[p.key] = (cfg, run)
+    return out
+
+
+def list_points(sweep: SweepConfig, pts: list[Point]) -> None:
+    """One line per point: index, key, stage, what it starts from, and its state in MLflow."""
+    state = _resolve(sweep, pts)
+    print(f"sweep {sweep.name}: {len(pts)} points (experiment "
+          f"{next(iter(state.values()))[0].tracking.experiment}, store {tracking.tracking_uri()})")
+    for p in pts:
+        cfg, run = state[p.key]
+        if run is not None:
+            todo = missing_steps(sweep, run, cfg.compression.compressed and p.stage != "control")
+            status = f"done: run {run.info.run_id[:8]}, skipped on re-run" + (
+                f" (still to do: {', '.join(todo)})" if todo else "")
+        elif any(state[n][1] is None for n in p.needs):
+            status = "to run (after " + ", ".join(n for n in p.needs if state[n][1] is None) + ")"
+        else:
+            status = "to run"
+        start = f"  from {' + '.join(p.needs)}" if p.needs else ""
+        shared = f"  shared by {', '.join(p.control_for)}" if p.control_for else ""
+        print(f"{p.index:3d}  {p.key:<24} {p.stage:<8} {cfg.train.max_epochs:>3} epochs{start}"
+              f"{shared}  [{status}]")
+        shown = [o for o in p.overrides if not o.startswith("compression")] if (
+            p.stage == "control") else p.overrides
+        print(f"       {' '.join(shown)}" + ("  (the variants' recipe without compression)"
+                                             if p.stage == "control" else ""))
+
+
+def run_sweep(sweep: SweepConfig, pts: list[Point], only: int | None = None,
+              progress: bool = True) -> dict[str, str]:
+    """Run the points in order (or point ``only``), skipping finished ones.
+
+    Returns:
+        point key -> run id of every point visited.
+
+    Raises:
+        SweepError: with ``only``, a point it starts from has no finished run.
+    """
+    from seofp_lab.train.control import ensure_control  # noqa: PLC0415
+    from seofp_lab.train.run import train  # noqa: PLC0415
+
+    console = make_console()
+    runs: dict[str, str] = {}
+    t0 = time.perf_counter()
+    chosen = [pts[only]] if only is not None else pts
+    if only is not None:  # the points it needs must be done already
+        state = _resolve(sweep, pts[: only + 1])
+        for n in pts[only].needs:
+            if state[n][1] is None:
+                idx = next(q.index for q in pts if q.key == n)
+                raise SweepError(
+                    f"Expected a finished run of point {idx} ({n}) in experiment "
+                    f"{state[n][0].tracking.experiment} tagged {tracking.TAG_SWEEP}={sweep.name} "
+                    f"before point {only} ({pts[only].key}) but got none; run "
+                    f"`seofp sweep FILE --point {idx}` first")
+            runs[n] = state[n][1].info.run_id
+    for i, p in enumerate(chosen):
+        cfg = point_config(sweep, p, runs)
+        compressed = cfg.compression.compressed and p.stage != "control"
+        console.rule(f"[bold][{i + 1}/{len(chosen)}] point {p.index} {p.key}[/bold] ({p.stage}, "
+                     f"{cfg.train.max_epochs} epochs)")
+        found = find_point_run(sweep, p, cfg)
+        if found is not None:
+            run_id = found.info.run_id
+            steps = missing_steps(sweep, found, compressed)
+            console.print(f"finished run {run_id} found: skipped"
+                          + (f"; still to do: {', '.join(steps)}" if steps else ""))
+        else:
+            if p.stage == "control":
+                run_id, _ = ensure_control(cfg, progress=progress)
+            else:
+                run_id = train(cfg, progress=progress).run_id
+            steps = missing_steps(sweep, tracking.get_run(run_id), compressed)
+        finish_run(run_id, steps, sweep.bench_seconds, sweep.bench_samples)
+        runs[p.key] = run_id
+        console.print(f"point {p.index} {p.key}: run {run_id}")
+    console.print(f"sweep {sweep.name}: {len(chosen)} point(s) in "
+                  f"{(time.perf_counter() - t0) / 60:.1f} min; runs: "
+                  + ", ".join(f"{k}={v[:8]}" for k, v in runs.items()))
+    return runs
+
+
+__all__ = ["SweepError", "find_point_run", "finish_run", "list_points", "missing_steps",
+           "run_sweep"]
