@@ -171,6 +171,8 @@ def print_summary(result: DemoResult) -> None:
 
 PAIRED_SHOWN = (("pesq_wb", "PESQ-wb", 3), ("stoi", "STOI", 4), ("si_sdr", "SI-SDR dB", 2))
 COUNTS = ("mixtures", "utterances", "talkers", "noise_clips")
+COUNT_NAMES = {"mixtures": "mixtures", "utterances": "utterances", "talkers": "talkers",
+               "noise_clips": "noise recordings"}
 
 
 def _delta(m: dict[str, float], prefix: str, metric: str, digits: int) -> str:
@@ -191,7 +193,7 @@ def _delta(m: dict[str, float], prefix: str, metric: str, digits: int) -> str:
 
 
 def _counts(m: dict[str, float], prefix: str) -> str:
-    parts = [f"{m[k]:.0f} {c.replace('_', ' ')}" for c in COUNTS
+    parts = [f"{m[k]:.0f} {COUNT_NAMES[c]}" for c in COUNTS
              if (k := f"{prefix}paired_n_{c}") in m]
     return ", ".join(parts) or "–"
 
@@ -206,7 +208,7 @@ def paired_summary(result: DemoResult) -> Table:
     t.add_column("metric", no_wrap=True)
     t.add_column("Δ vs control", justify="right", no_wrap=True)
     t.add_column("Δ vs baseline", justify="right", no_wrap=True)
-    t.add_column("units behind the CI", no_wrap=False)
+    captions = []
     for label, m in result.paired.items():
         # a run with a control logs paired_* against it and baseline_paired_* against the
         # baseline (evaluate/paired_runs.py), whichever of the two comparisons succeeded
@@ -217,9 +219,10 @@ def paired_summary(result: DemoResult) -> Table:
                 label if j == 0 else "", name,
                 _delta(m, control_prefix, metric, digits) if control_prefix is not None else "–",
                 _delta(m, baseline_prefix, metric, digits),
-                _counts(m, baseline_prefix if control_prefix is None else control_prefix)
-                if j == 0 else "",
             )
+        units = _counts(m, baseline_prefix if control_prefix is None else control_prefix)
+        captions.append(f"{label}: {units}")
+    t.caption = "units behind each CI: " + "; ".join(captions)
     return t
 
 

@@ -51,6 +51,8 @@ def test_demo_runs_every_variant(workspace: Path, capsys: pytest.CaptureFixture[
     out = capsys.readouterr().out
     assert "pruned 50% + s1e5" in out and "seofp ui" in out
     assert "Δ vs control" in out and "Δ vs baseline" in out
+    flat = " ".join(out.split())  # the caption wraps at the console width
+    assert "units behind each CI: SEOFP s1e5: 4 mixtures, 4 utterances" in flat, flat[-900:]
     html = Path(write_report(result)).read_text()  # the report of the real demo runs
     assert all(run_id[:8] in html for run_id in result.runs.values())
 
