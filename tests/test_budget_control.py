@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from tiny import TINY_TRAINING
 
 from seofp_lab import tracking
 from seofp_lab.config import CONFIGS_DIR, ConfigError, load_config
@@ -19,19 +20,8 @@ from seofp_lab.train.control import (
     with_control,
 )
 
-TINY = [
-    "model.hidden=8",
-    "model.layers=1",
-    "train.max_epochs=2",
-    "train.max_minutes=null",
-    "train.batch_size=4",
-    "train.threads=1",
-    "corpus.mixtures_per_epoch=8",
-    "corpus.valid_mixtures=4",
-    "corpus.segment_seconds=1.0",
-    "evaluation.audio_examples=0",
-    "tracking.experiment=budget",
-]
+TINY = [*TINY_TRAINING, "train.max_epochs=2", "evaluation.audio_examples=0",
+        "tracking.experiment=budget"]
 EXP = CONFIGS_DIR / "experiment"
 
 

@@ -5,22 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from tiny import TINY_TRAINING
 
 from seofp_lab.demo import print_summary, run_demo, write_report
 
-TINY = (
-    "model.hidden=8",
-    "model.layers=1",
-    "train.max_epochs=1",
-    "train.max_minutes=null",
-    "train.batch_size=4",
-    "train.threads=1",
-    "corpus.mixtures_per_epoch=8",
-    "corpus.valid_mixtures=4",
-    "corpus.segment_seconds=1.0",
-    "evaluation.audio_examples=1",
-    "tracking.experiment=demo-test",
-)
+TINY = (*TINY_TRAINING, "train.max_epochs=1", "evaluation.audio_examples=1",
+        "tracking.experiment=demo-test")
 
 
 @pytest.mark.slow

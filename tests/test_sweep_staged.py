@@ -7,6 +7,7 @@ import argparse
 from pathlib import Path
 
 import pytest
+from tiny import TINY_TRAINING
 
 from seofp_lab import tracking
 from seofp_lab.config import CONFIGS_DIR, ConfigError
@@ -25,14 +26,7 @@ from seofp_lab.train.sweep import (
 
 PAPER = CONFIGS_DIR / "sweep" / "paper_table.yaml"
 TINY = [
-    "model.hidden=8",
-    "model.layers=1",
-    "train.max_minutes=null",
-    "train.batch_size=4",
-    "train.threads=1",
-    "corpus.mixtures_per_epoch=8",
-    "corpus.valid_mixtures=4",
-    "corpus.segment_seconds=1.0",
+    *TINY_TRAINING,
     "evaluation.audio_examples=0",
     "evaluation.max_utterances=3",
     "evaluation.metrics=[stoi, si_sdr]",
