@@ -89,7 +89,7 @@ def run_demo(
             control, trained_now = ensure_control(cfg, progress=progress)
             if trained_now:
                 _finish(result, CONTROL_LABEL, control, evaluate(control,
-                        max_utterances=max_utterances).metrics, with_speed=False)
+                        max_utterances=max_utterances).metrics, compressed=False)
             else:
                 console.print(f"control {control} reused (same start and recipe)")
             cfg = with_control(cfg, control)
@@ -103,7 +103,7 @@ def run_demo(
         console.rule(f"[bold]{v.label}[/bold]: evaluating the test set")
         ev = evaluate(trained.run_id, max_utterances=max_utterances)
         _finish(result, v.label, trained.run_id, ev.metrics,
-                with_speed=bool(cfg.compression.format))
+                compressed=bool(cfg.compression.format))
         paired = {k: val for k, val in tracking.get_run(trained.run_id).data.metrics.items()
                   if k.startswith(("paired_", "baseline_paired_"))}  # own test set, PyTorch
         if paired:
@@ -113,8 +113,11 @@ def run_demo(
 
 
 def _finish(result: DemoResult, label: str, run_id: str, ev: dict[str, float],
-            with_speed: bool) -> None:
-    """Export (exact size), benchmark the C engine when compressed, keep the row's metrics."""
+            compressed: bool) -> None:
+    """Export (exact size), benchmark the C engine for SEOFP runs, keep the row's metrics.
+
+    An fp32 file is its values plus a header, so a "compression" of it would read slightly
+    negative; only compressed runs get ``compression_pct``."""
     from seofp_lab import tracking  # noqa: PLC0415
     from seofp_lab.infer.bench import bench_run  # noqa: PLC0415
     from seofp_lab.infer.export import export_run  # noqa: PLC0415
@@ -122,13 +125,12 @@ def _finish(result: DemoResult, label: str, run_id: str, ev: dict[str, float],
     trained = tracking.get_run(run_id).data.metrics
     path = export_run(run_id)
     nbytes = float(path.stat().st_size)
-    size = {
-        "size_bytes": nbytes,
-        "compression_pct": 100.0 * (1.0 - nbytes / (4.0 * trained["stored_values"])),
-    }
+    size = {"size_bytes": nbytes}
+    if compressed:
+        size["compression_pct"] = 100.0 * (1.0 - nbytes / (4.0 * trained["stored_values"]))
     make_console().print(f"exported {path} ({path.stat().st_size:,} bytes)")
     speed: dict[str, float] = {}
-    if with_speed:  # the C integer-adder engine against PyTorch fp32, one thread
+    if compressed:  # the C integer-adder engine against PyTorch fp32, one thread
         speed = bench_run(run_id, seconds=2.0, samples=31).metrics
     result.runs[label] = run_id
     result.metrics[label] = {**trained, **size, **ev, **speed}
