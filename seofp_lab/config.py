@@ -431,8 +431,10 @@ def load_corpus_config(
     if not path.is_file() and path.suffix == "" and len(path.parts) == 1:
         path = _section_file("corpus", str(spec), configs_dir, Path("--corpus"))
     data = _read_yaml(path)
-    if any(k in SECTIONS for k in data):
-        return load_config(path, overrides, configs_dir).corpus
+    if any(k in SECTIONS for k in data):  # an experiment: bare keys are its corpus's keys
+        scoped = [o if o.split("=", 1)[0].split(".")[0] in SECTIONS else f"corpus.{o}"
+                  for o in overrides or []]
+        return load_config(path, scoped, configs_dir).corpus
     where = {"": str(path)}
     for text in overrides or []:
         keys, value = parse_override(text)

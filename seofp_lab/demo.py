@@ -114,27 +114,17 @@ def run_demo(
 
 def _finish(result: DemoResult, label: str, run_id: str, ev: dict[str, float],
             compressed: bool) -> None:
-    """Export (exact size), benchmark the C engine for SEOFP runs, keep the row's metrics.
-
-    An fp32 file is its values plus a header, so a "compression" of it would read slightly
-    negative; only compressed runs get ``compression_pct``."""
+    """Export (exact size) and, for SEOFP runs, benchmark the C engine as a sweep point does
+    (``sweep_run.finish_run``), then keep the row's logged metrics."""
     from seofp_lab import tracking  # noqa: PLC0415
-    from seofp_lab.infer.bench import bench_run  # noqa: PLC0415
-    from seofp_lab.infer.export import export_run  # noqa: PLC0415
+    from seofp_lab.train.sweep_run import finish_run  # noqa: PLC0415
 
-    trained = tracking.get_run(run_id).data.metrics
-    path = export_run(run_id)
-    nbytes = float(path.stat().st_size)
-    size = {"size_bytes": nbytes}
-    if compressed:
-        size["compression_pct"] = 100.0 * (1.0 - nbytes / (4.0 * trained["stored_values"]))
-    make_console().print(f"exported {path} ({path.stat().st_size:,} bytes)")
-    speed: dict[str, float] = {}
-    if compressed:  # the C integer-adder engine against PyTorch fp32, one thread
-        speed = bench_run(run_id, seconds=2.0, samples=31).metrics
+    finish_run(run_id, ["export", "bench"] if compressed else ["export"], bench_seconds=2.0,
+               bench_samples=31)
+    run = tracking.get_run(run_id)
     result.runs[label] = run_id
-    result.metrics[label] = {**trained, **size, **ev, **speed}
-    if cut := tracking.get_run(run_id).data.tags.get(tracking.TAG_BUDGET_CUT):
+    result.metrics[label] = {**run.data.metrics, **ev}
+    if cut := run.data.tags.get(tracking.TAG_BUDGET_CUT):
         result.cut[label] = cut
 
 

@@ -127,6 +127,10 @@ def test_corpus_config_by_name_path_and_overrides(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"command-line override 'corpus.seeds=1': seeds: "
                        r"unknown key"):
         load_corpus_config("embedded", ["corpus.seeds=1"])
+    # an experiment YAML gives its corpus section; bare keys are that corpus's keys too
+    exp = CONFIGS_DIR / "experiment" / "demo_baseline.yaml"
+    from_exp = load_corpus_config(exp, ["seed=3", "corpus.test_utterances=5"])
+    assert (from_exp.kind, from_exp.seed, from_exp.test_utterances) == ("embedded", 3, 5)
 
 
 def test_corpus_labels_and_metric_keys() -> None:

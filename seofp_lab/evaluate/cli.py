@@ -52,22 +52,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from seofp_lab.config import ConfigError, load_corpus_config  # noqa: PLC0415
-    from seofp_lab.errors import SeofpError  # noqa: PLC0415
-    from seofp_lab.evaluate.metrics import METRICS  # noqa: PLC0415
+    from seofp_lab.evaluate.metrics import check_metrics  # noqa: PLC0415
     from seofp_lab.evaluate.run import evaluate, results_table  # noqa: PLC0415
     from seofp_lab.tracking import resolve_run_id  # noqa: PLC0415
 
     metrics = None
-    if args.metrics is not None:
+    if args.metrics is not None:  # checked here too: before the store is touched
         metrics = [m.strip() for m in args.metrics.split(",") if m.strip()]
-        unknown = [m for m in metrics if m not in METRICS]
-        if unknown or not metrics:
-            raise SeofpError(f"Expected --metrics from {', '.join(METRICS)} but got "
-                             f"{args.metrics!r}")
-        if any(m.startswith("dnsmos_") for m in metrics):  # before the test set is enhanced
-            from seofp_lab.evaluate.dnsmos import check_available  # noqa: PLC0415
-
-            check_available()
+        check_metrics(metrics)
     if args.corpus_name and args.corpus is None:
         raise ConfigError(f"Expected --corpus CONFIG with --corpus-name but got "
                           f"--corpus-name {args.corpus_name} alone")

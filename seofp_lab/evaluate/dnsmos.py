@@ -22,7 +22,7 @@ from seofp_lab.errors import SeofpError
 FS = 16000
 NAMES = ("dnsmos_sig", "dnsmos_bak", "dnsmos_ovrl")
 _KEYS = {"dnsmos_sig": "sig_mos", "dnsmos_bak": "bak_mos", "dnsmos_ovrl": "ovrl_mos"}
-INSTALL_HINT = "pip install 'speechmos>=0.0.1.1' onnxruntime librosa"
+INSTALL_HINT = "pip install 'seofp-lab[dnsmos]' (speechmos, onnxruntime, librosa)"
 
 
 class DnsmosUnavailable(SeofpError):

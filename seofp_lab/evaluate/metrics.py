@@ -80,6 +80,22 @@ def _group(name: str, reference: np.ndarray, estimate: np.ndarray,
     return _dnsmos.dnsmos(estimate, FS)
 
 
+def check_metrics(names: list[str]) -> None:
+    """Refuse unknown metric names, and DNSMOS without its packages, before any work is done.
+
+    Raises:
+        SeofpError: naming the allowed metrics, or what to install for DNSMOS.
+    """
+    from seofp_lab.errors import SeofpError  # noqa: PLC0415
+
+    unknown = [n for n in names if n not in METRICS]
+    if unknown or not names:
+        raise SeofpError(f"Expected metric names from {', '.join(METRICS)} but got "
+                         f"{', '.join(names) or 'none'}")
+    if any(n in DNSMOS for n in names):
+        _dnsmos.check_available()
+
+
 def score(reference: np.ndarray, estimate: np.ndarray, names: list[str]) -> dict[str, float]:
     """All requested metrics of one pair; a metric that fails gives NaN plus ``<name>_error``.
 

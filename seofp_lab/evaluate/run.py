@@ -21,9 +21,7 @@ from seofp_lab import tracking
 from seofp_lab.config import CorpusConfig, ExperimentConfig
 from seofp_lab.console import console as make_console
 from seofp_lab.evaluate.enhanced import enhanced_dir, write_manifest
-from seofp_lab.evaluate.metrics import METRICS, provenance, score
-
-DEFAULT_METRICS = list(METRICS)  # results_table's columns, when a result has them
+from seofp_lab.evaluate.metrics import METRICS, check_metrics, provenance, score
 
 
 @dataclass
@@ -184,6 +182,7 @@ def evaluate(
     cfg = ExperimentConfig.model_validate(tracking.run_config_dict(run_id))
     target = resolve_target(run_id, cfg, corpus, corpus_name)
     names = list(metrics or cfg.evaluation.metrics)
+    check_metrics(names)  # unknown names, DNSMOS without its packages: before any enhancing
     max_utterances = max_utterances or cfg.evaluation.max_utterances
     engine = engine or cfg.evaluation.engine
     kernel = kernel or cfg.evaluation.kernel
@@ -276,7 +275,7 @@ def results_table(
     results: dict[str, dict[str, float]], extra: list[str] | None = None, title: str = "Test set"
 ) -> _Printable:
     """A rich table: one row for the noisy input, one per named result; columns are metrics."""
-    names = [n for n in DEFAULT_METRICS if any(n in r for r in results.values())]
+    names = [n for n in METRICS if any(n in r for r in results.values())]
     extra = extra or []
     table = Table(title=title)
     table.add_column("")

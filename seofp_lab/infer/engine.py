@@ -43,7 +43,7 @@ class Engine:
             weights = sum(t.values.size for t in model.tensors.values() if t.values.ndim >= 2)
             intadd_layout = "addends" if 2 * weights <= K.ADDENDS_MAX_BYTES else "codes"
         self.intadd_layout: IntaddLayout = intadd_layout
-        self.spec = spec = model.spec  # checked by modelfile.read: every field is honoured
+        spec = model.spec  # checked by modelfile.read: every field is honoured
         self.name = spec.model
         self.clamps = 0  # activations clamped by intadd's overflow guard, summed over calls
         self._used: set[str] = set()

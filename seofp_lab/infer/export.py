@@ -121,7 +121,8 @@ def export_run(run_id: str, path: str | Path | None = None, log: bool = True) ->
 
     The exponent window group is the run's ``compression.group`` ("global" for a baseline). With
     ``log``, the file becomes the run's ``model/`` artifact and its byte length the run's
-    ``size_bytes`` (with ``compression_pct`` against 4 bytes per stored value).
+    ``size_bytes``; a compressed run also gets ``compression_pct`` against 4 bytes per stored
+    value (an fp32 file is its values plus a header, so the figure would only be that header).
     """
     from seofp_lab import tracking  # noqa: PLC0415
     from seofp_lab.models import stored_values  # noqa: PLC0415
@@ -137,8 +138,8 @@ def export_run(run_id: str, path: str | Path | None = None, log: bool = True) ->
         size = out.stat().st_size
         with tracking.resume_run(run_id):
             tracking.log_artifact(out, "model")
-            tracking.log_metrics({
-                "size_bytes": float(size),
-                "compression_pct": 100.0 * (1.0 - size / (4.0 * stored_values(model))),
-            })
+            metrics = {"size_bytes": float(size)}
+            if cfg.compression.compressed:
+                metrics["compression_pct"] = 100.0 * (1.0 - size / (4.0 * stored_values(model)))
+            tracking.log_metrics(metrics)
     return out
