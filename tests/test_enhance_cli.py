@@ -140,5 +140,5 @@ def test_score_without_the_package_fails_before_enhancing(
     finally:
         dnsmos._scorer.cache_clear()
     assert code == 2
-    assert "pip install 'speechmos" in capsys.readouterr().err
+    assert "pip install 'seofp-lab[dnsmos]'" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()

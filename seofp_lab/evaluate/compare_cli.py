@@ -68,8 +68,11 @@ def run(args: argparse.Namespace) -> int:
         run_b, run_a = resolve_run_id(args.run_b), resolve_run_id(args.run_a)
         # B's own control or baseline keeps the metric names evaluation gives it (a controlled
         # run's baseline: baseline_paired_*), so it does not replace the control's paired_*
-        pairs = [p for p in reference_runs(run_b) if p[1] == run_a][:1] or [
-            ("reference", run_a, "")]
+        # Any other reference of a run that has one goes under ref_<id8>_paired_*, so it never
+        # replaces the comparison with its control or baseline.
+        refs = reference_runs(run_b)
+        pairs = [p for p in refs if p[1] == run_a][:1] or [
+            ("reference", run_a, f"ref_{run_a[:8]}_" if refs else "")]
     from seofp_lab.evaluate.corpora import is_own  # noqa: PLC0415
     from seofp_lab.tracking import corpus_prefix, get_run  # noqa: PLC0415
 
