@@ -4,7 +4,6 @@ and write one self-contained HTML file plus the table as CSV next to it."""
 from __future__ import annotations
 
 import datetime as dt
-import os
 import re
 import tempfile
 from collections.abc import Sequence
@@ -13,6 +12,7 @@ from pathlib import Path
 
 from seofp_lab import __version__, tracking
 from seofp_lab.errors import ReportError
+from seofp_lab.fsutil import write_text_atomic
 from seofp_lab.report import figures
 from seofp_lab.report.audio import collect_examples
 from seofp_lab.report.corpora import corpora_context, runs_by_corpora, shown
@@ -90,15 +90,7 @@ def check_out(out: Path | None) -> Path | None:
 
 def write_atomic(path: Path, text: str) -> None:
     """Write through a temporary file in the same folder: never half a report on disk."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_text_atomic(path, text)
 
 
 def build_report(
