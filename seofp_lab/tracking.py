@@ -13,6 +13,7 @@ import io
 import json
 import os
 import re
+import socket
 import tempfile
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -63,6 +64,9 @@ TAG_MODEL = "seofp.model"
 TAG_FORMAT = "seofp.format"
 TAG_KERNEL = "seofp.kernel"
 TAG_SWEEP = "seofp.sweep"  # runs of `seofp sweep`: the sweep's name
+TAG_HOST = "seofp.host"  # the machine and process that opened a run: a RUNNING run whose process
+TAG_PID = "seofp.pid"  # is gone was killed (seofp sweep --status, the next attempt closes it)
+ENV_PARENT_RUN = "SEOFP_PARENT_RUN"  # set by a sweep's launcher: new runs become its children
 TAG_SWEEP_POINT = "seofp.sweep_point"  # its point key, e.g. "blstm/s1e8"
 TAG_SWEEP_STAGE = "seofp.sweep_stage"  # grid | baseline | control | variant
 TAG_STUDY = "seofp.study"  # listening-analysis runs: the study name
@@ -203,8 +207,10 @@ def start_run(
         commit = code_commit()
         if commit:  # which code made the run (reports show it); MLflow's own tag name
             mlflow.set_tag("mlflow.source.git.commit", commit)
-        if tags:
-            mlflow.set_tags(dict(tags))
+        tags = {**(tags or {}), TAG_HOST: socket.gethostname(), TAG_PID: str(os.getpid())}
+        if os.environ.get(ENV_PARENT_RUN):  # a sweep point: nested under the sweep's parent run
+            tags["mlflow.parentRunId"] = os.environ[ENV_PARENT_RUN]
+        mlflow.set_tags(tags)
         if params:
             items = list(params.items())
             for i in range(0, len(items), 90):  # the store caps one batch
