@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -129,13 +130,19 @@ def load_sweep(path: str | Path) -> SweepConfig:
     return sweep if sweep.name else sweep.model_copy(update={"name": Path(path).stem})
 
 
+def _value(v: Any) -> str:
+    """A grid value as an override reads it back: null/true/false, lists in flow style."""
+    return str(v) if isinstance(v, str | int | float) and not isinstance(v, bool) else (
+        json.dumps(v))
+
+
 def _grid_points(sweep: SweepConfig, extra: tuple[str, ...]) -> list[Point]:
     keys = list(sweep.grid)
     combos = itertools.product(*(sweep.grid[k] for k in keys)) if keys else [()]
     exp = experiment_path(sweep.experiment or "")
     out = []
     for i, c in enumerate(combos):
-        grid = [f"{k}={v}" for k, v in zip(keys, c, strict=True)]
+        grid = [f"{k}={_value(v)}" for k, v in zip(keys, c, strict=True)]
         out.append(Point(i, ",".join(grid) or "all", "grid", exp,
                          (*sweep.overrides, *grid, *extra)))
     return out
