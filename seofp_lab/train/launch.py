@@ -90,7 +90,8 @@ def execute_point(spec: PointSpec) -> dict[str, Any]:
     log.parent.mkdir(parents=True, exist_ok=True)
     result_file = log.with_suffix(".result.json")
     result_file.unlink(missing_ok=True)
-    env = {**os.environ, **dict(spec.env)}
+    env = {k: v for k, v in os.environ.items()  # not the Ray worker's own settings
+           if not k.startswith("RAY_") and k != "PYTHONBREAKPOINT"} | dict(spec.env)
     os.environ.update(dict(spec.env))  # this worker's own MLflow calls use the same store
     cmd = [sys.executable, "-m", "seofp_lab.cli", "sweep", spec.sweep_file,
            "--point", str(spec.index), "--no-progress", "--result-file", str(result_file),
