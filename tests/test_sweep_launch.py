@@ -149,7 +149,6 @@ def _point_processes() -> list[tuple[int, int]]:
 @pytest.mark.timeout(600)  # a Ray cluster starts, four points run, one worker dies, a rerun
 def test_ray_sweep_survives_a_killed_worker_and_a_rerun_runs_nothing_twice(
         tmp_path: Path) -> None:
-    pytest.importorskip("ray", reason="the ray extra (installed by the dev extra in CI)")
     ws = tmp_path / "ws"
     sweep = _sweep(tmp_path, "ray4", {"train.seed": [11, 12, 13, 14]})
     env = {**os.environ, "SEOFP_WORKSPACE": str(ws), "PYTHONPATH": str(ROOT)}
