@@ -359,9 +359,24 @@ def find_runs(experiment: str, filter_string: str = "") -> list[Any]:
     exp = mlflow.get_experiment_by_name(experiment)
     if exp is None:
         return []
-    return client().search_runs(
-        [exp.experiment_id], filter_string, order_by=["attributes.start_time DESC"]
-    )
+    return _all_pages(lambda token: client().search_runs(
+        [exp.experiment_id], filter_string, order_by=["attributes.start_time DESC"],
+        max_results=SEARCH_PAGE, page_token=token))
+
+
+SEARCH_PAGE = 1000  # runs per search page (the store's cap per request)
+
+
+def _all_pages(search: Any) -> list[Any]:
+    """Every result of a paged MLflow search (one page holds at most 1,000 runs: no silent cap)."""
+    out: list[Any] = []
+    token = None
+    while True:
+        page = search(token)
+        out.extend(page)
+        token = page.token
+        if not token:
+            return out
 
 
 def ui_command(host: str = "127.0.0.1", port: int = 5000) -> list[str]:

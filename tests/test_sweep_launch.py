@@ -183,3 +183,17 @@ def test_ray_sweep_survives_a_killed_worker_and_a_rerun_runs_nothing_twice(
     rerun = _seofp(ws, "sweep", str(sweep), "--launcher", "ray", "--jobs", "2")
     assert rerun.returncode == 0 and "4/4 points done" in rerun.stdout
     assert _points(ws) == pts  # nothing ran again
+
+
+def test_run_lookups_page_through_every_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+                                            ) -> None:
+    import mlflow  # noqa: PLC0415
+
+    from seofp_lab import tracking  # noqa: PLC0415
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'm.db'}")
+    client = mlflow.MlflowClient()
+    exp = client.create_experiment("many")
+    monkeypatch.setattr(tracking, "SEARCH_PAGE", 4)  # pages of 4 runs: 11 runs need 3 pages
+    ids = {client.create_run(exp, tags={"seofp.sweep": "x"}).info.run_id for _ in range(11)}
+    assert {r.info.run_id for r in tracking.find_runs("many", "tags.`seofp.sweep` = 'x'")} == ids
