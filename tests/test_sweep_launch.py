@@ -146,7 +146,7 @@ def _point_processes() -> list[tuple[int, int]]:
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(600)  # a Ray cluster starts, four points run, one worker dies, a rerun
+@pytest.mark.timeout(900)  # a Ray cluster starts, four points run, one worker dies, a rerun
 def test_ray_sweep_survives_a_killed_worker_and_a_rerun_runs_nothing_twice(
         tmp_path: Path) -> None:
     ws = tmp_path / "ws"
@@ -159,17 +159,18 @@ def test_ray_sweep_survives_a_killed_worker_and_a_rerun_runs_nothing_twice(
         text=True, start_new_session=True)
     killed = None
     try:
-        deadline = time.monotonic() + 300
+        deadline = time.monotonic() + 400
         while killed is None and time.monotonic() < deadline and proc.poll() is None:
-            running = _point_processes()
-            if running:
-                time.sleep(3)  # inside the training
-                pid, worker = running[0]
-                if pid in {p for p, _ in _point_processes()}:
+            # a point inside its training: its run is open (RUNNING, with the process's pid)
+            open_runs = {r.data.tags.get("seofp.pid") for r in _runs(ws)
+                         if r.info.status == "RUNNING" and r.data.tags.get("seofp.sweep_point")}
+            for pid, worker in _point_processes():
+                if str(pid) in open_runs:
                     os.kill(worker, signal.SIGKILL)  # the Ray worker running that task
                     killed = worker
+                    break
             time.sleep(0.5)
-        out, _ = proc.communicate(timeout=280)
+        out, _ = proc.communicate(timeout=400)
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
