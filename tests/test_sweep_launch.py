@@ -161,6 +161,9 @@ def test_ray_sweep_survives_a_killed_worker_and_a_rerun_runs_nothing_twice(
     try:
         deadline = time.monotonic() + 400
         while killed is None and time.monotonic() < deadline and proc.poll() is None:
+            if not _point_processes():  # the store exists once points run (no race on its schema)
+                time.sleep(0.5)
+                continue
             # a point inside its training: its run is open (RUNNING, with the process's pid)
             open_runs = {r.data.tags.get("seofp.pid") for r in _runs(ws)
                          if r.info.status == "RUNNING" and r.data.tags.get("seofp.sweep_point")}
