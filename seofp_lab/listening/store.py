@@ -203,3 +203,18 @@ def default_url(study_name: str) -> str:
 
     return os.environ.get("SEOFP_STUDY_DB") or (
         f"sqlite:///{workspace_path('studies', study_name, 'study.db')}")
+
+
+class ClipServe(Base):
+    """One clip's audio leaving the server (docs/listening_blinding.md#played): the server's
+    own record of playback, by its clock. A trial is answerable only after every clip of it
+    has a row here and enough time has passed (``seofp_lab.listening.blinding.playback``)."""
+
+    __tablename__ = "clip_serves"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    participant_id: Mapped[int] = mapped_column(ForeignKey("participants.id"), index=True)
+    public_id: Mapped[str] = mapped_column(String(36), index=True)  # trial or screening id
+    label: Mapped[str] = mapped_column(String(2))
+    served_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    duration_ms: Mapped[float] = mapped_column(Float)  # the clip without serve padding
+    nbytes: Mapped[int] = mapped_column(Integer)
