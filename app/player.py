@@ -5,8 +5,9 @@ each clip once from ``/seofp/audio/<ticket>`` (served by ``app/asgi.py``, render
 per-serve transforms, docs/listening_blinding.md) and keeps the decoded buffers in closures, not
 on ``window``. A, B and X start in sync, loop, and switching only moves gains (a short
 crossfade) so the playhead keeps its place. The component reports cumulative listening counts
-with ``setStateValue``; those only prompt a rerun, in which the server's own accounting
-(:func:`seofp_lab.listening.blinding.playback`) decides whether the answer unlocks.
+with ``setStateValue`` when each clip reaches its minimum and on blur (coalesced: at most one
+report per 400 ms, as each is a rerun). A report only prompts a rerun, in which the server's own
+accounting (:func:`seofp_lab.listening.blinding.playback`) decides whether the answer unlocks.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ const players = new Map();
 function makePlayer(init) {
   let data = init;
   // the audio lives only in these closure variables; nothing returned or stored exposes it
-  let ctx = null, buffers = null, loading = null, fetchedAt = null, again = null;
+  let ctx = null, buffers = null, loading = null;
   const sources = [], gains = [];
   const heard = {}, plays = {}, sent = {};
   let current = null, switches = 0, blur = 0, lastTick = null, startedAt = null;
@@ -47,8 +48,15 @@ function makePlayer(init) {
     t_ms: Math.round(performance.now() - t0) });
   const loops = () => (!ctx || startedAt === null || !buffers) ? 0
     : Math.floor((ctx.currentTime - startedAt) / buffers[0].duration);
-  const report = () => {
+  let pending = null;
+  const report = () => {  // each report reruns the page: coalesce bursts of clicks into one
+    if (pending) return;
+    pending = setTimeout(() => { pending = null; reportNow(); }, 400);
+  };
+  let lastReport = 0;
+  const reportNow = () => {
     if (!send) return;
+    lastReport = performance.now();
     send("log", { heard: { ...heard }, plays: { ...plays }, switches, blur, loops: loops(),
       events: events.slice(-200), sample_rate: ctx ? ctx.sampleRate : null,
       output_latency: ctx && ctx.outputLatency ? ctx.outputLatency : null });
@@ -63,7 +71,7 @@ function makePlayer(init) {
   };
   const destroy = () => {
     clearInterval(timer);
-    if (again) clearTimeout(again);
+    if (pending) clearTimeout(pending);
     document.removeEventListener("keydown", onKey);
     window.removeEventListener("blur", onBlur);
     window.removeEventListener("focus", onFocus);
@@ -84,9 +92,6 @@ function makePlayer(init) {
     for (const l of data.labels) {
       if (heard[l] >= need && !sent[l]) {
         sent[l] = true; report();
-        if (data.labels.every((x) => sent[x]) && !again) {
-          again = setTimeout(report, 1200);  // once more, in case the first beat the server
-        }
       }
     }
   };
@@ -98,7 +103,6 @@ function makePlayer(init) {
       if (!r.ok) throw new Error("audio " + r.status);
       return r.arrayBuffer();
     }));
-    fetchedAt = performance.now();
     return Promise.all(raw.map((b) => ctx.decodeAudioData(b)));
   };
   const ensure = async () => {
@@ -130,7 +134,10 @@ function makePlayer(init) {
       g.linearRampToValueAtTime(l === label ? 1 : 0, t + fade());
     });
     current = label; plays[label] += 1; lastTick = ctx.currentTime;
-    log("play", label); render(); report();
+    log("play", label); render();
+    // all minimums met yet still here (the server not convinced, or a lost rerun): ask again,
+    // at most every 3 s, so switching does not rerun the page on every click
+    if (data.labels.every((x) => sent[x]) && performance.now() - lastReport > 3000) report();
   };
   const stop = () => {
     if (!ctx || !gains.length) return;
