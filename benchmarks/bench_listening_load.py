@@ -17,6 +17,7 @@ until the next trial's audio is in), and answers acknowledged / stored / lost / 
 from __future__ import annotations
 
 import argparse
+import http.client
 import json
 import os
 import signal
@@ -136,9 +137,12 @@ class SimListener:
     def connect(self) -> Page:
         from websockets.sync.client import connect  # noqa: PLC0415
 
-        self.ws = connect(f"ws://127.0.0.1:{self.port}/_stcore/stream",
-                          subprotocols=["streamlit"], origin=f"http://127.0.0.1:{self.port}",
-                          max_size=None, open_timeout=10)
+        try:
+            self.ws = connect(f"ws://127.0.0.1:{self.port}/_stcore/stream",
+                              subprotocols=["streamlit"], origin=f"http://127.0.0.1:{self.port}",
+                              max_size=None, open_timeout=10)
+        except (OSError, TimeoutError) as exc:  # server down (being restarted)
+            raise Disconnected(str(exc)) from None
         return self.rerun([])
 
     def rerun(self, widgets: list) -> Page:
@@ -199,8 +203,11 @@ class SimListener:
     def _fetch(self, player: dict) -> None:
         for t in player["tickets"]:
             url = f"http://127.0.0.1:{self.port}/{player['route']}/{t}"
-            with urllib.request.urlopen(url, timeout=60) as r:
-                self.stats.audio_bytes += len(r.read())
+            try:
+                with urllib.request.urlopen(url, timeout=60) as r:
+                    self.stats.audio_bytes += len(r.read())
+            except (OSError, http.client.HTTPException) as exc:  # server gone: reconnect
+                raise Disconnected(str(exc)) from None
 
     # ------------------------------------------------------------------ a session
     def step(self, page: Page, fetched: set) -> Page:
@@ -261,12 +268,17 @@ class SimListener:
                 page = self.step(page, fetched)
             except Disconnected:
                 self.stats.reconnects += 1
+                try:
+                    if self.ws is not None:
+                        self.ws.close()
+                except Exception:  # noqa: BLE001, S110 - already gone
+                    pass
                 page, fetched = None, set()  # a fresh page gets fresh tickets
                 self.t_click = None
                 time.sleep(0.5)
             except Exception as exc:  # noqa: BLE001 - report, do not hang the benchmark
                 self.stats.error = f"{type(exc).__name__}: {exc}"
-                return
+                break
         if self.ws is not None:
             self.ws.close()
         self.stats.token = dict(kv.split("=", 1) for kv in self.query.split("&") if "=" in kv
