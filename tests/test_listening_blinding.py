@@ -141,3 +141,6 @@ def test_tickets_are_one_use_and_the_server_clock_gates_the_answer(listener, mon
     assert 0 <= a.ms_heard_x < 60_000 and 0 <= a.rt_from_first_x_ms < 60_000
     nxt = listener.next_trial()  # a new trial revokes nothing it should not; old tickets stay dead
     assert VAULT.take(served.tickets[0]) is None and nxt.tickets != served.tickets
+    timings = blinding.serve_timings(listener.service.store, listener.service.study.name)
+    assert len(timings) == 1 and timings["clip_ms"].iloc[0] == pytest.approx(served.clip_ms)
+    assert timings["first_served_x"].notna().all()
