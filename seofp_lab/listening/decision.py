@@ -137,17 +137,18 @@ def verdict_of(lower: float, upper: float, margin: float) -> Verdict:
     return "inconclusive"
 
 
-def validity_failures(null_k: int, null_n: int, catch_pc: float | None, catch_min: float,
-                      trap_pc: float | None, trap_min: float, flagged: int, completed: int,
-                      max_flagged_fraction: float, alpha: float) -> list[str]:
+def validity_failures(null_k: int, null_n: int, catch_failed: int, trap_failed: int,
+                      flagged: int, completed: int, max_flagged_fraction: float,
+                      alpha: float) -> list[str]:
     """The study-level validity checks; each failure is one sentence naming what failed.
 
     Args:
         null_k, null_n: correct and total null trials (X identical to both A and B) of
             completed listeners; a leak when the exact one-sided p < alpha.
-        catch_pc: pooled catch accuracy of completed, unscreened listeners (None: none run);
-            fails below ``catch_min`` (study.yaml ``screening.catch_min_fraction``).
-        trap_pc, trap_min: the same for gold/trap trials (``screening.trap_min_fraction``).
+        catch_failed, trap_failed: completed listeners below their per-listener catch or trap
+            threshold (study.yaml ``screening.catch_min_fraction``, ``trap_min_fraction``);
+            such listeners are excluded, and when they are more than half of the completed
+            listeners the instrument, not the listeners, failed.
         flagged, completed: listeners flagged by the cheating detector, and listeners who
             completed; fails when flagged / completed > ``max_flagged_fraction``.
         alpha: the null-leak test's level.
@@ -158,13 +159,12 @@ def validity_failures(null_k: int, null_n: int, catch_pc: float | None, catch_mi
     if null_n and p_value(null_k, null_n) < alpha:
         out.append(f"null trials {null_k}/{null_n} correct (p = {p_value(null_k, null_n):.3g}):"
                    " the blinding leaks")
-    if catch_pc is not None and catch_pc < catch_min:
-        out.append(f"catch trials {catch_pc:.2f} correct < {catch_min:.2f}: easy differences "
-                   "were not heard")
-    if trap_pc is not None and trap_pc < trap_min:
-        out.append(f"trap trials {trap_pc:.2f} correct < {trap_min:.2f}: obvious answers "
-                   "were missed")
+    for kind, failed, what in (("catch", catch_failed, "easy differences"),
+                               ("trap", trap_failed, "obvious answers")):
+        if completed and failed > completed / 2:
+            out.append(f"{failed} of {completed} listeners failed the {kind} trials: {what} "
+                       "were missed by most listeners (playback or instructions failed)")
     if completed and flagged / completed > max_flagged_fraction:
         out.append(f"{flagged} of {completed} listeners flagged by the cheating detector "
-                   f"(> {max_flagged_fraction:.0%})")
+                   f"(more than {max_flagged_fraction:.0%})")
     return out
