@@ -6,6 +6,7 @@ where needed, ``response``, ``x_is``, ``item``, ``snr``.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from typing import Literal
 
@@ -213,8 +214,12 @@ def gee_bound(df: pd.DataFrame, level: float = 0.95) -> Bound:
         return t_bound(df, level)
     model = sm.GEE(y, np.ones((len(y), 1)), groups=pd.factorize(df["listener"])[0],
                    family=sm.families.Binomial(), cov_struct=sm.cov_struct.Exchangeable())
-    res = model.fit(cov_type="bias_reduced")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # degenerate fits are caught below
+        res = model.fit(cov_type="bias_reduced")
     b, se = float(res.params[0]), float(res.bse[0])
+    if not (np.isfinite(b) and np.isfinite(se) and se > 0):
+        return t_bound(df, level)  # e.g. identical listeners: exchangeable rho at its limit
     z = float(stats.t.ppf(level, df["listener"].nunique() - 1))
     rho = float(np.atleast_1d(res.model.cov_struct.dep_params)[0])
     return Bound(float(_expit(b)), float(_expit(b + z * se)), "gee", rho, se,
@@ -222,9 +227,17 @@ def gee_bound(df: pd.DataFrame, level: float = 0.95) -> Bound:
 
 
 def t_bound(df: pd.DataFrame, level: float = 0.95) -> Bound:
-    """One-sided t bounds on per-listener proportions (the cross-check), clipped to [0, 1]."""
+    """One-sided t bounds on per-listener proportions (the cross-check), clipped to [0, 1].
+
+    The standard error is never below the binomial one of the pooled trials (with a half
+    success added, so that it is not 0 when every answer is right): listeners that happen to
+    score alike do not make the interval narrower than independent trials would.
+    """
     p = df.groupby("listener")["correct"].mean().to_numpy(float)
     se = float(p.std(ddof=1) / np.sqrt(len(p))) if len(p) > 1 else float("nan")
+    n, k = len(df), float(df["correct"].sum())
+    pj = (k + 0.5) / (n + 1)
+    se = max(se, float(np.sqrt(pj * (1 - pj) / n))) if np.isfinite(se) and n else se
     t = float(stats.t.ppf(level, max(len(p) - 1, 1)))
     return Bound(float(p.mean()), float(min(p.mean() + t * se, 1.0)), "t", None, se,
                  float(max(p.mean() - t * se, 0.0)))
