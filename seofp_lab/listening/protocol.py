@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -256,10 +257,12 @@ def listener_items(study: StudyDefinition, pool: list[Item], participant_seed: i
                    slot: int) -> list[Item]:
     """The items one listener hears in main trials: a subset of the pool (items.assignment).
 
-    "random": per SNR, a random permutation from the listener's seed; SNRs taken in turn,
-    each time the first item whose sentence (utterance) is least used so far, until
-    ``tests_per_listener`` items: SNRs and sentences balanced, a different random subset per
-    listener. "rotation": the pool's window starting at ``slot * n``.
+    "random": from the listener's seed, SNRs taken in turn, each time a random item of that
+    SNR among those whose sentence (utterance) is least used so far, until
+    ``tests_per_listener`` items; of up to 200 such draws the first whose SNR counts and
+    sentence counts each differ by at most one is kept (else the most balanced): a different
+    random subset per listener, balanced over SNRs and sentences as far as the pool allows.
+    "rotation": the pool's window starting at ``slot * n``.
     """
     n_test = study.tests_per_listener
     if study.items.assignment == "rotation":
@@ -269,19 +272,34 @@ def listener_items(study: StudyDefinition, pool: list[Item], participant_seed: i
     groups: dict[float, list[Item]] = {}
     for it in pool:
         groups.setdefault(it.snr, []).append(it)
-    decks = [[g[i] for i in rng.permutation(len(g))] for _, g in sorted(groups.items())]
-    order = [decks[j] for j in rng.permutation(len(decks))]  # which SNR leads: random too
+    best: tuple[int, list[Item]] | None = None
+    for _ in range(200):  # randomised greedy draws; the first balanced one is kept
+        draw = _greedy_subset([g for _, g in sorted(groups.items())], n_test, rng)
+        utt = Counter(it.utterance_id for it in draw)
+        snr = Counter(it.snr for it in draw)
+        spread = max(utt.values()) - min(utt.values()) + max(snr.values()) - min(snr.values())
+        if best is None or spread < best[0]:
+            best = (spread, draw)
+        if max(utt.values()) - min(utt.values()) <= 1 and max(snr.values()) - min(
+                snr.values()) <= 1:
+            break
+    return best[1]
+
+
+def _greedy_subset(groups: list[list[Item]], n: int, rng: np.random.Generator) -> list[Item]:
+    """SNR groups in turn (random order), each time a random item of the group among those
+    whose sentence is least used so far."""
+    decks = [[g[i] for i in rng.permutation(len(g))] for g in groups]
+    decks = [decks[j] for j in rng.permutation(len(decks))]
     out: list[Item] = []
-    used: dict[str, int] = {}
-    while len(out) < n_test:
-        for deck in order:
-            if deck and len(out) < n_test:
-                # the first of this SNR's shuffled items whose utterance is least used so far:
-                # a listener hears as many different sentences as the pool allows
-                least = min(used.get(it.utterance_id, 0) for it in deck)
-                pick = next(it for it in deck if used.get(it.utterance_id, 0) == least)
+    used: Counter[str] = Counter()
+    while len(out) < n:
+        for deck in decks:
+            if deck and len(out) < n:
+                least = min(used[it.utterance_id] for it in deck)
+                pick = next(it for it in deck if used[it.utterance_id] == least)
                 deck.remove(pick)
-                used[pick.utterance_id] = used.get(pick.utterance_id, 0) + 1
+                used[pick.utterance_id] += 1
                 out.append(pick)
     return out
 
