@@ -159,6 +159,12 @@ def test_cli_plan_prepare_analyze_export(tmp_path: Path, monkeypatch: pytest.Mon
     assert m["listening_n"] == 8 * m["listening_analysed"] and m["listening_recruited"] == 3
     arts = {a.path for a in tracking.client().list_artifacts(run_id, "listening")}
     assert "listening/analysis.txt" in arts and "listening/plots" in arts
+    # one claim: the printed one, the tag and claim.json are the same decision
+    from seofp_lab.listening.decision import CLAIM_ARTIFACT, VERDICT_TAG, Claim
+
+    stored = Claim.from_json(tracking.download_artifact(run_id, CLAIM_ARTIFACT).read_text())
+    assert run.data.tags[VERDICT_TAG] == stored.label and stored.text in out
+    assert m["listening_upper_gee"] == pytest.approx(stored.upper)
     assert "listening/items.csv" in arts and "listening/trial_log.csv" in arts
     plots = {a.path for a in tracking.client().list_artifacts(run_id, "listening/plots")}
     assert {f"listening/plots/{n}.png" for n in ("items_by_snr", "confusion_bias",
