@@ -2,8 +2,9 @@
 
 The schedule of a participant is a pure function of the study seed, the participant's own seed and
 counterbalancing slot, and the frozen item list (LISTENING.md §5): rebuilt on resume or audit,
-never re-drawn. Design: docs/listening_analysis.md#design. Order cells: 1 = reference is A and X = A, 2 = reference A and X = B, 3 = probe A and
-X = A, 4 = probe A and X = B; each cell occurs equally often among a listener's test trials.
+never re-drawn. Design: docs/listening_analysis.md#design. Order cells: 1 = reference is A and
+X = A, 2 = reference A and X = B, 3 = probe A and X = A, 4 = probe A and X = B; each cell occurs
+equally often among a listener's test trials.
 """
 
 from __future__ import annotations
