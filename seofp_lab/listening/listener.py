@@ -121,12 +121,8 @@ class StudyService:
     def enroll(self, user_agent: str | None = None) -> str:
         """A new participant with a CSPRNG seed; returns the token to put in the URL."""
         token = secrets.token_urlsafe(16)
-        with self.store.session() as s:
-            index = s.scalar(select(func.count(Participant.id)).where(
-                Participant.study_id == self.study.name)) or 0
-            s.add(Participant(study_id=self.study.name, token=token, participant_index=index,
-                              seed=secrets.randbits(62), app_version=__version__,
-                              user_agent=user_agent))
+        self.store.enroll(self.study.name, token, secrets.randbits(62), __version__, user_agent,
+                          self.study.trials.hold_minutes)
         return token
 
     def listener(self, token: str | None, user_agent: str | None = None) -> Listener:
@@ -140,7 +136,8 @@ class StudyService:
             visit = ListeningSession(participant_id=p.id, user_agent=user_agent)
             s.add(visit)
             s.flush()
-            return Listener(self, p.id, p.token, p.seed, p.participant_index, visit.id)
+            slot = p.participant_index if p.slot is None else p.slot  # counterbalancing cell
+            return Listener(self, p.id, p.token, p.seed, slot, visit.id)
 
 
 @dataclass
