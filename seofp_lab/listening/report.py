@@ -9,6 +9,8 @@ import numpy as np
 import pandas as pd
 
 from seofp_lab.listening.analysis import StudyAnalysis, analyze
+from seofp_lab.listening.blinding import serve_timings
+from seofp_lab.listening.cheating import flag_listeners
 from seofp_lab.listening.data import participants_frame, trials_frame
 from seofp_lab.listening.decision import CLAIM_ARTIFACT, VERDICT_TAG
 from seofp_lab.listening.listener import StudyService
@@ -23,18 +25,19 @@ def analyze_study(service: StudyService, boot: int = 1000, seed: int = 0,
     name = service.study.name
     trials = trials_frame(service.store, name)
     result = analyze(trials, participants_frame(service.store, name), service.study, boot=boot,
-                     seed=seed, flags=cheating_flags(trials))
+                     seed=seed, flags=cheating_flags(trials, serve_timings(service.store, name)))
     out = plots_dir or workspace_path("studies", name, "analysis", "x").parent
     return result, plot_all(result, out, service.study.analysis.margin)
 
 
-def cheating_flags(trials: pd.DataFrame) -> pd.DataFrame | None:
-    """The cheating detector's flags (seofp_lab/listening/cheating.py ``flag_listeners``), or
-    None where this install has no detector."""
-    try:
-        from seofp_lab.listening.cheating import flag_listeners  # noqa: PLC0415
-    except ImportError:
-        return None
+def cheating_flags(trials: pd.DataFrame, timings: pd.DataFrame | None = None) -> pd.DataFrame:
+    """The cheating detector's flags (:func:`seofp_lab.listening.cheating.flag_listeners`), with
+    each trial's clip duration from the server's serve record when there is one."""
+    if timings is not None and len(timings) and "clip_ms" not in trials.columns:
+        trials = trials.merge(timings[["listener", "trial_index", "clip_ms"]],
+                              on=["listener", "trial_index"], how="left")
+        if trials["clip_ms"].isna().any():  # trials never served: no speed check for them
+            trials = trials.assign(clip_ms=trials["clip_ms"].fillna(0.0))
     return flag_listeners(trials)
 
 
