@@ -98,6 +98,8 @@ def _set_path(obj: Any, path: tuple, value: Any) -> Any:
 def mutate_model(data: bytes, rng: np.random.Generator) -> bytes:
     """One of the mutations the module describes, chosen by ``rng``."""
     kind = int(rng.integers(8))
+    if len(data) < 16:  # already cut to almost nothing: add junk instead
+        return data + bytes(int(rng.integers(1, 64)))
     if kind == 0:  # byte flips, CRC recomputed half of the time
         buf = bytearray(data[:-4])
         for _ in range(int(rng.integers(1, 9))):
@@ -181,6 +183,8 @@ def mutate_audio(name: str, data: bytes, rng: np.random.Generator) -> bytes:
     buf = bytearray(data)
     kind = int(rng.integers(6))
     wav = name.endswith(".wav")
+    if len(buf) < 64:  # already cut to almost nothing: add junk instead
+        return bytes(buf) + bytes(int(rng.integers(1, 64)))
     if kind == 0:  # header bytes
         for _ in range(int(rng.integers(1, 5))):
             buf[int(rng.integers(min(64, len(buf))))] = int(rng.integers(256))
@@ -217,6 +221,8 @@ CONFIG_JUNK = [b"*a", b"&a [1]", b"\x00", b"\xe9", b"\xff\xfe", b"[" * 5000, b"{
 
 def mutate_config(data: bytes, rng: np.random.Generator) -> bytes:
     kind = int(rng.integers(5))
+    if len(data) < 8:  # already cut to almost nothing
+        return data + CONFIG_JUNK[int(rng.integers(len(CONFIG_JUNK)))]
     if kind == 0:
         buf = bytearray(data)
         for _ in range(int(rng.integers(1, 9))):

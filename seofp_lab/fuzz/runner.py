@@ -41,9 +41,11 @@ class Tally:
 
     counts: dict[str, Counter] = field(default_factory=dict)
     bad: list[Result] = field(default_factory=list)
+    results: list[Result] = field(default_factory=list)
 
     def add(self, target: str, r: Result) -> None:
         self.counts.setdefault(target, Counter())[r.outcome] += 1
+        self.results.append(r)
         if r.outcome not in ("ok", "refused"):
             self.bad.append(r)
 
@@ -59,19 +61,12 @@ class Worker:
         env = {**os.environ, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1",
                "PYTHONPATH": os.pathsep.join([str(Path(__file__).resolve().parents[2]),
                                               os.environ.get("PYTHONPATH", "")])}
-        user = self.user
-
-        def drop() -> None:  # as root, a second run as an ordinary user sees permissions
-            if user is not None:
-                os.setgroups([])
-                os.setgid(user)
-                os.setuid(user)
-
         proc = subprocess.Popen(  # noqa: S603 - our own interpreter and module
             [sys.executable, "-m", "seofp_lab.fuzz.worker", "--mem-mb", str(self.mem_mb)]
-            + ([] if self.preload else ["--no-preload"]),
+            + ([] if self.preload else ["--no-preload"])
+            + ([] if self.user is None else ["--user", str(self.user)]),
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
-            env=env, preexec_fn=drop if user is not None else None)  # noqa: PLW1509
+            env=env)
         line = self._read(proc, STARTUP_S)
         if line != "ready":
             proc.kill()

@@ -29,7 +29,7 @@ import numpy as np
 OUTCOMES = ("ok", "refused", "nan", "traceback", "memory", "crash", "hang")
 BAD = ("nan", "traceback", "memory", "crash", "hang")
 FS = 16000
-INPUT = (np.random.default_rng(7).standard_normal(FS // 2) * 0.1).astype(np.float32)
+INPUT = (np.random.default_rng(0).standard_normal(FS // 2) * 0.1).astype(np.float32)
 
 
 def _expected() -> tuple[type[BaseException], ...]:
@@ -69,16 +69,26 @@ def run_audio(path: str, kernel: str) -> str:
 
 
 def run_enhance(path: str, kernel: str) -> str:
-    """``path``: a JSON list of ``seofp enhance`` arguments; refused means exit 2 and one
-    ``error:`` line per failed file on stderr, never a traceback."""
+    """``path``: JSON ``{"argv": [...], "env": {...}}`` for ``seofp enhance``; refused means exit
+    2 and only ``seofp enhance: ...`` lines on stderr, never a traceback."""
     import contextlib  # noqa: PLC0415
     import io  # noqa: PLC0415
 
     from seofp_lab import cli  # noqa: PLC0415
 
+    job = json.loads(Path(path).read_text())
     err = io.StringIO()
-    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
-        rc = cli.main(["enhance", *json.loads(Path(path).read_text())])
+    saved = {k: os.environ.get(k) for k in job.get("env", {})}
+    os.environ.update(job.get("env", {}))
+    try:
+        with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+            rc = cli.main(["enhance", *job["argv"]])
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
     text = err.getvalue()
     if "Traceback" in text or any(not line.startswith("seofp enhance: ")
                                   for line in text.splitlines()):
@@ -136,6 +146,8 @@ def _cap_memory(mem_mb: int) -> None:
 def main() -> None:
     p = argparse.ArgumentParser(description="seofp fuzz worker (started by the runner)")
     p.add_argument("--mem-mb", type=int, default=2048)
+    p.add_argument("--user", type=int, default=None,
+                   help="after the imports, run as this uid/gid (as root: permissions apply)")
     p.add_argument("--no-preload", action="store_true",
                    help="skip importing the targets before the cap (the harness's self-test)")
     args = p.parse_args()
@@ -151,6 +163,10 @@ def main() -> None:
         importlib.import_module(module)  # before the cap: imports are not what is measured
 
     _cap_memory(args.mem_mb)
+    if args.user is not None:  # the interpreter itself may be unreadable to that user
+        os.setgroups([])
+        os.setgid(args.user)
+        os.setuid(args.user)
     proto.write("ready\n")
     for line in sys.stdin:
         proto.write(json.dumps(run_job(json.loads(line))) + "\n")
