@@ -166,9 +166,22 @@ def mutate_model(data: bytes, rng: np.random.Generator) -> bytes:
 
 
 def _wav(x: np.ndarray, rate: int, subtype: str, fmt: str = "WAV") -> bytes:
-    buf = io.BytesIO()
-    sf.write(buf, x, rate, subtype=subtype, format=fmt)
-    return buf.getvalue()
+    """WAV bytes made here (libsndfile's float WAV has a PEAK chunk with a timestamp, which
+    would make the seeds depend on the clock); FLAC through soundfile."""
+    if fmt == "FLAC":
+        buf = io.BytesIO()
+        sf.write(buf, x, rate, subtype=subtype, format=fmt)
+        return buf.getvalue()
+    x = x.reshape(x.shape[0], -1)
+    if subtype == "FLOAT":
+        data, tag, bits = x.astype("<f4").tobytes(), 3, 32
+    else:
+        data, tag, bits = (np.clip(x, -1, 1) * 32767).astype("<i2").tobytes(), 1, 16
+    block = x.shape[1] * bits // 8
+    fmt_chunk = struct.pack("<HHIIHH", tag, x.shape[1], rate, rate * block, block, bits)
+    body = (b"WAVE" + b"fmt " + struct.pack("<I", 16) + fmt_chunk + b"data"
+            + struct.pack("<I", len(data)) + data)
+    return b"RIFF" + struct.pack("<I", len(body)) + body
 
 
 def audio_seeds(rng: np.random.Generator) -> list[tuple[str, bytes]]:
