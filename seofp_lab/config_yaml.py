@@ -19,6 +19,8 @@ MAX_ALIASES = 64  # configs/ uses none; a few `<<: *base` merges stay possible
 MAX_DEPTH = 32
 MAX_SCALAR = 4096
 MAX_SNIPPET = 200  # characters of a parser message quoted in an error
+# libyaml's parser when PyYAML has it: the pure-Python scanner takes seconds on deep flow nesting
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 class YAMLFileError(ValueError):
@@ -48,7 +50,7 @@ def _text(data: bytes, where: str) -> str:
 def _check_events(text: str, where: str) -> None:
     """One pass over the parser's events (no objects built): aliases, depth, scalar length."""
     aliases = depth = 0
-    for event in yaml.parse(text, Loader=yaml.SafeLoader):
+    for event in yaml.parse(text, Loader=_LOADER):
         if isinstance(event, yaml.AliasEvent):
             aliases += 1
             if aliases > MAX_ALIASES:
@@ -82,7 +84,7 @@ def load_yaml_text(text: str, where: str) -> Any:
     """As :func:`load_yaml_bytes` for text already decoded (a command-line override)."""
     try:
         _check_events(text, where)
-        return yaml.safe_load(text)
+        return yaml.load(text, Loader=_LOADER)  # noqa: S506 - a safe loader
     except yaml.YAMLError as exc:
         raise YAMLFileError(f"{where}: not valid YAML ({_snippet(exc)})") from None
     except (ValueError, RecursionError, MemoryError) as exc:  # e.g. int() of 5,000 digits

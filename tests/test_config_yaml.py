@@ -34,7 +34,7 @@ def _refused(tmp_path: Path, content: bytes, name: str = "bad.yaml") -> str:
     t0 = time.perf_counter()
     with pytest.raises(ConfigError) as info:
         load_config(path)
-    assert time.perf_counter() - t0 < 2.0
+    assert time.perf_counter() - t0 < 10.0  # was 21 s for the alias bomb; well under 1 s idle
     msg = str(info.value)
     assert str(path) in msg and "\n" not in msg and len(msg) < 600, msg
     return msg
@@ -65,7 +65,8 @@ def test_a_few_aliases_still_work(tmp_path: Path) -> None:
     ("train: {max_epochs: 3}\n# \u00e9t\u00e9\n".encode("utf-16"),
      r"expected UTF-8 text but the file is UTF-16 \(byte-order mark at byte 0\)"),
     (b"\x89PNG\r\n\x1a\n" + bytes(range(256)), r"expected YAML text but byte 8 is NUL"),
-    (b"train: " + b"[" * 5000 + b"]" * 5000, r"expected YAML nested at most 32 deep but line 1"),
+    (b"train: " + b"[" * 100 + b"]" * 100, r"expected YAML nested at most 32 deep but line 1"),
+    (b"train: " + b"[" * 60000, r"nested at most 32 deep|exceeded maximum nesting depth"),
     (b"train: {max_epochs: " + b"9" * 5000 + b"}", r"values of at most 4096 characters"),
     (b"train: {max_epochs: 3", r"not valid YAML \(while parsing a flow mapping"),
 ])
