@@ -4,8 +4,10 @@
 whose error message ran to 84 MB after 21 s), recurses once per nesting level, converts integers
 of any length and reads any bytes. :func:`load_yaml_bytes` refuses, before constructing anything:
 a file over :data:`MAX_BYTES`, bytes that are not UTF-8 text (naming the byte offset), more than
-:data:`MAX_ALIASES` aliases, nesting deeper than :data:`MAX_DEPTH`, and scalars longer than
-:data:`MAX_SCALAR` characters; every message is one line naming the file.
+:data:`MAX_ALIASES` aliases or more than :data:`MAX_NODES` values once aliases are expanded
+(64 aliases of 9 nested levels are already 43 million strings), nesting deeper than
+:data:`MAX_DEPTH`, and scalars longer than :data:`MAX_SCALAR` characters; every message is one line
+naming the file.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import yaml
 MAX_BYTES = 1 << 20  # the largest config in configs/ is about 2 KB
 MAX_ALIASES = 64  # configs/ uses none; a few `<<: *base` merges stay possible
 MAX_DEPTH = 32
+MAX_NODES = 100_000  # values once aliases are expanded; a config has a few hundred
 MAX_SCALAR = 4096
 MAX_SNIPPET = 200  # characters of a parser message quoted in an error
 # libyaml's parser when PyYAML has it: the pure-Python scanner takes seconds on deep flow nesting
@@ -48,8 +51,23 @@ def _text(data: bytes, where: str) -> str:
 
 
 def _check_events(text: str, where: str) -> None:
-    """One pass over the parser's events (no objects built): aliases, depth, scalar length."""
-    aliases = depth = 0
+    """One pass over the parser's events (no objects built): aliases, the size the document would
+    have with every alias expanded, depth and scalar length."""
+    aliases = depth = nodes = 0
+    sizes: dict[str, int] = {}  # anchor -> its node's expanded size
+    stack: list[list] = []  # open collections: [expanded size so far, anchor]
+
+    def add(n: int) -> None:
+        nonlocal nodes
+        nodes += n
+        if stack:
+            stack[-1][0] += n
+        if nodes > MAX_NODES:
+            raise YAMLFileError(f"{where}: expected a document of at most {MAX_NODES:,} values "
+                                f"with its aliases expanded but got more (line "
+                                f"{event.start_mark.line + 1}); aliases can expand a small file "
+                                f"into an enormous value")
+
     for event in yaml.parse(text, Loader=_LOADER):
         if isinstance(event, yaml.AliasEvent):
             aliases += 1
@@ -57,17 +75,29 @@ def _check_events(text: str, where: str) -> None:
                 raise YAMLFileError(f"{where}: expected at most {MAX_ALIASES} YAML aliases (*name) "
                                     f"but got more (line {event.start_mark.line + 1}); aliases "
                                     f"can expand a small file into an enormous value")
+            add(sizes.get(event.anchor, 1))
         elif isinstance(event, yaml.CollectionStartEvent):
             depth += 1
             if depth > MAX_DEPTH:
                 raise YAMLFileError(f"{where}: expected YAML nested at most {MAX_DEPTH} deep but "
                                     f"line {event.start_mark.line + 1} goes deeper")
+            stack.append([0, event.anchor])
+            add(1)
         elif isinstance(event, yaml.CollectionEndEvent):
             depth -= 1
-        elif isinstance(event, yaml.ScalarEvent) and len(event.value) > MAX_SCALAR:
-            raise YAMLFileError(f"{where}: expected values of at most {MAX_SCALAR} characters but "
-                                f"line {event.start_mark.line + 1} has one of "
-                                f"{len(event.value):,}")
+            size, anchor = stack.pop()
+            if anchor:
+                sizes[anchor] = size
+            if stack:
+                stack[-1][0] += size
+        elif isinstance(event, yaml.ScalarEvent):
+            if len(event.value) > MAX_SCALAR:
+                raise YAMLFileError(f"{where}: expected values of at most {MAX_SCALAR} "
+                                    f"characters but line {event.start_mark.line + 1} has one of "
+                                    f"{len(event.value):,}")
+            if event.anchor:
+                sizes[event.anchor] = 1
+            add(1)
 
 
 def _snippet(exc: BaseException) -> str:
