@@ -37,6 +37,10 @@ class KernelError(SeofpError):
     """A kernel refused its arguments (bad shape, dtype, non-finite input, or a C error status)."""
 
 
+class NonFiniteInput(KernelError):
+    """A kernel's pre-pass found NaN or inf in its activations, bias or state (SEOFP_ENONFINITE)."""
+
+
 def variant() -> str:
     """"avx2" or "portable": the code path the C kernels use now."""
     return ffi.string(lib.seofp_variant()).decode()
@@ -240,6 +244,21 @@ def pack_layer(weight: np.ndarray, kernel: Kernel,
                        scale)
 
 
+def gemm_scratch_floats(layer: PackedLayer, n: int) -> int:
+    """Floats of C scratch :func:`gemm` and :func:`linear` use for ``n`` rows."""
+    return int(lib.seofp_gemm_scratch_floats(layer.struct, n))
+
+
+def lstm_scratch_floats(wih: PackedLayer, whh: PackedLayer, frames: int) -> int:
+    """Floats of C scratch :func:`lstm_direction` uses for ``frames`` steps."""
+    return int(lib.seofp_lstm_scratch_floats(wih.struct, whh.struct, frames))
+
+
+def conv1d_scratch_floats(layer: PackedLayer, ksize: int, length: int) -> int:
+    """Floats of C scratch :func:`conv1d` uses for ``length`` time steps."""
+    return int(lib.seofp_conv1d_scratch_floats(layer.struct, ksize, length))
+
+
 def _check(x: np.ndarray, shape: tuple[int, ...], what: str, finite: bool = True) -> np.ndarray:
     """Dtype, shape and (unless C's pre-pass checks it, ``finite=False``) finiteness."""
     if not isinstance(x, np.ndarray) or x.dtype != np.float32 or x.shape != shape:
@@ -254,7 +273,7 @@ def _check(x: np.ndarray, shape: tuple[int, ...], what: str, finite: bool = True
 
 def _status(rc: int, name: str) -> int:
     if rc == lib.SEOFP_ENONFINITE:  # C's pre-pass found it before computing anything
-        raise KernelError(f"Expected finite inputs to {name} but got NaN or inf")
+        raise NonFiniteInput(f"Expected finite inputs to {name} but got NaN or inf")
     if rc < 0:
         raise KernelError(f"{name} failed with status {rc}")
     return rc
