@@ -1,4 +1,5 @@
-"""Whole-model latency: PyTorch fp32 eager, PyTorch dynamic int8 (LSTM and Linear quantized), the
+"""Whole-model latency: PyTorch fp32 eager, PyTorch dynamic int8 (LSTM and Linear quantized), ONNX
+Runtime (the network in ORT, one thread, the same numpy STFT around it), the
 C engine's fp32 loop, intadd and decode, interleaved in one run (KERNEL.md §6).
 
 Models have random weights rounded to SEOFP (the paper's s1e5 window), realistic feature
