@@ -20,12 +20,15 @@ def _bits(y: np.ndarray) -> bytes:
     return y.tobytes()
 
 
+# zeros 0.1: zero weights, so intadd masks; 0.0: batch-1 addends take the 16-bit add path
+@pytest.mark.parametrize("zeros", [0.1, 0.0])
 @pytest.mark.parametrize("shape", SHAPES, ids=str)
-def test_kernels_are_bit_identical_and_within_the_float64_bound(shape: tuple[int, ...]) -> None:
+def test_kernels_are_bit_identical_and_within_the_float64_bound(shape: tuple[int, ...],
+                                                                 zeros: float) -> None:
     rows, cols, lo, hi = shape
     rng = np.random.default_rng(rows * 1000 + cols)
     # 8 columns: GEMM tiles of 3, 3 and 2 columns, each checked against the batch-1 path
-    w, x = seofp_weights(rng, rows, cols, lo, hi), activations(rng, 8, cols)
+    w, x = seofp_weights(rng, rows, cols, lo, hi, zeros), activations(rng, 8, cols)
     ref = x.astype(np.float64) @ w.astype(np.float64).T
     bound = cols * 2.0**-24 * (np.abs(x).astype(np.float64) @ np.abs(w).astype(np.float64).T)
     outs = {}
