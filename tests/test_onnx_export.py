@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from seofp_lab.infer.onnx_export import OnnxEnhancer, export_onnx, session
+from seofp_lab.infer.onnx_export import OnnxEnhancer, OnnxStepper, export_onnx, session
 from tests.engine_models import tiny_model
 
 
@@ -32,3 +32,13 @@ def test_exported_file_runs_on_other_frame_counts(tmp_path) -> None:
             ref = model.network(torch.from_numpy(lps)).numpy()
         got = sess.run(None, {"lps": lps})[0]
         np.testing.assert_allclose(got, ref, rtol=1e-4, atol=1e-5)
+
+
+def test_onnx_step_carries_the_state_like_the_whole_sequence() -> None:
+    model = tiny_model("lstm")
+    lps = (np.random.default_rng(2).standard_normal((12, 257)) - 6.0).astype(np.float32)
+    with torch.inference_mode():
+        ref = model.network(torch.from_numpy(lps)[None])[0].numpy()
+    stepper = OnnxStepper(model)
+    got = np.concatenate([stepper.step(lps[t:t + 1]) for t in range(12)])
+    np.testing.assert_allclose(got, ref, rtol=1e-4, atol=1e-5)

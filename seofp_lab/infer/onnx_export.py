@@ -142,3 +142,57 @@ class OnnxEnhancer:
         else:
             out = stft.with_phase(stft.lps_to_magnitude(y * self.std + self.mean), spec)
         return stft.istft(out, wave.size, self.n_fft, self.hop)
+
+
+class _Step(nn.Module):
+    """One streaming step of a unidirectional LSTM model with its state as inputs and outputs."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, lps_values: torch.Tensor, h0: torch.Tensor,
+                c0: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        m = self.model
+        h, (hn, cn) = m.lstm((lps_values - m.feat_mean) / m.feat_std, (h0, c0))
+        if m.fc is not None:
+            h = torch.relu(m.fc(h))
+        y = m.out(h)
+        if m.target == "mask":
+            y = m.mask_floor + (1.0 - m.mask_floor) * torch.sigmoid(y)
+        return y, hn, cn
+
+
+class OnnxStepper:
+    """A unidirectional LSTM model's network in ONNX Runtime, frame by frame with carried state
+    (the streaming contender: one ``run`` per hop, as ``Engine.stream`` makes one C call)."""
+
+    def __init__(self, model: nn.Module, threads: int = 1) -> None:
+        if not _is_lstm(model) or model.bidirectional:
+            raise OnnxError("Expected a unidirectional LSTMEnhancer for streaming")
+        lstm = model.lstm
+        self.shape = (lstm.num_layers, 1, lstm.hidden_size)
+        bins = model.n_fft // 2 + 1
+        example = (torch.randn(1, 1, bins) - 6.0, torch.zeros(self.shape), torch.zeros(self.shape))
+        buf = io.BytesIO()
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                torch.onnx.export(_Step(model.eval()), example, buf, dynamo=False,
+                                  input_names=["lps", "h0", "c0"], output_names=["out", "h", "c"],
+                                  dynamic_axes={"lps": {1: "frames"}, "out": {1: "frames"}},
+                                  opset_version=OPSET)
+        except Exception as exc:  # torch raises its own exporter errors
+            raise OnnxError(f"ONNX export of the LSTM step failed: {exc}") from exc
+        self.sess = session(buf.getvalue(), threads)
+        self.reset()
+
+    def reset(self) -> None:
+        self.h = np.zeros(self.shape, np.float32)
+        self.c = np.zeros(self.shape, np.float32)
+
+    def step(self, lps_values: np.ndarray) -> np.ndarray:
+        """LPS ``(frames, bins)`` -> the network's output, the state carried to the next call."""
+        x = np.ascontiguousarray(lps_values, np.float32)[None]
+        y, self.h, self.c = self.sess.run(None, {"lps": x, "h0": self.h, "c0": self.c})
+        return y[0]
