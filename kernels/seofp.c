@@ -978,35 +978,103 @@ size_t seofp_lstm_scratch_floats(const seofp_layer *wih, const seofp_layer *whh,
     return (size_t)T * wih->rows + (size_t)whh->rows + (g > s ? g : s);
 }
 
+/* D (1 or 2) LSTM directions over the same T frames in lockstep: all input projections first,
+ * then step s of every direction in turn, direction d at frame t = s (or T-1-s when reverse[d]).
+ * The directions' recurrences are independent chains, so running them interleaved lets one
+ * direction's gates and pre-pass overlap the other's product; each direction's operations are
+ * exactly those of a call on its own (bit-identical). scratch: one seofp_lstm scratch per
+ * direction, one after the other. */
+/* Interleave the two directions only while both recurrent matrices fit in half of a 512 KiB L2
+ * (Zen 3's, per core) with room for the gate buffers; beyond it they would evict each other. */
+#define BLSTM_INTERLEAVE_BYTES (256 * 1024)
+
+static int lstm_dirs(int D, const seofp_layer *const *wih, const seofp_layer *const *whh,
+                     const float *const *bias, int T, const float *x, int ldx,
+                     float *const *out, int ldo, float *const *h, float *const *c,
+                     const int *reverse, float *scratch) {
+    if (T < 0 || !x || !scratch || D < 1 || D > 2) return SEOFP_EARG;
+    const int H = whh[0] ? whh[0]->cols : 0;
+    float *G[2], *g[2], *work[2];
+    float *sp = scratch;
+    for (int d = 0; d < D; d++) {
+        if (!layer_ok(wih[d]) || !layer_ok(whh[d]) || !bias[d] || !out[d] || !h[d] || !c[d])
+            return SEOFP_EARG;
+        if (whh[d]->cols != H || wih[d]->rows != 4 * H || whh[d]->rows != 4 * H || ldo < H)
+            return SEOFP_EARG;
+        if (!all_finite(bias[d], (size_t)4 * H) || !all_finite(h[d], (size_t)H) ||
+            !all_finite(c[d], (size_t)H))
+            return SEOFP_ENONFINITE;
+        G[d] = sp;
+        g[d] = sp + (size_t)T * 4 * H;
+        work[d] = g[d] + 4 * H;
+        sp += seofp_lstm_scratch_floats(wih[d], whh[d], T);
+    }
+    int clamps = 0;
+    /* all input projections at once, then only W_hh per step (KERNEL.md 4.7) */
+    for (int d = 0; d < D; d++) {
+        int rc = seofp_gemm(wih[d], x, T, ldx, G[d], 4 * H, 1, work[d]);
+        if (rc < 0) return rc;
+        clamps += rc;
+    }
+    const int avx2 = active_variant() == SEOFP_VARIANT_AVX2;
+    for (int s = 0; s < T; s++) {
+        for (int d = 0; d < D; d++) {
+            const int t = reverse[d] ? T - 1 - s : s;
+            int rc = seofp_gemv(whh[d], h[d], g[d], work[d]);
+            if (rc < 0) return rc;
+            clamps += rc;
+            float *o = out[d] + (size_t)t * ldo;
+            const float *gx = G[d] + (size_t)t * 4 * H;
+#if SEOFP_HAVE_AVX2_PATH
+            if (avx2) lstm_gates_avx2(H, gx, bias[d], g[d], c[d], o);
+            else
+#endif
+                lstm_gates_c(H, 0, gx, bias[d], g[d], c[d], o);
+            memcpy(h[d], o, (size_t)H * sizeof(float));
+        }
+    }
+    (void)avx2;
+    return clamps;
+}
+
 int seofp_lstm(const seofp_layer *wih, const seofp_layer *whh, const float *bias, int T,
                const float *x, int ldx, float *out, int ldo, float *h, float *c, int reverse,
                float *scratch) {
-    if (!layer_ok(wih) || !layer_ok(whh) || !bias || !x || !out || !h || !c || !scratch || T < 0)
-        return SEOFP_EARG;
-    const int H = whh->cols;
-    if (wih->rows != 4 * H || whh->rows != 4 * H || ldo < H) return SEOFP_EARG;
-    if (!all_finite(bias, (size_t)4 * H) || !all_finite(h, (size_t)H) ||
-        !all_finite(c, (size_t)H))
-        return SEOFP_ENONFINITE;
-    float *G = scratch, *g = scratch + (size_t)T * 4 * H, *work = g + 4 * H;
-    /* all input projections at once, then only W_hh per step (KERNEL.md 4.7) */
-    int rc = seofp_gemm(wih, x, T, ldx, G, 4 * H, 1, work);
-    if (rc < 0) return rc;
-    int clamps = rc;
-    const int avx2 = active_variant() == SEOFP_VARIANT_AVX2;
-    for (int s = 0; s < T; s++) {
-        const int t = reverse ? T - 1 - s : s;
-        rc = seofp_gemv(whh, h, g, work);
+    if (!wih || !whh || !bias || !x || !out || !h || !c || !scratch || T < 0) return SEOFP_EARG;
+    return lstm_dirs(1, &wih, &whh, &bias, T, x, ldx, &out, ldo, &h, &c, &reverse, scratch);
+}
+
+size_t seofp_blstm_scratch_floats(const seofp_layer *const *wih, const seofp_layer *const *whh,
+                                  int T) {
+    if (!wih || !whh) return 0;
+    size_t a = seofp_lstm_scratch_floats(wih[0], whh[0], T);
+    size_t b = seofp_lstm_scratch_floats(wih[1], whh[1], T);
+    return a && b ? a + b : 0;
+}
+
+int seofp_blstm(const seofp_layer *const *wih, const seofp_layer *const *whh,
+                const float *const *bias, int T, const float *x, int ldx, float *out, int ldo,
+                float *state, float *scratch) {
+    if (!wih || !whh || !bias || !out || !state || !whh[0] || !whh[1]) return SEOFP_EARG;
+    const int H = whh[0]->cols;
+    if (ldo < 2 * H) return SEOFP_EARG;
+    float *outs[2] = {out, out + H};
+    float *h[2] = {state, state + 2 * (size_t)H}, *c[2] = {state + H, state + 3 * (size_t)H};
+    const int reverse[2] = {0, 1};
+    if (!layer_ok(whh[0]) || !layer_ok(whh[1])) return SEOFP_EARG;
+    const size_t both = block_bytes(whh[0]) * (size_t)(whh[0]->rows_pad / 4) +
+                        block_bytes(whh[1]) * (size_t)(whh[1]->rows_pad / 4);
+    if (both <= BLSTM_INTERLEAVE_BYTES)
+        return lstm_dirs(2, wih, whh, bias, T, x, ldx, outs, ldo, h, c, reverse, scratch);
+    /* W_hh of both directions would not stay in L2 together: one direction after the other */
+    int clamps = 0;
+    float *sp = scratch;
+    for (int d = 0; d < 2; d++) {
+        int rc = lstm_dirs(1, wih + d, whh + d, bias + d, T, x, ldx, outs + d, ldo, h + d, c + d,
+                           reverse + d, sp);
         if (rc < 0) return rc;
         clamps += rc;
-        float *o = out + (size_t)t * ldo;
-#if SEOFP_HAVE_AVX2_PATH
-        if (avx2) lstm_gates_avx2(H, G + (size_t)t * 4 * H, bias, g, c, o);
-        else
-#endif
-            lstm_gates_c(H, 0, G + (size_t)t * 4 * H, bias, g, c, o);
-        (void)avx2;
-        memcpy(h, o, (size_t)H * sizeof(float));
+        sp += seofp_lstm_scratch_floats(wih[d], whh[d], T);
     }
     return clamps;
 }

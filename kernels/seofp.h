@@ -113,6 +113,19 @@ int seofp_lstm(const seofp_layer *wih, const seofp_layer *whh, const float *bias
                const float *x, int ldx, float *out, int ldo, float *h, float *c, int reverse,
                float *scratch);
 
+/* Floats of scratch that seofp_blstm needs for T frames. */
+size_t seofp_blstm_scratch_floats(const seofp_layer *const *wih, const seofp_layer *const *whh,
+                                  int T);
+/* Both directions of a bidirectional LSTM layer over T frames in one call, their recurrent
+ * steps interleaved (forward step s, then backward step s) while both W_hh fit in 256 KiB
+ * together, else one direction after the other: bit-identical to seofp_lstm on
+ * wih[0], whh[0], bias[0] forward into out[:, 0:H] and on wih[1], whh[1], bias[1] reversed into
+ * out[:, H:2H] (ldo >= 2H). state (4, H): h then c of the forward, then of the backward
+ * direction, updated in place. */
+int seofp_blstm(const seofp_layer *const *wih, const seofp_layer *const *whh,
+                const float *const *bias, int T, const float *x, int ldx, float *out, int ldo,
+                float *state, float *scratch);
+
 /* Floats of scratch that seofp_lstm_stack needs for T frames. */
 size_t seofp_lstm_stack_scratch_floats(const seofp_layer *const *wih,
                                        const seofp_layer *const *whh, int layers, int T);

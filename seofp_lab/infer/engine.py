@@ -155,6 +155,10 @@ class Engine:
         if self.stack is not None:
             x = self._stack(x, state)
         for li, dirs in enumerate(self.cells if self.stack is None else []):
+            if self.dirs == 2 and state is None:  # both directions in one C call, interleaved
+                x, n = K.blstm_layer(dirs[0], dirs[1], x)
+                self.clamps += n
+                continue
             out = np.empty((frames, self.hidden * self.dirs), np.float32)
             for d, (wih, whh, b) in enumerate(dirs):
                 if state is None:

@@ -328,6 +328,38 @@ def lstm_direction(wih: PackedLayer, whh: PackedLayer, bias: np.ndarray, x: np.n
     return _status(rc, "seofp_lstm")
 
 
+def blstm_layer(fwd: tuple[PackedLayer, PackedLayer, np.ndarray],
+                bwd: tuple[PackedLayer, PackedLayer, np.ndarray],
+                x: np.ndarray) -> tuple[np.ndarray, int]:
+    """(out ``(T, 2H)``, clamps): both directions of a bidirectional layer in one C call.
+
+    ``fwd`` and ``bwd`` are (W_ih (4H, in), W_hh (4H, H), bias (4H,)) of one kernel; the state
+    starts at zero. The recurrent steps of the two directions run interleaved
+    (``seofp_blstm``); bit-identical to :func:`lstm_direction` forward into ``out[:, :H]`` and
+    reversed into ``out[:, H:]``.
+    """
+    hidden = fwd[1].cols
+    for name, (wih, whh, _) in (("forward", fwd), ("backward", bwd)):
+        if (wih.rows, whh.rows, whh.cols, wih.cols) != (4 * hidden, 4 * hidden, hidden,
+                                                        fwd[0].cols) \
+                or wih.kernel != fwd[0].kernel or whh.kernel != wih.kernel:
+            raise KernelError(f"Expected the {name} W_ih (4H, {fwd[0].cols}) and W_hh (4H, H) "
+                              f"of one kernel, H={hidden}, but got ({wih.rows}, {wih.cols}) and "
+                              f"({whh.rows}, {whh.cols})")
+    x = _check(x, (x.shape[0] if getattr(x, "ndim", 0) == 2 else -1, fwd[0].cols), "LSTM input",
+               finite=False)  # C's pre-pass checks finiteness of x, bias and state
+    biases = [_check(d[2], (4 * hidden,), "LSTM bias", finite=False) for d in (fwd, bwd)]
+    t = x.shape[0]
+    out = np.empty((t, 2 * hidden), np.float32)
+    state = np.zeros((4, hidden), np.float32)
+    wih = ffi.new("seofp_layer *[]", [fwd[0].struct, bwd[0].struct])
+    whh = ffi.new("seofp_layer *[]", [fwd[1].struct, bwd[1].struct])
+    bp = ffi.new("float *[]", [_f(b) for b in biases])
+    s = fwd[0].scratch(lib.seofp_blstm_scratch_floats(wih, whh, t))
+    rc = lib.seofp_blstm(wih, whh, bp, t, _f(x), fwd[0].cols, _f(out), 2 * hidden, _f(state), s)
+    return out, _status(rc, "seofp_blstm")
+
+
 class LSTMStack:
     """A unidirectional LSTM stack run by one C call per chunk (``seofp_lstm_stack``).
 
