@@ -46,6 +46,8 @@ void intadd_gemm(const uint32_t *wb, int rows, int cols, const uint32_t *xb, int
                  int reps);
 void code8_gemm(const uint8_t *code, int rows, int cols, const uint32_t *xb, int n, float *y,
                 int reps);
+double peak_fma(long iters);
+double peak_intadd(long iters);
 """
 BUILDS = {
     "scalar": ["-O2", "-fno-tree-vectorize", "-fno-tree-slp-vectorize", "-ffp-contract=off"],
@@ -121,6 +123,19 @@ def _engine(layer: K.PackedLayer, x: np.ndarray, reps: int) -> None:
         K.gemm(layer, x)
 
 
+def measure_peak(lib: Any, samples: int = 9) -> dict[str, float]:
+    """Products per ns of back-to-back FMAs and of integer add + float add pairs (medians)."""
+    out = {}
+    for name, fn in (("fma", lib.peak_fma), ("intadd", lib.peak_intadd)):
+        rates = []
+        for _ in range(samples):
+            t0 = time.perf_counter()
+            products = fn(200_000)
+            rates.append(products / (time.perf_counter() - t0) / 1e9)
+        out[name] = float(np.median(rates))
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--samples", type=int, default=11)
@@ -167,6 +182,10 @@ def main() -> None:
                               f"{m:.3f}", f"{i:.3f}", f"{c:.3f}", f"{m / i:.3f}", f"{m / c:.3f}")
     console = Console(width=140)
     console.print(table)
+    if "vector" in mods:
+        peak = measure_peak(mods["vector"].lib)
+        console.print("arithmetic peak of this core (products per ns, 1 thread, 8 lanes x 12 "
+                      "chains): " + ", ".join(f"{k} {v:.1f}" for k, v in peak.items()))
     console.print(" ".join(f"{k}={v}" for k, v in environment().items()))
     console.print("builds: " + "; ".join(f"{b}: {' '.join(f)}" for b, f in builds.items()))
 

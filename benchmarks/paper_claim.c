@@ -61,3 +61,42 @@ void code8_gemm(const uint8_t *code, int rows, int cols, const uint32_t *xb, int
                 y[(size_t)i * rows + r] = row_sum(a);
             }
 }
+
+#ifdef __AVX2__
+#include <immintrin.h>
+/* This core's arithmetic peak: 12 independent accumulators, 8 lanes each, iters rounds.
+ * fma: one fused multiply-add per 8 products; intadd: one integer add and one float add per
+ * 8 products (the engine's inner operation; here on the accumulator's own bits, so that no add
+ * can be hoisted). Returns the products computed. */
+double peak_fma(long iters) {
+    __m256 a[12], x = _mm256_set1_ps(1.0f), w = _mm256_set1_ps(0.0f);
+    for (int i = 0; i < 12; i++) a[i] = _mm256_set1_ps((float)i);
+    for (long it = 0; it < iters; it++)
+        for (int i = 0; i < 12; i++) a[i] = _mm256_fmadd_ps(x, w, a[i]);
+    float s = 0.0f, out[8];
+    for (int i = 0; i < 12; i++) {
+        _mm256_storeu_ps(out, a[i]);
+        s += out[0];
+    }
+    return s >= 0.0f ? 96.0 * (double)iters : 0.0; /* s keeps the loop alive */
+}
+
+double peak_intadd(long iters) {
+    __m256 a[12];
+    const __m256i w = _mm256_set1_epi32(0);
+    for (int i = 0; i < 12; i++) a[i] = _mm256_set1_ps((float)i);
+    for (long it = 0; it < iters; it++) /* the integer add on the accumulator's own bits */
+        for (int i = 0; i < 12; i++)
+            a[i] = _mm256_add_ps(
+                a[i], _mm256_castsi256_ps(_mm256_add_epi32(_mm256_castps_si256(a[i]), w)));
+    float s = 0.0f, out[8];
+    for (int i = 0; i < 12; i++) {
+        _mm256_storeu_ps(out, a[i]);
+        s += out[0];
+    }
+    return s >= 0.0f ? 96.0 * (double)iters : 0.0;
+}
+#else
+double peak_fma(long iters) { (void)iters; return 0.0; }
+double peak_intadd(long iters) { (void)iters; return 0.0; }
+#endif
