@@ -143,12 +143,13 @@ def _sign_exponent(w: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return nz, (u >> 31).astype(np.uint8), e
 
 
-# intadd "auto": 16-bit addends (one unpack per 8 products, the fastest layout while the weights
-# stay cache-resident) up to this many bytes, else 1-byte codes (half the bytes to stream). The
-# engine applies it to the whole model (every layer is read once per frame), pack_layer to one
-# layer. 4 MiB: the uni-LSTM 2x512 (7.3 MiB of addends) ran as fast on codes when warm and 1.6x
-# faster when cold (benchmarks/bench_lstm_step.py); bench_gemv.py measures every layout.
-ADDENDS_MAX_BYTES = 4 << 20
+# intadd "auto", per matrix: 16-bit addends (5 operations per 16 products at batch 1, the fastest
+# layout while the matrix stays in L2) up to this many bytes, else 1-byte codes (half the bytes to
+# stream from L3 or DRAM). 256 KiB: half of Zen 3's 512 KiB L2 per core. A streaming step reads
+# every matrix once per hop (batch 1); the causal LSTM 2 x 256 (four 1024 x 256 matrices, 2 MiB
+# of addends, 1 MiB of codes) ran its step 1.5x faster on 1-byte weights than on addends
+# (benchmarks/bench_streaming.py, decode vs intadd16); bench_gemv.py measures every layout.
+ADDENDS_MAX_BYTES = 256 << 10
 # INTADD stores each chunk's rows in pairs of 32 bytes, row 2p+rr's lane l at byte
 # rr*8 + (l//8)*4 + ((l//4)%2)*16 + l%4 (two in-lane unpacks then give k in order; seofp.c W8_POS)
 _W8_SRC = np.empty(32, np.intp)
