@@ -151,13 +151,14 @@ def _sign_exponent(w: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 # (benchmarks/bench_streaming.py, decode vs intadd16); bench_gemv.py measures every layout.
 ADDENDS_MAX_BYTES = 256 << 10
 # INTADD stores each chunk's rows in pairs of 32 bytes, row 2p+rr's lane l at byte
-# rr*8 + (l//8)*4 + ((l//4)%2)*16 + l%4 (two in-lane unpacks then give k in order; seofp.c W8_POS)
+# rr*8 + (l//8)*4 + ((l//4)%2)*16 + l%4 (two in-lane unpacks then give k in order;
+# kernels/seofp_internal.h W8_POS)
 _W8_SRC = np.empty(32, np.intp)
 for _rr in range(2):
     for _l in range(16):
         _W8_SRC[_rr * 8 + (_l // 8) * 4 + ((_l // 4) % 2) * 16 + _l % 4] = _rr * 16 + _l
 # INTADD4 packs a chunk (4 rows x 16 lanes) into 32 bytes: row r's lane l is the low (r < 2) or
-# high nibble of byte ((l%8)//4)*16 + (r%2)*8 + (l//8)*4 + l%4 (seofp.c W4_BYTE)
+# high nibble of byte ((l%8)//4)*16 + (r%2)*8 + (l//8)*4 + l%4 (kernels/seofp_internal.h W4_BYTE)
 _W4_LO, _W4_HI = np.empty(32, np.intp), np.empty(32, np.intp)
 for _r in range(4):
     for _l in range(16):
@@ -222,7 +223,8 @@ def pack_layer(weight: np.ndarray, kernel: Kernel,
             raise KernelError(f"Expected weights >= 2^{IANET_E_MIN} for IA-NET's 2^-63 split but "
                               f"got e_min = {e_min}; use layout 'addends'")
         # IA-NET: the top half of bits(w * 2^-63), biased exponent e + 64; else the code
-        # e - e_min + 1 with the bias folded into the activation pre-pass (seofp.c intadd_fold)
+        # e - e_min + 1 with the bias folded into the activation pre-pass
+        # (kernels/seofp_internal.h intadd_fold)
         field = e + 64 if ianet else e - e_min + 1
         addend = np.where(nz, (sign.astype(np.uint16) << 15)
                           | (field.astype(np.uint16) << 7), 0).astype(np.uint16)
