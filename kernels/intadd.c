@@ -5,8 +5,8 @@
 
 /* intadd pre-pass (KERNEL.md 4.5), once per input vector: xb = bits(x) + fold and a mask that is
  * all ones only for activations whose products are all normal. Returns clamps. */
-SEOFP_INTERNAL int prep_intadd(const float *x, int cols, int cols_pad, int e_min, int e_max,
-                       uint32_t fold, uint32_t *xb, uint32_t *mask, int *masked) {
+static int prep_intadd_c(const float *x, int cols, int cols_pad, int e_min, int e_max,
+                         uint32_t fold, uint32_t *xb, uint32_t *mask, int *masked) {
     int clamps = 0, nmasked = 0; /* fold: mod 2^32, wrap-around is harmless */
     for (int k = 0; k < cols; k++) {
         uint32_t u = f2u(x[k]);
@@ -26,6 +26,50 @@ SEOFP_INTERNAL int prep_intadd(const float *x, int cols, int cols_pad, int e_min
     for (int k = cols; k < cols_pad; k++) { xb[k] = 0; mask[k] = 0; }
     *masked = nmasked;
     return clamps;
+}
+
+#if SEOFP_HAVE_AVX2_PATH
+/* The same pre-pass 8 activations at a time (exact integer operations, so the same words as
+ * prep_intadd_c); the remainder and the padding by prep_intadd_c. */
+AVX2_FN static int prep_intadd_avx2(const float *x, int cols, int cols_pad, int e_min, int e_max,
+                                    uint32_t fold, uint32_t *xb, uint32_t *mask, int *masked) {
+    const __m256i ff = _mm256_set1_epi32(0xFF), zero = _mm256_setzero_si256();
+    const __m256i lo = _mm256_set1_epi32(-e_min), hi = _mm256_set1_epi32(254 - e_max);
+    const __m256i sign = _mm256_set1_epi32((int)0x80000000u);
+    const __m256i top = _mm256_set1_epi32((int)(((uint32_t)(254 - e_max) << 23) | 0x007FFFFFu));
+    const __m256i fv = _mm256_set1_epi32((int)fold);
+    __m256i bad = zero;
+    int clamps = 0, nmasked = 0, k = 0;
+    for (; k + 8 <= cols; k += 8) {
+        __m256i u = _mm256_loadu_si256((const __m256i *)(x + k));
+        __m256i E = _mm256_and_si256(_mm256_srli_epi32(u, 23), ff);
+        bad = _mm256_or_si256(bad, _mm256_cmpeq_epi32(E, ff));
+        /* ok: E != 0 and E + e_min >= 1; clamp: E + e_max >= 255 */
+        __m256i ok = _mm256_andnot_si256(_mm256_cmpeq_epi32(E, zero), _mm256_cmpgt_epi32(E, lo));
+        __m256i cl = _mm256_cmpgt_epi32(E, hi);
+        u = _mm256_blendv_epi8(u, _mm256_or_si256(_mm256_and_si256(u, sign), top), cl);
+        _mm256_storeu_si256((__m256i *)(xb + k), _mm256_add_epi32(u, fv));
+        _mm256_storeu_si256((__m256i *)(mask + k), ok);
+        clamps += __builtin_popcount((unsigned)_mm256_movemask_ps(_mm256_castsi256_ps(cl)));
+        nmasked += 8 - __builtin_popcount((unsigned)_mm256_movemask_ps(_mm256_castsi256_ps(ok)));
+    }
+    if (!_mm256_testz_si256(bad, bad)) return SEOFP_ENONFINITE;
+    int rest = 0;
+    int rc = prep_intadd_c(x + k, cols - k, cols_pad - k, e_min, e_max, fold, xb + k, mask + k,
+                           &rest);
+    if (rc < 0) return rc;
+    *masked = nmasked + rest;
+    return clamps + rc;
+}
+#endif
+
+SEOFP_INTERNAL int prep_intadd(const float *x, int cols, int cols_pad, int e_min, int e_max,
+                               uint32_t fold, uint32_t *xb, uint32_t *mask, int *masked) {
+#if SEOFP_HAVE_AVX2_PATH
+    if (active_variant() == SEOFP_VARIANT_AVX2)
+        return prep_intadd_avx2(x, cols, cols_pad, e_min, e_max, fold, xb, mask, masked);
+#endif
+    return prep_intadd_c(x, cols, cols_pad, e_min, e_max, fold, xb, mask, masked);
 }
 
 /* ------------------------------------------------------------------------- portable blocks */

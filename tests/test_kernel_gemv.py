@@ -75,6 +75,27 @@ def test_edge_activations(var: str, layout: str) -> None:
     assert _bits(y_int) == _bits(y_ref)
 
 
+@pytest.mark.parametrize("layout", INTADD_LAYOUTS)
+def test_pre_pass_clamps_masks_and_refuses_alike_in_every_variant(layout: str) -> None:
+    # 37 activations: the AVX2 pre-pass takes 8 at a time, the last 5 go through the C one
+    rng = np.random.default_rng(4)
+    w = seofp_weights(rng, 5, 37, -3, 2, zeros=0.0)  # e_max 2: |x| >= 2^126 is clamped
+    x = activations(rng, 37)
+    x[[3, 11, 20, 35]] = [3e38, -3e38, 2e38, -1e38]  # clamped, three of them vectorised
+    x[[5, 14, 33]] = [0.0, 1e-42, -0.0]  # masked
+    outs = set()
+    for var in VARIANTS:
+        with K.use_variant(var):  # type: ignore[arg-type]
+            y, clamps = K.gemv(K.pack_layer(w, "intadd", layout), x)  # type: ignore[arg-type]
+            assert clamps == 4  # (sums of several clamped products may still reach inf)
+            outs.add(_bits(y))
+            bad = x.copy()
+            bad[9] = np.nan  # inside a vectorised group
+            with pytest.raises(K.KernelError, match="finite"):
+                K.gemv(K.pack_layer(w, "intadd", layout), bad)  # type: ignore[arg-type]
+    assert len(outs) == 1
+
+
 @pytest.mark.parametrize("var", VARIANTS)
 def test_large_activations_with_the_fcn_range_are_not_clamped(var: str) -> None:
     rng = np.random.default_rng(3)
