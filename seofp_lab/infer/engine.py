@@ -2,9 +2,9 @@
 
 ``load(path, kernel)`` validates the file and repacks every weight matrix for one kernel:
 ``intadd`` (the paper's integer adder, default), ``decode`` (bit-identical, faster with FMA) or
-``fp32`` (the control). intadd keeps its weights as 16-bit addends (one unpack per 8
-products) when the model's addends fit in ``kernels.ADDENDS_MAX_BYTES`` (cache-resident: the
-fastest layout), else as 1-byte codes (half the bytes to stream per frame). "nibbles" keeps s1e3
+``fp32`` (the control). intadd keeps each matrix as 16-bit addends when they fit in
+``kernels.ADDENDS_MAX_BYTES`` (L2-resident: the fastest layout), else as 1-byte codes (half the
+bytes to stream per frame). "nibbles" keeps s1e3
 layers (windows of <= 7 exponents) at 4 bits, half the memory of codes at about 0.9x their speed on
 AVX2 (table lookups and unpacks bound it, not memory); all layouts are bit-identical.
 Every header field is honoured (``header.py``), a mask model's gain included:
@@ -51,10 +51,10 @@ class Engine:
             raise K.KernelError(f"Expected an intadd layout in {K.INTADD_LAYOUTS} but got "
                                 f"{intadd_layout!r}")
         self.kernel, self.where, self.file = kernel, where, model
-        if intadd_layout == "auto":  # matrices and conv kernels are the packed tensors
-            weights = sum(t.values.size for t in model.tensors.values() if t.values.ndim >= 2)
-            intadd_layout = "addends" if 2 * weights <= K.ADDENDS_MAX_BYTES else "codes"
-        self.intadd_layout: IntaddLayout = intadd_layout
+        # "auto" is resolved per matrix by pack_layer (16-bit addends while a matrix fits in
+        # K.ADDENDS_MAX_BYTES, else 1-byte codes); intadd_layout then names what was used
+        self.intadd_layout: str = intadd_layout
+        self._kinds: set[int] = set()
         spec = model.spec  # checked by modelfile.read: every field is honoured
         self.name = spec.model
         self.clamps = 0  # activations clamped by intadd's overflow guard, summed over calls
@@ -63,6 +63,9 @@ class Engine:
             self._init_lstm(spec)
         else:
             self._init_fcn(spec)
+        if intadd_layout == "auto" and kernel == "intadd":
+            names = {K.lib.SEOFP_INTADD16: "addends", K.lib.SEOFP_INTADD: "codes"}
+            self.intadd_layout = "+".join(sorted(names[k] for k in self._kinds))
         unused = [n for n in model.tensors if n not in self._used]
         if unused:  # a layer the header does not describe would be silently skipped
             raise ModelFileError(f"{where}: tensor {unused[0]!r} is not part of the {self.name} "
@@ -137,7 +140,9 @@ class Engine:
             if (self.kernel == "intadd" and layout == "nibbles"
                     and K.exponent_span(w) > K.NIBBLE_SPAN):
                 layout = "codes"
-            return K.pack_layer(np.ascontiguousarray(w), self.kernel, layout)
+            packed = K.pack_layer(np.ascontiguousarray(w), self.kernel, layout)  # type: ignore[arg-type]
+            self._kinds.add(packed.c_kind)
+            return packed
         except K.KernelError as exc:
             raise K.KernelError(f"{self.where}: tensor {name!r}: {exc}") from None
 
@@ -226,6 +231,10 @@ class Engine:
         if self.stack is not None:
             x = self._stack(x, state)
         for li, dirs in enumerate(self.cells if self.stack is None else []):
+            if self.dirs == 2 and state is None:  # both directions in one C call, interleaved
+                x, n = K.blstm_layer(dirs[0], dirs[1], x)
+                self.clamps += n
+                continue
             out = np.empty((frames, self.hidden * self.dirs), np.float32)
             for d, (wih, whh, b) in enumerate(dirs):
                 if state is None:
@@ -319,7 +328,7 @@ def load(path: str | Path, kernel: Kernel = "intadd",
          intadd_layout: IntaddLayout = "auto") -> Engine:
     """Read and validate a ``.seofp`` file and build an :class:`Engine` on ``kernel``.
 
-    ``intadd_layout``: "auto" (by model size), "addends" (16-bit), "codes" (1 byte per weight) or
-    "nibbles" (4 bits where a layer's window holds <= 7 exponents, else 1 byte).
+    ``intadd_layout``: "auto" (per matrix by its size), "addends" (16-bit), "codes" (1 byte per
+    weight) or "nibbles" (4 bits where a layer's window holds <= 7 exponents, else 1 byte).
     """
     return Engine(modelfile.load(path), kernel, str(path), intadd_layout)
