@@ -232,8 +232,10 @@ class Engine:
             x = self._stack(x, state)
         for li, dirs in enumerate(self.cells if self.stack is None else []):
             if self.dirs == 2 and state is None:  # both directions in one C call, interleaved
-                x, n = K.blstm_layer(dirs[0], dirs[1], x)
+                with self._layer(f"layer {li} ({self.name})"):
+                    x, n = K.blstm_layer(dirs[0], dirs[1], x)
                 self.clamps += n
+                self._finite(x, f"layer {li} ({self.name})")
                 continue
             out = np.empty((frames, self.hidden * self.dirs), np.float32)
             for d, (wih, whh, b) in enumerate(dirs):
