@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import secrets
-import time
 
 import streamlit as st
 from player import merge_log, player
@@ -55,11 +54,6 @@ def metadata(listener: Listener) -> None:
             st.rerun()
 
 
-def _heard_enough(log: dict, labels: tuple[str, ...], min_ms: float) -> bool:
-    heard = log.get("heard") or {}
-    return all(float(heard.get(label, 0)) >= min_ms for label in labels)
-
-
 def _current(kind: str, make) -> object:  # noqa: ANN001 - a zero-argument factory
     """Build each trial once and keep it: re-rendering would re-dither and resend the audio."""
     if st.session_state.get("served_kind") != kind or st.session_state.get("served") is None:
@@ -91,12 +85,13 @@ def screen(service: StudyService, listener: Listener, kind: str) -> None:
         st.write("Set your volume to a comfortable level once, then leave it. Which of the "
                  "two clips has **more background hiss**?")
     st.progress(served.number / served.total, f"{served.number} of {served.total}")
-    log = _player(service, served)
-    ok = _heard_enough(log, served.labels, service.study.player.min_play_seconds * 1000)
+    _player(service, served)
+    ok = listener.playback(served).ok  # the server's own accounting, never the client's word
     choice = st.radio("Answer", served.labels, horizontal=True, index=None, disabled=not ok)
     if st.button("Submit", disabled=not ok or choice is None, type="primary"):
         try:
-            listener.record_screen(served.public_id, served.labels.index(choice))
+            listener.record_screen(served.public_id, served.labels.index(choice),
+                                   enforce_playback=True)
         except StudyError as exc:
             st.error(str(exc))
         st.session_state.served = None
@@ -114,7 +109,7 @@ def trial(service: StudyService, listener: Listener) -> None:
     st.write("Listen to A, B and X (keys A, B, X; space stops). Is X the same as A or as B?")
     log = _player(service, served)
     min_ms = service.study.player.min_play_seconds * 1000
-    ok = _heard_enough(log, served.labels, min_ms)
+    ok = listener.playback(served).ok  # the server's own accounting, never the client's word
     # always one caption, so the buttons keep their place in the page when they unlock
     st.caption("Answer when you are ready." if ok else
                f"Play each of A, B and X for at least {min_ms / 1000:g} s to answer.")
@@ -127,7 +122,6 @@ def trial(service: StudyService, listener: Listener) -> None:
     if answer is None:
         return
     heard, plays = log.get("heard") or {}, log.get("plays") or {}
-    first_x = log.get("first_x_epoch_ms")
     try:
         result = listener.record_answer(served.public_id, answer, {
             "plays_a": plays.get("A", 0), "plays_b": plays.get("B", 0),
@@ -135,9 +129,9 @@ def trial(service: StudyService, listener: Listener) -> None:
             "ms_heard_b": heard.get("B", 0), "ms_heard_x": heard.get("X", 0),
             "switches": log.get("switches", 0), "blur_events": log.get("blur", 0),
             "loop_used": bool(log.get("loops")), "events": log.get("events"),
-            "rt_from_first_x_ms": (time.time() * 1000 - first_x) if first_x else None,
             "environment": {"user_agent": _ua(), "sample_rate": log.get("sample_rate"),
-                            "output_latency": log.get("output_latency")}})
+                            "output_latency": log.get("output_latency")}},
+            enforce_playback=True)
         if result.feedback:
             st.session_state.last_feedback = "Correct!" if result.correct else "Not quite."
     except StudyError as exc:

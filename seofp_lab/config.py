@@ -18,8 +18,10 @@ import json
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from seofp_lab.config_yaml import MAX_BYTES as MAX_YAML_BYTES
+from seofp_lab.config_yaml import YAMLFileError, load_yaml_bytes, load_yaml_text
 
 CONFIGS_DIR = Path(__file__).resolve().parent.parent / "configs"
 SECTIONS = ("corpus", "model", "train", "compression", "evaluation", "tracking")
@@ -27,6 +29,14 @@ SECTIONS = ("corpus", "model", "train", "compression", "evaluation", "tracking")
 
 class ConfigError(ValueError):
     """A config file or override that cannot be used; the message says where and what is allowed."""
+
+    MAX_MESSAGE = 4000  # a message quoting a huge value is cut, never megabytes long
+
+    def __str__(self) -> str:
+        text = super().__str__()
+        if len(text) <= self.MAX_MESSAGE:
+            return text
+        return f"{text[:self.MAX_MESSAGE]} ... (message cut: {len(text):,} characters in all)"
 
 
 class Strict(BaseModel):
@@ -274,10 +284,14 @@ M = TypeVar("M", bound=BaseModel)
 def _read_yaml(path: Path) -> dict[str, Any]:
     if not path.is_file():
         raise ConfigError(f"Expected a config file at {path} but it does not exist")
-    try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML ({exc})") from None
+    try:  # bounded: size, encoding, aliases, depth (config_yaml.py)
+        with path.open("rb") as f:
+            data = load_yaml_bytes(f.read(MAX_YAML_BYTES + 1), str(path)) or {}
+    except OSError as exc:
+        raise ConfigError(f"Expected a readable config file at {path} but got "
+                          f"{exc.strerror or exc}") from None
+    except YAMLFileError as exc:
+        raise ConfigError(str(exc)) from None
     if not isinstance(data, dict):
         raise ConfigError(
             f"{path}: expected a mapping of keys to values but got {type(data).__name__}"
@@ -354,9 +368,9 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     if not all(parts):
         raise ConfigError(f"Expected a dotted key such as train.max_epochs but got {key!r}")
     try:
-        value = yaml.safe_load(raw) if raw.strip() else None
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"override {text!r}: value is not valid YAML ({exc})") from None
+        value = load_yaml_text(raw, f"override {text[:80]!r}") if raw.strip() else None
+    except YAMLFileError as exc:
+        raise ConfigError(str(exc)) from None
     return parts, value
 
 

@@ -134,7 +134,8 @@ def print_summary(result: DemoResult) -> None:
 
     extra = [
         k
-        for k in ("size_bytes", "compression_pct", "bits_per_weight", "speedup_vs_fp32")
+        for k in ("size_bytes", "compression_pct", "bits_per_weight", "speedup_vs_fp32",
+                  "speedup_vs_ort")
         if any(k in m for m in result.metrics.values())
     ]
     results_table(result.metrics, extra=extra, title="seofp demo: embedded test set").print()

@@ -44,6 +44,7 @@ METRICS = (
     "latency_ms_p90",
     "rtf",
     "speedup_vs_fp32",
+    "speedup_vs_ort",
 )
 ROLES = (
     "baseline",

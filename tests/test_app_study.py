@@ -1,21 +1,24 @@
 """The Streamlit app under AppTest: consent to thank-you, answer gating, resume, bad tokens.
 
-AppTest runs no JavaScript, so listening is simulated the way LISTENING.md §6.1 says: the play
-counts the player would report are put into session state before the rerun.
+AppTest runs no JavaScript, so listening is simulated on the server's side: ``_play`` spends
+the trial's audio tickets as the player's fetches would and moves the server clock on
+(docs/listening_blinding.md#played); client play counts alone unlock nothing.
 """
 
 from __future__ import annotations
 
 import sys
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
 
+from seofp_lab.listening import blinding
 from seofp_lab.listening.listener import StudyService
 from seofp_lab.listening.stimuli import prepare_study
-from seofp_lab.listening.store import Answer, Participant
+from seofp_lab.listening.store import Answer, Participant, utcnow
 from seofp_lab.listening.synthetic import make_study
 
 APP = str(Path(__file__).resolve().parents[1] / "app" / "study_app.py")
@@ -30,6 +33,21 @@ def _keep_main_module() -> Iterator[None]:
     main = sys.modules["__main__"]
     yield
     sys.modules["__main__"] = main
+
+
+@pytest.fixture(autouse=True)
+def _server_clock(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    skew = [0.0]
+    monkeypatch.setattr(blinding, "clock", lambda: utcnow() + timedelta(seconds=skew[0]))
+    return skew
+
+
+def _play(at, skew: list[float]) -> None:
+    """What the player does: fetch each clip once (one ticket each); then time passes."""
+    for ticket in at.session_state["served"].tickets:
+        assert blinding.VAULT.take(ticket) is not None
+    skew[0] += 10.0
+    at.run()
 
 
 @pytest.fixture
@@ -60,7 +78,7 @@ def _answers(study_dir: Path) -> int:
         return s.scalar(select(func.count(Answer.id)))
 
 
-def test_consent_to_thank_you(study: Path) -> None:
+def test_consent_to_thank_you(study: Path, _server_clock: list[float]) -> None:
     at = _app().run()
     assert not at.exception
     assert _button(at, "Start").disabled  # no consent, no start
@@ -71,8 +89,10 @@ def test_consent_to_thank_you(study: Path) -> None:
     assert token
     at.button[0].click().run()  # metadata form: defaults are fine
     assert "Headphone check" in at.header[0].value
-    at.session_state["heard"] = HEARD
+    at.session_state["heard"] = HEARD  # the client's word alone unlocks nothing
     at.run()
+    assert at.radio[0].disabled
+    _play(at, _server_clock)
     at.radio[0].set_value("3").run()
     _button(at, "Submit").click().run()
     n_trials = len(StudyService(study).listener(token).schedule)
@@ -81,6 +101,8 @@ def test_consent_to_thank_you(study: Path) -> None:
         assert _button(at, "X is A").disabled  # nothing heard yet: the answer is locked
         at.session_state["heard"] = HEARD
         at.run()
+        assert _button(at, "X is A").disabled  # a forged "I listened" report unlocks nothing
+        _play(at, _server_clock)
         _button(at, "X is A" if i % 2 else "X is B").click().run()
         if i == 0:  # practice gives feedback; the main blocks never do
             assert at.info[0].value in ("Correct!", "Not quite.")
@@ -93,7 +115,8 @@ def test_consent_to_thank_you(study: Path) -> None:
     assert any("test trials" in m.value for m in at.markdown)
 
 
-def test_resume_by_token_continues_where_it_stopped(study: Path) -> None:
+def test_resume_by_token_continues_where_it_stopped(study: Path, _server_clock: list[float]
+                                                     ) -> None:
     service = StudyService(study)
     token = service.enroll()
     listener = service.listener(token)
@@ -109,8 +132,7 @@ def test_resume_by_token_continues_where_it_stopped(study: Path) -> None:
     at.run()
     assert not at.exception
     assert "Block" in at.header[0].value or "Practice" in at.header[0].value
-    at.session_state["heard"] = HEARD
-    at.run()
+    _play(at, _server_clock)
     _button(at, "X is B").click().run()
     assert _answers(study) == 4
 

@@ -268,6 +268,7 @@ COLUMN_LABELS = {
     "dnsmos_sig": "DNS-SIG", "dnsmos_bak": "DNS-BAK", "dnsmos_ovrl": "DNS-OVRL",
     "size_bytes": "size B", "compression_pct": "compr. %",
     "bits_per_weight": "bits/w", "speedup_vs_fp32": "C speed-up", "rtf": "RTF",
+    "speedup_vs_ort": "C × ORT",
 }
 
 
@@ -297,7 +298,7 @@ def _fmt(v: float | None, name: str = "") -> str:
         return f"{v:,.0f}"
     if name in ("compression_pct", "si_sdr"):
         return f"{v:.2f}"
-    if name in ("speedup_vs_fp32", "bits_per_weight"):
+    if name in ("speedup_vs_fp32", "speedup_vs_ort", "bits_per_weight"):
         return f"{v:.2f}"
     return f"{v:.3f}"
 
