@@ -79,6 +79,7 @@ TAG_BASELINE_PAIRED_AGAINST = "seofp.baseline_paired_against"  # run A of baseli
 TAG_BASELINE_PAIRED_UNIT = "seofp.baseline_paired_unit"  # what baseline_paired_* resampled
 TAG_METRIC = "seofp.metric."  # + a metric name: the package, version and mode that scored it
 TAG_DIVERGED = "seofp.diverged"  # why the divergence guard flagged a run (docs/runs.md)
+TAG_RESUMED = "seofp.resumed"  # `seofp train --resume`: the epochs it continued from
 CONFIG_ARTIFACT = "config.yaml"
 CHECKPOINT_ARTIFACT = "checkpoint/model.pt"
 
@@ -205,8 +206,13 @@ def _prepare_store(uri: str) -> None:
 
         with lock_for(db):
             root = artifact_root()
-            if db.is_file() and root is not None and db == workspace_dir() / "mlflow.db":
-                _reroot(db, root)
+            if (db.is_file() and root is not None and db == workspace_dir() / "mlflow.db"
+                    and _reroot(db, root)):
+                # MLflow keeps one artifact repository per run id for the process: a run seen
+                # before under its old location must be looked up again
+                from mlflow.tracking._tracking_service import utils  # noqa: PLC0415
+
+                getattr(utils, "_artifact_repos_cache", {}).clear()
             MlflowClient(uri).search_experiments(max_results=1)  # creates or upgrades the schema
     _PREPARED.add(uri)
 
@@ -292,6 +298,26 @@ def start_run(
             for i in range(0, len(items), 90):  # the store caps one batch
                 mlflow.log_params({k: str(v)[:6000] for k, v in items[i : i + 90]})
         yield run.info.run_id
+        status = "FINISHED"
+    except INTERRUPTS:
+        status = "KILLED"
+        raise
+    finally:
+        mlflow.end_run(status)
+
+
+@contextlib.contextmanager
+def continue_run(run_id: str) -> Iterator[str]:
+    """Reopen a run its training left unfinished (``seofp train --resume``): this command now
+    owns it and ends it FINISHED, KILLED or FAILED as :func:`start_run` does."""
+    from seofp_lab.signals import INTERRUPTS  # noqa: PLC0415
+
+    get_run(run_id)
+    mlflow = _mlflow()
+    mlflow.start_run(run_id=run_id)
+    status = "FAILED"
+    try:
+        yield run_id
         status = "FINISHED"
     except INTERRUPTS:
         status = "KILLED"

@@ -197,9 +197,9 @@ def divergence(metrics: dict[str, float]) -> str | None:
     return None
 
 
-def _trainer(cfg: ExperimentConfig, callbacks: list[L.Callback], progress: bool) -> L.Trainer:
-    """The Trainer, built before any MLflow run exists: what Lightning refuses on this machine
-    (no GPU, an unknown strategy) is a ConfigError naming the field, and leaves no FAILED run."""
+def check_machine(cfg: ExperimentConfig) -> None:
+    """ConfigError naming the field when this machine cannot run ``cfg.train`` (a GPU it does
+    not have, a strategy Lightning does not know); called first, before data or runs exist."""
     t = cfg.train
     if t.accelerator == "gpu" and not torch.cuda.is_available():
         raise ConfigError("Invalid config: train.accelerator: 'gpu' but this machine has no "
@@ -213,6 +213,12 @@ def _trainer(cfg: ExperimentConfig, callbacks: list[L.Callback], progress: bool)
     if t.strategy not in known:
         raise ConfigError(f"Invalid config: train.strategy: {t.strategy!r} is not a Lightning "
                           f"strategy; expected one of {', '.join(known)}")
+
+
+def _trainer(cfg: ExperimentConfig, callbacks: list[L.Callback], progress: bool) -> L.Trainer:
+    """The Trainer, built before any MLflow run exists: what Lightning still refuses is a
+    ConfigError naming the fields, and leaves no FAILED run behind."""
+    t = cfg.train
     try:
         return L.Trainer(
             max_epochs=t.max_epochs,
@@ -236,8 +242,37 @@ def _trainer(cfg: ExperimentConfig, callbacks: list[L.Callback], progress: bool)
         ) from None
 
 
-def train(cfg: ExperimentConfig, progress: bool = True) -> TrainResult:
-    """Train one experiment, tracked as one MLflow run; returns its id and checkpoint."""
+def resume_training(run_id: str, progress: bool = True) -> TrainResult:
+    """Continue a killed or failed training into the same MLflow run from its ``last.ckpt``
+    (weights, optimizer, epoch; the data order follows from the seed and the epoch).
+
+    Raises:
+        SeofpError: the run finished already, has no checkpoint in this workspace, or is a
+            compressed run (its compression state is not in the checkpoint).
+    """
+    run_id = tracking.resolve_run_id(run_id)
+    run = tracking.get_run(run_id)
+    if run.info.status == "FINISHED":
+        raise SeofpError(f"Expected an unfinished run to resume but run {run_id} is FINISHED")
+    ckpt = run_dir(run_id) / LAST_CHECKPOINT
+    if not ckpt.is_file():
+        raise SeofpError(f"Expected the checkpoint of a completed epoch at {ckpt} but there is "
+                         f"none: run {run_id} ended before its first epoch, or ran in another "
+                         "workspace")
+    cfg = ExperimentConfig.model_validate(tracking.run_config_dict(run_id))
+    if cfg.compression.compressed:
+        raise SeofpError(f"Cannot resume run {run_id}: it is a compressed run "
+                         f"({cfg.compression.role}) and its pruning masks and exponent windows "
+                         "are not in the checkpoint; train it again")
+    return train(cfg, progress, resume=run_id)
+
+
+def train(cfg: ExperimentConfig, progress: bool = True, resume: str | None = None) -> TrainResult:
+    """Train one experiment, tracked as one MLflow run; returns its id and checkpoint.
+
+    ``resume``: the id of this config's unfinished run, continued from its ``last.ckpt``
+    (use :func:`resume_training`)."""
+    check_machine(cfg)
     t0 = time.perf_counter()
     L.seed_everything(cfg.train.seed, workers=True, verbose=False)
     if cfg.train.threads:
@@ -286,16 +321,24 @@ def train(cfg: ExperimentConfig, progress: bool = True) -> TrainResult:
         logging.getLogger(name).setLevel(logging.WARNING)  # no "GPU available"/tips chatter
     checkpointer = EpochCheckpoint(Path())  # its path once the run id is known
     trainer = _trainer(cfg, [*callbacks, checkpointer], progress)
-    with tracking.start_run(cfg.tracking.experiment, run_name, tags, cfg.flat_params()) as run_id:
-        tracking.log_text(
-            yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False), tracking.CONFIG_ARTIFACT
-        )
+    opened = (tracking.continue_run(resume) if resume else
+              tracking.start_run(cfg.tracking.experiment, run_name, tags, cfg.flat_params()))
+    with opened as run_id:
         checkpointer.path = run_dir(run_id) / LAST_CHECKPOINT
+        ckpt_path = None
+        if resume:
+            ckpt_path = str(checkpointer.path)
+            done = torch.load(ckpt_path, map_location="cpu", weights_only=False).get("epoch", 0)
+            tracking.set_tags({tracking.TAG_RESUMED: f"after epoch {done + 1} of "
+                               f"{cfg.train.max_epochs}"})
+        else:
+            tracking.log_text(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False),
+                              tracking.CONFIG_ARTIFACT)
         try:
             with warnings.catch_warnings():
                 warnings.filterwarnings("ignore", message=".*does not have many workers.*")
                 warnings.filterwarnings("ignore", message=".*LeafSpec.*")  # inside Lightning 2.6
-                trainer.fit(module, datamodule=dm)
+                trainer.fit(module, datamodule=dm, ckpt_path=ckpt_path)
         except FloatingPointError as exc:  # EnhanceModule refuses a NaN/inf loss
             kept = checkpointer.path if checkpointer.path.is_file() else None
             text = (f"{exc} in epoch {trainer.current_epoch}; the run stopped"
