@@ -120,6 +120,28 @@ def test_a_copied_workspace_works_after_the_original_is_deleted(
     assert "PESQ" in res.html.read_text() and not first.exists()
 
 
+def _hammer_cache(args: tuple[str, int]) -> None:
+    from seofp_lab.evaluate.run import _store_noisy
+
+    root, worker = args
+    for i in range(40):
+        _store_noisy(Path(root), [{"id": f"w{worker}_{i}", "noisy_pesq_wb": float(i)}])
+
+
+def test_evaluations_finishing_at_once_keep_every_noisy_score(tmp_path: Path) -> None:
+    """Four processes update the noisy-score cache of one test set 40 times each: no error
+    (a fixed temporary name made one process rename another's file away) and no lost entry."""
+    import json
+    import multiprocessing
+
+    with multiprocessing.get_context("fork").Pool(4) as pool:
+        pool.map(_hammer_cache, [(str(tmp_path), w) for w in range(4)])
+    cache = json.loads((tmp_path / "noisy_scores.json").read_text())
+    assert len(cache) == 160 and cache["w3_39"] == {"pesq_wb": 39.0}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["noisy_scores.json",
+                                                          "noisy_scores.json.lock"]
+
+
 # ------------------------------------------------------------------------------------ statuses
 def test_export_leaves_a_failed_run_failed(copy: tuple[Path, str]) -> None:
     from seofp_lab.infer.export import export_run
