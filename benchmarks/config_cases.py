@@ -72,7 +72,8 @@ BAD_COMMANDS = [
     ["evaluate", "RUN", "--corpus", "nosuchcorpus"],
     ["export", "0123456789abcdef"],
     ["evaluate", ""],
-    ["report", "--run", "0123456789abcdef"],
+    ["report", "0123456789abcdef"],
+    ["train", "--resume", "0123456789abcdef"],
 ]
 
 

@@ -74,7 +74,7 @@ class EpochCheckpoint(L.Callback):
             return  # keep the last good epoch
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with atomic_path(self.path) as tmp:
-            trainer.save_checkpoint(tmp)
+            trainer.save_checkpoint(tmp, weights_only=False)  # resume needs the optimizer
 
 
 class MlflowCurves(L.Callback):
