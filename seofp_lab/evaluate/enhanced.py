@@ -45,7 +45,7 @@ def read_manifest(folder: Path) -> list[dict[str, str]]:
 
 def write_manifest(folder: Path, rows: list[dict[str, object]]) -> Path:
     path = folder / "manifest.csv"
-    with atomic_path(path) as tmp, tmp.open("w", newline="") as fh:
+    with atomic_path(path) as tmp, tmp.open("w", newline="") as fh:  # unique: processes race
         writer = csv.DictWriter(fh, fieldnames=list(COLUMNS))
         writer.writeheader()
         writer.writerows({k: r[k] for k in COLUMNS} for r in rows)

@@ -111,7 +111,7 @@ def export_model(model: nn.Module, path: str | Path, group: Group = "global") ->
     path = Path(path)
     data = serialize_model(model, group)
     path.parent.mkdir(parents=True, exist_ok=True)
-    write_bytes_atomic(path, data)  # never leave half a .seofp file
+    write_bytes_atomic(path, data)  # never half a .seofp file, nor a shared temporary name
     return path
 
 
@@ -122,6 +122,7 @@ def export_run(run_id: str, path: str | Path | None = None, log: bool = True) ->
     ``log``, the file becomes the run's ``model/`` artifact and its byte length the run's
     ``size_bytes``; a compressed run also gets ``compression_pct`` against 4 bytes per stored
     value (an fp32 file is its values plus a header, so the figure would only be that header).
+    The run's status is left as it is (docs/runs.md#statuses).
     """
     from seofp_lab import tracking  # noqa: PLC0415
     from seofp_lab.models import stored_values  # noqa: PLC0415

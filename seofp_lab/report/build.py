@@ -181,6 +181,7 @@ def build_report(
         "code": code_text(sel.runs),
         "machine": machine_text(),
         "skipped": sel.skipped,
+        "diverged": [f"{r.short_id} ({r.name}): {r.diverged}" for r in sel.runs if r.diverged],
         "rows": table_rows,
         "footnotes": notes,
         "kernels": ", ".join(kernels),

@@ -49,6 +49,8 @@ pre{background:#f6f8fa;padding:10px;font-size:12px;white-space:pre-wrap;max-widt
 <dt>machine</dt><dd>{{ machine }}</dd>
 </dl>
 {% if skipped %}<p class="note">Not shown: {{ skipped|join("; ") }}.</p>{% endif %}
+{% if diverged %}<p class="note diverged">Diverged (tag seofp.diverged), their numbers are not a
+trained model's: {{ diverged|join("; ") }}.</p>{% endif %}
 
 <h2>Results</h2>
 <div class="wrap"><table class="results">
