@@ -105,11 +105,13 @@ def fetch_enhanced(run_id: str, path: Path) -> bool:
             if not Path(row[kind]).is_file():
                 row[kind] = local.get(row["id"], {}).get(kind, "")
     write_manifest(got, rows)
-    if path.exists():  # a concurrent fetch won; its copy is the same
-        shutil.rmtree(tmp, ignore_errors=True)
-    else:
-        path.parent.mkdir(parents=True, exist_ok=True)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
         got.replace(path)
+    except OSError:  # a concurrent fetch (or evaluation) got there first
+        if not (path / "manifest.csv").is_file():
+            raise
+    finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return True
 
