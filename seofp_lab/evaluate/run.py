@@ -23,7 +23,7 @@ from seofp_lab import tracking
 from seofp_lab.config import CorpusConfig, ExperimentConfig
 from seofp_lab.console import console as make_console
 from seofp_lab.errors import SeofpError
-from seofp_lab.evaluate.enhanced import enhanced_dir, write_manifest
+from seofp_lab.evaluate.enhanced import enhanced_dir, log_enhanced, write_manifest
 from seofp_lab.evaluate.metrics import METRICS, check_metrics, provenance, score
 from seofp_lab.fsutil import atomic_path, lock_for, write_text_atomic
 from seofp_lab.workspace import workspace_path
@@ -170,9 +170,9 @@ def _enhancer(
 ):  # noqa: ANN202 - a callable wave -> wave
     if engine == "c":
         from seofp_lab.infer.engine import load as load_engine  # noqa: PLC0415
-        from seofp_lab.infer.export import export_run  # noqa: PLC0415
+        from seofp_lab.infer.enhance_cli import model_path  # noqa: PLC0415
 
-        eng = load_engine(export_run(run_id), kernel=kernel)
+        eng = load_engine(model_path(run_id), kernel=kernel)  # cached, logged or a new export
         return eng.enhance
     import torch  # noqa: PLC0415
 
@@ -305,6 +305,7 @@ def evaluate(
                 tracking.log_figure(_per_snr_figure(result, names),
                                     f"{folder}/{prefix}per_snr.png")
             record(run_id, target, len(rows), engine_name)
+            log_enhanced(out_dir)  # on a shared server: for other workspaces (docs/team.md)
         # against the seofp.baseline_run's per-utterance scores; prints one line if impossible
         from seofp_lab.evaluate.paired_runs import after_evaluation  # noqa: PLC0415
 

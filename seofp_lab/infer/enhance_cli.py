@@ -66,8 +66,33 @@ def model_path(source: str) -> Path:
 
     run_id = tracking.resolve_run_id(source)  # a full id or a unique prefix
     cached = workspace_path("exports", f"{run_id}.seofp")
+    if not cached.is_file():  # exported elsewhere: the run's model/ artifact (docs/team.md)
+        _fetch_export(run_id, cached)
     current = modelfile.file_version(cached) == modelfile.FORMAT_VERSION
     return cached if current else export_run(run_id)
+
+
+def _fetch_export(run_id: str, dst: Path) -> None:
+    """Copy the run's logged ``model/*.seofp`` (``seofp export`` on any machine) to ``dst``;
+    nothing happens when the run has none."""
+    import shutil  # noqa: PLC0415
+    import tempfile  # noqa: PLC0415
+
+    from seofp_lab import tracking  # noqa: PLC0415
+
+    try:
+        logged = [a.path for a in tracking.client().list_artifacts(run_id, "model")
+                  if a.path.endswith(".seofp")]
+    except Exception:  # no artifacts reachable: export from the checkpoint instead
+        return
+    if not logged:
+        return
+    with tempfile.TemporaryDirectory(prefix="seofp-") as tmp:
+        got = tracking.download_artifact(run_id, sorted(logged)[-1], Path(tmp))
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        part = dst.with_name(f".{dst.name}.part")
+        shutil.copyfile(got, part)
+        part.replace(dst)  # never half a .seofp file
 
 
 def input_files(inputs: list[Path]) -> list[Path]:
