@@ -75,6 +75,10 @@ TAG_PAIRED_UNIT = "seofp.paired_unit"  # what paired_* resampled: utterance, spe
 TAG_BASELINE_PAIRED_AGAINST = "seofp.baseline_paired_against"  # run A of baseline_paired_*
 TAG_BASELINE_PAIRED_UNIT = "seofp.baseline_paired_unit"  # what baseline_paired_* resampled
 TAG_METRIC = "seofp.metric."  # + a metric name: the package, version and mode that scored it
+# MLflow 3's experiment kind: "custom_model_development" makes the UI open on the runs table,
+# not the GenAI overview (traces, token usage); the value the installed UI reads
+TAG_EXPERIMENT_KIND = "mlflow.experimentKind"
+EXPERIMENT_KIND = "custom_model_development"
 CONFIG_ARTIFACT = "config.yaml"
 CHECKPOINT_ARTIFACT = "checkpoint/model.pt"
 
@@ -168,10 +172,13 @@ def experiment_id(name: str) -> str:
     mlflow = _mlflow()
     exp = mlflow.get_experiment_by_name(name)
     if exp is not None:
+        if exp.tags.get(TAG_EXPERIMENT_KIND) is None:  # made before the tag existed, or by hand
+            client().set_experiment_tag(exp.experiment_id, TAG_EXPERIMENT_KIND, EXPERIMENT_KIND)
         return exp.experiment_id
     root = artifact_root()
     location = (root / name).as_uri() if root is not None else None
-    return mlflow.create_experiment(name, artifact_location=location)
+    return mlflow.create_experiment(name, artifact_location=location,
+                                    tags={TAG_EXPERIMENT_KIND: EXPERIMENT_KIND})
 
 
 def code_commit() -> str | None:
@@ -222,12 +229,17 @@ def resume_run(run_id: str) -> Iterator[str]:
 
 
 def resolve_run_id(run_id: str) -> str:
-    """The full id of a run given its id or a unique prefix of it (reports print 8 characters).
+    """The full id of a run given its id, a unique prefix of it (reports print 8 characters), or
+    a registered model version, ``models:/NAME@ALIAS`` or ``models:/NAME/VERSION`` (its run).
 
     Raises:
         TrackingError: no run, or several runs, match; the message names the store and lists the
             newest runs.
     """
+    if run_id.startswith("models:/"):  # every command that takes a run takes a model version
+        from seofp_lab.registry import model_version_run  # noqa: PLC0415
+
+        return model_version_run(run_id)
     with contextlib.suppress(Exception):  # a full id: one lookup
         return client().get_run(run_id).info.run_id
     c = client()
