@@ -22,6 +22,7 @@ import binascii
 import io
 import math
 import tempfile
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -52,12 +53,14 @@ def _rows(model_input: Any) -> list[dict[str, Any]]:
                                                              for r in model_input):
         return list(model_input)
     if isinstance(model_input, dict) and model_input:
-        one_row = isinstance(model_input.get("wav"), str) or np.isscalar(
-            model_input.get("sample_rate"))
+        rate = model_input.get("sample_rate")
+        one_row = isinstance(model_input.get("wav"), str) or (
+            rate is not None and np.ndim(rate) == 0)  # {"inputs": {...}} arrives as 0-d arrays
         if one_row:
-            return [dict(model_input)]
+            return [{k: v.item() if isinstance(v, np.ndarray) and v.ndim == 0 else v
+                     for k, v in model_input.items()}]
         columns = {k: list(v) for k, v in model_input.items()
-                   if isinstance(v, list | tuple | np.ndarray)}
+                   if isinstance(v, list | tuple | np.ndarray) and np.ndim(v) > 0}
         lengths = {len(v) for v in columns.values()}
         if len(columns) == len(model_input) and len(lengths) == 1:
             return [dict(zip(columns, row, strict=True)) for row in zip(*columns.values(),
@@ -113,54 +116,57 @@ def _array(samples: Any, rate: Any, row: int) -> tuple[np.ndarray, int]:
     return resample_audio(x.astype(np.float32), fs, FS), fs
 
 
-class SeofpEnhancer(mlflow.pyfunc.PythonModel):
-    """The pyfunc ``python_model``: one C engine (intadd kernel), loaded once per server."""
+with warnings.catch_warnings():  # "add type hints to predict": it takes several input forms
+    warnings.filterwarnings("ignore", message=".*type hints to the `predict`.*")
 
-    def __init__(self, kernel: str = "intadd") -> None:
-        self.kernel = kernel
-        self.engine: Any = None
+    class SeofpEnhancer(mlflow.pyfunc.PythonModel):
+        """The pyfunc ``python_model``: one C engine (intadd kernel), loaded once per server."""
 
-    def load_context(self, context: Any) -> None:
-        from seofp_lab.infer.engine import load  # noqa: PLC0415
+        def __init__(self, kernel: str = "intadd") -> None:
+            self.kernel = kernel
+            self.engine: Any = None
 
-        self.engine = load(context.artifacts[SEOFP_ARTIFACT], kernel=self.kernel)
+        def load_context(self, context: Any) -> None:
+            from seofp_lab.infer.engine import load  # noqa: PLC0415
 
-    def enhance_rows(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        from seofp_lab.data.audio import FS, resample_audio  # noqa: PLC0415
-        from seofp_lab.errors import SeofpError  # noqa: PLC0415
+            self.engine = load(context.artifacts[SEOFP_ARTIFACT], kernel=self.kernel)
 
-        if self.engine is None:
-            raise RuntimeError("SeofpEnhancer used before load_context")
-        if not rows:
-            raise PayloadError("expected at least one row")
-        out = []
-        for i, row in enumerate(rows):
-            wav = row.get("wav")
-            has_wav = wav is not None and not (isinstance(wav, float) and math.isnan(wav))
-            if has_wav:
-                x, rate = _decode_wav(wav, i)
-            elif row.get("audio") is not None:
-                x, rate = _array(row.get("audio"), row.get("sample_rate"), i)
-            else:
-                raise PayloadError(f"row {i}: expected a 'wav' (base64 audio file) or an "
-                                     f"'audio' (float samples) + 'sample_rate' column but got "
-                                     f"{sorted(row) or 'no columns'}")
-            if x.size > MAX_SECONDS * FS:
-                raise PayloadError(f"row {i}: expected at most {MAX_SECONDS:g} s of audio but "
-                                     f"got {x.size / FS:.1f} s")
-            try:
-                y = self.engine.enhance(x)
-            except (SeofpError, ValueError) as exc:  # e.g. shorter than one STFT frame
-                raise PayloadError(f"row {i}: {exc}") from None
-            y = resample_audio(y, FS, rate)
-            if has_wav:
-                out.append({"wav": wav_base64(y, rate)})
-            else:
-                out.append({"audio": y.astype(np.float64).tolist(), "sample_rate": rate})
-        return out
+        def enhance_rows(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+            from seofp_lab.data.audio import FS, resample_audio  # noqa: PLC0415
+            from seofp_lab.errors import SeofpError  # noqa: PLC0415
 
-    def predict(self, context, model_input, params=None):  # noqa: ANN001, ANN201 - any input
-        return pd.DataFrame(self.enhance_rows(_rows(model_input)))
+            if self.engine is None:
+                raise RuntimeError("SeofpEnhancer used before load_context")
+            if not rows:
+                raise PayloadError("expected at least one row")
+            out = []
+            for i, row in enumerate(rows):
+                wav = row.get("wav")
+                has_wav = wav is not None and not (isinstance(wav, float) and math.isnan(wav))
+                if has_wav:
+                    x, rate = _decode_wav(wav, i)
+                elif row.get("audio") is not None:
+                    x, rate = _array(row.get("audio"), row.get("sample_rate"), i)
+                else:
+                    raise PayloadError(f"row {i}: expected a 'wav' (base64 audio file) or an "
+                                         f"'audio' (float samples) + 'sample_rate' column but got "
+                                         f"{sorted(row) or 'no columns'}")
+                if x.size > MAX_SECONDS * FS:
+                    raise PayloadError(f"row {i}: expected at most {MAX_SECONDS:g} s of audio but "
+                                         f"got {x.size / FS:.1f} s")
+                try:
+                    y = self.engine.enhance(x)
+                except (SeofpError, ValueError) as exc:  # e.g. shorter than one STFT frame
+                    raise PayloadError(f"row {i}: {exc}") from None
+                y = resample_audio(y, FS, rate)
+                if has_wav:
+                    out.append({"wav": wav_base64(y, rate)})
+                else:
+                    out.append({"audio": y.astype(np.float64).tolist(), "sample_rate": rate})
+            return out
+
+        def predict(self, context, model_input, params=None):  # noqa: ANN001, ANN201 - any input
+            return pd.DataFrame(self.enhance_rows(_rows(model_input)))
 
 
 def wav_base64(y: np.ndarray, rate: int) -> str:

@@ -381,6 +381,8 @@ def ui_command(host: str = "127.0.0.1", port: int = 5000) -> list[str]:
         host,
         "--port",
         str(port),
+        "--workers",  # one process is plenty for a local UI (the default is 4)
+        "1",
     ]
     root = artifact_root()
     if root is not None:
