@@ -15,13 +15,22 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import sys
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-CONFIGS_DIR = Path(__file__).resolve().parent.parent / "configs"
+
+def _configs_dir() -> Path:
+    """``configs/`` of the checkout, else the copy a wheel installs (pyproject data-files)."""
+    checkout = Path(__file__).resolve().parent.parent / "configs"
+    installed = Path(sys.prefix) / "share" / "seofp-lab" / "configs"
+    return checkout if checkout.is_dir() or not installed.is_dir() else installed
+
+
+CONFIGS_DIR = _configs_dir()
 SECTIONS = ("corpus", "model", "train", "compression", "evaluation", "tracking")
 
 

@@ -22,7 +22,6 @@ import binascii
 import io
 import math
 import tempfile
-import warnings
 from pathlib import Path
 from typing import Any
 
@@ -116,57 +115,54 @@ def _array(samples: Any, rate: Any, row: int) -> tuple[np.ndarray, int]:
     return resample_audio(x.astype(np.float32), fs, FS), fs
 
 
-with warnings.catch_warnings():  # "add type hints to predict": it takes several input forms
-    warnings.filterwarnings("ignore", message=".*type hints to the `predict`.*")
+class SeofpEnhancer(mlflow.pyfunc.PythonModel):
+    """The pyfunc ``python_model``: one C engine (intadd kernel), loaded once per server."""
 
-    class SeofpEnhancer(mlflow.pyfunc.PythonModel):
-        """The pyfunc ``python_model``: one C engine (intadd kernel), loaded once per server."""
+    def __init__(self, kernel: str = "intadd") -> None:
+        self.kernel = kernel
+        self.engine: Any = None
 
-        def __init__(self, kernel: str = "intadd") -> None:
-            self.kernel = kernel
-            self.engine: Any = None
+    def load_context(self, context: Any) -> None:
+        from seofp_lab.infer.engine import load  # noqa: PLC0415
 
-        def load_context(self, context: Any) -> None:
-            from seofp_lab.infer.engine import load  # noqa: PLC0415
+        self.engine = load(context.artifacts[SEOFP_ARTIFACT], kernel=self.kernel)
 
-            self.engine = load(context.artifacts[SEOFP_ARTIFACT], kernel=self.kernel)
+    def enhance_rows(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        from seofp_lab.data.audio import FS, resample_audio  # noqa: PLC0415
+        from seofp_lab.errors import SeofpError  # noqa: PLC0415
 
-        def enhance_rows(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-            from seofp_lab.data.audio import FS, resample_audio  # noqa: PLC0415
-            from seofp_lab.errors import SeofpError  # noqa: PLC0415
+        if self.engine is None:
+            raise RuntimeError("SeofpEnhancer used before load_context")
+        if not rows:
+            raise PayloadError("expected at least one row")
+        out = []
+        for i, row in enumerate(rows):
+            wav = row.get("wav")
+            has_wav = wav is not None and not (isinstance(wav, float) and math.isnan(wav))
+            if has_wav:
+                x, rate = _decode_wav(wav, i)
+            elif row.get("audio") is not None:
+                x, rate = _array(row.get("audio"), row.get("sample_rate"), i)
+            else:
+                raise PayloadError(f"row {i}: expected a 'wav' (base64 audio file) or an "
+                                     f"'audio' (float samples) + 'sample_rate' column but got "
+                                     f"{sorted(row) or 'no columns'}")
+            if x.size > MAX_SECONDS * FS:
+                raise PayloadError(f"row {i}: expected at most {MAX_SECONDS:g} s of audio but "
+                                     f"got {x.size / FS:.1f} s")
+            try:
+                y = self.engine.enhance(x)
+            except (SeofpError, ValueError) as exc:  # e.g. shorter than one STFT frame
+                raise PayloadError(f"row {i}: {exc}") from None
+            y = resample_audio(y, FS, rate)
+            if has_wav:
+                out.append({"wav": wav_base64(y, rate)})
+            else:
+                out.append({"audio": y.astype(np.float64).tolist(), "sample_rate": rate})
+        return out
 
-            if self.engine is None:
-                raise RuntimeError("SeofpEnhancer used before load_context")
-            if not rows:
-                raise PayloadError("expected at least one row")
-            out = []
-            for i, row in enumerate(rows):
-                wav = row.get("wav")
-                has_wav = wav is not None and not (isinstance(wav, float) and math.isnan(wav))
-                if has_wav:
-                    x, rate = _decode_wav(wav, i)
-                elif row.get("audio") is not None:
-                    x, rate = _array(row.get("audio"), row.get("sample_rate"), i)
-                else:
-                    raise PayloadError(f"row {i}: expected a 'wav' (base64 audio file) or an "
-                                         f"'audio' (float samples) + 'sample_rate' column but got "
-                                         f"{sorted(row) or 'no columns'}")
-                if x.size > MAX_SECONDS * FS:
-                    raise PayloadError(f"row {i}: expected at most {MAX_SECONDS:g} s of audio but "
-                                         f"got {x.size / FS:.1f} s")
-                try:
-                    y = self.engine.enhance(x)
-                except (SeofpError, ValueError) as exc:  # e.g. shorter than one STFT frame
-                    raise PayloadError(f"row {i}: {exc}") from None
-                y = resample_audio(y, FS, rate)
-                if has_wav:
-                    out.append({"wav": wav_base64(y, rate)})
-                else:
-                    out.append({"audio": y.astype(np.float64).tolist(), "sample_rate": rate})
-            return out
-
-        def predict(self, context, model_input, params=None):  # noqa: ANN001, ANN201 - any input
-            return pd.DataFrame(self.enhance_rows(_rows(model_input)))
+    def predict(self, context, model_input, params=None):  # noqa: ANN001, ANN201 - any input
+        return pd.DataFrame(self.enhance_rows(_rows(model_input)))
 
 
 def wav_base64(y: np.ndarray, rate: int) -> str:
