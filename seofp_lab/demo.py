@@ -159,8 +159,8 @@ def print_summary(result: DemoResult) -> None:
     )
     console.print(f"tracking store: {tracking_uri()}")
     console.print(
-        "browse and compare the runs:  [bold]seofp ui[/bold]  (or `make ui`), "
-        "then open http://127.0.0.1:5000"
+        "browse and compare the runs:  [bold]seofp ui[/bold]  (or `make ui`), then open the "
+        "runs-table address it prints (docs/mlflow.md)"
     )
 
 

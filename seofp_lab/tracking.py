@@ -175,10 +175,13 @@ def experiment_id(name: str) -> str:
         if exp.tags.get(TAG_EXPERIMENT_KIND) is None:  # made before the tag existed, or by hand
             client().set_experiment_tag(exp.experiment_id, TAG_EXPERIMENT_KIND, EXPERIMENT_KIND)
         return exp.experiment_id
+    from seofp_lab.ui_view import TAG_VIEW, view_state  # noqa: PLC0415
+
     root = artifact_root()
     location = (root / name).as_uri() if root is not None else None
-    return mlflow.create_experiment(name, artifact_location=location,
-                                    tags={TAG_EXPERIMENT_KIND: EXPERIMENT_KIND})
+    return mlflow.create_experiment(name, artifact_location=location,  # the UI: docs/mlflow.md
+                                    tags={TAG_EXPERIMENT_KIND: EXPERIMENT_KIND,
+                                          TAG_VIEW: view_state()})
 
 
 def code_commit() -> str | None:

@@ -10,19 +10,7 @@ import subprocess
 import sys
 
 from seofp_lab import tracking
-
-# MLflow 3's UI opens an experiment on its GenAI overview unless the workflow is "machine
-# learning": the URL parameter selects it (and the experiment-kind tag, for UIs that read it)
-WORKFLOW_QUERY = "?workflowType=machine_learning"
-
-
-def runs_url(base: str, experiment_id: str) -> str:
-    """The runs table of one experiment in the MLflow UI at ``base``.
-
-    >>> runs_url("http://127.0.0.1:5000", "3")
-    'http://127.0.0.1:5000/#/experiments/3/runs?workflowType=machine_learning'
-    """
-    return f"{base.rstrip('/')}/#/experiments/{experiment_id}/runs{WORKFLOW_QUERY}"
+from seofp_lab.ui_view import ensure_view, runs_url
 
 
 def newest_experiments(limit: int = 3) -> list[tuple[str, str]]:
@@ -37,7 +25,10 @@ def newest_experiments(limit: int = 3) -> list[tuple[str, str]]:
     seen: dict[str, str] = {}
     for r in runs:
         seen.setdefault(r.info.experiment_id, exps[r.info.experiment_id])
-    return [(name, eid) for eid, name in list(seen.items())[:limit]]
+    newest = [(name, eid) for eid, name in list(seen.items())[:limit]]
+    for _name, eid in newest:  # experiments made before the view existed get it now
+        ensure_view(c, eid)
+    return newest
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
