@@ -29,6 +29,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "report": ("seofp_lab.report.cli", "one self-contained HTML report (+ CSV) from MLflow runs"),
     "ui": ("seofp_lab.tracking_cli", "open the MLflow UI on the workspace store"),
     "fuzz": ("seofp_lab.fuzz.cli", "fuzz the model file, config loader and audio reader"),
+    "register": ("seofp_lab.registry", "register a run's model (pyfunc) in the MLflow registry"),
 }
 
 

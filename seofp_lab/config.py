@@ -15,6 +15,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import sys
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
@@ -23,7 +24,15 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from seofp_lab.config_yaml import MAX_BYTES as MAX_YAML_BYTES
 from seofp_lab.config_yaml import YAMLFileError, load_yaml_bytes, load_yaml_text
 
-CONFIGS_DIR = Path(__file__).resolve().parent.parent / "configs"
+
+def _configs_dir() -> Path:
+    """``configs/`` of the checkout, else the copy a wheel installs (pyproject data-files)."""
+    checkout = Path(__file__).resolve().parent.parent / "configs"
+    installed = Path(sys.prefix) / "share" / "seofp-lab" / "configs"
+    return checkout if checkout.is_dir() or not installed.is_dir() else installed
+
+
+CONFIGS_DIR = _configs_dir()
 SECTIONS = ("corpus", "model", "train", "compression", "evaluation", "tracking")
 
 

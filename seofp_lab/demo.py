@@ -55,6 +55,7 @@ def run_demo(
     extra_overrides: tuple[str, ...] = (),
     progress: bool = True,
     variants: tuple[Variant, ...] = VARIANTS,
+    bench: bool = True,
 ) -> DemoResult:
     """Train, export, evaluate and benchmark the baseline, the control and every variant.
 
@@ -62,6 +63,7 @@ def run_demo(
         epochs: the baseline's budget (default: its config, 40 epochs).
         finetune_epochs: the budget of every fine-tuned variant and of their control (default:
             the configs, 10 epochs).
+        bench: benchmark the C engine of compressed runs (``--quick`` skips it).
     """
     from seofp_lab import tracking  # noqa: PLC0415
     from seofp_lab.evaluate.run import evaluate  # noqa: PLC0415
@@ -90,7 +92,8 @@ def run_demo(
                          f"without compression ({cfg.train.max_epochs} epochs)")
             control, trained_now = ensure_control(cfg, progress=progress)
             if trained_now:
-                _finish(result, CONTROL_LABEL, control, evaluate(control).metrics, compressed=False)
+                _finish(result, CONTROL_LABEL, control, evaluate(control).metrics, compressed=False,
+                        bench=bench)
             else:
                 console.print(f"control {control} reused (same start and recipe)")
             cfg = with_control(cfg, control)
@@ -104,7 +107,7 @@ def run_demo(
         console.rule(f"[bold]{v.label}[/bold]: evaluating the test set")
         ev = evaluate(trained.run_id)
         _finish(result, v.label, trained.run_id, ev.metrics,
-                compressed=bool(cfg.compression.format))
+                compressed=bool(cfg.compression.format), bench=bench)
         paired = {k: val for k, val in tracking.get_run(trained.run_id).data.metrics.items()
                   if k.startswith(("paired_", "baseline_paired_"))}  # own test set, PyTorch
         if paired:
@@ -114,13 +117,14 @@ def run_demo(
 
 
 def _finish(result: DemoResult, label: str, run_id: str, ev: dict[str, float],
-            compressed: bool) -> None:
+            compressed: bool, bench: bool = True) -> None:
     """Export (exact size) and, for SEOFP runs, benchmark the C engine as a sweep point does
     (``sweep_run.finish_run``), then keep the row's logged metrics."""
     from seofp_lab import tracking  # noqa: PLC0415
     from seofp_lab.train.sweep_run import finish_run  # noqa: PLC0415
 
-    finish_run(run_id, ["export", "bench"] if compressed else ["export"], bench_seconds=2.0,
+    finish_run(run_id, ["export", "bench"] if compressed and bench else ["export"],
+               bench_seconds=2.0,
                bench_samples=31)
     run = tracking.get_run(run_id)
     result.runs[label] = run_id
@@ -158,8 +162,8 @@ def print_summary(result: DemoResult) -> None:
     )
     console.print(f"tracking store: {tracking_uri()}")
     console.print(
-        "browse and compare the runs:  [bold]seofp ui[/bold]  (or `make ui`), "
-        "then open http://127.0.0.1:5000"
+        "browse and compare the runs:  [bold]seofp ui[/bold]  (or `make ui`), then open the "
+        "runs-table address it prints (docs/mlflow.md)"
     )
 
 
@@ -229,6 +233,37 @@ def write_report(result: DemoResult) -> str:
     return str(report.html)
 
 
+DEMO_MODEL = "seofp-demo"  # the registered model the demo's SEOFP run becomes a version of
+DEMO_REGISTERED = "SEOFP s1e5"  # the variant it registers
+# --quick: a one-minute smoke run of the whole pipeline (install checks, CI): a 1-layer 8-unit
+# LSTM, eight 1-s mixtures per epoch, one epoch each, four test mixtures; its numbers mean nothing
+QUICK_OVERRIDES = ("model.hidden=8", "model.layers=1", "train.max_minutes=null",
+                   "train.batch_size=4", "train.threads=1", "corpus.mixtures_per_epoch=8",
+                   "corpus.valid_mixtures=4", "corpus.segment_seconds=1.0",
+                   "evaluation.audio_examples=1", "tracking.experiment=seofp-demo-quick")
+QUICK_UTTERANCES = 4
+
+
+def register_candidate(result: DemoResult, name: str = DEMO_MODEL):  # noqa: ANN201 - Registered
+    """Register the demo's SEOFP run as a version of ``name``; alias ``candidate`` only when its
+    verdict against its equal-budget control is non-inferior (docs/mlflow.md#registry)."""
+    from seofp_lab.registry import CANDIDATE_ALIAS, register  # noqa: PLC0415
+
+    if DEMO_REGISTERED not in result.runs:
+        return None
+    reg = register(result.runs[DEMO_REGISTERED], name, alias=CANDIDATE_ALIAS)
+    console = make_console()
+    console.print(f"registered {reg.name} version {reg.version} ({DEMO_REGISTERED}, run "
+                  f"{reg.run_id[:8]}); verdict against its control: {reg.verdict.overall}")
+    if reg.alias:
+        console.print(f"alias @{reg.alias} set; serve it: [bold]mlflow models serve -m "
+                      f"models:/{reg.name}@{reg.alias} --env-manager local -h 127.0.0.1 -p 5001"
+                      "[/bold] (docs/mlflow.md#serving)")
+    else:
+        console.print(f"alias @{CANDIDATE_ALIAS} not set: the verdict is not non-inferior")
+    return reg
+
+
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("demo", help="train, compress, evaluate and compare on the embedded corpus")
     p.add_argument(
@@ -245,15 +280,24 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--max-utterances", type=int, default=None, help="evaluate fewer test items")
     p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--quick", action="store_true",
+                   help="a one-minute smoke run: a tiny model, one epoch, the baseline, its "
+                        "control and SEOFP s1e5, four test mixtures (numbers mean nothing)")
     p.add_argument("overrides", nargs="*", help="dotted overrides applied to every variant")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    result = run_demo(
-        args.epochs, args.finetune_epochs, args.max_utterances, tuple(args.overrides),
-        progress=not args.no_progress,
-    )
+    if args.quick:
+        result = run_demo(1, 1, args.max_utterances or QUICK_UTTERANCES,
+                          (*QUICK_OVERRIDES, *args.overrides), progress=not args.no_progress,
+                          variants=VARIANTS[:2], bench=False)
+    else:
+        result = run_demo(
+            args.epochs, args.finetune_epochs, args.max_utterances, tuple(args.overrides),
+            progress=not args.no_progress,
+        )
     print_summary(result)
     write_report(result)
+    register_candidate(result, DEMO_MODEL + ("-quick" if args.quick else ""))
     return 0

@@ -85,6 +85,10 @@ TAG_BASELINE_PAIRED_UNIT = "seofp.baseline_paired_unit"  # what baseline_paired_
 TAG_METRIC = "seofp.metric."  # + a metric name: the package, version and mode that scored it
 TAG_DIVERGED = "seofp.diverged"  # why the divergence guard flagged a run (docs/runs.md)
 TAG_RESUMED = "seofp.resumed"  # `seofp train --resume`: the epochs it continued from
+# MLflow 3's experiment kind: "custom_model_development" makes the UI open on the runs table,
+# not the GenAI overview (traces, token usage); the value the installed UI reads
+TAG_EXPERIMENT_KIND = "mlflow.experimentKind"
+EXPERIMENT_KIND = "custom_model_development"
 CONFIG_ARTIFACT = "config.yaml"
 CHECKPOINT_ARTIFACT = "checkpoint/model.pt"
 
@@ -249,11 +253,17 @@ def experiment_id(name: str) -> str:
     mlflow = _mlflow()
     exp = mlflow.get_experiment_by_name(name)
     if exp is not None:
+        if exp.tags.get(TAG_EXPERIMENT_KIND) is None:  # made before the tag existed, or by hand
+            client().set_experiment_tag(exp.experiment_id, TAG_EXPERIMENT_KIND, EXPERIMENT_KIND)
         return exp.experiment_id
+    from seofp_lab.ui_view import TAG_VIEW, view_state  # noqa: PLC0415
+
     root = artifact_root()
     location = (root / name).as_uri() if root is not None else None
     try:
-        return mlflow.create_experiment(name, artifact_location=location)
+        return mlflow.create_experiment(name, artifact_location=location,  # the UI: docs/mlflow.md
+                                        tags={TAG_EXPERIMENT_KIND: EXPERIMENT_KIND,
+                                              TAG_VIEW: view_state()})
     except Exception:  # another process created it a moment ago: use theirs
         exp = mlflow.get_experiment_by_name(name)
         if exp is None:
@@ -375,12 +385,17 @@ def resume_run(run_id: str) -> Iterator[str]:
 
 
 def resolve_run_id(run_id: str) -> str:
-    """The full id of a run given its id or a unique prefix of it (reports print 8 characters).
+    """The full id of a run given its id, a unique prefix of it (reports print 8 characters), or
+    a registered model version, ``models:/NAME@ALIAS`` or ``models:/NAME/VERSION`` (its run).
 
     Raises:
         TrackingError: no run, or several runs, match; the message names the store and lists the
             newest runs.
     """
+    if run_id.startswith("models:/"):  # every command that takes a run takes a model version
+        from seofp_lab.registry import model_version_run  # noqa: PLC0415
+
+        return model_version_run(run_id)
     with contextlib.suppress(Exception):  # a full id: one lookup
         return client().get_run(run_id).info.run_id
     c = client()
@@ -562,6 +577,8 @@ def ui_command(host: str = "127.0.0.1", port: int = 5000) -> list[str]:
         host,
         "--port",
         str(port),
+        "--workers",  # one process is plenty for a local UI (the default is 4)
+        "1",
     ]
     root = artifact_root()
     if root is not None:

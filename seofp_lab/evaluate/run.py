@@ -306,6 +306,9 @@ def evaluate(
                                     f"{folder}/{prefix}per_snr.png")
             record(run_id, target, len(rows), engine_name)
             log_enhanced(out_dir)  # on a shared server: for other workspaces (docs/team.md)
+            from seofp_lab.datasets import log_test_input  # noqa: PLC0415
+
+            log_test_input(test_set, target.label)  # the UI's Datasets column (docs/mlflow.md)
         # against the seofp.baseline_run's per-utterance scores; prints one line if impossible
         from seofp_lab.evaluate.paired_runs import after_evaluation  # noqa: PLC0415
 

@@ -68,8 +68,13 @@ def resolve_run(ref: str, experiment: str) -> str:
     """A run id, or ``latest:ROLE``: the newest run of ``experiment`` tagged ``seofp.role=ROLE``
     (``control`` is resolved by :func:`control_of` once the compressed run is known).
 
-    The resolved id is frozen in the manifest at prepare time.
+    The resolved id is frozen in the manifest at prepare time. ``models:/NAME@ALIAS`` names a
+    registered model version's run (:func:`seofp_lab.tracking.resolve_run_id`).
     """
+    if ref.startswith("models:/"):
+        from seofp_lab import tracking  # noqa: PLC0415
+
+        return tracking.resolve_run_id(ref)
     if ref == CONTROL_REF or not ref.startswith("latest:"):
         return ref
     from seofp_lab import tracking  # noqa: PLC0415

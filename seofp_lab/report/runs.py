@@ -133,7 +133,10 @@ def _all_runs(filter_string: str = "") -> list[RunRecord]:
 
 
 def resolve_run(run_id: str, known: list[RunRecord] | None = None) -> RunRecord:
-    """A run by full id or by a unique prefix (the report prints 8-character ids)."""
+    """A run by full id, by a unique prefix (the report prints 8-character ids) or by a model
+    version, ``models:/NAME@ALIAS`` (resolved by :func:`seofp_lab.tracking.resolve_run_id`)."""
+    if run_id.startswith("models:/"):
+        run_id = tracking.resolve_run_id(run_id)
     known = _all_runs() if known is None else known
     hits = [r for r in known if r.run_id == run_id] or [
         r for r in known if r.run_id.startswith(run_id)

@@ -118,7 +118,7 @@ def _initial_weights_(model: nn.Module, source: str) -> str | None:
     path = Path(source)
     run_id = None
     if not path.is_file():
-        run_id = tracking.resolve_run_id(source)
+        run_id = tracking.resolve_run_id(source)  # an id, a prefix, or models:/NAME@ALIAS
         path = tracking.download_artifact(run_id, tracking.CHECKPOINT_ARTIFACT)
     base, _, _ = load_checkpoint(path)
     model.load_state_dict(base.state_dict())
@@ -314,7 +314,9 @@ def train(cfg: ExperimentConfig, progress: bool = True, resume: str | None = Non
         callbacks.append(
             L.callbacks.Timer(dt.timedelta(minutes=cfg.train.max_minutes), interval="epoch")
         )
-    run_name = cfg.tracking.run_name or cfg.name
+    from seofp_lab.naming import run_name as display_name  # noqa: PLC0415
+
+    run_name = display_name(cfg, fmt)  # role, format, corpus, then the config's own name
     steps_per_epoch = len(dm.train_dataloader())
     tags = {**_tags(cfg, baseline_run, fmt), tracking.TAG_BUDGET: budget_text(cfg, steps_per_epoch)}
     for name in ("pytorch_lightning.utilities.rank_zero", "lightning_fabric"):
@@ -334,6 +336,9 @@ def train(cfg: ExperimentConfig, progress: bool = True, resume: str | None = Non
         else:
             tracking.log_text(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False),
                               tracking.CONFIG_ARTIFACT)
+            from seofp_lab.datasets import log_training_input  # noqa: PLC0415
+
+            log_training_input(cfg.corpus, corpus)  # the UI's Datasets column (docs/mlflow.md)
         try:
             with warnings.catch_warnings():
                 warnings.filterwarnings("ignore", message=".*does not have many workers.*")
