@@ -19,6 +19,7 @@ from pydantic import Field, model_validator
 
 from seofp_lab.config import Strict, load_yaml_model
 from seofp_lab.errors import StudyError
+from seofp_lab.listening.crowd import CrowdSpec
 
 TrialType = Literal["practice", "main", "catch", "null", "ladder"]
 Clip = Literal["baseline", "compressed", "catch", "ladder_ref", "ladder"]
@@ -105,6 +106,7 @@ class StudyDefinition(Strict):
     stimuli: StimulusSpec = StimulusSpec()
     ladder: Ladder = Ladder()
     player: PlayerSpec = PlayerSpec()
+    crowd: CrowdSpec = CrowdSpec()  # codes, redirects, device/bandwidth/time checks, confidence
 
     @model_validator(mode="after")
     def _check(self) -> StudyDefinition:
