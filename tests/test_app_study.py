@@ -13,12 +13,14 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
+from seofp_lab.listening.auth import add_user
 from seofp_lab.listening.listener import StudyService
 from seofp_lab.listening.stimuli import prepare_study
-from seofp_lab.listening.store import Answer, Participant
+from seofp_lab.listening.store import Answer, Incident, LoginAttempt, Participant
 from seofp_lab.listening.synthetic import make_study
 
 APP = str(Path(__file__).resolve().parents[1] / "app" / "study_app.py")
+ADMIN_APP = str(Path(__file__).resolve().parents[1] / "app" / "admin_app.py")
 HEARD = {"heard": {"A": 5000.0, "B": 5000.0, "X": 5000.0, "1": 5000.0, "2": 5000.0,
                    "3": 5000.0}, "plays": {"A": 1, "B": 1, "X": 1}}
 
@@ -40,7 +42,6 @@ def study(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
                                                 "environment_trials": 0, "environment_pass": 0})
     prepare_study(study_dir)
     monkeypatch.setenv("SEOFP_STUDY_DIR", str(study_dir))
-    monkeypatch.setenv("SEOFP_STUDY_PASSWORD", "letmein")
     return study_dir
 
 
@@ -115,24 +116,87 @@ def test_resume_by_token_continues_where_it_stopped(study: Path) -> None:
     assert _answers(study) == 4
 
 
-def test_unknown_token_is_refused_and_creates_nothing(study: Path) -> None:
+def _texts(at) -> str:
+    """Everything the page shows, as one string."""
+    parts = [e.value for kind in ("markdown", "error", "warning", "info", "success", "header",
+                                   "title", "caption", "code", "text") for e in getattr(at, kind)]
+    return "\n".join(str(p) for p in parts)
+
+
+@pytest.mark.parametrize("token", ["not-a-token", "[click here](http://evil/)",
+                                   "![x](http://evil/x.png)"])
+def test_bad_token_is_refused_as_text_and_creates_nothing(study: Path, token: str) -> None:
     at = _app()
-    at.query_params["token"] = "not-a-token"
+    at.query_params["token"] = token
     at.run()
     assert not at.exception
-    assert "Expected a participant token" in at.error[0].value
+    assert "This link does not work" in at.header[0].value
+    assert "evil" not in _texts(at)  # nothing from the URL is rendered, as markdown or at all
     with StudyService(study).store.session() as s:
         assert s.scalar(select(func.count(Participant.id))) == 0
 
 
-def test_experimenter_page_needs_the_password(study: Path) -> None:
+@pytest.mark.parametrize("name", ["../x", "/etc", "..", "fixture/../fixture", "%2e%2e"])
+def test_study_paths_are_confined_to_the_studies_folder(study: Path, name: str,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("SEOFP_STUDY_DIR")
+    monkeypatch.setenv("SEOFP_STUDIES_ROOT", str(study.parent))
     at = _app()
-    at.query_params["view"] = "experimenter"
+    at.query_params["study"] = name
     at.run()
     assert not at.exception
-    assert not any(b.label == "Run the analysis" for b in at.button)
-    at.text_input[0].input("wrong").run()
-    assert "Wrong password" in at.error[0].value
-    at.text_input[0].input("letmein").run()
+    assert "This link does not work" in at.header[0].value
+    at = _app()
+    at.query_params["study"] = study.name  # the same study by its plain name is served
+    at.run()
+    assert not at.exception and _button(at, "Start")
+
+
+def test_an_unexpected_error_shows_an_incident_id_not_a_traceback(study: Path) -> None:
+    at = _app().run()
+    at.session_state["listener"] = object()  # a broken session: the page raises inside
+    at.run()
+    assert not at.exception
+    shown = _texts(at)
+    assert "incident" in shown and "Traceback" not in shown and "/" not in at.error[0].value
+    incident = shown.split("incident ")[1][:8]
+    with StudyService(study).store.session() as s:
+        row = s.get(Incident, incident)
+    assert row is not None and "AttributeError" in row.traceback
+
+
+def _admin():
+    from streamlit.testing.v1 import AppTest
+
+    return AppTest.from_file(ADMIN_APP, default_timeout=30)
+
+
+def _login(at, user: str, password: str):  # noqa: ANN202 - the AppTest
+    at.text_input[0].input(user)
+    at.text_input[1].input(password)
+    return next(b for b in at.button if b.label == "Log in").click().run()
+
+
+def test_experimenter_app_needs_a_user_and_limits_failed_logins(study: Path) -> None:
+    service = StudyService(study)
+    at = _admin().run()
+    assert not at.exception
+    assert "No experimenter account" in at.error[0].value
+    add_user(service.store, "ana", "correct horse battery")
+    add_user(service.store, "bo", "another long password")
+    at = _login(_admin().run(), "bo", "another long password")
+    assert not at.exception
     assert any(b.label == "Run the analysis" for b in at.button)
     assert [m.label for m in at.metric][:1] == ["Participants"]
+    at = _admin().run()
+    assert not any(b.label == "Run the analysis" for b in at.button)
+    _login(at, "ana", "wrong password")
+    assert "Wrong user name or password" in at.error[0].value
+    assert not any(b.label == "Run the analysis" for b in at.button)
+    for _ in range(4):
+        _login(at, "ana", "wrong again")
+    _login(at, "ana", "correct horse battery")  # the right password, but locked out now
+    assert "Too many failed logins" in at.error[0].value
+    with service.store.session() as s:
+        outcomes = [a.outcome for a in s.scalars(select(LoginAttempt).order_by(LoginAttempt.id))]
+    assert outcomes == ["ok"] + ["wrong"] * 5 + ["locked"]

@@ -8,11 +8,13 @@ from datetime import timedelta
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 from pydantic import ValidationError
 from sqlalchemy import func, select
 
 from seofp_lab.errors import StudyError
+from seofp_lab.listening.auth import add_user, export_salt, login, pseudonym
 from seofp_lab.listening.crowd import (
     CrowdSpec,
     bandwidth_pair,
@@ -23,9 +25,11 @@ from seofp_lab.listening.crowd import (
     find_crowd_token,
     session_deadline_passed,
 )
+from seofp_lab.listening.data import export
 from seofp_lab.listening.listener import StudyService
+from seofp_lab.listening.participant import submit_answer, trial_progress
 from seofp_lab.listening.stimuli import prepare_study
-from seofp_lab.listening.store import CrowdId, Participant
+from seofp_lab.listening.store import Answer, CrowdId, Experimenter, LoginAttempt, Participant
 from seofp_lab.listening.synthetic import make_study, speech_like
 
 IPHONE = ("Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15 "
@@ -202,3 +206,97 @@ def test_session_time_limit_runs_on_the_server_clock(study: Path) -> None:
     assert listener.phase() == "screened_out"
     with service.store.session() as s:
         assert s.get(Participant, listener.pid).exclusion.startswith("time limit")
+
+
+def _to_trials(service: StudyService):  # noqa: ANN202 - a Listener in the trial phase
+    listener = _at_screening(service)
+    for _ in range(6):  # environment 4 + bandwidth 2, all right
+        _screen(listener, True)
+    assert listener.phase() == "trials"
+    return listener
+
+
+def test_a_repeated_answer_is_acknowledged_once_and_stored_once(study: Path) -> None:
+    service = StudyService(study)
+    listener = _to_trials(service)
+    served = listener.next_trial()
+    first = submit_answer(listener, served.public_id, "A", {"ms_heard_x": 900})
+    again = submit_answer(listener, served.public_id, "A", {"ms_heard_x": 900})  # a replayed click
+    assert (first.trial_number, first.duplicate) == (1, False)
+    assert (again.trial_number, again.duplicate, again.correct) == (1, True, first.correct)
+    with service.store.session() as s:
+        assert s.scalar(select(func.count(Answer.id)).where(
+            Answer.participant_id == listener.pid)) == 1
+    with pytest.raises(StudyError, match="shown to this participant"):
+        submit_answer(listener, "not-a-trial", "A", {})
+
+
+def test_progress_follows_the_design(study: Path) -> None:
+    service = StudyService(study)
+    listener = _to_trials(service)
+    t = service.study.trials
+    n_main = t.blocks * (t.test_per_block + t.catch_per_block + t.null_per_block)
+    labels = []
+    while (served := listener.next_trial()) is not None:
+        where = trial_progress(listener)
+        assert 0.0 <= where.fraction <= 1.0
+        labels.append(where.label)
+        submit_answer(listener, served.public_id, "A", {})
+        if listener.phase() == "break":
+            with service.store.session() as s:
+                s.get(Participant, listener.pid).break_until = None
+    assert labels[: t.practice] == [f"Practice {i} of {t.practice}" for i in range(1, 3)]
+    main = labels[t.practice:]
+    assert main[0] == f"Block 1 of {t.blocks} · trial 1 of {n_main}"
+    assert main[-1] == f"Block {t.blocks} of {t.blocks} · trial {n_main} of {n_main}"
+    assert all(f"of {t.blocks} ·" in m for m in main)
+    assert trial_progress(listener).label == "All trials done"
+
+
+def test_logins_lock_per_user_and_per_address_with_backoff(study: Path) -> None:
+    store = StudyService(study).store
+    add_user(store, "ana", "correct horse battery")
+    add_user(store, "bo", "another long password")
+    assert login(store, "ana", "correct horse battery", "10.0.0.1").ok
+    for k in range(5):
+        assert not login(store, "ana", f"guess {k}", f"10.0.1.{k}").ok  # five addresses
+    locked = login(store, "ana", "correct horse battery", "10.0.0.9")
+    assert not locked.ok and 55 < locked.locked_for_s <= 60  # per user, whatever the address
+    assert login(store, "bo", "another long password", "10.0.0.9").ok
+    for k in range(5):
+        login(store, f"nobody{k}", "x", "10.0.0.66")  # five users from one address
+    assert login(store, "bo", "another long password", "10.0.0.66").locked_for_s > 0
+
+    def age(seconds: float) -> None:
+        with store.session() as s:
+            for a in s.scalars(select(LoginAttempt)):
+                a.at = a.at - timedelta(seconds=seconds)
+
+    age(61)
+    assert login(store, "ana", "still guessing", "10.0.0.2").locked_for_s == 0  # lock over
+    for _ in range(4):
+        login(store, "ana", "still guessing", "10.0.0.2")
+    assert 115 < login(store, "ana", "x", "10.0.0.3").locked_for_s <= 120  # the second: doubled
+    with store.session() as s:
+        attempts = s.scalars(select(LoginAttempt)).all()
+    assert all(a.username and a.address and a.outcome in ("ok", "wrong", "locked")
+               for a in attempts)
+    with store.session() as s:
+        row = s.get(Experimenter, "ana")
+    assert "correct horse" not in row.password_hash and len(row.salt) == 32
+
+
+def test_exports_carry_pseudonyms_not_tokens(study: Path, tmp_path: Path) -> None:
+    service = StudyService(study)
+    listener = _to_trials(service)
+    served = listener.next_trial()
+    submit_answer(listener, served.public_id, "B", {})
+    paths = export(service.store, service.study.name, tmp_path / "out")
+    text = "".join(p.read_text() for p in paths)
+    assert listener.token not in text
+    trials = pd.read_csv(paths[0])
+    parts = pd.read_csv(paths[1])
+    assert "token" not in trials and "token" not in parts
+    mine = parts.loc[parts.listener == listener.pid, "pseudonym"].item()
+    assert set(trials.loc[trials.listener == listener.pid, "pseudonym"]) == {mine}
+    assert mine == pseudonym(export_salt(service.store, service.study.name), listener.token)
