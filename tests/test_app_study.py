@@ -200,3 +200,82 @@ def test_experimenter_app_needs_a_user_and_limits_failed_logins(study: Path) -> 
     with service.store.session() as s:
         outcomes = [a.outcome for a in s.scalars(select(LoginAttempt).order_by(LoginAttempt.id))]
     assert outcomes == ["ok"] + ["wrong"] * 5 + ["locked"]
+
+
+@pytest.fixture
+def crowd_study(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("SEOFP_WORKSPACE", str(tmp_path / "ws"))
+    monkeypatch.delenv("SEOFP_STUDY_DB", raising=False)
+    study_dir = make_study(
+        tmp_path, screening={"headphone_trials": 0, "headphone_pass": 0,
+                             "environment_trials": 2, "environment_pass": 2},
+        crowd={"screened_out_code": "OUT7", "completion_code": "DONE42",
+               "screened_out_url": "https://example.org/out?cc={code}",
+               "confidence_levels": 3})
+    prepare_study(study_dir)
+    monkeypatch.setenv("SEOFP_STUDY_DIR", str(study_dir))
+    return study_dir
+
+
+def _screen_answer(at, right: bool) -> None:  # noqa: ANN001 - the AppTest
+    listener = at.session_state["listener"]
+    (correct,) = [v[3] for v in listener._screen.values()]
+    at.session_state["heard"] = HEARD
+    at.run()
+    labels = at.radio[0].options
+    at.radio[0].set_value(labels[correct if right else 1 - correct]).run()
+    _button(at, "Submit").click().run()
+
+
+def test_failed_environment_check_ends_on_a_page_with_the_code(crowd_study: Path) -> None:
+    at = _app()
+    at.query_params.update({"PROLIFIC_PID": "p0123456789", "STUDY_ID": "s1", "SESSION_ID": "x"})
+    at.run()
+    at.checkbox[0].check().run()
+    _button(at, "Start").click().run()
+    at.button[0].click().run()  # metadata
+    assert "Listening environment" in at.header[0].value
+    assert any("Click **1** and **2**" in m.value for m in at.markdown)  # says what to do
+    _screen_answer(at, True)
+    _screen_answer(at, False)  # 1 of 2: fail, one retry
+    assert not at.exception
+    assert "one more try" in at.warning[0].value
+    bar = at.get("progress")[0].proto
+    assert (bar.text, bar.value) == ("1 of 2", 0)  # the retry starts over: never "3 of 2"
+    _screen_answer(at, False)
+    _screen_answer(at, False)
+    assert not at.exception
+    assert "Thank you" in at.header[0].value
+    assert "did not pass the listening checks" in _texts(at)
+    assert [c.value for c in at.code] == ["OUT7"]
+    # the same Prolific id opening the study link again resumes: no second enrolment
+    again = _app()
+    again.query_params.update({"PROLIFIC_PID": "p0123456789", "STUDY_ID": "s1"})
+    again.run()
+    assert not again.exception and "Thank you" in again.header[0].value
+    with StudyService(crowd_study).store.session() as s:
+        assert s.scalar(select(func.count(Participant.id))) == 1
+
+
+def test_confidence_is_asked_and_stored_when_the_design_asks(crowd_study: Path) -> None:
+    service = StudyService(crowd_study)
+    token = service.enroll()
+    listener = service.listener(token)
+    listener.consent("1", True)
+    listener.save_metadata({})
+    for _ in range(2):
+        served = listener.screen_trial()
+        listener.record_screen(served.public_id, listener._screen[served.public_id][3])
+    at = _app()
+    at.query_params["token"] = token
+    at.run()
+    at.session_state["heard"] = HEARD
+    at.run()
+    assert _button(at, "X is A").disabled  # heard, but no rating yet
+    assert "How sure are you?" == at.radio[0].label
+    at.radio[0].set_value(at.radio[0].options[2]).run()
+    _button(at, "X is A").click().run()
+    assert not at.exception
+    assert at.success[0].value == "Answer 1 saved."
+    with service.store.session() as s:
+        assert s.scalars(select(Answer.confidence)).all() == [3]
