@@ -301,17 +301,29 @@ def thanks(service: StudyService, listener: Listener, screened_out: bool) -> Non
     _code(service, "completed")
 
 
+def _status() -> None:
+    """Exactly one element on top of every page (a receipt, feedback, an error, or empty), so a
+    message never shifts the page and no stale button lingers below a new one."""
+    ack = st.session_state.pop("last_ack", None)
+    feedback = st.session_state.pop("last_feedback", None)
+    error = st.session_state.pop("last_error", None)
+    if error:
+        st.error(plain(error))
+    elif feedback:
+        st.info(f"{feedback} {ack or ''}".strip())
+    elif ack:
+        st.success(ack)
+    else:
+        st.empty()
+
+
 def route(service: StudyService, listener: Listener) -> None:
     info = client.probe(_store_key(service), listener.token)
     if refused_device(service, info):
         return
     if session_deadline_passed(service, listener.pid):
         st.rerun()
-    for key, show in (("last_ack", st.success), ("last_feedback", st.info)):
-        if st.session_state.get(key):  # our own fixed texts
-            show(st.session_state.pop(key))
-    if st.session_state.get("last_error"):
-        st.error(plain(st.session_state.pop("last_error")))
+    _status()
     phase = listener.phase()
     if phase == "consent":
         consent(service, listener=listener)

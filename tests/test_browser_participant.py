@@ -229,6 +229,9 @@ def test_break_countdown_moves_and_ends_by_itself(server, browser) -> None:
         shown.append(page.locator('[data-testid="stProgress"]').inner_text())
         answer = page.get_by_role("button", name="X is A")
         page.locator(".seofp-player button").first.wait_for()
+        # the answered trial's buttons (keyed by its id) leave when the rerun finishes
+        page.wait_for_function("() => [...document.querySelectorAll('button')].filter("
+                               "(b) => b.innerText.trim() === 'X is A').length === 1")
         _listen_until(page, ["A", "B", "X"], answer.is_enabled)
         answer.click()
         expect(page.get_by_text(f"Answer {k + 1} saved.")).to_be_visible()

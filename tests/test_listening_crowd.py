@@ -3,6 +3,8 @@ bandwidth check, session time limits and bounded free text."""
 
 from __future__ import annotations
 
+import io
+import threading
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -300,3 +302,34 @@ def test_exports_carry_pseudonyms_not_tokens(study: Path, tmp_path: Path) -> Non
     mine = parts.loc[parts.listener == listener.pid, "pseudonym"].item()
     assert set(trials.loc[trials.listener == listener.pid, "pseudonym"]) == {mine}
     assert mine == pseudonym(export_salt(service.store, service.study.name), listener.token)
+
+
+def test_add_user_command_reads_the_password_from_stdin(study: Path, capsys,  # noqa: ANN001
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    from seofp_lab.cli import main
+
+    monkeypatch.setattr("sys.stdin", io.StringIO("a long enough password\n"))
+    assert main(["study", "add-user", str(study), "cli.user", "--password-stdin"]) == 0
+    store = StudyService(study).store
+    assert login(store, "cli.user", "a long enough password", "127.0.0.5").ok
+    monkeypatch.setattr("sys.stdin", io.StringIO("short\n"))
+    assert main(["study", "add-user", str(study), "cli.user", "--password-stdin"]) == 2
+    assert "at least 10 characters" in capsys.readouterr().err
+
+
+def test_simultaneous_tabs_with_one_crowd_id_enrol_once(study: Path) -> None:
+    service = StudyService(study)
+    who = crowd_identity({"workerId": "RACE0123", "hitId": "H", "assignmentId": "A"})
+    with service.store.session() as s:
+        before = s.scalar(select(func.count(Participant.id)))
+    tokens: list[str] = []
+    threads = [threading.Thread(target=lambda: tokens.append(enroll_crowd(service, who, None)))
+               for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(tokens) == 8 and len(set(tokens)) == 1
+    with service.store.session() as s:
+        assert s.scalar(select(func.count(CrowdId.id)).where(CrowdId.crowd_pid == "RACE0123")) == 1
+        assert s.scalar(select(func.count(Participant.id))) == before + 1  # losers removed

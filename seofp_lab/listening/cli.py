@@ -115,7 +115,8 @@ def _serve(args: argparse.Namespace) -> int:
     cmd = [sys.executable, "-m", "streamlit", "run", str(app), "--server.port", str(args.port),
            "--server.address", args.address, "--server.headless", "true",
            "--browser.gatherUsageStats", "false",
-           "--client.toolbarMode", "minimal"]  # listeners see no developer menu or Deploy button
+           "--client.toolbarMode", "minimal",  # listeners see no developer menu or Deploy button
+           "--client.showErrorDetails", "none"]  # behind the page boundary: no tracebacks either
     return subprocess.call(cmd, env=env)
 
 

@@ -162,8 +162,11 @@ def enroll_crowd(service: StudyService, identity: CrowdIdentity, user_agent: str
                           platform=identity.platform, crowd_pid=identity.participant,
                           crowd_study=identity.study, crowd_session=identity.session))
     except IntegrityError:
-        with service.store.session() as s:
-            s.delete(s.scalar(select(Participant).where(Participant.token == token)))
+        try:  # the fresh enrolment has nothing yet; if something refers to it, it stays unused
+            with service.store.session() as s:
+                s.delete(s.scalar(select(Participant).where(Participant.token == token)))
+        except IntegrityError:
+            pass
         winner = find_crowd_token(service, identity)
         if winner is None:
             raise

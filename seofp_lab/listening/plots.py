@@ -203,10 +203,13 @@ def plot_trial_log(log: pd.DataFrame | None, path: Path) -> Path:
 
 def trial_log_figure(log: pd.DataFrame | None):  # noqa: ANN201 - a Figure
     """Plot 8: response time, plays (A + B + X) and switches for correct vs incorrect trials,
-    and proportion correct by confidence; a panel whose field the store lacks says so."""
+    and proportion correct by confidence only when the study asked for a rating
+    (``crowd.confidence_levels``); a panel whose field the store lacks says so."""
     plt = _plt()
-    fig, axes = plt.subplots(1, 4, figsize=(11, 3.2))
     log = pd.DataFrame() if log is None else log
+    conf = pd.to_numeric(log["confidence"], errors="coerce") if "confidence" in log else None
+    asked = conf is not None and "correct" in log and not conf.isna().all()
+    fig, axes = plt.subplots(1, 4 if asked else 3, figsize=(11 if asked else 8.4, 3.2))
     ok = log["correct"].astype(bool) if "correct" in log else pd.Series(dtype=bool)
     for ax, (cols, label) in zip(axes, _LOG_PANELS, strict=False):
         ax.set_ylabel(label)
@@ -228,19 +231,17 @@ def trial_log_figure(log: pd.DataFrame | None):  # noqa: ANN201 - a Figure
             ax.plot(i + 1 + jitter, g, ".", ms=2, alpha=0.4, color="tab:blue")
         ax.set_xticks([1, 2], names)
         ax.set_xlim(0.4, 2.6)
+    if not asked:  # no rating in the design: no accuracy-by-confidence panel to advertise
+        return fig
     ax = axes[3]
-    conf = pd.to_numeric(log["confidence"], errors="coerce") if "confidence" in log else None
-    if conf is None or "correct" not in log or conf.isna().all():
-        _empty(ax, "confidence not recorded")
-    else:
-        acc = ok.groupby(conf).agg(["mean", "count"])
-        ax.bar(acc.index.astype(str), acc["mean"], color="lightgrey", edgecolor="k")
-        for x, (pc, k) in enumerate(zip(acc["mean"], acc["count"], strict=False)):
-            ax.text(x, pc, f"n={k}", ha="center", va="bottom", fontsize=7)
-        ax.axhline(0.5, ls=":", color="grey")
-        ax.set_ylim(0, 1.1)
-        ax.set_xlabel("confidence")
-    axes[3].set_ylabel("proportion correct")
+    acc = ok.groupby(conf).agg(["mean", "count"])
+    ax.bar(acc.index.astype(str), acc["mean"], color="lightgrey", edgecolor="k")
+    for x, (pc, k) in enumerate(zip(acc["mean"], acc["count"], strict=False)):
+        ax.text(x, pc, f"n={k}", ha="center", va="bottom", fontsize=7)
+    ax.axhline(0.5, ls=":", color="grey")
+    ax.set_ylim(0, 1.1)
+    ax.set_xlabel("confidence")
+    ax.set_ylabel("proportion correct")
     return fig
 
 
