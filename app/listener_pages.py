@@ -189,7 +189,9 @@ def screen(service: StudyService, listener: Listener, kind: str) -> None:
         try:
             listener.record_screen(served.public_id, served.labels.index(choice))
         except StudyError as exc:
-            st.session_state.last_error = str(exc)
+            st.session_state.status = ("error", str(exc))
+        else:
+            st.session_state.status = None
         st.session_state.served = None
         st.rerun()
 
@@ -242,11 +244,11 @@ def trial(service: StudyService, listener: Listener) -> None:
                                    else (utcnow() - first_x).total_seconds() * 1000),
             "environment": {"user_agent": _ua(), "sample_rate": log.get("sample_rate"),
                             "output_latency": log.get("output_latency")}}, confidence)
-        st.session_state.last_ack = f"Answer {ack.trial_number} saved."
-        if ack.feedback:
-            st.session_state.last_feedback = "Correct!" if ack.correct else "Not quite."
+        saved = f"Answer {ack.trial_number} saved."
+        st.session_state.status = (("info", ("Correct! " if ack.correct else "Not quite. ") + saved)
+                                   if ack.feedback else ("success", saved))
     except StudyError as exc:
-        st.session_state.last_error = str(exc)
+        st.session_state.status = ("error", str(exc))
     st.session_state.served = None
     st.rerun()
 
@@ -302,17 +304,16 @@ def thanks(service: StudyService, listener: Listener, screened_out: bool) -> Non
 
 
 def _status() -> None:
-    """Exactly one element on top of every page (a receipt, feedback, an error, or empty), so a
-    message never shifts the page and no stale button lingers below a new one."""
-    ack = st.session_state.pop("last_ack", None)
-    feedback = st.session_state.pop("last_feedback", None)
-    error = st.session_state.pop("last_error", None)
-    if error:
-        st.error(plain(error))
-    elif feedback:
-        st.info(f"{feedback} {ack or ''}".strip())
-    elif ack:
-        st.success(ack)
+    """Exactly one element on top of every page: the last receipt (with practice feedback) or
+    error, kept until the next answer replaces it, so the message neither vanishes on the
+    first play click nor shifts the page, and no stale button lingers below a new one."""
+    kind, text = st.session_state.get("status") or ("", "")
+    if kind == "error":
+        st.error(plain(text))
+    elif kind == "info":
+        st.info(text)
+    elif kind == "success":
+        st.success(text)
     else:
         st.empty()
 

@@ -82,6 +82,8 @@ def test_consent_to_thank_you(study: Path) -> None:
         assert _button(at, "X is A").disabled  # nothing heard yet: the answer is locked
         at.session_state["heard"] = HEARD
         at.run()
+        if i == 1:  # the practice feedback stays through the reruns of listening
+            assert "Answer 1 saved." in at.info[0].value
         _button(at, "X is A" if i % 2 else "X is B").click().run()
         if i == 0:  # practice gives feedback; the main blocks never do
             assert at.info[0].value.split()[:2] in (["Correct!", "Answer"], ["Not", "quite."])

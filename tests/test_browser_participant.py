@@ -224,14 +224,16 @@ def test_break_countdown_moves_and_ends_by_itself(server, browser) -> None:
     _screen(page, study, token, True, 1, 1)
     shown = []
     for k in range(4):
-        heading = page.get_by_role("heading", name="Block")
-        heading.first.wait_for()
+        # the new trial's page, not the last one's still on screen while the rerun runs
+        expect(page.get_by_text(f"trial {k + 1} of 4")).to_be_visible()
         shown.append(page.locator('[data-testid="stProgress"]').inner_text())
         answer = page.get_by_role("button", name="X is A")
         page.locator(".seofp-player button").first.wait_for()
-        # the answered trial's buttons (keyed by its id) leave when the rerun finishes
-        page.wait_for_function("() => [...document.querySelectorAll('button')].filter("
-                               "(b) => b.innerText.trim() === 'X is A').length === 1")
+        # the answered trial's buttons (keyed by its id, so a click on them answers nothing)
+        # stay until the rerun finishes: wait for the new trial's, locked until it is heard
+        page.wait_for_function("() => { const b = [...document.querySelectorAll('button')]"
+                               ".filter((b) => b.innerText.trim() === 'X is A');"
+                               " return b.length === 1 && b[0].disabled; }")
         _listen_until(page, ["A", "B", "X"], answer.is_enabled)
         answer.click()
         expect(page.get_by_text(f"Answer {k + 1} saved.")).to_be_visible()

@@ -129,9 +129,10 @@ def test_consent_to_thank_you_in_chromium(server) -> None:
                 page.wait_for_timeout(1000)
                 continue
             page.locator(".seofp-player button").first.wait_for()
-            # the answered trial's buttons (keyed by its id) leave when the rerun finishes
-            page.wait_for_function("() => [...document.querySelectorAll('button')].filter("
-                                   "(b) => b.innerText.trim() === 'X is A').length === 1")
+            # the answered trial's buttons (keyed by its id) stay until the rerun finishes
+            page.wait_for_function("() => { const b = [...document.querySelectorAll('button')]"
+                                   ".filter((b) => b.innerText.trim() === 'X is A');"
+                                   " return b.length === 1 && b[0].disabled; }")
             expect(answer).to_be_disabled()  # the gate: nothing played yet
             page.wait_for_function("() => Object.keys(window.__seofpPlayers || {}).length")
             trial_id = page.evaluate("() => Object.keys(window.__seofpPlayers)[0]")
