@@ -33,7 +33,6 @@ from seofp_lab.listening.participant import (
     submit_answer,
     trial_progress,
 )
-from seofp_lab.listening.store import utcnow
 
 AGE_BANDS = ["18-29", "30-39", "40-49", "50-59", "60+", "prefer not to say"]
 EXPERTISE = ["none", "some (musician, audio hobby)", "professional (audio, speech)"]
@@ -124,11 +123,6 @@ def metadata(listener: Listener) -> None:
             st.rerun()
 
 
-def _heard_enough(log: dict, labels: tuple[str, ...], min_ms: float) -> bool:
-    heard = log.get("heard") or {}
-    return all(float(heard.get(label, 0)) >= min_ms for label in labels)
-
-
 def _current(kind: str, make) -> object:  # noqa: ANN001 - a zero-argument factory
     """Build each trial once and keep it: re-rendering would re-dither and resend the audio."""
     if st.session_state.get("served_kind") != kind or st.session_state.get("served") is None:
@@ -136,7 +130,6 @@ def _current(kind: str, make) -> object:  # noqa: ANN001 - a zero-argument facto
         st.session_state.served_kind = kind
         st.session_state.player_key = secrets.token_hex(12)  # the element id must not hash data
         st.session_state.heard = {}
-        st.session_state.first_x_at = None
     return st.session_state.served
 
 
@@ -145,10 +138,7 @@ def _player(service: StudyService, served) -> dict:  # noqa: ANN001 - ServedTria
     log = player(served, st.session_state.player_key, spec.min_play_seconds, spec.crossfade_ms,
                  service.manifest.data["sample_rate"])
     st.session_state.heard = merge_log(st.session_state.get("heard") or {}, log)
-    if st.session_state.get("first_x_at") is None and (
-            (st.session_state.heard.get("plays") or {}).get("X", 0)):
-        st.session_state.first_x_at = utcnow()  # when the server learnt of it: one clock
-    return st.session_state.heard
+    return st.session_state.heard  # timings and the answer gate come from the server's serves
 
 
 SCREENS = {
@@ -180,14 +170,15 @@ def screen(service: StudyService, listener: Listener, kind: str) -> None:
     st.write(how)
     st.progress(min(1.0, (served.number - 1) / served.total),
                 f"{served.number} of {served.total}")
-    log = _player(service, served)
-    ok = _heard_enough(log, served.labels, service.study.player.min_play_seconds * 1000)
+    _player(service, served)
+    ok = listener.playback(served).ok  # the server's own accounting, never the client's word
     st.caption("Answer when you are ready." if ok else "Listen to every clip to answer.")
     choice = st.radio("Answer", served.labels, horizontal=True, index=None, disabled=not ok,
                       key=f"screen-{served.public_id}")
     if st.button("Submit", disabled=not ok or choice is None, type="primary"):
         try:
-            listener.record_screen(served.public_id, served.labels.index(choice))
+            listener.record_screen(served.public_id, served.labels.index(choice),
+                                   enforce_playback=True)
         except StudyError as exc:
             st.session_state.status = ("error", str(exc))
         else:
@@ -208,15 +199,15 @@ def trial(service: StudyService, listener: Listener) -> None:
              "Is X the same as A or as B?")
     log = _player(service, served)
     min_ms = service.study.player.min_play_seconds * 1000
-    ok = _heard_enough(log, served.labels, min_ms)
-    crowd = service.study.crowd
+    ok = listener.playback(served).ok  # the server's own accounting, never the client's word
+    levels = service.study.confidence_levels
     confidence = None
-    if crowd.confidence_levels:
-        labels = crowd.labels()
+    if levels:
+        labels = service.study.confidence_labels()
         pick = st.radio("How sure are you?", labels, horizontal=True, index=None,
                         key=f"confidence-{served.public_id}", disabled=not ok)
         confidence = None if pick is None else labels.index(pick) + 1
-    ready = ok and (confidence is not None or not crowd.confidence_levels)
+    ready = ok and (confidence is not None or not levels)
     # always one caption, so the buttons keep their place in the page when they unlock
     st.caption("Answer when you are ready." if ready else
                f"Play each of A, B and X for at least {min_ms / 1000:g} s to answer." if not ok
@@ -232,7 +223,6 @@ def trial(service: StudyService, listener: Listener) -> None:
     if answer is None:
         return
     heard, plays = log.get("heard") or {}, log.get("plays") or {}
-    first_x = st.session_state.get("first_x_at")
     try:
         ack = submit_answer(listener, served.public_id, answer, {
             "plays_a": plays.get("A", 0), "plays_b": plays.get("B", 0),
@@ -240,10 +230,9 @@ def trial(service: StudyService, listener: Listener) -> None:
             "ms_heard_b": heard.get("B", 0), "ms_heard_x": heard.get("X", 0),
             "switches": log.get("switches", 0), "blur_events": log.get("blur", 0),
             "loop_used": bool(log.get("loops")), "events": log.get("events"),
-            "rt_from_first_x_ms": (None if first_x is None
-                                   else (utcnow() - first_x).total_seconds() * 1000),
             "environment": {"user_agent": _ua(), "sample_rate": log.get("sample_rate"),
-                            "output_latency": log.get("output_latency")}}, confidence)
+                            "output_latency": log.get("output_latency")}}, confidence,
+            enforce_playback=True)
         saved = f"Answer {ack.trial_number} saved."
         st.session_state.status = (("info", ("Correct! " if ack.correct else "Not quite. ") + saved)
                                    if ack.feedback else ("success", saved))

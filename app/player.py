@@ -1,17 +1,24 @@
-"""The ABX player: one ``st.components.v2`` component, Web Audio, clips passed as base64 data.
+"""The ABX player: one ``st.components.v2`` component, Web Audio, audio by one-use tickets.
 
-No audio URL exists: A, B and X arrive in the component's data as differently dithered WAV
-bytes under a random key, start in sync, loop, and switching only moves gains (a short
-crossfade) so the playhead keeps its place (LISTENING.md §6.1). The component reports cumulative
-listening counts with ``setStateValue``; the app keeps the maximum it has seen.
+The component's data holds no audio: only opaque tickets. At the first play click it fetches
+each clip once from ``/seofp/audio/<ticket>`` (served by ``app/asgi.py``, rendered with fresh
+per-serve transforms, docs/listening_blinding.md) and keeps the decoded buffers in closures, not
+on ``window``. A, B and X start in sync, loop, and switching only moves gains (a short
+crossfade) so the playhead keeps its place. The component reports cumulative listening counts
+with ``setStateValue`` when each clip reaches its minimum, on blur and on every mount once
+something was heard (a reconnect gets a new server session that has seen no report; coalesced:
+at most one report per 400 ms, as each is a rerun). A report only prompts a rerun, in which
+the server's own accounting (:func:`seofp_lab.listening.blinding.playback`) decides whether
+the answer unlocks.
 """
 
 from __future__ import annotations
 
-import base64
 from typing import Any
 
 import streamlit as st
+
+from seofp_lab.listening.blinding import AUDIO_ROUTE
 
 HTML = '<div class="seofp-player"></div>'
 
@@ -24,139 +31,174 @@ CSS = """
 """
 
 JS = r"""
-function b64ToBuf(s) {
-  const bin = atob(s); const out = new Uint8Array(bin.length);
-  for (let i = 0; i < bin.length; i++) out[i] = bin.charCodeAt(i);
-  return out.buffer;
-}
+// Module scope, not window: the page's globals hold no player, buffer, ticket or clip.
+const players = new Map();
 
-function makePlayer(data) {
-  const p = { data, ctx: null, buffers: null, sources: [], gains: [], current: null,
-    heard: {}, plays: {}, switches: 0, blur: 0, events: [], t0: performance.now(),
-    lastTick: null, startedAt: null, firstX: null, sent: {}, send: null, root: null };
-  data.labels.forEach((l) => { p.heard[l] = 0; p.plays[l] = 0; });
-  const fade = Math.max(data.crossfade_ms, 1) / 1000;
-  const log = (event, label) => p.events.push({ event, label: label || null,
-    t_ms: Math.round(performance.now() - p.t0) });
-  const report = () => {
-    if (!p.send) return;
-    p.send("log", { heard: { ...p.heard }, plays: { ...p.plays }, switches: p.switches,
-      blur: p.blur, loops: p.loops(), events: p.events.slice(-200), first_x_epoch_ms: p.firstX,
-      sample_rate: p.ctx ? p.ctx.sampleRate : null,
-      output_latency: p.ctx && p.ctx.outputLatency ? p.ctx.outputLatency : null });
+function makePlayer(init) {
+  let data = init;
+  // the audio lives only in these closure variables; nothing returned or stored exposes it
+  let ctx = null, buffers = null, loading = null;
+  const sources = [], gains = [];
+  const heard = {}, plays = {}, sent = {};
+  let current = null, switches = 0, blur = 0, lastTick = null, startedAt = null;
+  let send = null, root = null, detached = 0, failed = null;
+  const events = [];
+  const t0 = performance.now();
+  data.labels.forEach((l) => { heard[l] = 0; plays[l] = 0; });
+  const fade = () => Math.max(data.crossfade_ms, 1) / 1000;
+  const log = (event, label) => events.push({ event, label: label || null,
+    t_ms: Math.round(performance.now() - t0) });
+  const loops = () => (!ctx || startedAt === null || !buffers) ? 0
+    : Math.floor((ctx.currentTime - startedAt) / buffers[0].duration);
+  let pending = null;
+  const report = () => {  // each report reruns the page: coalesce bursts of clicks into one
+    if (pending) return;
+    pending = setTimeout(() => { pending = null; reportNow(); }, 400);
   };
-  p.loops = () => {
-    if (!p.ctx || p.startedAt === null || !p.buffers) return 0;
-    return Math.floor((p.ctx.currentTime - p.startedAt) / p.buffers[0].duration);
+  let lastReport = 0;
+  const reportNow = () => {
+    if (!send) return;
+    lastReport = performance.now();
+    send("log", { heard: { ...heard }, plays: { ...plays }, switches, blur, loops: loops(),
+      events: events.slice(-200), sample_rate: ctx ? ctx.sampleRate : null,
+      output_latency: ctx && ctx.outputLatency ? ctx.outputLatency : null });
+  };
+  const render = () => {
+    if (!root) return;
+    root.querySelectorAll("button[data-label]").forEach((b) =>
+      b.classList.toggle("on", b.dataset.label === current));
+    const s = root.querySelector(".status");
+    if (s) s.textContent = failed ? failed : (loading && !buffers) ? "loading…"
+      : current === null ? "stopped" : "playing " + current;
+  };
+  const destroy = () => {
+    clearInterval(timer);
+    if (pending) clearTimeout(pending);
+    document.removeEventListener("keydown", onKey);
+    window.removeEventListener("blur", onBlur);
+    window.removeEventListener("focus", onFocus);
+    sources.forEach((s) => { try { s.stop(); } catch (e) {} });
+    if (ctx) ctx.close();
+    buffers = null;
   };
   const tick = () => {  // credit the time since the last tick to the clip being heard
-    if (p.root && !p.root.isConnected) {  // unmounted (break, debrief): silence it for good
-      p.detached = (p.detached || 0) + 1;
-      if (p.detached > 5) { p.destroy(); delete window.__seofpPlayers[data.trial]; return; }
-    } else p.detached = 0;
-    if (!p.ctx || p.current === null) { p.lastTick = null; return; }
-    const now = p.ctx.currentTime;
-    if (p.lastTick !== null) p.heard[p.current] += (now - p.lastTick) * 1000;
-    p.lastTick = now;
+    if (root && !root.isConnected) {  // unmounted (break, debrief): silence it for good
+      detached += 1;
+      if (detached > 5) { destroy(); players.delete(data.trial); return; }
+    } else detached = 0;
+    if (!ctx || current === null) { lastTick = null; return; }
+    const now = ctx.currentTime;
+    if (lastTick !== null) heard[current] += (now - lastTick) * 1000;
+    lastTick = now;
     const need = data.min_play_ms;
     for (const l of data.labels) {
-      if (p.heard[l] >= need && !p.sent[l]) { p.sent[l] = true; report(); }
+      if (heard[l] >= need && !sent[l]) {
+        sent[l] = true; report();
+      }
     }
   };
-  p.timer = setInterval(tick, 100);
+  const timer = setInterval(tick, 100);
+  const fetchAll = async () => {  // one request per clip, each ticket good for one fetch
+    const raw = await Promise.all(data.tickets.map(async (t) => {
+      const r = await fetch(new URL(data.route + "/" + encodeURIComponent(t), document.baseURI),
+                            { cache: "no-store", credentials: "same-origin" });
+      if (!r.ok) throw new Error("audio " + r.status);
+      return r.arrayBuffer();
+    }));
+    return Promise.all(raw.map((b) => ctx.decodeAudioData(b)));
+  };
   const ensure = async () => {
-    if (!p.ctx) {
-      p.ctx = new AudioContext({ sampleRate: data.rate });
-      p.buffers = await Promise.all(data.clips.map((c) => p.ctx.decodeAudioData(b64ToBuf(c))));
+    if (!ctx) ctx = new AudioContext({ sampleRate: data.rate });
+    if (!buffers) {
+      if (!loading) { loading = fetchAll(); render(); }
+      try { buffers = await loading; } catch (e) {
+        loading = null; failed = "audio unavailable: reload the page"; render(); throw e;
+      }
     }
-    if (p.ctx.state === "suspended") await p.ctx.resume();
-    if (!p.sources.length) {
-      const when = p.ctx.currentTime + 0.05;
-      p.buffers.forEach((buf) => {
-        const src = p.ctx.createBufferSource(); src.buffer = buf; src.loop = true;
-        const g = p.ctx.createGain(); g.gain.value = 0;
-        src.connect(g).connect(p.ctx.destination); src.start(when);
-        p.sources.push(src); p.gains.push(g);
+    if (ctx.state === "suspended") await ctx.resume();
+    if (!sources.length) {
+      const when = ctx.currentTime + 0.05;
+      buffers.forEach((buf) => {
+        const src = ctx.createBufferSource(); src.buffer = buf; src.loop = true;
+        const g = ctx.createGain(); g.gain.value = 0;
+        src.connect(g).connect(ctx.destination); src.start(when);
+        sources.push(src); gains.push(g);
       });
-      p.startedAt = when;
+      startedAt = when;
     }
   };
-  p.play = async (label) => {
+  const play = async (label) => {
     await ensure(); tick();
-    const t = p.ctx.currentTime;
-    if (p.current !== null && p.current !== label) p.switches += 1;
+    const t = ctx.currentTime;
+    if (current !== null && current !== label) switches += 1;
     data.labels.forEach((l, i) => {
-      const g = p.gains[i].gain; g.cancelScheduledValues(t); g.setValueAtTime(g.value, t);
-      g.linearRampToValueAtTime(l === label ? 1 : 0, t + fade);
+      const g = gains[i].gain; g.cancelScheduledValues(t); g.setValueAtTime(g.value, t);
+      g.linearRampToValueAtTime(l === label ? 1 : 0, t + fade());
     });
-    p.current = label; p.plays[label] += 1; p.lastTick = p.ctx.currentTime;
-    if (label === "X" && p.firstX === null) p.firstX = Date.now();
-    log("play", label); p.render(); report();
+    current = label; plays[label] += 1; lastTick = ctx.currentTime;
+    log("play", label); render();
+    // all minimums met yet still here (the server not convinced, or a lost rerun): ask again,
+    // at most every 3 s, so switching does not rerun the page on every click
+    if (data.labels.every((x) => sent[x]) && performance.now() - lastReport > 3000) report();
   };
-  p.stop = () => {
-    if (!p.ctx) return;
+  const stop = () => {
+    if (!ctx || !gains.length) return;
     tick();
-    const t = p.ctx.currentTime;
-    p.gains.forEach((n) => {
+    const t = ctx.currentTime;
+    gains.forEach((n) => {
       n.gain.cancelScheduledValues(t); n.gain.setValueAtTime(n.gain.value, t);
-      n.gain.linearRampToValueAtTime(0, t + fade);
+      n.gain.linearRampToValueAtTime(0, t + fade());
     });
-    log("stop", p.current); p.current = null; p.lastTick = null; p.render(); report();
+    log("stop", current); current = null; lastTick = null; render(); report();
   };
-  p.render = () => {
-    if (!p.root) return;
-    p.root.querySelectorAll("button[data-label]").forEach((b) =>
-      b.classList.toggle("on", b.dataset.label === p.current));
-    const s = p.root.querySelector(".status");
-    if (s) s.textContent = p.current === null ? "stopped" : "playing " + p.current;
-  };
-  p.mount = (parent) => {
-    const root = parent.querySelector(".seofp-player");
-    if (!root || root === p.root) return;
-    root.innerHTML = "";
-    for (const l of data.labels) {
-      const b = document.createElement("button"); b.textContent = l; b.dataset.label = l;
-      b.onclick = () => p.play(l); root.appendChild(b);
-    }
-    const st = document.createElement("button"); st.textContent = "Stop"; st.dataset.stop = "1";
-    st.onclick = () => p.stop(); root.appendChild(st);
-    const s = document.createElement("span"); s.className = "status"; root.appendChild(s);
-    p.root = root; p.render();
-  };
-  p.onKey = (e) => {
+  const onKey = (e) => {
     if (e.target && ["INPUT", "TEXTAREA"].includes(e.target.tagName)) return;
     const k = e.key.toUpperCase();
-    if (data.labels.includes(k)) { e.preventDefault(); p.play(k); }
+    if (data.labels.includes(k)) { e.preventDefault(); play(k).catch(() => {}); }
     else if (e.key === " ") {
       e.preventDefault();
-      if (p.current === null) p.play(data.labels[0]); else p.stop();
+      if (current === null) play(data.labels[0]).catch(() => {}); else stop();
     }
   };
-  p.onBlur = () => { p.blur += 1; log("blur"); report(); };
-  p.onFocus = () => log("focus");
-  document.addEventListener("keydown", p.onKey);
-  window.addEventListener("blur", p.onBlur);
-  window.addEventListener("focus", p.onFocus);
-  p.destroy = () => {
-    clearInterval(p.timer);
-    document.removeEventListener("keydown", p.onKey);
-    window.removeEventListener("blur", p.onBlur);
-    window.removeEventListener("focus", p.onFocus);
-    p.sources.forEach((s) => { try { s.stop(); } catch (e) {} });
-    if (p.ctx) p.ctx.close();
+  const onBlur = () => { blur += 1; log("blur"); report(); };
+  const onFocus = () => log("focus");
+  document.addEventListener("keydown", onKey);
+  window.addEventListener("blur", onBlur);
+  window.addEventListener("focus", onFocus);
+  return {
+    destroy,
+    setSend: (f) => { send = f; },
+    update: (d) => {  // same trial re-sent (e.g. after a reconnect): fresh tickets if unloaded
+      if (!buffers && !loading) { data = d; failed = null; render(); }
+    },
+    mount: (parent) => {
+      const el = parent.querySelector(".seofp-player");
+      if (!el || el === root) return;
+      el.innerHTML = ""; el.dataset.trial = data.trial;
+      for (const l of data.labels) {
+        const b = document.createElement("button"); b.textContent = l; b.dataset.label = l;
+        b.onclick = () => { play(l).catch(() => {}); }; el.appendChild(b);
+      }
+      const sb = document.createElement("button"); sb.textContent = "Stop"; sb.dataset.stop = "1";
+      sb.onclick = () => stop(); el.appendChild(sb);
+      const s = document.createElement("span"); s.className = "status"; el.appendChild(s);
+      root = el; render();
+      // a new mount (a reconnect to a new server session, a new component instance) starts
+      // with no report on the server side: send what was already heard again, or the page
+      // would never rerun to let the server's accounting unlock the answer
+      if (data.labels.some((l) => sent[l])) report();
+    },
   };
-  return p;
 }
 
 export default function (component) {
   const { data, setStateValue, parentElement } = component;
-  const reg = (window.__seofpPlayers = window.__seofpPlayers || {});
-  for (const k of Object.keys(reg)) {  // one trial at a time: a new trial silences the last
-    if (k !== data.trial) { reg[k].destroy(); delete reg[k]; }
+  for (const [k, old] of players) {  // one trial at a time: a new trial silences the last
+    if (k !== data.trial) { old.destroy(); players.delete(k); }
   }
-  let p = reg[data.trial];
-  if (!p) p = reg[data.trial] = makePlayer(data);
-  p.send = setStateValue;
+  let p = players.get(data.trial);
+  if (!p) { p = makePlayer(data); players.set(data.trial, p); } else p.update(data);
+  p.setSend(setStateValue);
   p.mount(parentElement);
   // re-renders of the same trial keep playing: no cleanup that would restart the audio
 }
@@ -171,9 +213,9 @@ def player(trial: Any, key: str, min_play_s: float, crossfade_ms: float, rate: i
 
     Returns the component's latest cumulative log (or None before the first report).
     """
-    data = {"trial": trial.public_id, "labels": list(trial.labels),
-            "clips": [base64.b64encode(w).decode("ascii") for w in trial.wavs],
-            "rate": rate, "min_play_ms": min_play_s * 1000.0, "crossfade_ms": crossfade_ms}
+    data = {"trial": trial.public_id, "labels": list(trial.labels), "tickets": list(trial.tickets),
+            "route": AUDIO_ROUTE, "rate": rate, "min_play_ms": min_play_s * 1000.0,
+            "crossfade_ms": crossfade_ms}
     result = _component(data=data, key=key, default={"log": None}, on_log_change=lambda: None)
     return result.log
 
@@ -190,7 +232,7 @@ def merge_log(seen: dict[str, Any], log: dict[str, Any] | None) -> dict[str, Any
         out[group] = cur
     for k in ("switches", "blur", "loops"):
         out[k] = max(int(log.get(k) or 0), int(out.get(k) or 0))
-    for k in ("events", "first_x_epoch_ms", "sample_rate", "output_latency"):
+    for k in ("events", "sample_rate", "output_latency"):
         if log.get(k) is not None:
             out[k] = log[k]
     return out

@@ -1,22 +1,25 @@
 """The Streamlit app under AppTest: consent to thank-you, answer gating, resume, bad tokens.
 
-AppTest runs no JavaScript, so listening is simulated the way LISTENING.md §6.1 says: the play
-counts the player would report are put into session state before the rerun.
+AppTest runs no JavaScript, so listening is simulated on the server's side: ``_play`` spends
+the trial's audio tickets as the player's fetches would and moves the server clock on
+(docs/listening_blinding.md#played); client play counts alone unlock nothing.
 """
 
 from __future__ import annotations
 
 import sys
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
 
+from seofp_lab.listening import blinding
 from seofp_lab.listening.auth import add_user
 from seofp_lab.listening.listener import StudyService
 from seofp_lab.listening.stimuli import prepare_study
-from seofp_lab.listening.store import Answer, Incident, LoginAttempt, Participant
+from seofp_lab.listening.store import Answer, Incident, LoginAttempt, Participant, utcnow
 from seofp_lab.listening.synthetic import make_study
 
 APP = str(Path(__file__).resolve().parents[1] / "app" / "study_app.py")
@@ -32,6 +35,21 @@ def _keep_main_module() -> Iterator[None]:
     main = sys.modules["__main__"]
     yield
     sys.modules["__main__"] = main
+
+
+@pytest.fixture(autouse=True)
+def _server_clock(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    skew = [0.0]
+    monkeypatch.setattr(blinding, "clock", lambda: utcnow() + timedelta(seconds=skew[0]))
+    return skew
+
+
+def _play(at, skew: list[float]) -> None:
+    """What the player does: fetch each clip once (one ticket each); then time passes."""
+    for ticket in at.session_state["served"].tickets:
+        assert blinding.VAULT.take(ticket) is not None
+    skew[0] += 10.0
+    at.run()
 
 
 @pytest.fixture
@@ -61,7 +79,7 @@ def _answers(study_dir: Path) -> int:
         return s.scalar(select(func.count(Answer.id)))
 
 
-def test_consent_to_thank_you(study: Path) -> None:
+def test_consent_to_thank_you(study: Path, _server_clock: list[float]) -> None:
     at = _app().run()
     assert not at.exception
     assert _button(at, "Start").disabled  # no consent, no start
@@ -72,8 +90,10 @@ def test_consent_to_thank_you(study: Path) -> None:
     assert token
     at.button[0].click().run()  # metadata form: defaults are fine
     assert "Headphone check" in at.header[0].value
-    at.session_state["heard"] = HEARD
+    at.session_state["heard"] = HEARD  # the client's word alone unlocks nothing
     at.run()
+    assert at.radio[0].disabled
+    _play(at, _server_clock)
     at.radio[0].set_value("3").run()
     _button(at, "Submit").click().run()
     n_trials = len(StudyService(study).listener(token).schedule)
@@ -84,6 +104,8 @@ def test_consent_to_thank_you(study: Path) -> None:
         at.run()
         if i == 1:  # the practice feedback stays through the reruns of listening
             assert "Answer 1 saved." in at.info[0].value
+        assert _button(at, "X is A").disabled  # a forged "I listened" report unlocks nothing
+        _play(at, _server_clock)
         _button(at, "X is A" if i % 2 else "X is B").click().run()
         if i == 0:  # practice gives feedback; the main blocks never do
             assert at.info[0].value.split()[:2] in (["Correct!", "Answer"], ["Not", "quite."])
@@ -96,7 +118,8 @@ def test_consent_to_thank_you(study: Path) -> None:
     assert any("test trials" in m.value for m in at.markdown)
 
 
-def test_resume_by_token_continues_where_it_stopped(study: Path) -> None:
+def test_resume_by_token_continues_where_it_stopped(study: Path, _server_clock: list[float]
+                                                     ) -> None:
     service = StudyService(study)
     token = service.enroll()
     listener = service.listener(token)
@@ -112,8 +135,7 @@ def test_resume_by_token_continues_where_it_stopped(study: Path) -> None:
     at.run()
     assert not at.exception
     assert "Block" in at.header[0].value or "Practice" in at.header[0].value
-    at.session_state["heard"] = HEARD
-    at.run()
+    _play(at, _server_clock)
     _button(at, "X is B").click().run()
     assert _answers(study) == 4
 
@@ -212,24 +234,25 @@ def crowd_study(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
         tmp_path, screening={"headphone_trials": 0, "headphone_pass": 0,
                              "environment_trials": 2, "environment_pass": 2},
         crowd={"screened_out_code": "OUT7", "completion_code": "DONE42",
-               "screened_out_url": "https://example.org/out?cc={code}",
-               "confidence_levels": 3})
+               "screened_out_url": "https://example.org/out?cc={code}"},
+        confidence=3)
     prepare_study(study_dir)
     monkeypatch.setenv("SEOFP_STUDY_DIR", str(study_dir))
     return study_dir
 
 
-def _screen_answer(at, right: bool) -> None:  # noqa: ANN001 - the AppTest
+def _screen_answer(at, right: bool, skew: list[float]) -> None:  # noqa: ANN001 - the AppTest
     listener = at.session_state["listener"]
     (correct,) = [v[3] for v in listener._screen.values()]
-    at.session_state["heard"] = HEARD
-    at.run()
+    _play(at, skew)
     labels = at.radio[0].options
     at.radio[0].set_value(labels[correct if right else 1 - correct]).run()
     _button(at, "Submit").click().run()
 
 
-def test_failed_environment_check_ends_on_a_page_with_the_code(crowd_study: Path) -> None:
+def test_failed_environment_check_ends_on_a_page_with_the_code(crowd_study: Path,
+                                                               _server_clock: list[float]
+                                                               ) -> None:
     at = _app()
     at.query_params.update({"PROLIFIC_PID": "p0123456789", "STUDY_ID": "s1", "SESSION_ID": "x"})
     at.run()
@@ -238,14 +261,14 @@ def test_failed_environment_check_ends_on_a_page_with_the_code(crowd_study: Path
     at.button[0].click().run()  # metadata
     assert "Listening environment" in at.header[0].value
     assert any("Click **1** and **2**" in m.value for m in at.markdown)  # says what to do
-    _screen_answer(at, True)
-    _screen_answer(at, False)  # 1 of 2: fail, one retry
+    _screen_answer(at, True, _server_clock)
+    _screen_answer(at, False, _server_clock)  # 1 of 2: fail, one retry
     assert not at.exception
     assert "one more try" in at.warning[0].value
     bar = at.get("progress")[0].proto
     assert (bar.text, bar.value) == ("1 of 2", 0)  # the retry starts over: never "3 of 2"
-    _screen_answer(at, False)
-    _screen_answer(at, False)
+    _screen_answer(at, False, _server_clock)
+    _screen_answer(at, False, _server_clock)
     assert not at.exception
     assert "Thank you" in at.header[0].value
     assert "did not pass the listening checks" in _texts(at)
@@ -259,7 +282,9 @@ def test_failed_environment_check_ends_on_a_page_with_the_code(crowd_study: Path
         assert s.scalar(select(func.count(Participant.id))) == 1
 
 
-def test_confidence_is_asked_and_stored_when_the_design_asks(crowd_study: Path) -> None:
+def test_confidence_is_asked_and_stored_when_the_design_asks(crowd_study: Path,
+                                                             _server_clock: list[float]
+                                                             ) -> None:
     service = StudyService(crowd_study)
     token = service.enroll()
     listener = service.listener(token)
@@ -271,8 +296,7 @@ def test_confidence_is_asked_and_stored_when_the_design_asks(crowd_study: Path) 
     at = _app()
     at.query_params["token"] = token
     at.run()
-    at.session_state["heard"] = HEARD
-    at.run()
+    _play(at, _server_clock)
     assert _button(at, "X is A").disabled  # heard, but no rating yet
     assert "How sure are you?" == at.radio[0].label
     at.radio[0].set_value(at.radio[0].options[2]).run()

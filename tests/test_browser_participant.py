@@ -1,7 +1,9 @@
 """No dead ends, in a real browser (Debian chromium via Playwright) against ``streamlit run
-app/study_app.py``: a phone is refused with a clear page, a failed listening check ends on a
-page with the screened-out code, a link with markdown in it shows as plain text, a closed tab
-resumes from the link the browser kept, and the break countdown moves and ends by itself.
+app/asgi.py`` (the study app with the one-use audio route, as ``seofp study serve`` runs it:
+every clip fetched by ticket, every answer unlocked by the server's playback record): a phone
+is refused with a clear page, a failed listening check ends on a page with the screened-out
+code, a link with markdown in it shows as plain text, a closed tab resumes from the link the
+browser kept, and the break countdown moves and ends by itself.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
         "--disable-component-update", "--disable-sync", "--no-first-run",
         "--autoplay-policy=no-user-gesture-required"]
-APP = Path(__file__).resolve().parents[1] / "app" / "study_app.py"
+APP = Path(__file__).resolve().parents[1] / "app" / "asgi.py"
 
 pytestmark = [
     pytest.mark.browser,
@@ -64,7 +66,8 @@ def server(tmp_path_factory: pytest.TempPathFactory):
         proc = subprocess.Popen(
             [sys.executable, "-m", "streamlit", "run", str(APP), "--server.port", str(port),
              "--server.address", "127.0.0.1", "--server.headless", "true",
-             "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"],
+             "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none",
+             "--client.showErrorDetails", "none", "--runner.postScriptGC", "false"],
             env=env, stdout=log.open("w"), stderr=subprocess.STDOUT)
         deadline = time.time() + 60
         while time.time() < deadline:

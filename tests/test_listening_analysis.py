@@ -51,15 +51,18 @@ def _tables(pcs: list[float], seed: int = 0, catch_pc: float = 1.0, null_pc: flo
 def test_listeners_who_hear_nothing_support_the_equivalence_claim() -> None:
     trials, parts = _tables([0.5] * 24, seed=3)
     res = analyze(trials, parts, STUDY, boot=200)
-    assert res.claim.startswith("Not reliably noticeable"), res.text
+    assert res.decision.verdict == "equivalent", res.text
+    assert res.claim.startswith("Equivalent")
     assert res.metrics["upper_gee"] < 0.575 and res.metrics["analysed"] == 24
+    assert res.metrics["equivalent"] == 1.0 and res.metrics["valid"] == 1.0
     assert res.metrics["null_leak"] == 0.0
 
 
 def test_a_clearly_audible_difference_is_called_noticeable() -> None:
     trials, parts = _tables([0.85] * 20 + [0.6] * 4, seed=4)
     res = analyze(trials, parts, STUDY, boot=200)
-    assert res.claim.startswith("Noticeable"), res.text
+    assert res.decision.verdict == "noticeable", res.text
+    assert res.decision.lower > 0.575 and res.metrics["lower_gee"] == res.decision.lower
     assert res.metrics["listeners_holm"] >= 15 and res.metrics["dprime_differencing"] > 1.5
 
 
@@ -74,8 +77,37 @@ def test_exclusions_and_the_null_leak_stop() -> None:
     ex = res.tables["exclusions"].set_index("listener")
     assert ex.excluded.tolist() == [True, True, True, False, False, False]
     assert "catch 0/4" in ex.reasons[0] and "RT" in ex.reasons[1] and "screened" in ex.reasons[2]
-    assert res.metrics["null_leak"] == 1.0 and "STOP" in res.text
+    assert res.metrics["null_leak"] == 1.0 and "the blinding leaks" in res.text
+    assert res.decision.verdict == "invalid" and res.metrics["valid"] == 0.0
+    assert res.decision.label.startswith("invalid: null trials 20/20 correct")  # 5 completed
     assert res.metrics["analysed"] == 3
+
+
+def test_trap_failures_exclude_listeners_and_flags_invalidate_the_claim() -> None:
+    trials, parts = _tables([0.5] * 8, seed=9)
+    traps = trials[trials.trial_type == "catch"].assign(trial_type="trap")
+    trials = pd.concat([trials, traps.assign(trial_index=traps.trial_index + 100)])
+    trials.loc[(trials.listener == 4) & (trials.trial_type == "trap"), "correct"] = 0
+    res = analyze(trials, parts, STUDY, boot=20)
+    ex = res.tables["exclusions"].set_index("listener")
+    assert ex.excluded.tolist() == [i == 4 for i in range(8)] and "trap 0/4" in ex.reasons[4]
+    assert res.metrics["trap_failed_listeners"] == 1
+    assert res.decision.verdict != "invalid"  # one listener's failure excludes only them
+    trials.loc[(trials.listener < 5) & (trials.trial_type == "trap"), "correct"] = 0
+    res = analyze(trials, parts, STUDY, boot=20)
+    assert res.decision.verdict == "invalid" and "5 of 8 listeners failed the trap" in (
+        res.decision.label)
+    flags = pd.DataFrame({"listener": [6], "flagged": [True], "reason": ["too fast"]})
+    trials.loc[trials.trial_type == "trap", "correct"] = 1
+    res = analyze(trials, parts, STUDY, boot=20, flags=flags)
+    assert "flagged: too fast" in res.tables["exclusions"].set_index("listener").reasons[6]
+    assert res.decision.label == ("invalid: 1 of 8 listeners flagged by the cheating detector "
+                                  "(more than 0%)")
+    lenient = STUDY.model_copy(update={"analysis": STUDY.analysis.model_copy(
+        update={"max_flagged_fraction": 0.2})})
+    res = analyze(trials, parts, lenient, boot=20, flags=flags)
+    assert res.decision.verdict != "invalid" and res.metrics["analysed"] == 7
+
 
 
 def test_ladder_gives_a_threshold_and_audibility_margin() -> None:
@@ -127,6 +159,12 @@ def test_cli_plan_prepare_analyze_export(tmp_path: Path, monkeypatch: pytest.Mon
     assert m["listening_n"] == 8 * m["listening_analysed"] and m["listening_recruited"] == 3
     arts = {a.path for a in tracking.client().list_artifacts(run_id, "listening")}
     assert "listening/analysis.txt" in arts and "listening/plots" in arts
+    # one claim: the printed one, the tag and claim.json are the same decision
+    from seofp_lab.listening.decision import CLAIM_ARTIFACT, VERDICT_TAG, Claim
+
+    stored = Claim.from_json(tracking.download_artifact(run_id, CLAIM_ARTIFACT).read_text())
+    assert run.data.tags[VERDICT_TAG] == stored.label and stored.text in out
+    assert m["listening_upper_gee"] == pytest.approx(stored.upper)
     assert "listening/items.csv" in arts and "listening/trial_log.csv" in arts
     plots = {a.path for a in tracking.client().list_artifacts(run_id, "listening/plots")}
     assert {f"listening/plots/{n}.png" for n in ("items_by_snr", "confusion_bias",

@@ -83,9 +83,10 @@ def test_empty_groups_give_annotated_panels(study: tuple) -> None:
     texts = _texts(trial_log_figure(log))
     assert texts.count("no trials") == 3
     unrecorded = log.drop(columns=["switches", "confidence"]).assign(rt_ms=np.nan)
-    fig = trial_log_figure(unrecorded)
+    fig = trial_log_figure(unrecorded, confidence=False)
     assert {"rt_ms not recorded", "switches not recorded"} <= set(_texts(fig))
     assert len(fig.axes) == 3  # no confidence asked: no accuracy-by-confidence panel at all
+    assert "confidence not recorded" in _texts(trial_log_figure(unrecorded, confidence=True))
     assert len(trial_log_figure(log.assign(correct=[0, 1] * (len(log) // 2) + [1] * (
         len(log) % 2))).axes) == 4
     assert _texts(trial_log_figure(None)).count("plays_a + plays_b + plays_x not recorded") == 1
@@ -99,3 +100,21 @@ def test_a_study_without_main_trials_writes_nothing(tmp_path: Path) -> None:
     trials, parts = _tables([0.5] * 3, seed=2)
     result = analyze(trials[trials.trial_type != "main"], parts, STUDY, boot=10)
     assert plot_all(result, tmp_path, 0.575) == []
+
+
+def test_accuracy_by_confidence_only_when_the_design_asks(study: tuple, tmp_path: Path) -> None:
+    trials, result = study  # STUDY asks no confidence rating (the default)
+    assert "confidence" not in result.tables and "confidence" not in result.text
+    fig = trial_log_figure(result.tables["trial_log"], confidence=False)
+    assert len(fig.axes) == 3 and "confidence" not in " ".join(_texts(fig))
+    _plt().close(fig)
+    parts = pd.DataFrame({"listener": range(8), "status": "done", "screen_exclusion": None})
+    asked = analyze(trials, parts, STUDY.model_copy(update={"confidence": 3}), boot=20)
+    table = asked.tables["confidence"].set_index("confidence")
+    main = trials[trials.trial_type == "main"]
+    by_hand = main.groupby("confidence").correct.agg(["sum", "count"])
+    assert table.k.tolist() == by_hand["sum"].tolist() and table.n.sum() == asked.metrics["n"]
+    assert "Accuracy by confidence" in asked.text
+    assert asked.metrics["pc_confidence_2"] == pytest.approx(
+        by_hand.loc[2, "sum"] / by_hand.loc[2, "count"])
+    assert len(trial_log_figure(asked.tables["trial_log"], True).axes) == 4

@@ -124,3 +124,82 @@ def test_served_buffers_are_byte_unique_and_equal_in_size() -> None:
     assert np.abs(pcm[0].astype(int) - np.round(x * 32767)).max() <= 1  # dither: one LSB
     silent = sf.read(io.BytesIO(render_wav(np.zeros(1000), 48000)), dtype="int16")[0]
     assert set(np.unique(silent)) <= {-1, 0, 1}
+
+
+def _enhanced_from_test_set(ts, out: Path, diff_db: float | None) -> Path:
+    """An enhanced folder exactly as `seofp evaluate` writes one (evaluate.enhanced)."""
+    from seofp_lab.evaluate.enhanced import write_manifest
+
+    out.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    rows = []
+    for item in ts.items:
+        noisy, clean = ts.load(item)
+        y = 0.7 * clean + 0.3 * noisy
+        if diff_db is not None:
+            pert = rng.standard_normal(len(y))
+            y = y + pert * np.sqrt(np.mean(y**2) / np.mean(pert**2)) * 10 ** (diff_db / 20)
+        path = out / f"{item.id}.wav"
+        sf.write(str(path), y.astype(np.float32), 16000, subtype="FLOAT")
+        rows.append({"id": item.id, "speaker": item.speaker, "noise": item.noise,
+                     "snr": item.snr, "noisy": str(item.noisy_path),
+                     "clean": str(item.clean_path), "enhanced": str(path)})
+    write_manifest(out, rows)
+    return out
+
+
+def test_a_study_from_a_real_test_set_keeps_sentences_apart_and_balanced(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The production path: a test set written by seofp_lab/data/testset.py (one clean file per
+    mixture), enhanced folders in evaluate's layout (no utterance column), a prepared study."""
+    from collections import Counter
+
+    import yaml
+    from _data_trees import make_embedded_tree
+
+    from seofp_lab.config import CorpusConfig
+    from seofp_lab.data.testset import prepare_test_set
+    from seofp_lab.listening.protocol import build_schedule, load_study
+
+    monkeypatch.setenv("SEOFP_WORKSPACE", str(tmp_path / "ws"))
+    tree = make_embedded_tree(tmp_path / "embedded", targets=4, babble=2)
+    ts = prepare_test_set(CorpusConfig(root=tree, test_snrs=[0.0, 5.0, 10.0, 15.0],
+                                       test_noises=["rain", "market"],
+                                       test_mixtures_per_utterance=4), progress=False)
+    assert len({i.clean_path for i in ts.items}) == len(ts.items) == 32  # a file per mixture
+    study_dir = tmp_path / "real"
+    _enhanced_from_test_set(ts, study_dir / "runs" / "baseline", None)
+    _enhanced_from_test_set(ts, study_dir / "runs" / "compressed", -30.0)
+    (study_dir / "study.yaml").write_text(yaml.safe_dump({
+        "name": "real", "baseline_dir": "runs/baseline", "compressed_dir": "runs/compressed",
+        "seed": 5, "items": {"count": None},
+        "trials": {"practice": 0, "blocks": 2, "test_per_block": 8, "catch_per_block": 1,
+                   "null_per_block": 1, "trap_per_block": 1, "break_seconds": 0},
+        "screening": {"headphone_trials": 0, "headphone_pass": 0, "environment_trials": 0,
+                      "environment_pass": 0},
+        "stimuli": {"side_metrics": False, "max_seconds": 1.0}}))
+    m = prepare_study(study_dir)
+    truth = {i.id: (i.utterance, i.speaker) for i in ts.items}
+    assert {i["item_id"]: (i["utterance_id"], i["speaker"]) for i in m.data["items"]} == truth
+    assert len({i.utterance_id for i in m.items}) == 8  # 8 sentences, not 32 file names
+    meter = pyloudnorm.Meter(48000)
+    trap = m.clip(m.items[0].item_id, "trap")
+    assert meter.integrated_loudness(trap) == pytest.approx(-26.0, abs=0.1)
+    study, _ = load_study(study_dir)
+    utt = {i.item_id: i.utterance_id for i in m.items}
+    snr = {i.item_id: i.snr for i in m.items}
+    for seed in range(12):
+        specs = build_schedule(study, m.items, 1000 + seed, seed, m.ladder_items)
+        main = [s for s in specs if s.trial_type == "main"]
+        assert len({s.item_id for s in main}) == 16
+        assert Counter(s.trial_type for s in specs) == {"main": 16, "catch": 2, "null": 2,
+                                                        "trap": 2}
+        per_snr = Counter(snr[s.item_id] for s in main)
+        assert max(per_snr.values()) - min(per_snr.values()) <= 1
+        per_utt = Counter(utt[s.item_id] for s in main)  # 16 trials over 8 sentences
+        assert set(per_utt.values()) == {2}
+        for block in (1, 2):
+            b = [s for s in specs if s.block == block]
+            assert all(utt[x.item_id] != utt[y.item_id] for x, y in zip(b, b[1:], strict=False))
+            # per-block balance: a sentence heard twice is heard once in each block
+            assert max(Counter(utt[s.item_id] for s in b if s.trial_type == "main").values()) == 1

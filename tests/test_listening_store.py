@@ -238,3 +238,85 @@ def test_twenty_concurrent_listeners_lose_nothing(make_service) -> None:
         indices = s.execute(select(Answer.participant_id, Answer.trial_index)).all()
     assert sorted(per.values()) == [6] * 20
     assert len(set(indices)) == len(indices) == 120
+
+
+def test_fifty_simultaneous_enrolments_get_unique_indices_and_slots(make_service) -> None:
+    service = make_service(trials=SMALL)
+    # five server processes' worth of engines, ten browsers each, released at once
+    services = [service] + [StudyService(service.study_dir, service.store.url)
+                            for _ in range(4)]
+    barrier = threading.Barrier(50)
+    tokens: list[str] = []
+    errors: list[BaseException] = []
+
+    def click_start(k: int) -> None:
+        try:
+            barrier.wait(30)
+            tokens.append(services[k % 5].enroll(user_agent="Mozilla/5.0 " + "x" * 5000))
+        except BaseException as exc:  # noqa: BLE001 - reported by the main thread
+            errors.append(exc)
+
+    threads = [threading.Thread(target=click_start, args=(k,)) for k in range(50)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join(120)
+    assert not errors, errors[:3]
+    with service.store.session() as s:
+        rows = s.execute(select(Participant.participant_index, Participant.slot,
+                                Participant.user_agent)).all()
+    assert len(rows) == 50 and len(set(tokens)) == 50
+    assert sorted(r[0] for r in rows) == list(range(50))  # unique, no gaps
+    assert sorted(r[1] for r in rows) == list(range(50))  # every active session its own slot
+    assert {len(r[2]) for r in rows} == {400}  # bounded to the column, not an SQL error
+    for sv in services[1:]:
+        sv.store.dispose()
+
+
+def test_slots_come_back_from_dropouts_and_stay_with_finished_sessions(make_service) -> None:
+    from datetime import timedelta
+
+    from seofp_lab.listening.store import utcnow
+
+    service = make_service(trials={**SMALL, "hold_minutes": 60})
+    tokens = [service.enroll() for _ in range(4)]
+    assert [service.listener(t).index for t in tokens] == [0, 1, 2, 3]
+    with service.store.session() as s:
+        p = {x.participant_index: x for x in s.scalars(select(Participant))}
+        p[0].status, p[0].created_at = "done", utcnow() - timedelta(days=2)  # finished: keeps 0
+        p[1].status = "screened_out"  # gives slot 1 back at once
+        p[2].status, p[2].created_at = "trials", utcnow() - timedelta(minutes=61)  # abandoned
+    assert service.listener(service.enroll()).index == 1
+    assert service.listener(service.enroll()).index == 2
+    assert service.listener(service.enroll()).index == 4  # 0 and 3 held, 1 and 2 refilled
+    with service.store.session() as s:
+        assert sorted(s.scalars(select(Participant.participant_index))) == list(range(7))
+
+
+def test_every_free_text_field_is_bounded(make_service) -> None:
+    service = make_service(trials=SMALL)
+    listener = service.listener(service.enroll(), user_agent="u" * 10_000)
+    listener.consent(service.study.consent_version, True)
+    listener.save_metadata({"language": "x" * 50_000, "k" * 300: "v"})
+    t = listener.next_trial()
+    listener.record_answer(t.public_id, "A", {"environment": {"ua": "e" * 20_000},
+                                              "events": [{"event": "p" * 99, "label": "XYZ",
+                                                          "t_ms": 1.0}]})
+    from seofp_lab.listening.store import (
+        JSON_MAX_CHARS,
+        JSON_TEXT_MAX,
+        ListeningSession,
+        PlayEvent,
+    )
+
+    with service.store.session() as s:
+        meta = s.scalar(select(Participant.meta))
+        visit_ua = s.scalar(select(ListeningSession.user_agent))
+        env = s.scalar(select(Answer.environment))
+        ev = s.scalar(select(PlayEvent))
+    assert len(meta["language"]) == JSON_TEXT_MAX and max(map(len, meta)) <= 100
+    assert len(visit_ua) == 400 and len(env["ua"]) == JSON_TEXT_MAX
+    assert len(ev.event) == 20 and len(ev.label) == 2
+    import json
+
+    assert len(json.dumps(meta)) <= JSON_MAX_CHARS

@@ -6,7 +6,6 @@ from __future__ import annotations
 import base64
 import csv
 import io
-import re
 import shutil
 import time
 from collections.abc import Iterator
@@ -137,6 +136,7 @@ def _listening(baseline: str, compressed: str, study: str = "sim") -> tuple[str,
     from seofp_lab.listening.analysis import analyze
     from seofp_lab.listening.plots import plot_all
     from seofp_lab.listening.protocol import StudyDefinition
+    from seofp_lab.listening.report import log_analysis
 
     definition = StudyDefinition(name=study, baseline_dir=Path("b"), compressed_dir=Path("c"))
     rng = np.random.default_rng(1)
@@ -172,20 +172,11 @@ def _listening(baseline: str, compressed: str, study: str = "sim") -> tuple[str,
         tracking.TAG_COMPRESSED: compressed,
         tracking.TAG_ROLE: "listening",
     }
-    metrics = {
-        "listening_" + re.sub(r"[^A-Za-z0-9_.\-]", "_", k): float(v)
-        for k, v in result.metrics.items()
-        if isinstance(v, (int, float, np.floating, np.integer)) and np.isfinite(v)
-    }
     with tracking.start_run(
         "seofp-listening", f"study-{study}", tags, {"alpha": "0.05", "margin": "0.575"}
     ) as run_id:
-        tracking.log_metrics(metrics)
-        tracking.log_text(result.text + "\n", "listening/analysis.txt")
-        tracking.log_text(result.claim + "\n", "listening/claim.txt")
-        for path in plots:
-            tracking.log_artifact(path, "listening/plots")
-    return run_id, result.metrics
+        log_analysis(result, plots)
+    return run_id, {**result.metrics, "claim": result.decision}
 
 
 @dataclass
@@ -372,16 +363,19 @@ def test_newest_run_per_variant_unless_all_runs(env: Store, tmp_path: Path) -> N
 
 
 def test_listening_section(env: Store, tmp_path: Path) -> None:
-    from seofp_lab.listening.stats import clopper_pearson
+    import html
 
     res = build_report(experiment=EXP, out=tmp_path / "r.html")  # found via compressed_run tag
     assert res.listening == (env.listening,)
     text = res.html.read_text()
     m = env.listening_metrics
-    lo, hi = clopper_pearson(int(m["k"]), int(m["n"]))
-    assert f"{m['pc']:.3f} ({int(m['k'])}/{int(m['n'])}), 95% CI [{lo:.3f}, {hi:.3f}]" in text
-    assert m["p_detect"] > 0.05 and m["upper_gee"] > 0.575  # 160 trials: too few to decide
+    claim = m["claim"]  # decided once, by the analysis; the report shows what was stored
+    assert f"{m['pc']:.3f} ({int(m['k'])}/{int(m['n'])})" in text
+    assert (f"{claim.estimate:.3f}, 90% CI [{claim.lower:.3f}, {claim.upper:.3f}] (gee"
+            in text)
+    assert claim.lower < 0.5 and claim.upper > 0.575  # 160 trials: too few to decide
     assert '<span class="verdict inconclusive">inconclusive</span>' in text
+    assert html.escape(claim.text, quote=False) in text
     assert f"{m['dprime_differencing']:.2f}" in text and "8 / 8" in text
     explicit = build_report(run_ids=[env.baseline], study="sim", out=tmp_path / "s.html")
     assert explicit.listening == (env.listening,)

@@ -1,19 +1,23 @@
-"""The study analysis, in LISTENING.md §8's order: flow, null leak, catch, primary, detection,
-listeners, conditions, ladder, sensitivity; and the claim it allows (§8.9).
+"""The study analysis, in LISTENING.md §8's order: flow, null leak, catch and trap trials,
+primary, detection, listeners (with the rater model), conditions, confidence, ladder,
+sensitivity; and the claim it allows, decided by :func:`seofp_lab.listening.decision.decide`
+(docs/listening_analysis.md#the-decision-rule).
 
 Input: the tables of :mod:`seofp_lab.listening.data` (one row per answered trial; one per
-participant). Output: :class:`StudyAnalysis` with flat metrics (for MLflow), tables and text.
+participant) and optionally the cheating detector's flags. Output: :class:`StudyAnalysis` with
+flat metrics (for MLflow), tables, text and the :class:`~seofp_lab.listening.decision.Claim`.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
 
 from seofp_lab.listening import stats as S
 from seofp_lab.listening.bias import confusion_matrix, per_listener_bias
+from seofp_lab.listening.decision import Claim, decide, validity_failures
 from seofp_lab.listening.power import detection_power
 from seofp_lab.listening.protocol import StudyDefinition
 
@@ -22,7 +26,7 @@ from seofp_lab.listening.protocol import StudyDefinition
 class StudyAnalysis:
     metrics: dict[str, float] = field(default_factory=dict)
     tables: dict[str, pd.DataFrame] = field(default_factory=dict)
-    claim: str = ""
+    decision: Claim | None = None
     lines: list[str] = field(default_factory=list)
     ladder: object | None = None  # PsychometricFit when the study had a ladder
 
@@ -30,11 +34,22 @@ class StudyAnalysis:
     def text(self) -> str:
         return "\n".join(self.lines)
 
+    @property
+    def claim(self) -> str:
+        """The claim's sentence (empty before :func:`analyze` decided)."""
+        return self.decision.text if self.decision is not None else ""
 
-def exclusions(trials: pd.DataFrame, participants: pd.DataFrame, study: StudyDefinition
-               ) -> pd.DataFrame:
-    """The pre-registered exclusion rules, one row per participant with the reasons that hit."""
+
+def exclusions(trials: pd.DataFrame, participants: pd.DataFrame, study: StudyDefinition,
+               flags: pd.DataFrame | None = None) -> pd.DataFrame:
+    """The pre-registered exclusion rules, one row per participant with the reasons that hit.
+
+    ``flags``: the cheating detector's table (listener, flagged, reason); a flagged listener
+    is excluded with the detector's reason.
+    """
     scr = study.screening
+    flagged = {} if flags is None or flags.empty else {
+        r.listener: str(r.reason) for r in flags.itertuples() if bool(r.flagged)}
     out = []
     for _, p in participants.iterrows():
         mine = trials[trials.listener == p.listener]
@@ -43,11 +58,16 @@ def exclusions(trials: pd.DataFrame, participants: pd.DataFrame, study: StudyDef
             reasons.append("screened out: " + str(p.screen_exclusion))
         elif p.status not in ("debrief", "done"):
             reasons.append("incomplete")
-        test = mine[mine.trial_type.isin(["main", "catch", "null"])]
+        test = mine[mine.trial_type.isin(["main", "catch", "null", "trap"])]
         catch = mine[mine.trial_type == "catch"]
         catch_fail = len(catch) > 0 and catch.correct.mean() < scr.catch_min_fraction
         if catch_fail:
             reasons.append(f"catch {int(catch.correct.sum())}/{len(catch)}")
+        traps = mine[mine.trial_type == "trap"]
+        if len(traps) and traps.correct.mean() < scr.trap_min_fraction:
+            reasons.append(f"trap {int(traps.correct.sum())}/{len(traps)}")
+        if p.listener in flagged:
+            reasons.append(f"flagged: {flagged[p.listener]}")
         if len(test):
             if test.answered_without_x.mean() > scr.max_no_x_fraction:
                 reasons.append("answered without X")
@@ -63,27 +83,16 @@ def exclusions(trials: pd.DataFrame, participants: pd.DataFrame, study: StudyDef
     return pd.DataFrame(out, columns=["listener", "excluded", "reasons"])
 
 
-def _claim(detected: bool, upper: float, pc: float, ci: tuple[float, float], margin: float,
-           n_holm: int, n_listeners: int, dprime: float, ladder_m: float | None) -> str:
-    if not detected and upper < margin:
-        return (f"Not reliably noticeable: P̄c ≤ {upper:.3f} (one-sided 95 %) < margin "
-                f"{margin:.3f}.")
-    if detected and upper < margin:
-        return (f"Detectable but below the margin: P̄c = {pc:.3f} [{ci[0]:.3f}, {ci[1]:.3f}]; "
-                f"{n_holm} of {n_listeners} listeners individually (Holm).")
-    if not detected:
-        return (f"Inconclusive: a noticeable difference is not ruled out (P̄c up to "
-                f"{upper:.3f}).")
-    m = f", M = {ladder_m:.1f} dB" if ladder_m is not None else ""
-    return f"Noticeable: P̄c = {pc:.3f} [{ci[0]:.3f}, {ci[1]:.3f}], d′ = {dprime:.2f}{m}."
-
-
 def analyze(trials: pd.DataFrame, participants: pd.DataFrame, study: StudyDefinition,
-            boot: int = 1000, seed: int = 0) -> StudyAnalysis:
-    """Run every pre-registered analysis; nothing here reads the store or writes files."""
+            boot: int = 1000, seed: int = 0, flags: pd.DataFrame | None = None
+            ) -> StudyAnalysis:
+    """Run every pre-registered analysis; nothing here reads the store or writes files.
+
+    ``flags``: the cheating detector's table (listener, flagged, reason), when one ran.
+    """
     plan, out = study.analysis, StudyAnalysis()
     m, say = out.metrics, out.lines.append
-    ex = exclusions(trials, participants, study)
+    ex = exclusions(trials, participants, study, flags)
     out.tables["exclusions"] = ex
     keep = set(ex.listener[~ex.excluded])
     done = set(participants.listener[participants.status.isin(["debrief", "done"])])
@@ -94,42 +103,61 @@ def analyze(trials: pd.DataFrame, participants: pd.DataFrame, study: StudyDefini
     for reason, n in ex[ex.excluded].reasons.str.split("; ").explode().value_counts().items():
         say(f"  excluded: {reason}: {n}")
 
+    # validity: null trials (blinding), catch and trap trials (the listening chain and
+    # attention) over completed listeners, before exclusions; cheating flags
     nulls = trials[(trials.trial_type == "null") & trials.listener.isin(done)]
-    if len(nulls):
-        k, n = int(nulls.correct.sum()), len(nulls)
-        kstar = S.min_correct(n, plan.alpha)
-        m.update(null_correct=k, null_trials=n, null_p=S.p_value(k, n), null_leak=float(k >= kstar))
-        say(f"Null trials: {k}/{n} correct (leak if >= {kstar}), p = {m['null_p']:.3f}"
-            + ("  ** STOP: the blinding leaks **" if k >= kstar else ""))
-    catch = trials[(trials.trial_type == "catch") & trials.listener.isin(keep)]
-    if len(catch):
-        m["catch_pc"] = float(catch.correct.mean())
-        say(f"Catch trials: {m['catch_pc']:.3f} correct ({len(catch)} trials)")
+    null_k, null_n = int(nulls.correct.sum()), len(nulls)
+    if null_n:
+        kstar = S.min_correct(null_n, plan.alpha)
+        m.update(null_correct=null_k, null_trials=null_n, null_p=S.p_value(null_k, null_n),
+                 null_leak=float(null_k >= kstar))
+        say(f"Null trials: {null_k}/{null_n} correct (leak if >= {kstar}), p = "
+            f"{m['null_p']:.3f}" + ("  ** the blinding leaks: the claim is invalid **"
+                                    if null_k >= kstar else ""))
+    pooled = {}
+    for kind in ("catch", "trap"):
+        rows = trials[(trials.trial_type == kind) & trials.listener.isin(done)]
+        if len(rows):
+            pooled[kind] = float(rows.correct.mean())
+            m[f"{kind}_pc"] = pooled[kind]
+            m[f"{kind}_failed_listeners"] = int(ex.reasons.str.contains(f"{kind} ").sum())
+            say(f"{kind.capitalize()} trials: {pooled[kind]:.3f} correct ({len(rows)} trials, "
+                f"{m[f'{kind}_failed_listeners']} listeners below their threshold)")
+    n_flagged = int(ex.reasons.str.contains("flagged: ").sum())
+    if flags is not None:
+        m["flagged_listeners"] = n_flagged
+        say(f"Cheating detector: {n_flagged} of {len(done)} completed listeners flagged")
+    done_ex = ex[ex.listener.isin(done)].reasons
+    failures = validity_failures(null_k, null_n, int(done_ex.str.contains("catch ").sum()),
+                                 int(done_ex.str.contains("trap ").sum()), n_flagged, len(done),
+                                 plan.max_flagged_fraction, plan.alpha)
 
     main = trials[(trials.trial_type == "main") & trials.listener.isin(keep)]
+    out.decision = claim = decide(main, plan.margin, plan.alpha, failures)
+    m.update(valid=float(not failures), equivalent=float(claim.verdict == "equivalent"),
+             noticeable=float(claim.verdict == "noticeable"), margin=plan.margin)
     if main.empty:
-        out.claim = "No analysable main trials yet."
-        say(out.claim)
+        say(f"No analysable main trials. Claim: {claim.text}")
         return out
     k, n, L = int(main.correct.sum()), len(main), main.listener.nunique()
     ci = S.clopper_pearson(k, n, 0.05)
-    bound = S.gee_bound(main, 1 - plan.alpha)
     tb = S.t_bound(main, 1 - plan.alpha)
     bb = S.bootstrap_bound(main, reps=boot, level=1 - plan.alpha, seed=seed)
-    m.update(pc=k / n, k=k, n=n, listeners=L, p_detect=S.p_value(k, n), pc_gee=bound.pc,
-             upper_gee=bound.upper, upper_t=tb.upper, upper_bootstrap=bb.upper,
-             upper_pooled_cp=S.cp_upper(k, n, plan.alpha), rho=bound.rho or 0.0,
-             margin=plan.margin, equivalent=float(bound.upper < plan.margin),
-             bayes_factor_10=S.bayes_factor(k, n))
+    bound = S.gee_bound(main, 1 - plan.alpha)
+    m.update(pc=k / n, k=k, n=n, listeners=L, p_detect=S.p_value(k, n), pc_gee=claim.estimate,
+             lower_gee=claim.lower, upper_gee=claim.upper, upper_t=tb.upper,
+             upper_bootstrap=bb.upper, upper_pooled_cp=S.cp_upper(k, n, plan.alpha),
+             rho=bound.rho or 0.0, bayes_factor_10=S.bayes_factor(k, n))
     m["n_effective"] = S.effective_n(L, n / L, m["rho"])
-    say(f"Primary (margin {plan.margin}): P̄c = {bound.pc:.3f}, one-sided "
-        f"{1 - plan.alpha:.0%} upper bound {bound.upper:.3f} ({bound.method}); t "
-        f"{tb.upper:.3f}, bootstrap {bb.upper:.3f}; pooled CP {m['upper_pooled_cp']:.3f} "
-        f"(not used: rho = {m['rho']:.3f}, effective N = {m['n_effective']:.0f} of {n})")
+    say(f"Primary (margin {plan.margin}): P̄c = {claim.estimate:.3f}, "
+        f"{1 - 2 * plan.alpha:.0%} CI [{claim.lower:.3f}, {claim.upper:.3f}] ({claim.method}, "
+        f"listeners as clusters); cross-checks of the upper bound: t {tb.upper:.3f}, "
+        f"bootstrap {bb.upper:.3f}; pooled CP {m['upper_pooled_cp']:.3f} (not used: rho = "
+        f"{m['rho']:.3f}, effective N = {m['n_effective']:.0f} of {n})")
     for sm_ in plan.secondary_margins:
-        m[f"equivalent_{sm_:g}"] = float(bound.upper < sm_)
-    say(f"Detection: {k}/{n} = {k / n:.3f} [{ci[0]:.3f}, {ci[1]:.3f}], exact one-sided "
-        f"p = {m['p_detect']:.4g}, BF10 = {m['bayes_factor_10']:.3g}")
+        m[f"equivalent_{sm_:g}"] = float(claim.upper < sm_)
+    say(f"Detection (pooled, descriptive): {k}/{n} = {k / n:.3f} [{ci[0]:.3f}, {ci[1]:.3f}], "
+        f"exact one-sided p = {m['p_detect']:.4g}, BF10 = {m['bayes_factor_10']:.3g}")
     sdt = S.abx_sdt(main)
     m.update(sdt)
     lo, hi = S.dprime_bootstrap(main, reps=boot, seed=seed)
@@ -146,6 +174,7 @@ def analyze(trials: pd.DataFrame, participants: pd.DataFrame, study: StudyDefini
              overdispersion_p=p_od)
     say(f"Listeners: {m['listeners_holm']} of {L} above chance (exact, Holm); overdispersion "
         f"chi2 = {chi2:.1f} on {ddf} df, p = {p_od:.3f}")
+    _raters(out, main)
     rows = []
     for col in ("snr", "noise"):
         for value, g in main.groupby(col):
@@ -164,6 +193,8 @@ def analyze(trials: pd.DataFrame, participants: pd.DataFrame, study: StudyDefini
             f"(logit); typical-listener Pc {mm['pc_typical']:.3f}")
     except Exception as exc:  # noqa: BLE001 - reported, the rest of the analysis stands
         say(f"Mixed model: not estimable ({type(exc).__name__}: {exc})")
+    if study.confidence_levels:
+        _by_confidence(out, main, study.confidence_levels, plan.alpha)
     ladder_m = _ladder(out, trials[trials.listener.isin(keep)], plan.margin, boot, seed)
     _sensitivity(out, trials, main, done, plan)
     n_eff = max(int(m["n_effective"]), 1)
@@ -171,11 +202,59 @@ def analyze(trials: pd.DataFrame, participants: pd.DataFrame, study: StudyDefini
     mde = next((float(p) for p in grid if detection_power(n_eff, p, plan.alpha) >= 0.8), 1.0)
     m["min_detectable_pc"] = mde
     say(f"Achieved design: minimum detectable P̄c {mde:.3f} (power 0.8, effective N {n_eff})")
-    out.claim = _claim(m["p_detect"] < plan.alpha, bound.upper, bound.pc, ci, plan.margin,
-                       m["listeners_holm"], L, sdt["dprime_differencing"], ladder_m)
+    notes = [f"d′ = {sdt['dprime_differencing']:.2f};"
+             f" {m['listeners_holm']} of {L} listeners individually above chance (Holm)"
+             + (f"; ladder M = {ladder_m:.1f} dB" if ladder_m is not None else "") + "."]
+    out.decision = claim = replace(claim, notes=tuple(notes))
     say(f"Claim ({L} listeners, {n} trials, {int(ex.excluded.sum())} excluded, margin "
-        f"{plan.margin}, this stimulus set only): {out.claim}")
+        f"{plan.margin}, this stimulus set only): {claim.text}")
     return out
+
+
+def _raters(out: StudyAnalysis, main: pd.DataFrame) -> None:
+    """The rater model (seofp_lab/listening/raters.py): each listener's bias and inconsistency."""
+    from seofp_lab.listening.raters import fit_raters  # noqa: PLC0415
+
+    if main.listener.nunique() < 2:
+        return
+    fit = fit_raters(main)
+    out.tables["raters"] = fit.listeners
+    out.metrics.update(rater_q=fit.q, rater_pc_typical=fit.pc_typical,
+                       rater_sd_bias=fit.sd_bias,
+                       rater_sd_log_inconsistency=fit.sd_log_inconsistency,
+                       rater_converged=float(fit.converged))
+    t = fit.listeners
+    worst = t.sort_values("inconsistency", ascending=False).head(3)
+    out.lines.append(
+        f"Rater model (ML, random bias and inconsistency): typical listener Pc "
+        f"{fit.pc_typical:.3f} (q = {fit.q:.2f}); SD of bias {fit.sd_bias:.2f} (logit), SD of "
+        f"log inconsistency {fit.sd_log_inconsistency:.2f}; least consistent: "
+        + ", ".join(f"{r.listener} (v = {r.inconsistency:.2f})" for r in worst.itertuples())
+        + "; most biased: " + ", ".join(
+            f"{r.listener} (b = {r.bias:+.2f})"
+            for r in t.reindex(t.bias.abs().sort_values(ascending=False).index).head(3)
+            .itertuples()))
+
+
+def _by_confidence(out: StudyAnalysis, main: pd.DataFrame, levels: int, alpha: float) -> None:
+    """Accuracy per confidence level (only when the design asks for a rating)."""
+    conf = pd.to_numeric(main.get("confidence"), errors="coerce") if "confidence" in main else None
+    rows = []
+    for level in range(1, levels + 1):
+        g = main[conf == level] if conf is not None else main[:0]
+        k, n = int(g.correct.sum()), len(g)
+        lo, hi = S.clopper_pearson(k, n, alpha) if n else (float("nan"), float("nan"))
+        rows.append({"confidence": level, "k": k, "n": n, "pc": k / n if n else float("nan"),
+                     "ci_low": lo, "ci_high": hi})
+    table = pd.DataFrame(rows)
+    out.tables["confidence"] = table
+    rated = int(table.n.sum())
+    out.metrics["confidence_rated"] = rated
+    for r in table.itertuples():
+        if r.n:
+            out.metrics[f"pc_confidence_{r.confidence}"] = r.pc
+    out.lines.append(f"Accuracy by confidence ({rated} of {len(main)} main trials rated): "
+                     + ", ".join(f"{r.confidence}: {r.k}/{r.n}" for r in table.itertuples()))
 
 
 TRIAL_LOG = ("listener", "item", "snr", "correct", "confidence", "rt_ms", "plays_a", "plays_b",

@@ -22,6 +22,7 @@ from seofp_lab.listening.stimuli import (
     match_pair,
     read_audio,
     side_metrics,
+    trap_clip,
 )
 
 IN_RATE = 16000
@@ -73,9 +74,9 @@ def build_stimuli(study: StudyDefinition, base: dict[str, dict], comp: dict[str,
         d16 = yc16 - yb16
         info: dict = {
             "item_id": item_id,
-            # items of one utterance share its clean file: the roving constraint needs that identity
-            "utterance_id": rb.get("utterance") or (Path(rb["clean"]).stem if rb.get("clean")
-                                                    else item_id),
+            # from the test set's manifest (stimuli._attach_units): mixtures of one sentence
+            # share it, which the roving and balancing constraints need
+            "utterance_id": rb["utterance"],
             "speaker": rb["speaker"], "noise": rb["noise"], "snr": float(rb["snr"]),
             "seconds": len(yb16) / IN_RATE,
             "diff_snr_db": float(10 * np.log10(np.sum(yb16**2) / max(np.sum(d16**2), 1e-20))),
@@ -93,8 +94,13 @@ def build_stimuli(study: StudyDefinition, base: dict[str, dict], comp: dict[str,
         clips = {"baseline": f"items/{item_id}/baseline.wav",
                  "compressed": f"items/{item_id}/compressed.wav",
                  "catch": f"items/{item_id}/catch.wav"}
+        signals = [mb, mc, mk]
+        if study.trials.trap_per_block:  # only what the design serves: older manifests unchanged
+            clips["trap"] = f"items/{item_id}/trap.wav"
+            signals.append(match_pair(mb, trap_clip(mb, rate, rng), rate, spec.target_lufs,
+                                      spec.peak_dbfs)[1])
         sha = {name: _write(root, rel, x, rate)
-               for (name, rel), x in zip(clips.items(), (mb, mc, mk), strict=False)}
+               for (name, rel), x in zip(clips.items(), signals, strict=True)}
         info.update(clips=clips, sha256=sha, catch_kind=kind,
                     lufs_before_b=loud["lufs_before_a"], lufs_before_c=loud["lufs_before_b"],
                     gain_applied_b=loud["gain_applied_a"], gain_applied_c=loud["gain_applied_b"],

@@ -46,8 +46,15 @@ class CrowdSpec(Strict):
     bandwidth_trials: int = Field(0, ge=0)  # full-band vs low-passed 2-AFC pairs (0: off)
     bandwidth_pass: int = Field(0, ge=0)
     bandwidth_cutoff_hz: float = Field(3500.0, ge=1000.0, le=12000.0)
-    confidence_levels: int = Field(0, ge=0, le=7)  # 0: no rating; else 1..levels per trial
-    confidence_labels: list[str] | None = None  # one per level, lowest first
+
+    @model_validator(mode="before")
+    @classmethod
+    def _moved(cls, data: object) -> object:
+        if isinstance(data, Mapping) and ({"confidence_levels", "confidence_labels"} & set(data)):
+            raise ValueError("crowd.confidence_levels/confidence_labels are now the one "
+                             "top-level setting `confidence: false | true | <levels> | "
+                             "[labels]` in study.yaml")
+        return data
 
     @model_validator(mode="after")
     def _check(self) -> CrowdSpec:
@@ -70,19 +77,7 @@ class CrowdSpec(Strict):
         if self.bandwidth_pass > self.bandwidth_trials:
             raise ValueError("Expected crowd.bandwidth_pass <= bandwidth_trials but got "
                              f"{self.bandwidth_pass} > {self.bandwidth_trials}")
-        labels = self.confidence_labels
-        if labels is not None and len(labels) != self.confidence_levels:
-            raise ValueError(f"Expected {self.confidence_levels} crowd.confidence_labels (one "
-                             f"per level) but got {len(labels)}")
         return self
-
-    def labels(self) -> list[str]:
-        """The confidence scale as shown, lowest first."""
-        if self.confidence_labels:
-            return list(self.confidence_labels)
-        if self.confidence_levels == 3:
-            return ["1 - guessing", "2 - fairly sure", "3 - sure"]
-        return [str(k) for k in range(1, self.confidence_levels + 1)]
 
 
 def bounded(text: object, limit: int) -> str | None:

@@ -1,7 +1,8 @@
 """The listener-facing service: enrol, resume by token, serve trials, score answers on the server.
 
 The app (``app/``) calls only this module. What it hands to the browser (:class:`ServedTrial`)
-holds a random public id, labels and freshly dithered WAV bytes, never a run, item or answer.
+holds a random public id, labels and one-use audio tickets, never a run, item, answer or audio;
+the audio is rendered per fetch with independent transforms (docs/listening_blinding.md).
 Every method that writes commits before it returns; bad input raises :class:`StudyError` and
 changes nothing.
 """
@@ -12,7 +13,7 @@ import hashlib
 import secrets
 import uuid
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
@@ -23,12 +24,12 @@ from sqlalchemy.exc import IntegrityError
 
 from seofp_lab import __version__
 from seofp_lab.errors import StudyError
+from seofp_lab.listening.blinding import VAULT, Playback, playback
 from seofp_lab.listening.crowd import bandwidth_pair, screen_rules
 from seofp_lab.listening.protocol import TrialSpec, build_schedule, load_study
 from seofp_lab.listening.stimuli import (
     load_manifest,
     prepared_dir,
-    render_wav,
     snr_pair,
     tone_triplet,
 )
@@ -53,17 +54,32 @@ LOG_FLOATS = ("ms_heard_a", "ms_heard_b", "ms_heard_x", "rt_ms", "rt_from_first_
 
 @dataclass(frozen=True)
 class ServedTrial:
-    """What the browser may see of a trial: nothing here tells which clip X is."""
+    """A trial on screen. The browser sees ``public_id``, ``labels`` and ``tickets`` (one-use
+    ids, :class:`~seofp_lab.listening.blinding.AudioVault`); ``clips`` stay on the server."""
 
     public_id: str
-    kind: Literal["abx", "headphone", "environment"]
+    kind: Literal["abx", "headphone", "environment", "bandwidth"]
     labels: tuple[str, ...]
-    wavs: tuple[bytes, ...]
+    tickets: tuple[str, ...]
     number: int  # 1-based position in the current phase
     total: int
     feedback: bool = False
     block: int = 0
     trial_type: str = "main"
+    clips: tuple[np.ndarray, ...] = field(default=(), repr=False, compare=False)
+    rate: int = 0
+
+    @property
+    def wavs(self) -> tuple[bytes, ...]:
+        """Freshly served renders of the clips (new transforms and dither at every access),
+        exactly what a ticket fetch returns; spends no ticket and records no serve."""
+        from seofp_lab.listening.blinding import served_wav  # noqa: PLC0415
+
+        return tuple(served_wav(c, self.rate) for c in self.clips)
+
+    @property
+    def clip_ms(self) -> float:
+        return 1000.0 * len(self.clips[0]) / self.rate if self.clips else 0.0
 
 
 @dataclass(frozen=True)
@@ -106,12 +122,8 @@ class StudyService:
     def enroll(self, user_agent: str | None = None) -> str:
         """A new participant with a CSPRNG seed; returns the token to put in the URL."""
         token = secrets.token_urlsafe(16)
-        with self.store.session() as s:
-            index = s.scalar(select(func.count(Participant.id)).where(
-                Participant.study_id == self.study.name)) or 0
-            s.add(Participant(study_id=self.study.name, token=token, participant_index=index,
-                              seed=secrets.randbits(62), app_version=__version__,
-                              user_agent=user_agent))
+        self.store.enroll(self.study.name, token, secrets.randbits(62), __version__, user_agent,
+                          self.study.trials.hold_minutes)
         return token
 
     def listener(self, token: str | None, user_agent: str | None = None) -> Listener:
@@ -125,7 +137,8 @@ class StudyService:
             visit = ListeningSession(participant_id=p.id, user_agent=user_agent)
             s.add(visit)
             s.flush()
-            return Listener(self, p.id, p.token, p.seed, p.participant_index, visit.id)
+            slot = p.participant_index if p.slot is None else p.slot  # counterbalancing cell
+            return Listener(self, p.id, p.token, p.seed, slot, visit.id)
 
 
 @dataclass
@@ -232,15 +245,28 @@ class Listener:
         public_id = str(uuid.uuid4())
         self._screen = {public_id: (kind, attempt, i, correct)}
         rate = self.service.manifest.data["sample_rate"]
-        return ServedTrial(public_id, kind, tuple(str(k + 1) for k in range(len(clips))),
-                           tuple(render_wav(c, rate) for c in clips), i + 1, total)
+        labels = tuple(str(k + 1) for k in range(len(clips)))
+        tickets = VAULT.issue(self.service.store, self.pid, public_id, labels, clips, rate)
+        return ServedTrial(public_id, kind, labels, tickets, i + 1, total, clips=tuple(clips),
+                           rate=rate)
 
-    def record_screen(self, public_id: str, response: int) -> None:
-        """Store one screening answer; after the last, pass on, retry once, or screen out."""
+    def playback(self, served: ServedTrial, now: datetime | None = None) -> Playback:
+        """The server's own account of a served trial's playback (the answer gate)."""
+        return playback(self.service.store, self.pid, served.public_id, served.labels,
+                        self.service.study.player.min_play_seconds, now)
+
+    def record_screen(self, public_id: str, response: int, enforce_playback: bool = False
+                      ) -> None:
+        """Store one screening answer; after the last, pass on, retry once, or screen out.
+
+        ``enforce_playback`` (the app sets it): refuse unless the server served every clip and
+        enough time passed (:func:`~seofp_lab.listening.blinding.playback`)."""
         if public_id not in self._screen:
             raise StudyError(f"Expected the screening trial on screen but got {public_id!r}")
         kind, attempt, i, correct = self._screen[public_id]
         total, need, n_choices, retry = screen_rules(self.service, kind)
+        if enforce_playback:
+            self._require_played(public_id, tuple(str(k + 1) for k in range(n_choices)))
         if not isinstance(response, int) or not 0 <= response < n_choices:
             raise StudyError(f"Expected a choice 1..{n_choices} but got {response!r}")
         try:
@@ -295,12 +321,33 @@ class Listener:
                 return None
             return serve_abx(self, s, spec)
 
+    def _require_played(self, public_id: str, labels: tuple[str, ...]) -> Playback:
+        got = playback(self.service.store, self.pid, public_id, labels,
+                       self.service.study.player.min_play_seconds)
+        if not got.ok:
+            missing = [label for label in labels if label not in got.first_served]
+            why = (f"clip(s) {', '.join(missing)} never served" if missing
+                   else f"{got.wait_s:.1f} s of listening time still to go")
+            raise StudyError(f"Expected every clip of the trial to have been played before the "
+                             f"answer but {why}; play each clip, then answer")
+        return got
+
     def record_answer(self, public_id: str, response: str, log: dict[str, Any] | None = None,
-                      confidence: int | None = None) -> AnswerResult:
-        """Score an answer on the server and commit it at once, with its listening log."""
+                      confidence: int | None = None, enforce_playback: bool = False
+                      ) -> AnswerResult:
+        """Score an answer on the server and commit it at once, with its listening log.
+
+        Timings come from the server clock where the server served the audio: ``rt_ms`` from
+        the trial row, ``rt_from_first_x_ms`` from X's first serve; the client's ``ms_heard_*``
+        are capped by the time since that clip's first serve. ``enforce_playback`` (the app
+        sets it) refuses an answer before :func:`~seofp_lab.listening.blinding.playback` is ok.
+        """
         if response not in ("A", "B"):
             raise StudyError(f"Expected the answer 'A' or 'B' but got {response!r}")
         log = dict(log or {})
+        if enforce_playback:
+            self._require_played(str(public_id), ("A", "B", "X"))
+        served = playback(self.service.store, self.pid, str(public_id), ("A", "B", "X"), 0.0)
         try:
             with self.service.store.session() as s:
                 trial = s.scalar(select(TrialRow).where(TrialRow.public_id == str(public_id)))
@@ -320,6 +367,16 @@ class Listener:
                 values.update({k: float(log.get(k, 0.0) or 0.0) for k in LOG_FLOATS})
                 shown = trial.shown_at.replace(tzinfo=trial.shown_at.tzinfo or now.tzinfo)
                 values["rt_ms"] = values["rt_ms"] or (now - shown).total_seconds() * 1000
+                if served.first_served:  # the server played audio: its clock rules
+                    values["rt_ms"] = (now - shown).total_seconds() * 1000
+                    for label in ("a", "b", "x"):
+                        at = served.first_served.get(label.upper())
+                        cap = (now - at).total_seconds() * 1000 if at else 0.0
+                        values[f"ms_heard_{label}"] = max(0.0, min(values[f"ms_heard_{label}"],
+                                                                   cap))
+                    at_x = served.first_served.get("X")
+                    values["rt_from_first_x_ms"] = ((now - at_x).total_seconds() * 1000
+                                                    if at_x else 0.0)
                 min_ms = self.service.study.player.min_play_seconds * 1000
                 s.add(Answer(participant_id=self.pid, trial_index=trial.trial_index,
                              trial_id=trial.id, response=response,

@@ -54,9 +54,12 @@ def _stored(listener: Listener, public_id: str) -> tuple[int, bool] | None:
 
 
 def submit_answer(listener: Listener, public_id: str, response: str, log: dict[str, Any],
-                  confidence: int | None = None) -> Ack:
-    """Record an answer once; a repeat of the same trial's answer returns the stored receipt."""
-    levels = listener.service.study.crowd.confidence_levels
+                  confidence: int | None = None, enforce_playback: bool = False) -> Ack:
+    """Record an answer once; a repeat of the same trial's answer returns the stored receipt.
+
+    ``enforce_playback`` (the app sets it) passes to :meth:`Listener.record_answer`: a first
+    answer counts only after the server served every clip (a repeat was already let in)."""
+    levels = listener.service.study.confidence_levels
     if levels and (confidence is None or not 1 <= int(confidence) <= levels):
         raise StudyError(f"Expected a confidence rating 1..{levels} but got {confidence!r}")
     if not levels:
@@ -64,7 +67,8 @@ def submit_answer(listener: Listener, public_id: str, response: str, log: dict[s
     seen = _stored(listener, public_id)
     if seen is None:
         try:
-            result = listener.record_answer(public_id, response, log, confidence=confidence)
+            result = listener.record_answer(public_id, response, log, confidence=confidence,
+                                            enforce_playback=enforce_playback)
         except StudyError:
             seen = _stored(listener, public_id)  # lost a race with the same click: fine
             if seen is None:

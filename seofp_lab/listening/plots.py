@@ -30,18 +30,22 @@ def plot_all(result: StudyAnalysis, out_dir: Path, margin: float) -> list[Path]:
     if "pc" not in m:
         return paths
 
-    # 1. Equivalence: P̄c, upper bound, the [0.5, margin] band; overall and per condition
+    # 1. Equivalence: the claim's P̄c and clustered interval (overall), the upper bounds per
+    # condition, the [0.5, margin] band
     cond = result.tables.get("conditions")
     labels = ["overall"] + ([f"{r.factor} {r.level}" for r in cond.itertuples()]
                             if cond is not None else [])
     pcs = [m["pc_gee"]] + (list(cond.pc) if cond is not None else [])
     ups = [m["upper_gee"]] + (list(cond.upper) if cond is not None else [])
+    lows = [m.get("lower_gee", 0.5)] + [0.5] * (len(labels) - 1)
     fig, ax = plt.subplots(figsize=(6, 0.5 * len(labels) + 1.5))
     y = np.arange(len(labels))[::-1]
     ax.axvspan(0.5, margin, color="tab:green", alpha=0.15, label="equivalence region")
-    ax.hlines(y, 0.5, ups, color="k")
+    ax.hlines(y, lows, ups, color="k")
     ax.plot(pcs, y, "o", color="k", label="P̄c (GEE)")
     ax.plot(ups, y, "|", markersize=14, color="tab:red", label="one-sided upper bound")
+    ax.plot(lows[:1], y[:1], "|", markersize=14, color="tab:blue",
+            label="one-sided lower bound (overall)")
     ax.axvline(margin, ls="--", color="tab:red")
     ax.set_yticks(y, labels)
     ax.set_xlabel("proportion correct")
@@ -96,7 +100,8 @@ def plot_all(result: StudyAnalysis, out_dir: Path, margin: float) -> list[Path]:
     paths.append(plot_confusion(result.tables.get("confusion"), result.tables.get("bias"),
                                 m.get("bias_c"), out_dir / "confusion_bias.png"))
     paths.append(plot_trial_log(result.tables.get("trial_log"),
-                                out_dir / "rt_plays_switches.png"))
+                                out_dir / "rt_plays_switches.png",
+                                confidence="confidence" in result.tables))
 
     # 10. Power curve of the achieved design (effective N)
     n_eff = max(int(m.get("n_effective", m["n"])), 1)
@@ -196,20 +201,18 @@ _LOG_PANELS = ((("rt_ms",), "response time (s)"), (("plays_a", "plays_b", "plays
                (("switches",), "switches"))
 
 
-def plot_trial_log(log: pd.DataFrame | None, path: Path) -> Path:
+def plot_trial_log(log: pd.DataFrame | None, path: Path, confidence: bool = False) -> Path:
     """Write :func:`trial_log_figure` to ``path``."""
-    return _save(trial_log_figure(log), path)
+    return _save(trial_log_figure(log, confidence), path)
 
 
-def trial_log_figure(log: pd.DataFrame | None):  # noqa: ANN201 - a Figure
+def trial_log_figure(log: pd.DataFrame | None, confidence: bool = True):  # noqa: ANN201
     """Plot 8: response time, plays (A + B + X) and switches for correct vs incorrect trials,
-    and proportion correct by confidence only when the study asked for a rating
-    (``crowd.confidence_levels``); a panel whose field the store lacks says so."""
+    and, only when the design asks for a confidence rating (``confidence``), proportion
+    correct by confidence; a panel whose field the store lacks says so."""
     plt = _plt()
+    fig, axes = plt.subplots(1, 4 if confidence else 3, figsize=(11 if confidence else 8.4, 3.2))
     log = pd.DataFrame() if log is None else log
-    conf = pd.to_numeric(log["confidence"], errors="coerce") if "confidence" in log else None
-    asked = conf is not None and "correct" in log and not conf.isna().all()
-    fig, axes = plt.subplots(1, 4 if asked else 3, figsize=(11 if asked else 8.4, 3.2))
     ok = log["correct"].astype(bool) if "correct" in log else pd.Series(dtype=bool)
     for ax, (cols, label) in zip(axes, _LOG_PANELS, strict=False):
         ax.set_ylabel(label)
@@ -231,17 +234,21 @@ def trial_log_figure(log: pd.DataFrame | None):  # noqa: ANN201 - a Figure
             ax.plot(i + 1 + jitter, g, ".", ms=2, alpha=0.4, color="tab:blue")
         ax.set_xticks([1, 2], names)
         ax.set_xlim(0.4, 2.6)
-    if not asked:  # no rating in the design: no accuracy-by-confidence panel to advertise
+    if not confidence:
         return fig
     ax = axes[3]
-    acc = ok.groupby(conf).agg(["mean", "count"])
-    ax.bar(acc.index.astype(str), acc["mean"], color="lightgrey", edgecolor="k")
-    for x, (pc, k) in enumerate(zip(acc["mean"], acc["count"], strict=False)):
-        ax.text(x, pc, f"n={k}", ha="center", va="bottom", fontsize=7)
-    ax.axhline(0.5, ls=":", color="grey")
-    ax.set_ylim(0, 1.1)
-    ax.set_xlabel("confidence")
-    ax.set_ylabel("proportion correct")
+    conf = pd.to_numeric(log["confidence"], errors="coerce") if "confidence" in log else None
+    if conf is None or "correct" not in log or conf.isna().all():
+        _empty(ax, "confidence not recorded")
+    else:
+        acc = ok.groupby(conf).agg(["mean", "count"])
+        ax.bar(acc.index.astype(str), acc["mean"], color="lightgrey", edgecolor="k")
+        for x, (pc, k) in enumerate(zip(acc["mean"], acc["count"], strict=False)):
+            ax.text(x, pc, f"n={k}", ha="center", va="bottom", fontsize=7)
+        ax.axhline(0.5, ls=":", color="grey")
+        ax.set_ylim(0, 1.1)
+        ax.set_xlabel("confidence")
+    axes[3].set_ylabel("proportion correct")
     return fig
 
 

@@ -1,15 +1,17 @@
 """The pre-registered study definition (``studies/NAME/study.yaml``) and the trial schedule.
 
 The schedule of a participant is a pure function of the study seed, the participant's own seed and
-enrolment index, and the frozen item list (LISTENING.md §5): rebuilt on resume or audit, never
-re-drawn. Order cells: 1 = reference is A and X = A, 2 = reference A and X = B, 3 = probe A and
-X = A, 4 = probe A and X = B; each cell occurs equally often among a listener's test trials.
+counterbalancing slot, and the frozen item list (LISTENING.md §5): rebuilt on resume or audit,
+never re-drawn. Design: docs/listening_analysis.md#design. Order cells: 1 = reference is A and
+X = A, 2 = reference A and X = B, 3 = probe A and X = A, 4 = probe A and X = B; each cell occurs
+equally often among a listener's test trials.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -21,14 +23,21 @@ from seofp_lab.config import Strict, load_yaml_model
 from seofp_lab.errors import StudyError
 from seofp_lab.listening.crowd import CrowdSpec
 
-TrialType = Literal["practice", "main", "catch", "null", "ladder"]
-Clip = Literal["baseline", "compressed", "catch", "ladder_ref", "ladder"]
+TrialType = Literal["practice", "main", "catch", "null", "trap", "ladder"]
+Clip = Literal["baseline", "compressed", "catch", "trap", "ladder_ref", "ladder"]
 
 
 class ItemSelection(Strict):
-    count: int | None = Field(48, ge=1)  # None: every test utterance of the runs
+    """The item pool and how a listener's items are drawn from it (docs/listening_analysis.md
+    #design)."""
+
+    count: int | None = Field(48, ge=1)  # the pool size; None: every test item of the runs
     snrs: list[float] | None = None  # None: every SNR present
     noises: list[str] | None = None
+    # each listener hears tests_per_listener items of the pool: "random" draws a per-listener
+    # random subset (stratified by SNR, from the listener's seed); "rotation" a window of the
+    # pool rotated by the counterbalancing slot (a Latin-square-like cover of the pool)
+    assignment: Literal["random", "rotation"] = "random"
 
 
 class TrialCounts(Strict):
@@ -37,7 +46,11 @@ class TrialCounts(Strict):
     test_per_block: int = Field(16, ge=1)
     catch_per_block: int = Field(2, ge=0)
     null_per_block: int = Field(2, ge=0)
+    trap_per_block: int = Field(0, ge=0)  # gold items: B (or A) heavily degraded, X obvious
     break_seconds: float = Field(60.0, ge=0.0)
+    # an unfinished participant holds a counterbalancing slot this long after enrolment;
+    # then the slot goes to the next enrolment (finished participants keep theirs)
+    hold_minutes: float = Field(120.0, gt=0.0)
 
 
 class Screening(Strict):
@@ -50,6 +63,7 @@ class Screening(Strict):
     min_median_rt_s: float = Field(3.0, ge=0.0)
     max_blur_per_block: int = Field(3, ge=0)
     max_same_response: float = Field(0.9, ge=0.0, le=1.0)
+    trap_min_fraction: float = Field(1.0, ge=0.0, le=1.0)  # per listener, and pooled
 
 
 class AnalysisPlan(Strict):
@@ -57,6 +71,9 @@ class AnalysisPlan(Strict):
     margin: float = Field(0.575, gt=0.5, lt=1.0)  # primary p_U: one classic JND
     secondary_margins: list[float] = Field(default_factory=lambda: [0.60, 0.65])
     listeners: int = Field(24, ge=2)  # after screening
+    # the claim is invalid when more than this fraction of completed listeners is flagged by
+    # the cheating detector (flagged listeners are excluded in any case)
+    max_flagged_fraction: float = Field(0.0, ge=0.0, le=1.0)
 
 
 class StimulusSpec(Strict):
@@ -106,7 +123,11 @@ class StudyDefinition(Strict):
     stimuli: StimulusSpec = StimulusSpec()
     ladder: Ladder = Ladder()
     player: PlayerSpec = PlayerSpec()
-    crowd: CrowdSpec = CrowdSpec()  # codes, redirects, device/bandwidth/time checks, confidence
+    crowd: CrowdSpec = CrowdSpec()  # codes, redirects, device/bandwidth/time checks
+    # a confidence rating after each answer (docs/listening_participants.md#confidence): false
+    # (not asked), true (3 levels), the number of levels (2..7) or the labels, lowest first;
+    # the pages ask it and the analysis reports accuracy by confidence only when it is set
+    confidence: bool | int | list[str] = False
 
     @model_validator(mode="after")
     def _check(self) -> StudyDefinition:
@@ -124,7 +145,35 @@ class StudyDefinition(Strict):
             raise ValueError("Expected screening.headphone_pass <= headphone_trials")
         if self.screening.environment_pass > self.screening.environment_trials:
             raise ValueError("Expected screening.environment_pass <= environment_trials")
+        if not isinstance(self.confidence, bool) and not 2 <= self.confidence_levels <= 7:
+            raise ValueError("Expected confidence: false, true, 2..7 levels or 2..7 labels but "
+                             f"got {self.confidence!r}")
+        if isinstance(self.confidence, list) and (
+                len(set(self.confidence)) != len(self.confidence)
+                or not all(label.strip() for label in self.confidence)):
+            raise ValueError("Expected distinct, non-empty confidence labels but got "
+                             f"{self.confidence!r}")
+        if self.items.count is not None and self.items.count < self.tests_per_listener:
+            raise ValueError(f"Expected items.count (the pool) >= {self.tests_per_listener} "
+                             f"test trials per listener but got {self.items.count}")
         return self
+
+    @property
+    def confidence_levels(self) -> int:
+        """0 when no confidence rating is asked, else the number of levels."""
+        if isinstance(self.confidence, bool):
+            return 3 if self.confidence else 0
+        if isinstance(self.confidence, list):
+            return len(self.confidence)
+        return int(self.confidence)
+
+    def confidence_labels(self) -> list[str]:
+        """The confidence scale as the page shows it, lowest first ([] when not asked)."""
+        if isinstance(self.confidence, list):
+            return list(self.confidence)
+        if self.confidence_levels == 3:
+            return ["1 - guessing", "2 - fairly sure", "3 - sure"]
+        return [str(k) for k in range(1, self.confidence_levels + 1)]
 
     @property
     def tests_per_listener(self) -> int:
@@ -212,7 +261,7 @@ def _shuffle_block(trials: list[dict], utterance: dict[str, str], rng: np.random
     """Shuffle so no utterance repeats back to back and no catch/null sits in the first places."""
     for _ in range(2000):
         order = [trials[i] for i in rng.permutation(len(trials))]
-        if any(t["trial_type"] in ("catch", "null") for t in order[:guard]):
+        if any(t["trial_type"] in ("catch", "null", "trap") for t in order[:guard]):
             continue
         pairs = zip(order, order[1:], strict=False)
         if all(utterance[a["item_id"]] != utterance[b["item_id"]] for a, b in pairs):
@@ -223,6 +272,57 @@ def _shuffle_block(trials: list[dict], utterance: dict[str, str], rng: np.random
     )
 
 
+def listener_items(study: StudyDefinition, pool: list[Item], participant_seed: int,
+                   slot: int) -> list[Item]:
+    """The items one listener hears in main trials: a subset of the pool (items.assignment).
+
+    "random": from the listener's seed, SNRs taken in turn, each time a random item of that
+    SNR among those whose sentence (utterance) is least used so far, until
+    ``tests_per_listener`` items; of up to 200 such draws the first whose SNR counts and
+    sentence counts each differ by at most one is kept (else the most balanced): a different
+    random subset per listener, balanced over SNRs and sentences as far as the pool allows.
+    "rotation": the pool's window starting at ``slot * n``.
+    """
+    n_test = study.tests_per_listener
+    if study.items.assignment == "rotation":
+        start = (slot * n_test) % len(pool)
+        return [pool[(start + j) % len(pool)] for j in range(n_test)]
+    rng = np.random.default_rng([study.seed, participant_seed, 3])
+    groups: dict[float, list[Item]] = {}
+    for it in pool:
+        groups.setdefault(it.snr, []).append(it)
+    best: tuple[int, list[Item]] | None = None
+    for _ in range(200):  # randomised greedy draws; the first balanced one is kept
+        draw = _greedy_subset([g for _, g in sorted(groups.items())], n_test, rng)
+        utt = Counter(it.utterance_id for it in draw)
+        snr = Counter(it.snr for it in draw)
+        spread = max(utt.values()) - min(utt.values()) + max(snr.values()) - min(snr.values())
+        if best is None or spread < best[0]:
+            best = (spread, draw)
+        if max(utt.values()) - min(utt.values()) <= 1 and max(snr.values()) - min(
+                snr.values()) <= 1:
+            break
+    return best[1]
+
+
+def _greedy_subset(groups: list[list[Item]], n: int, rng: np.random.Generator) -> list[Item]:
+    """SNR groups in turn (random order), each time a random item of the group among those
+    whose sentence is least used so far."""
+    decks = [[g[i] for i in rng.permutation(len(g))] for g in groups]
+    decks = [decks[j] for j in rng.permutation(len(decks))]
+    out: list[Item] = []
+    used: Counter[str] = Counter()
+    while len(out) < n:
+        for deck in decks:
+            if deck and len(out) < n:
+                least = min(used[it.utterance_id] for it in deck)
+                pick = next(it for it in deck if used[it.utterance_id] == least)
+                deck.remove(pick)
+                used[pick.utterance_id] += 1
+                out.append(pick)
+    return out
+
+
 def build_schedule(study: StudyDefinition, items: list[Item], participant_seed: int,
                    participant_index: int, ladder_items: list[str] | None = None
                    ) -> list[TrialSpec]:
@@ -230,9 +330,12 @@ def build_schedule(study: StudyDefinition, items: list[Item], participant_seed: 
 
     Args:
         study: the definition (counts, seed, ladder).
-        items: the manifest's items (each has a baseline, compressed and catch clip).
+        items: the manifest's items (each has baseline, compressed, catch and trap clips).
         participant_seed: the participant's stored CSPRNG seed.
-        participant_index: enrolment order; rotates the item window (Latin-square rotation).
+        participant_index: the counterbalancing slot (the store's ``Participant.slot``; for
+            participants enrolled before slots existed, their enrolment index): its parity
+            sets the block order, and with items.assignment "rotation" it rotates the item
+            window.
         ladder_items: item ids that have ladder clips (practice uses their top level).
     """
     t = study.trials
@@ -243,8 +346,7 @@ def build_schedule(study: StudyDefinition, items: list[Item], participant_seed: 
     rng = np.random.default_rng([study.seed, participant_seed])
     pool = item_pool(items, study.seed)
     utt = {i.item_id: i.utterance_id for i in items}
-    start = (participant_index * n_test) % len(pool)
-    mine = [pool[(start + j) % len(pool)] for j in range(n_test)]
+    mine = listener_items(study, pool, participant_seed, participant_index)
     by_snr = sorted(mine, key=lambda i: i.snr)  # stable: cells and blocks balanced over SNR
     cells = _cells(n_test, rng)
     blocks: list[list[dict]] = [[] for _ in range(t.blocks)]
@@ -260,17 +362,20 @@ def build_schedule(study: StudyDefinition, items: list[Item], participant_seed: 
     for it, cell in zip(by_snr, cells, strict=False):
         place(dict(trial_type="main", item_id=it.item_id, ref="baseline", probe="compressed",
                    order_cell=cell), [k for k in range(t.blocks) if len(blocks[k]) < per_block])
-    n_catch, n_null = t.catch_per_block * t.blocks, t.null_per_block * t.blocks
-    extra_cells = _cells(n_catch + n_null, rng)
-    for j, cell in enumerate(extra_cells):
-        kind = "catch" if j < n_catch else "null"
-        b = (j if kind == "catch" else j - n_catch) % t.blocks
+    kinds = (["catch"] * (t.catch_per_block * t.blocks) + ["null"] * (t.null_per_block * t.blocks)
+             + ["trap"] * (t.trap_per_block * t.blocks))
+    extra_cells = _cells(len(kinds), rng)
+    seen = {k: 0 for k in ("catch", "null", "trap")}
+    for kind, cell in zip(kinds, extra_cells, strict=True):
+        b = seen[kind] % t.blocks
+        seen[kind] += 1
         used = [utt[x["item_id"]] for x in blocks[b]]
         # least-used utterances of this block first, at random among them
         order = sorted(rng.permutation(len(pool)), key=lambda k: used.count(pool[k].utterance_id))
         it = pool[int(order[0])]
+        probe = {"catch": "catch", "null": "baseline", "trap": "trap"}[kind]
         blocks[b].append(dict(trial_type=kind, item_id=it.item_id, ref="baseline",
-                              probe="catch" if kind == "catch" else "baseline", order_cell=cell))
+                              probe=probe, order_cell=cell))
     if participant_index % 2:  # counterbalance block order
         blocks.reverse()
     specs: list[TrialSpec] = []

@@ -1,16 +1,20 @@
-"""Rendering one ABX trial for the browser: commitment first, then three byte-unique buffers."""
+"""Serving one ABX trial: commitment first, then three one-use audio tickets.
+
+The clips stay on the server; each ticket's fetch renders its clip with independent per-serve
+transforms and dither (docs/listening_blinding.md), so X never shares bytes, samples, a URL
+or an id with A or B.
+"""
 
 from __future__ import annotations
 
-import hashlib
 import secrets
 import uuid
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 
+from seofp_lab.listening.blinding import VAULT
 from seofp_lab.listening.protocol import TrialSpec
-from seofp_lab.listening.stimuli import render_wav
 from seofp_lab.listening.store import TrialRow
 
 if TYPE_CHECKING:
@@ -34,7 +38,7 @@ SIDE_KEYS = (
 
 
 def serve_abx(listener: Listener, s: Any, spec: TrialSpec) -> ServedTrial:
-    """Write (or reuse) the trial row with its commitment, and render A, B and X afresh."""
+    """Write (or reuse) the trial row with its commitment, and issue tickets for A, B and X."""
     from seofp_lab.listening.listener import ServedTrial, commitment  # noqa: PLC0415
 
     service = listener.service
@@ -67,21 +71,22 @@ def serve_abx(listener: Listener, s: Any, spec: TrialSpec) -> ServedTrial:
     a = m.clip(spec.item_id, spec.clip_a, spec.gain_db)
     b = m.clip(spec.item_id, spec.clip_b, spec.gain_db)
     rate = m.data["sample_rate"]
-    # three independent renders: X never shares bytes (or a URL, or an id) with A or B
     x = a if spec.x_is == "A" else b
-    wavs = (render_wav(a, rate), render_wav(b, rate), render_wav(x, rate))
-    row.sha256_a, row.sha256_b, row.sha256_x = (hashlib.sha256(w).hexdigest() for w in wavs)
     s.flush()
+    labels = ("A", "B", "X")
+    tickets = VAULT.issue(service.store, listener.pid, row.public_id, labels, (a, b, x), rate)
     in_phase = [t for t in listener.schedule if (t.block == 0) == (spec.block == 0)]
     number = next(i for i, t in enumerate(in_phase, 1) if t.index == spec.index)
     return ServedTrial(
         row.public_id,
         "abx",
-        ("A", "B", "X"),
-        wavs,
+        labels,
+        tickets,
         number,
         len(in_phase),
         feedback=spec.feedback,
         block=spec.block,
         trial_type="practice" if spec.trial_type == "practice" else "test",
+        clips=(a, b, x),
+        rate=rate,
     )

@@ -6,6 +6,7 @@ where needed, ``response``, ``x_is``, ``item``, ``snr``.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from typing import Literal
 
@@ -186,22 +187,25 @@ def dprime_bootstrap(df: pd.DataFrame, reps: int = 1000, level: float = 0.95, se
 
 @dataclass(frozen=True)
 class Bound:
-    """A population-average Pc with its one-sided upper bound."""
+    """A population-average Pc with its one-sided (``level``) lower and upper bounds, both
+    from the same fitted model: together a two-sided ``2 level - 1`` interval."""
 
     pc: float
     upper: float
     method: str
     rho: float | None = None
     se: float | None = None
+    lower: float = float("nan")
 
 
 def gee_bound(df: pd.DataFrame, level: float = 0.95) -> Bound:
-    """GEE (binomial, exchangeable, bias-reduced sandwich): expit(b + q se) (LISTENING.md §8.2).
+    """GEE (binomial, exchangeable, bias-reduced sandwich): expit(b -/+ q se) (LISTENING.md §8.2).
 
     q is the t quantile on L - 1 df rather than the normal 1.645: with 24 listeners the normal
     quantile claimed equivalence in 6.0 % of simulated studies at the margin, the t quantile in
     5.2 % (1000 reps, benchmarks/listening_simulation.py). Falls back to the t bound where the
-    GEE is undefined (every answer right or every one wrong).
+    GEE is undefined (every answer right or every one wrong); either way the estimate and both
+    bounds come from one model.
     """
     import statsmodels.api as sm  # noqa: PLC0415
 
@@ -210,19 +214,33 @@ def gee_bound(df: pd.DataFrame, level: float = 0.95) -> Bound:
         return t_bound(df, level)
     model = sm.GEE(y, np.ones((len(y), 1)), groups=pd.factorize(df["listener"])[0],
                    family=sm.families.Binomial(), cov_struct=sm.cov_struct.Exchangeable())
-    res = model.fit(cov_type="bias_reduced")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # degenerate fits are caught below
+        res = model.fit(cov_type="bias_reduced")
     b, se = float(res.params[0]), float(res.bse[0])
+    if not (np.isfinite(b) and np.isfinite(se) and se > 0):
+        return t_bound(df, level)  # e.g. identical listeners: exchangeable rho at its limit
     z = float(stats.t.ppf(level, df["listener"].nunique() - 1))
     rho = float(np.atleast_1d(res.model.cov_struct.dep_params)[0])
-    return Bound(float(_expit(b)), float(_expit(b + z * se)), "gee", rho, se)
+    return Bound(float(_expit(b)), float(_expit(b + z * se)), "gee", rho, se,
+                 float(_expit(b - z * se)))
 
 
 def t_bound(df: pd.DataFrame, level: float = 0.95) -> Bound:
-    """One-sided t bound on per-listener proportions (the cross-check)."""
+    """One-sided t bounds on per-listener proportions (the cross-check), clipped to [0, 1].
+
+    The standard error is never below the binomial one of the pooled trials (with a half
+    success added, so that it is not 0 when every answer is right): listeners that happen to
+    score alike do not make the interval narrower than independent trials would.
+    """
     p = df.groupby("listener")["correct"].mean().to_numpy(float)
     se = float(p.std(ddof=1) / np.sqrt(len(p))) if len(p) > 1 else float("nan")
+    n, k = len(df), float(df["correct"].sum())
+    pj = (k + 0.5) / (n + 1)
+    se = max(se, float(np.sqrt(pj * (1 - pj) / n))) if np.isfinite(se) and n else se
     t = float(stats.t.ppf(level, max(len(p) - 1, 1)))
-    return Bound(float(p.mean()), float(p.mean() + t * se), "t", None, se)
+    return Bound(float(p.mean()), float(min(p.mean() + t * se, 1.0)), "t", None, se,
+                 float(max(p.mean() - t * se, 0.0)))
 
 
 def bootstrap_bound(df: pd.DataFrame, reps: int = 1000, level: float = 0.95, seed: int = 0

@@ -102,7 +102,49 @@ def read_run_dir(root: Path) -> dict[str, dict[str, str]]:
                 p = Path(row[key])
                 row[key] = str(p if p.is_absolute() else Path(root) / p)
         out[row["id"]] = row
+    _attach_units(out, path)
     return out
+
+
+def _attach_units(rows: dict[str, dict[str, str]], enhanced_manifest: Path) -> None:
+    """Give every row its ``utterance`` and ``speaker`` from the test set's own manifest.
+
+    ``seofp evaluate`` writes one clean file per mixture (``<testset>/clean/<id>.wav``) and no
+    utterance column, so neither the file name nor the enhanced manifest says which mixtures
+    share a sentence. The test set's ``manifest.csv`` (seofp_lab/data/testset.py) does: it is
+    found next to the clean file (``<testset>/manifest.csv`` with ``testset.json``). A
+    hand-made enhanced folder without a test set may carry an ``utterance`` column instead.
+    """
+    cache: dict[Path, dict[str, dict[str, str]]] = {}
+    for item_id, row in rows.items():
+        unit = None
+        if row.get("clean"):
+            ts_root = Path(row["clean"]).parent.parent
+            if ts_root not in cache:
+                cache[ts_root] = _testset_rows(ts_root)
+            unit = cache[ts_root].get(item_id)
+        if unit is not None:
+            row["utterance"], row["speaker"] = unit["utterance"], unit["speaker"]
+        elif not row.get("utterance"):
+            where = (f"the test-set manifest {Path(row['clean']).parent.parent / 'manifest.csv'}"
+                     if row.get("clean") else "a test-set manifest (no clean file given)")
+            raise StudyError(
+                f"Expected the source utterance of item {item_id!r}: a row in {where}, or an "
+                f"'utterance' column in {enhanced_manifest}; without it 'no sentence twice in "
+                "a row' and per-block balancing cannot be enforced")
+
+
+def _testset_rows(root: Path) -> dict[str, dict[str, str]]:
+    """Rows by id of a test set's manifest.csv (only if testset.json marks it as one)."""
+    path = root / "manifest.csv"
+    if not (root / "testset.json").is_file() or not path.is_file():
+        return {}
+    with path.open(newline="") as f:
+        rows = list(csv.DictReader(f))
+    if rows and not {"id", "utterance", "speaker"} <= set(rows[0]):
+        raise StudyError(f"Expected columns id, utterance, speaker in the test-set manifest "
+                         f"{path} but got {sorted(rows[0])}; write the test set again")
+    return {r["id"]: r for r in rows}
 
 
 def read_audio(path: str | Path, rate: int = 16000) -> np.ndarray:
@@ -194,6 +236,15 @@ def catch_clip(y: np.ndarray, rate: int, kind: str, rng: np.random.Generator) ->
         return y + noise * np.sqrt(np.mean(y**2) / np.mean(noise**2)) * 10 ** (-20 / 20)
     sos = signal.butter(8, 3500, fs=rate, output="sos")
     return signal.sosfiltfilt(sos, y)
+
+
+def trap_clip(y: np.ndarray, rate: int, rng: np.random.Generator) -> np.ndarray:
+    """A gold-item probe nobody listening can miss: 1 kHz low-pass and white noise at 0 dB SNR
+    (the pair is loudness-matched afterwards, so level is no cue)."""
+    sos = signal.butter(8, 1000, fs=rate, output="sos")
+    muffled = signal.sosfiltfilt(sos, y)
+    noise = rng.standard_normal(len(y))
+    return muffled + noise * np.sqrt(np.mean(y**2) / np.mean(noise**2))
 
 
 def render_wav(x: np.ndarray, rate: int, rng: np.random.Generator | None = None) -> bytes:
@@ -330,7 +381,8 @@ def _select(study: StudyDefinition, base: dict, comp: dict) -> list[str]:
     if not ids:
         raise StudyError("Expected test items common to both runs (after the snrs/noises "
                          "filters) but found none")
-    pool = item_pool([Item(i, i, float(base[i]["snr"])) for i in ids], study.seed)
+    pool = item_pool([Item(i, base[i]["utterance"], float(base[i]["snr"])) for i in ids],
+                     study.seed)
     return [it.item_id for it in pool[: sel.count or len(pool)]]
 
 

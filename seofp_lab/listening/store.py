@@ -2,13 +2,22 @@
 
 Every answer is its own transaction, committed before the next trial is shown. The unique key
 (participant, trial_index) makes a repeated submit harmless (LISTENING.md §7).
+
+Enrolment (:meth:`Store.enroll`) gives every participant a unique enrolment index (a unique
+constraint per study, the study row locked while it is drawn, a retry on a collision) and a
+counterbalancing slot drawn from the sessions that count: finished ones and unfinished ones
+still within their time limit (docs/listening_analysis.md#design). Every text a participant's
+browser can influence is bounded before it is written (:func:`bound_row`).
 """
 
 from __future__ import annotations
 
+import json
+import random
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from sqlalchemy import (
@@ -23,9 +32,18 @@ from sqlalchemy import (
     UniqueConstraint,
     create_engine,
     event,
+    func,
+    inspect,
     select,
+    text,
 )
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
+
+from seofp_lab.errors import StudyError
+
+JSON_MAX_CHARS = 8000  # a JSON field (metadata, debrief, environment) as stored, at most
+JSON_TEXT_MAX = 500  # any one string inside it
 
 
 def utcnow() -> datetime:
@@ -46,10 +64,12 @@ class StudyRow(Base):
 
 class Participant(Base):
     __tablename__ = "participants"
+    __table_args__ = (UniqueConstraint("study_id", "participant_index"),)
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     study_id: Mapped[str] = mapped_column(ForeignKey("studies.id"), index=True)
     token: Mapped[str] = mapped_column(String(64), unique=True)
-    participant_index: Mapped[int] = mapped_column(Integer)
+    participant_index: Mapped[int] = mapped_column(Integer)  # enrolment order, unique per study
+    slot: Mapped[int | None] = mapped_column(Integer)  # counterbalancing cell (None: = index)
     seed: Mapped[int] = mapped_column(BigInteger)
     app_version: Mapped[str] = mapped_column(String(32))
     consent_version: Mapped[str | None] = mapped_column(String(32))
@@ -180,6 +200,7 @@ class Store:
         else:
             self.engine = create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
         Base.metadata.create_all(self.engine)
+        self._upgrade()
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
 
     @contextmanager
@@ -188,8 +209,61 @@ class Store:
         with self._sessions() as s, s.begin():
             yield s
 
+    def enroll(self, study_id: str, token: str, seed: int, app_version: str,
+               user_agent: str | None = None, hold_minutes: float = 120.0,
+               attempts: int = 30) -> Participant:
+        """A new participant with a unique enrolment index and a counterbalancing slot.
+
+        The index is one more than the study's largest (unique per study: a concurrent
+        duplicate fails the constraint and is drawn again). The slot is the smallest one that
+        no finished participant, and no unfinished one enrolled less than ``hold_minutes``
+        ago, holds: dropouts, screened-out participants and bots give their slot back, so the
+        counterbalancing cells fill with sessions that count. Concurrent enrolments are
+        serialised by a lock on the study row (PostgreSQL) or BEGIN IMMEDIATE (SQLite).
+        """
+        for attempt in range(attempts):
+            try:
+                with self.session() as s:
+                    s.scalar(select(StudyRow.id).where(StudyRow.id == study_id)
+                             .with_for_update())  # SQLite: no-op; BEGIN IMMEDIATE locks
+                    top = s.scalar(select(func.max(Participant.participant_index))
+                                   .where(Participant.study_id == study_id))
+                    slot = self._free_slot(s, study_id, hold_minutes)
+                    p = Participant(study_id=study_id, token=token, seed=seed,
+                                    participant_index=0 if top is None else top + 1, slot=slot,
+                                    app_version=app_version, user_agent=user_agent)
+                    s.add(p)
+                return p
+            except (IntegrityError, OperationalError):
+                if attempt == attempts - 1:
+                    raise
+                time.sleep(random.uniform(0.005, 0.05) * (attempt + 1))
+        raise StudyError("unreachable")  # pragma: no cover
+
+    @staticmethod
+    def _free_slot(s: Session, study_id: str, hold_minutes: float) -> int:
+        since = utcnow() - timedelta(minutes=hold_minutes)
+        rows = s.execute(select(Participant.slot, Participant.participant_index,
+                                Participant.status, Participant.created_at)
+                         .where(Participant.study_id == study_id)).all()
+        held = set()
+        for slot, index, status, created in rows:
+            created = created if created.tzinfo else created.replace(tzinfo=timezone.utc)
+            finished = status in ("debrief", "done")
+            active = status != "screened_out" and created >= since
+            if finished or active:
+                held.add(index if slot is None else slot)
+        return next(k for k in range(len(held) + 1) if k not in held)
+
     def participant(self, s: Session, token: str) -> Participant | None:
         return s.scalar(select(Participant).where(Participant.token == token))
+
+    def _upgrade(self) -> None:
+        """Add the ``slot`` column to a store written before it existed (NULL: slot = index)."""
+        cols = {c["name"] for c in inspect(self.engine).get_columns("participants")}
+        if "slot" not in cols:
+            with self.engine.begin() as conn:
+                conn.execute(text("ALTER TABLE participants ADD COLUMN slot INTEGER"))
 
     def dispose(self) -> None:
         self.engine.dispose()
@@ -203,6 +277,58 @@ def default_url(study_name: str) -> str:
 
     return os.environ.get("SEOFP_STUDY_DB") or (
         f"sqlite:///{workspace_path('studies', study_name, 'study.db')}")
+
+
+class ClipServe(Base):
+    """One clip's audio leaving the server (docs/listening_blinding.md#played): the server's
+    own record of playback, by its clock. A trial is answerable only after every clip of it
+    has a row here and enough time has passed (``seofp_lab.listening.blinding.playback``)."""
+
+    __tablename__ = "clip_serves"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    participant_id: Mapped[int] = mapped_column(ForeignKey("participants.id"), index=True)
+    public_id: Mapped[str] = mapped_column(String(36), index=True)  # trial or screening id
+    label: Mapped[str] = mapped_column(String(2))
+    served_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    duration_ms: Mapped[float] = mapped_column(Float)  # the clip without serve padding
+    nbytes: Mapped[int] = mapped_column(Integer)
+
+
+def _bound_json(value: Any) -> Any:
+    """Strings inside cut to JSON_TEXT_MAX; the whole replaced by a note when still too long."""
+    def cut(v: Any) -> Any:
+        if isinstance(v, str):
+            return v[:JSON_TEXT_MAX]
+        if isinstance(v, dict):
+            return {str(k)[:100]: cut(x) for k, x in list(v.items())[:100]}
+        if isinstance(v, (list, tuple)):
+            return [cut(x) for x in list(v)[:100]]
+        return v
+
+    out = cut(value)
+    size = len(json.dumps(out, default=str))
+    return out if size <= JSON_MAX_CHARS else {"truncated": f"{size} characters"}
+
+
+def bound_row(obj: Any) -> None:
+    """Cut every string column to its declared length and bound every JSON column, so no
+    value a browser sends can make a write fail (PostgreSQL enforces VARCHAR lengths)."""
+    for col in obj.__table__.columns:
+        value = getattr(obj, col.key, None)
+        if value is None:
+            continue
+        if isinstance(col.type, String) and col.type.length and isinstance(value, str):
+            if len(value) > col.type.length:
+                setattr(obj, col.key, value[: col.type.length])
+        elif isinstance(col.type, JSON) and (bounded := _bound_json(value)) != value:
+            setattr(obj, col.key, bounded)
+
+
+@event.listens_for(Session, "before_flush")
+def _bound_before_flush(session: Session, _ctx: Any, _instances: Any) -> None:
+    for obj in list(session.new) + list(session.dirty):
+        if isinstance(obj, Base):
+            bound_row(obj)
 
 
 # --------------------------------------------------------------------------------------------

@@ -1,8 +1,9 @@
 """Synthetic enhanced test sets with the layout ``seofp evaluate`` writes, for tests and dry runs.
 
-Two directories, each with ``manifest.csv`` (id, speaker, noise, snr, noisy, clean, enhanced) and
-16 kHz float WAV files. The "compressed" output is the baseline plus a small, fixed-level
-perturbation, so a study prepared from them has a known difference SNR.
+A test set (the layout of seofp_lab/data/testset.py) and two run directories, each with
+``manifest.csv`` (id, speaker, noise, snr, noisy, clean, enhanced) and 16 kHz float WAV
+files. The "compressed" output is the baseline plus a small, fixed-level perturbation, so a
+study prepared from them has a known difference SNR.
 """
 
 from __future__ import annotations
@@ -31,10 +32,16 @@ def speech_like(seconds: float, rng: np.random.Generator) -> np.ndarray:
 def make_run_dirs(root: Path, utterances: int = 6, snrs: tuple[float, ...] = (0.0, 5.0, 10.0),
                   noises: tuple[str, ...] = ("babble", "white"), seconds: float = 1.0,
                   diff_db: float = -30.0, seed: int = 0) -> tuple[Path, Path]:
-    """Write a baseline and a compressed run directory under ``root``.
+    """Write a test set and a baseline and a compressed run directory under ``root``.
+
+    The layouts are production's: ``testset/`` as seofp_lab/data/testset.py writes it (one
+    clean and one noisy file per mixture, ``manifest.csv`` with the ``utterance`` and
+    ``speaker`` units, ``testset.json``), and each run folder as ``seofp evaluate`` writes it
+    (:func:`seofp_lab.evaluate.enhanced.write_manifest`: no utterance column; absolute paths
+    into the test set).
 
     Args:
-        root: parent folder; ``baseline/`` and ``compressed/`` are created in it.
+        root: parent folder; ``testset/``, ``baseline/`` and ``compressed/`` are created in it.
         utterances: number of utterances; items are utterance x SNR, noises alternate.
         snrs: input SNRs in dB.
         noises: noise labels (cycled over items).
@@ -45,11 +52,23 @@ def make_run_dirs(root: Path, utterances: int = 6, snrs: tuple[float, ...] = (0.
     Returns:
         (baseline_dir, compressed_dir).
     """
+    import hashlib  # noqa: PLC0415
+    import json  # noqa: PLC0415
+
+    from seofp_lab.data.testset import COLUMNS  # noqa: PLC0415
+    from seofp_lab.evaluate.enhanced import write_manifest  # noqa: PLC0415
+
     rng = np.random.default_rng(seed)
-    dirs = (Path(root) / "baseline", Path(root) / "compressed")
+    ts = Path(root).resolve() / "testset"
+    dirs = (Path(root).resolve() / "baseline", Path(root).resolve() / "compressed")
+    for d in (ts / "noisy", ts / "clean", *dirs):
+        d.mkdir(parents=True, exist_ok=True)
     rows: list[list[dict]] = [[], []]
-    for d in dirs:
-        (d / "audio").mkdir(parents=True, exist_ok=True)
+    ts_rows = []
+
+    def sha(path: Path) -> str:
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+
     k = 0
     for u in range(utterances):
         clean = speech_like(seconds, rng)
@@ -60,22 +79,34 @@ def make_run_dirs(root: Path, utterances: int = 6, snrs: tuple[float, ...] = (0.
             yb = clean + 0.3 * noise * 10 ** (-snr / 20)
             pert = rng.standard_normal(len(clean))
             pert *= np.sqrt(np.mean(yb**2) / np.mean(pert**2)) * 10 ** (diff_db / 20)
-            item = f"u{u:02d}_snr{snr:g}"
-            for j, (d, y) in enumerate(zip(dirs, (yb, yb + pert), strict=False)):
-                for name, sig in (("noisy", noisy), ("clean", clean), ("enhanced", y)):
-                    sf.write(str(d / "audio" / f"{item}_{name}.wav"), sig.astype(np.float32),
-                             RATE, subtype="FLOAT")
-                rows[j].append({"id": item, "speaker": f"s{u % 3}",
-                                "noise": noises[k % len(noises)],
-                                "snr": f"{snr:g}", "noisy": f"audio/{item}_noisy.wav",
-                                "clean": f"audio/{item}_clean.wav",
-                                "enhanced": f"audio/{item}_enhanced.wav", "utterance": f"u{u:02d}"})
+            noise_label = noises[k % len(noises)]
+            item = f"utt{u:02d}_{noise_label}_snr{snr:g}"  # the test set's naming
+            paths = {}
+            for name, sig in (("noisy", noisy), ("clean", clean)):  # one file per mixture
+                paths[name] = ts / name / f"{item}.wav"
+                sf.write(str(paths[name]), sig.astype(np.float32), RATE, subtype="FLOAT")
+            ts_rows.append({"id": item, "speaker": f"s{u % 3}", "noise": noise_label,
+                            "snr": snr, "offset": 0, "gain": "1.0", "noisy": f"noisy/{item}.wav",
+                            "clean": f"clean/{item}.wav", "clip": 0, "floor_dbfs": "",
+                            "noisy_sha256": sha(paths["noisy"]),
+                            "clean_sha256": sha(paths["clean"]),
+                            "utterance": f"utt{u:02d}", "noise_clip": f"{noise_label}#0"})
+            for j, (d, y) in enumerate(zip(dirs, (yb, yb + pert), strict=True)):
+                out = d / f"{item}.wav"
+                sf.write(str(out), y.astype(np.float32), RATE, subtype="FLOAT")
+                rows[j].append({"id": item, "speaker": f"s{u % 3}", "noise": noise_label,
+                                "snr": snr, "noisy": str(paths["noisy"]),
+                                "clean": str(paths["clean"]), "enhanced": str(out)})
             k += 1
-    for d, r in zip(dirs, rows, strict=False):
-        with (d / "manifest.csv").open("w", newline="") as f:
-            w = csv.DictWriter(f, fieldnames=list(r[0]))
-            w.writeheader()
-            w.writerows(r)
+    with (ts / "manifest.csv").open("w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(COLUMNS))
+        w.writeheader()
+        w.writerows(ts_rows)
+    (ts / "testset.json").write_text(json.dumps(
+        {"version": 2, "key": {"synthetic": seed}, "items": len(ts_rows),
+         "manifest_sha256": sha(ts / "manifest.csv")}, indent=2, sort_keys=True) + "\n")
+    for d, r in zip(dirs, rows, strict=True):
+        write_manifest(d, r)
     return dirs
 
 

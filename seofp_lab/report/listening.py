@@ -1,9 +1,11 @@
 """The listening-study section: what ``seofp study analyze`` logged to its MLflow run.
 
-Read from the run (``listening.report.log_to_mlflow``): metrics ``listening_*`` (pc, k, n,
-listeners, p_detect, upper_gee, margin, equivalent, dprime_differencing, ...), params (alpha,
-margin), tags (study, compared runs), and artifacts ``listening/claim.txt``,
-``listening/analysis.txt`` and ``listening/plots/*.png``.
+Read from the run (``listening.report.log_analysis``): the claim as decided by
+:func:`seofp_lab.listening.decision.decide` (``listening/claim.json``: verdict, estimate and
+interval of the clustered model), metrics ``listening_*`` (pc, k, n, listeners, p_detect,
+dprime_differencing, ...), tags (study, compared runs), and artifacts
+``listening/analysis.txt`` and ``listening/plots/*.png``. Nothing here decides a verdict: a run
+without ``claim.json`` (logged before it existed) shows "not recorded".
 """
 
 from __future__ import annotations
@@ -12,12 +14,12 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from seofp_lab import tracking
+from seofp_lab.listening.decision import CLAIM_ARTIFACT, Claim
 from seofp_lab.report.artifacts import Artifacts
 from seofp_lab.report.runs import RunRecord
 
-Verdict = Literal[
-    "equivalent", "discriminable", "discriminable, within margin", "inconclusive", "no data"
-]
+Verdict = Literal["equivalent", "noticeable", "detectable", "inconclusive", "invalid",
+                  "not recorded"]
 
 
 @dataclass
@@ -26,30 +28,19 @@ class ListeningSummary:
     run_id: str
     baseline_run: str
     compressed_run: str
-    verdict: Verdict
+    verdict: Verdict  # the stored claim's verdict; the report never decides one itself
     claim: str
     numbers: list[tuple[str, str]] = field(default_factory=list)  # (label, formatted value)
     plots: list[tuple[str, bytes]] = field(default_factory=list)  # (file name, PNG bytes)
     text: str = ""
 
 
-def verdict(m: dict[str, float], alpha: float) -> Verdict:
-    """Discrimination (exact test vs chance) and equivalence (upper bound below the margin).
-
-    >>> verdict({"pc": 0.52, "p_detect": 0.3, "equivalent": 1.0}, 0.05)
-    'equivalent'
-    >>> verdict({"pc": 0.8, "p_detect": 1e-6, "equivalent": 0.0}, 0.05)
-    'discriminable'
-    """
-    if "pc" not in m:
-        return "no data"
-    detected = m.get("p_detect", 1.0) < alpha
-    equivalent = m.get("equivalent", 0.0) >= 0.5
-    if detected and equivalent:
-        return "discriminable, within margin"
-    if detected:
-        return "discriminable"
-    return "equivalent" if equivalent else "inconclusive"
+def stored_claim(arts: Artifacts) -> Claim | None:
+    """The claim ``seofp study analyze`` decided (``listening/claim.json``), if it stored one."""
+    blob = arts.read(CLAIM_ARTIFACT)
+    if blob is None:
+        return None
+    return Claim.from_json(blob.decode("utf-8", "replace"))
 
 
 def _f(v: float | None, spec: str = ".3f") -> str:
@@ -63,34 +54,29 @@ def summarize(run: RunRecord) -> ListeningSummary:
         for k, v in run.metrics.items()
         if k.startswith("listening_")
     }
-    alpha = float(run.params.get("alpha", "0.05"))
     arts = Artifacts(run)
-    claim = (arts.read("listening/claim.txt") or b"").decode("utf-8", "replace").strip()
+    claim = stored_claim(arts)
     text = (arts.read("listening/analysis.txt") or b"").decode("utf-8", "replace").rstrip()
     s = ListeningSummary(
         study=run.tags.get(tracking.TAG_STUDY, run.name),
         run_id=run.run_id,
         baseline_run=run.tags.get(tracking.TAG_BASELINE, ""),
         compressed_run=run.tags.get(tracking.TAG_COMPRESSED, ""),
-        verdict=verdict(m, alpha),
-        claim=claim,
+        verdict=claim.verdict if claim is not None else "not recorded",
+        claim=claim.text if claim is not None else "",
         text=text,
     )
     k, n = m.get("k"), m.get("n")
-    pc_text = "—"
-    if k is not None and n:
-        from seofp_lab.listening.stats import clopper_pearson  # noqa: PLC0415
-
-        lo, hi = clopper_pearson(int(k), int(n), alpha)
-        pc_text = f"{k / n:.3f} ({int(k)}/{int(n)}), {1 - alpha:.0%} CI [{lo:.3f}, {hi:.3f}]"
+    pooled = f"{k / n:.3f} ({int(k)}/{int(n)})" if k is not None and n else "—"
+    interval = "—"
+    if claim is not None and claim.listeners:
+        interval = (f"{claim.estimate:.3f}, {1 - 2 * claim.alpha:.0%} CI [{claim.lower:.3f}, "
+                    f"{claim.upper:.3f}] ({claim.method}, listeners as clusters)")
     s.numbers = [
-        ("proportion correct (pooled)", pc_text),
-        (
-            "P̄c (GEE) and one-sided upper bound",
-            f"{_f(m.get('pc_gee'))}, ≤ {_f(m.get('upper_gee'))}",
-        ),
-        ("equivalence margin", _f(m.get("margin", _float(run.params.get("margin"))))),
-        ("exact one-sided p (vs chance)", _f(m.get("p_detect"), ".3g")),
+        ("P̄c with its clustered CI (the claim's)", interval),
+        ("equivalence margin", _f(claim.margin if claim is not None else m.get("margin"))),
+        ("proportion correct (pooled, descriptive)", pooled),
+        ("exact one-sided p (pooled, descriptive)", _f(m.get("p_detect"), ".3g")),
         ("d′ (differencing)", _f(m.get("dprime_differencing"), ".2f")),
         (
             "listeners analysed / recruited",
@@ -102,6 +88,7 @@ def summarize(run: RunRecord) -> ListeningSummary:
             "null trials correct (blinding check)",
             f"{_f(m.get('null_correct'), '.0f')} / {_f(m.get('null_trials'), '.0f')}",
         ),
+        ("typical listener Pc (rater model)", _f(m.get("rater_pc_typical"))),
     ]
     for name in arts.list("listening/plots"):
         if name.endswith(".png") and (data := arts.read(name)) is not None:

@@ -31,7 +31,9 @@ figcaption{font-size:12px;color:#4b5563;max-width:900px}
 .audio audio{width:250px;height:32px}.items{display:flex;flex-wrap:wrap;gap:4px 40px}
 .verdict{display:inline-block;padding:3px 10px;border-radius:12px;font-weight:600;
  background:#eef2ff;color:#3730a3}.verdict.equivalent{background:#dcfce7;color:#166534}
-.verdict.discriminable{background:#fee2e2;color:#991b1b}
+.verdict.noticeable{background:#fee2e2;color:#991b1b}
+.verdict.detectable{background:#ffedd5;color:#9a3412}
+.verdict.invalid{background:#f3f4f6;color:#111827;border:1px solid #991b1b}
 .plots{display:flex;flex-wrap:wrap;gap:12px}.plots img{max-width:560px}
 pre{background:#f6f8fa;padding:10px;font-size:12px;white-space:pre-wrap;max-width:1100px}
 .wrap{overflow-x:auto}
@@ -158,8 +160,8 @@ they are logged when a run with a <code>seofp.control_run</code> or
 
 <h2>Listening study</h2>
 {% if listening %}{% for s in listening %}
-<h3>Study {{ s.study }} <span class="verdict {{ s.verdict.split(',')[0] }}">{{ s.verdict }}</span>
-</h3>
+<h3>Study {{ s.study }}
+<span class="verdict {{ s.verdict.replace(' ', '-') }}">{{ s.verdict }}</span></h3>
 <p>{{ s.claim or "The analysis run logged no claim." }}</p>
 <p class="note">Baseline run <span class="mono">{{ s.baseline_run[:8] or "—" }}</span>
 vs compressed run <span class="mono">{{ s.compressed_run[:8] or "—" }}</span>; analysis run
