@@ -133,10 +133,10 @@ def _current(kind: str, make) -> object:  # noqa: ANN001 - a zero-argument facto
     return st.session_state.served
 
 
-def _player(service: StudyService, served) -> dict:  # noqa: ANN001 - ServedTrial
+def _player(service: StudyService, served, ask: str | None = None) -> dict:  # noqa: ANN001
     spec = service.study.player
     log = player(served, st.session_state.player_key, spec.min_play_seconds, spec.crossfade_ms,
-                 service.manifest.data["sample_rate"])
+                 service.manifest.data["sample_rate"], ask)
     st.session_state.heard = merge_log(st.session_state.get("heard") or {}, log)
     return st.session_state.heard  # timings and the answer gate come from the server's serves
 
@@ -197,7 +197,10 @@ def trial(service: StudyService, listener: Listener) -> None:
     st.progress(where.fraction, where.label)
     st.write("Click **A**, **B** and **X** to listen (keys A, B, X; space stops). "
              "Is X the same as A or as B?")
-    log = _player(service, served)
+    pending = st.session_state.get("pending_answer")
+    if pending is not None and pending[0] != served.public_id:
+        pending = st.session_state.pending_answer = None
+    log = _player(service, served, ask=pending and pending[3])
     min_ms = service.study.player.min_play_seconds * 1000
     ok = listener.playback(served).ok  # the server's own accounting, never the client's word
     levels = service.study.confidence_levels
@@ -220,8 +223,17 @@ def trial(service: StudyService, listener: Listener) -> None:
     if right.button("X is B", disabled=not ready, use_container_width=True,
                     key=f"answer-B-{served.public_id}"):
         answer = "B"
+    if answer is not None and not log and pending is None:
+        # a click reaching a server session that has no report from the player yet (the first
+        # click after a reconnect): hold it, ask the player for its log, and save it with that
+        st.session_state.pending_answer = (served.public_id, answer, confidence,
+                                           secrets.token_hex(8))
+        st.rerun()
+    if answer is None and pending is not None and log:
+        answer, confidence = pending[1], pending[2]  # the player's log has come: save it now
     if answer is None:
         return
+    st.session_state.pending_answer = None  # a second click while held saves it as it is
     heard, plays = log.get("heard") or {}, log.get("plays") or {}
     try:
         ack = submit_answer(listener, served.public_id, answer, {

@@ -137,7 +137,15 @@ def test_resume_by_token_continues_where_it_stopped(study: Path, _server_clock: 
     assert "Block" in at.header[0].value or "Practice" in at.header[0].value
     _play(at, _server_clock)
     _button(at, "X is B").click().run()
+    # a new server session without a report from the player holds the click until the
+    # player's log comes (the page asks for it), then saves the answer with that log
+    assert _answers(study) == 3 and at.session_state["pending_answer"] is not None
+    at.session_state["heard"] = HEARD  # the player's report
+    at.run()
     assert _answers(study) == 4
+    with StudyService(study).store.session() as s:
+        last = s.scalars(select(Answer).order_by(Answer.id.desc())).first()
+    assert (last.plays_x, last.response) == (1, "B")  # the log the player sent, not zeros
 
 
 def _texts(at) -> str:
@@ -297,6 +305,8 @@ def test_confidence_is_asked_and_stored_when_the_design_asks(crowd_study: Path,
     at.query_params["token"] = token
     at.run()
     _play(at, _server_clock)
+    at.session_state["heard"] = HEARD  # the player's report
+    at.run()
     assert _button(at, "X is A").disabled  # heard, but no rating yet
     assert "How sure are you?" == at.radio[0].label
     at.radio[0].set_value(at.radio[0].options[2]).run()

@@ -21,7 +21,7 @@ from sqlalchemy import func, select
 
 from seofp_lab.listening.listener import StudyService
 from seofp_lab.listening.stimuli import prepare_study
-from seofp_lab.listening.store import Participant
+from seofp_lab.listening.store import Answer, Participant
 from seofp_lab.listening.synthetic import make_study
 
 CHROMIUM = "/usr/bin/chromium"
@@ -44,6 +44,33 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def _launch(env: dict[str, str], port: int, log: Path) -> subprocess.Popen:
+    """``streamlit run app/asgi.py`` as ``seofp study serve`` starts it; returns once it answers."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", str(APP), "--server.port", str(port),
+         "--server.address", "127.0.0.1", "--server.headless", "true",
+         "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none",
+         "--client.showErrorDetails", "none", "--runner.postScriptGC", "false"],
+        env=env, stdout=log.open("a"), stderr=subprocess.STDOUT)
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return proc
+        except OSError:
+            time.sleep(0.3)
+    proc.kill()
+    pytest.fail("streamlit did not start: " + log.read_text()[-2000:])
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    proc.terminate()
+    try:
+        proc.wait(3)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory):
     tmp_path = tmp_path_factory.mktemp("participant")
@@ -62,31 +89,11 @@ def server(tmp_path_factory: pytest.TempPathFactory):
         mp.delenv("SEOFP_STUDY_DB", raising=False)
         prepare_study(study)
         port = _free_port()
-        log = tmp_path / "server.log"
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "streamlit", "run", str(APP), "--server.port", str(port),
-             "--server.address", "127.0.0.1", "--server.headless", "true",
-             "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none",
-             "--client.showErrorDetails", "none", "--runner.postScriptGC", "false"],
-            env=env, stdout=log.open("w"), stderr=subprocess.STDOUT)
-        deadline = time.time() + 60
-        while time.time() < deadline:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                time.sleep(0.3)
-        else:
-            proc.kill()
-            pytest.fail("streamlit did not start: " + log.read_text()[-2000:])
+        proc = _launch(env, port, tmp_path / "server.log")
         try:
             yield f"http://127.0.0.1:{port}/", study
         finally:
-            proc.terminate()
-            try:
-                proc.wait(3)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+            _stop(proc)
 
 
 @pytest.fixture(scope="module")
@@ -254,3 +261,52 @@ def test_break_countdown_moves_and_ends_by_itself(server, browser) -> None:
     link = page.get_by_role("link", name="Return to the study platform")
     assert link.get_attribute("href") == "https://example.org/done?cc=DONE42"
     page.close()
+
+
+def test_after_a_server_restart_the_player_reports_again(tmp_path: Path, browser) -> None:
+    """The server is killed (SIGKILL) after A, B and X were heard and started again; the page
+    reconnects to a new server session, which has no report from the player. The answer click
+    must be neither lost nor stored as given without hearing X: the player (kept by the page)
+    reports what was heard again, and the click waits for it."""
+    from playwright.sync_api import expect
+
+    study = make_study(tmp_path, trials={"practice": 0, "blocks": 1, "test_per_block": 4,
+                                         "catch_per_block": 0, "null_per_block": 0,
+                                         "break_seconds": 0})
+    env = dict(os.environ, SEOFP_WORKSPACE=str(tmp_path / "ws"), SEOFP_STUDY_DIR=str(study),
+               OMP_NUM_THREADS="1")
+    env.pop("SEOFP_STUDY_DB", None)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("SEOFP_WORKSPACE", env["SEOFP_WORKSPACE"])
+        mp.delenv("SEOFP_STUDY_DB", raising=False)
+        prepare_study(study)
+        port, log = _free_port(), tmp_path / "server.log"
+        proc = _launch(env, port, log)
+        _, b = browser
+        page = b.new_page()
+        page.set_default_timeout(20000)
+        try:
+            _start(page, f"http://127.0.0.1:{port}/")
+            page.get_by_role("button", name="Continue").click()
+            answer = page.get_by_role("button", name="X is A")
+            page.locator(".seofp-player button").first.wait_for()
+            _listen_until(page, ["A", "B", "X"], answer.is_enabled)
+            proc.kill()
+            proc.wait(10)
+            proc = _launch(env, port, log)
+            # the page reconnects, but its new server session runs the page only when the
+            # participant clicks: that first click finds no report from the player there;
+            # it is held, the player is asked for its log, and the answer saved with it
+            page.wait_for_function("() => !document.body.innerText.includes('Connecting')",
+                                   timeout=60000)
+            page.wait_for_timeout(3000)  # the websocket is open again (a click sent before is
+            expect(answer).to_be_enabled(timeout=30000)  # lost in the browser, not the server)
+            answer.click()
+            expect(page.get_by_text("Answer 1 saved.")).to_be_visible(timeout=30000)
+        finally:
+            page.close()
+            _stop(proc)
+        with StudyService(study).store.session() as s:
+            row = s.execute(select(Answer.plays_x, Answer.ms_heard_x,
+                                   Answer.answered_without_x)).one()
+    assert row.plays_x >= 1 and row.ms_heard_x > 0 and not row.answered_without_x, row
