@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 
 .PHONY: demo test install lint ui clean
 
-$(STAMP): pyproject.toml setup.py kernels/build.py kernels/seofp.c kernels/seofp.h
+$(STAMP): pyproject.toml setup.py kernels/build.py $(wildcard kernels/*.c kernels/*.h)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	# torch first, pinned: an open range would pull a multi-GB CUDA build

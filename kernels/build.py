@@ -1,4 +1,5 @@
-"""cffi API-mode build of the SEOFP kernels: `pip install` compiles seofp.c into seofp_lab._seofp.
+"""cffi API-mode build of the SEOFP kernels: `pip install` compiles kernels/*.c into
+seofp_lab._seofp.
 
 `python kernels/build.py` rebuilds in place (objects in a temporary directory, never in the tree).
 """
@@ -21,7 +22,9 @@ ffibuilder.cdef(_header.split("/* cffi-cdef-begin */")[1].split("/* cffi-cdef-en
 ffibuilder.set_source(
     "seofp_lab._seofp",
     '#include "seofp.h"',
-    sources=[str(SRC / "seofp.c")],
+    # dispatch, intadd, decode, fp32, layers, threading (map in seofp_internal.h)
+    sources=[str(SRC / p.name) for p in sorted(HERE.glob("*.c"))],
+    depends=[str(SRC / "seofp.h"), str(SRC / "seofp_internal.h")],
     include_dirs=[str(SRC)],
     # no -march=native, no -ffast-math: runtime dispatch, IEEE sums (KERNEL.md 4.10)
     extra_compile_args=["-O3", "-std=c11", "-fno-strict-aliasing", "-Wall", "-Wextra", "-pthread"],

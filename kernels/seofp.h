@@ -1,5 +1,11 @@
 /* SEOFP kernels: sign-exponent-only weights, products by integer addition (docs: KERNEL.md).
  *
+ * This header is the public interface (every entry point below, built by cffi from
+ * kernels/build.py). The implementation is split by concern: dispatch.c (code path, checks,
+ * GEMM/GEMV), intadd.c, decode.c, fp32.c (the three kinds' blocks and tiles), layers.c (LSTM,
+ * linear, conv1d, norm) and threading.c (the optional second thread); seofp_internal.h is the
+ * interface between them.
+ *
  * Weights live in a repacked layout: rows padded to a multiple of 4 (SEOFP_ROWS), columns to a
  * multiple of 16 (SEOFP_KSTEP) with zero codes. Block b holds rows 4b..4b+3; its chunk j holds
  * columns 16j..16j+15 as 4 consecutive runs of 16 elements, one per row, so every block is one
@@ -7,7 +13,7 @@
  *
  * Element kinds (seofp_layer.kind):
  *   SEOFP_INTADD      uint8 sign<<7 | c, c = e - e_min + 1 (0 = zero): the paper's integer adder;
- *                     each chunk's rows stored in pairs of 32 bytes in the order W8_POS (seofp.c)
+ *                     each chunk's rows stored in pairs of 32 bytes in the order W8_POS (seofp_internal.h)
  *   SEOFP_DECODE_F16  uint8 = top byte of an IEEE fp16 (2^-16..2^15), output scaled by 2^scale_exp
  *   SEOFP_DECODE_BITS uint8 sign<<7 | c, decoded to fp32 by bit construction (wide windows)
  *   SEOFP_FP32        float, the control
@@ -15,7 +21,7 @@
  *                     a << 16 one unpack away; each 16-run stored as k 0-3, 8-11, 4-7, 12-15;
  *                     with ianet = 1, a = top half of bits(w * 2^-63) (IA-NET's stored weight)
  *   SEOFP_INTADD4     nibbles s<<3 | c (c <= 7: windows of <= 7 exponents, e.g. s1e3), a chunk in
- *                     32 bytes in the order W4_BYTE (seofp.c); two 16-entry tables + unpacks
+ *                     32 bytes in the order W4_BYTE (seofp_internal.h); two 16-entry tables + unpacks
  *
  * Reduction order (the same in every kind and variant, which makes them bit-identical under the
  * conditions of KERNEL.md 5): output row r keeps 16 lane sums a[l], l = k % 16, each accumulated in
@@ -112,6 +118,19 @@ size_t seofp_lstm_scratch_floats(const seofp_layer *wih, const seofp_layer *whh,
 int seofp_lstm(const seofp_layer *wih, const seofp_layer *whh, const float *bias, int T,
                const float *x, int ldx, float *out, int ldo, float *h, float *c, int reverse,
                float *scratch);
+
+/* Floats of scratch that seofp_blstm needs for T frames. */
+size_t seofp_blstm_scratch_floats(const seofp_layer *const *wih, const seofp_layer *const *whh,
+                                  int T);
+/* Both directions of a bidirectional LSTM layer over T frames in one call, their recurrent
+ * steps interleaved (forward step s, then backward step s) while both W_hh fit in 256 KiB
+ * together, else one direction after the other: bit-identical to seofp_lstm on
+ * wih[0], whh[0], bias[0] forward into out[:, 0:H] and on wih[1], whh[1], bias[1] reversed into
+ * out[:, H:2H] (ldo >= 2H). state (4, H): h then c of the forward, then of the backward
+ * direction, updated in place. */
+int seofp_blstm(const seofp_layer *const *wih, const seofp_layer *const *whh,
+                const float *const *bias, int T, const float *x, int ldx, float *out, int ldo,
+                float *state, float *scratch);
 
 /* Floats of scratch that seofp_lstm_stack needs for T frames. */
 size_t seofp_lstm_stack_scratch_floats(const seofp_layer *const *wih,

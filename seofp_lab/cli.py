@@ -28,6 +28,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     ),
     "report": ("seofp_lab.report.cli", "one self-contained HTML report (+ CSV) from MLflow runs"),
     "ui": ("seofp_lab.tracking_cli", "open the MLflow UI on the workspace store"),
+    "fuzz": ("seofp_lab.fuzz.cli", "fuzz the model file, config loader and audio reader"),
 }
 
 
@@ -59,16 +60,20 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 0
+    from seofp_lab.signals import Interrupted, interrupts_raised  # noqa: PLC0415
+
     try:
-        result = args.func(args)
+        with interrupts_raised():  # SIGINT/SIGTERM -> Interrupted (docs/runs.md#signals)
+            result = args.func(args)
     except _expected_errors() as exc:
         print(f"seofp {args.command}: error: {exc}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print(
-            f"seofp {args.command}: interrupted; everything saved so far is kept", file=sys.stderr
-        )
-        return 130
+    except (Interrupted, KeyboardInterrupt) as exc:
+        name, code = ((exc.name, exc.exit_code) if isinstance(exc, Interrupted)
+                      else ("SIGINT", 130))
+        print(f"seofp {args.command}: interrupted by {name}; a run this command started is "
+              "marked KILLED, everything saved so far is kept", file=sys.stderr)
+        return code
     return int(result or 0)
 
 

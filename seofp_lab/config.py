@@ -18,8 +18,10 @@ import json
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from seofp_lab.config_yaml import MAX_BYTES as MAX_YAML_BYTES
+from seofp_lab.config_yaml import YAMLFileError, load_yaml_bytes, load_yaml_text
 
 CONFIGS_DIR = Path(__file__).resolve().parent.parent / "configs"
 SECTIONS = ("corpus", "model", "train", "compression", "evaluation", "tracking")
@@ -28,11 +30,20 @@ SECTIONS = ("corpus", "model", "train", "compression", "evaluation", "tracking")
 class ConfigError(ValueError):
     """A config file or override that cannot be used; the message says where and what is allowed."""
 
+    MAX_MESSAGE = 4000  # a message quoting a huge value is cut, never megabytes long
+
+    def __str__(self) -> str:
+        text = super().__str__()
+        if len(text) <= self.MAX_MESSAGE:
+            return text
+        return f"{text[:self.MAX_MESSAGE]} ... (message cut: {len(text):,} characters in all)"
+
 
 class Strict(BaseModel):
-    """Base of every config model: unknown keys are errors, values are frozen after validation."""
+    """Base of every config model: unknown keys are errors, values are frozen after validation,
+    and no float may be NaN or infinite (``.inf`` passed bounds like ``gt=0`` and crashed later)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 # ---------------------------------------------------------------------------------------- corpus
@@ -70,7 +81,7 @@ class CorpusConfig(Strict):
     test_utterances: int | None = None  # None: every test utterance
     test_mixtures_per_utterance: int = Field(1, ge=1)
     valid_mixtures: int = Field(48, ge=1)
-    segment_seconds: float = Field(2.0, gt=0.0)  # training crop length
+    segment_seconds: float = Field(2.0, gt=0.0, le=60.0)  # training crop length
     mixtures_per_epoch: int = Field(512, ge=1)
     clean_floor_dbfs: float | None = None  # optional -60..-70 dBFS floor added to clean references
     seed: int = 0
@@ -136,9 +147,10 @@ class TrainConfig(Strict):
 
     max_epochs: int = Field(20, ge=1)
     max_steps: int | None = Field(None, ge=1)  # optimizer steps; whichever of the two ends first
-    max_minutes: float | None = Field(None, gt=0.0)  # safety cap only, checked after each epoch
+    # safety cap only, checked after each epoch; at most 30 days
+    max_minutes: float | None = Field(None, gt=0.0, le=43200.0)
     batch_size: int = Field(16, ge=1)
-    lr: float = Field(1e-3, gt=0.0)
+    lr: float = Field(1e-3, gt=0.0, le=10.0)  # Adam; beyond 10 nothing trains
     weight_decay: float = Field(0.0, ge=0.0)
     # "mse": the model's own domain (LPS for target lps, compressed magnitude for target mask,
     # waveform for the FCN); "si_sdr": negative SI-SDR of the enhanced waveform (end to end)
@@ -146,10 +158,19 @@ class TrainConfig(Strict):
     gradient_clip: float | None = Field(5.0, gt=0.0)
     num_workers: int = Field(0, ge=0)
     accelerator: Literal["auto", "cpu", "gpu", "mps"] = "cpu"
-    devices: int | Literal["auto"] = 1
-    strategy: str = "auto"  # Lightning strategy name, e.g. "ddp"
+    devices: int | Literal["auto"] = 1  # >= 1
+    # Lightning strategy name, e.g. "ddp"; checked against Lightning's list (and the accelerator
+    # against this machine) by train() before any run is created
+    strategy: str = Field("auto", min_length=1)
     threads: int | None = Field(None, ge=1)  # torch intra-op threads; None: torch's default
     seed: int = 0
+
+    @field_validator("devices")
+    @classmethod
+    def _some_devices(cls, v: int | str) -> int | str:
+        if isinstance(v, int) and v < 1:
+            raise ValueError("Expected a number of devices >= 1 or 'auto'")
+        return v
 
 
 # ----------------------------------------------------------------------------------- compression
@@ -236,6 +257,14 @@ class TrackingConfig(Strict):
     control_run: str | None = None  # the ``seofp.control_run`` tag: its equal-budget fp32 control
     tags: dict[str, str] = Field(default_factory=dict)
 
+    @field_validator("experiment")
+    @classmethod
+    def _experiment_name(cls, v: str) -> str:
+        if not v.strip() or len(v) > 200:
+            raise ValueError("Expected an MLflow experiment name of 1 to 200 characters, not "
+                             "only spaces")
+        return v
+
 
 # ------------------------------------------------------------------------------------ experiment
 class ExperimentConfig(Strict):
@@ -274,10 +303,14 @@ M = TypeVar("M", bound=BaseModel)
 def _read_yaml(path: Path) -> dict[str, Any]:
     if not path.is_file():
         raise ConfigError(f"Expected a config file at {path} but it does not exist")
-    try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML ({exc})") from None
+    try:  # bounded: size, encoding, aliases, depth (config_yaml.py)
+        with path.open("rb") as f:
+            data = load_yaml_bytes(f.read(MAX_YAML_BYTES + 1), str(path)) or {}
+    except OSError as exc:
+        raise ConfigError(f"Expected a readable config file at {path} but got "
+                          f"{exc.strerror or exc}") from None
+    except YAMLFileError as exc:
+        raise ConfigError(str(exc)) from None
     if not isinstance(data, dict):
         raise ConfigError(
             f"{path}: expected a mapping of keys to values but got {type(data).__name__}"
@@ -319,8 +352,34 @@ def _format_errors(exc: ValidationError, model: type[BaseModel], where: dict[str
             msg = f"unknown key; allowed keys here: {', '.join(allowed)}"
         elif "input" in err and err["type"] not in ("missing",):
             msg = f"{msg} (got {err['input']!r})"
+            if err["type"] in _RANGE_ERRORS and (bounds := _range_text(model, loc)):
+                msg += f"; accepted: {bounds}"
         lines.append(f"{source}: {key}: {msg}")
     return "Invalid config:\n  " + "\n  ".join(lines)
+
+
+_RANGE_ERRORS = ("finite_number", "greater_than", "greater_than_equal", "less_than",
+                 "less_than_equal", "float_parsing", "int_parsing")
+
+
+def _range_text(model: type[BaseModel], loc: list[str]) -> str:
+    """``"> 0 and <= 43200"`` for a bounded field, ``""`` for any other."""
+    *parents, name = loc
+    cur: Any = model
+    for part in parents:
+        fields = getattr(cur, "model_fields", None)
+        if fields is None or part not in fields:
+            return ""
+        ann = fields[part].annotation
+        cur = next((a for a in getattr(ann, "__args__", (ann,))
+                    if isinstance(a, type) and issubclass(a, BaseModel)), None)
+    info = getattr(cur, "model_fields", {}).get(name)
+    if info is None:
+        return ""
+    signs = {"gt": ">", "ge": ">=", "lt": "<", "le": "<="}
+    parts = [f"{signs[k]} {getattr(m, k):g}" for m in info.metadata for k in signs
+             if getattr(m, k, None) is not None]
+    return " and ".join(parts)
 
 
 def _allowed_keys(model: type[BaseModel], loc: list[str]) -> list[str]:
@@ -354,9 +413,9 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     if not all(parts):
         raise ConfigError(f"Expected a dotted key such as train.max_epochs but got {key!r}")
     try:
-        value = yaml.safe_load(raw) if raw.strip() else None
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"override {text!r}: value is not valid YAML ({exc})") from None
+        value = load_yaml_text(raw, f"override {text[:80]!r}") if raw.strip() else None
+    except YAMLFileError as exc:
+        raise ConfigError(str(exc)) from None
     return parts, value
 
 

@@ -77,6 +77,8 @@ def run_demo(
         budget = epochs if i == 0 else finetune_epochs
         if budget is not None:
             overrides.append(f"train.max_epochs={budget}")
+        if max_utterances is not None:  # the runs' own evaluation, so their headline scores
+            overrides.append(f"evaluation.max_utterances={max_utterances}")
         if v.from_baseline and baseline_run:
             overrides += [
                 f"compression.init_from={baseline_run}",
@@ -88,8 +90,7 @@ def run_demo(
                          f"without compression ({cfg.train.max_epochs} epochs)")
             control, trained_now = ensure_control(cfg, progress=progress)
             if trained_now:
-                _finish(result, CONTROL_LABEL, control, evaluate(control,
-                        max_utterances=max_utterances).metrics, compressed=False)
+                _finish(result, CONTROL_LABEL, control, evaluate(control).metrics, compressed=False)
             else:
                 console.print(f"control {control} reused (same start and recipe)")
             cfg = with_control(cfg, control)
@@ -101,7 +102,7 @@ def run_demo(
         console.print(f"run {trained.run_id}: {trained.metrics['epochs']:.0f} epochs, "
                       f"{trained.metrics['steps']:.0f} steps, {trained.minutes:.1f} min")
         console.rule(f"[bold]{v.label}[/bold]: evaluating the test set")
-        ev = evaluate(trained.run_id, max_utterances=max_utterances)
+        ev = evaluate(trained.run_id)
         _finish(result, v.label, trained.run_id, ev.metrics,
                 compressed=bool(cfg.compression.format))
         paired = {k: val for k, val in tracking.get_run(trained.run_id).data.metrics.items()
@@ -134,7 +135,8 @@ def print_summary(result: DemoResult) -> None:
 
     extra = [
         k
-        for k in ("size_bytes", "compression_pct", "bits_per_weight", "speedup_vs_fp32")
+        for k in ("size_bytes", "compression_pct", "bits_per_weight", "speedup_vs_fp32",
+                  "speedup_vs_ort")
         if any(k in m for m in result.metrics.values())
     ]
     results_table(result.metrics, extra=extra, title="seofp demo: embedded test set").print()

@@ -9,11 +9,15 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import contextvars
 import io
 import json
 import os
 import re
+import socket
+import sqlite3
 import tempfile
+import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -43,6 +47,7 @@ METRICS = (
     "latency_ms_p90",
     "rtf",
     "speedup_vs_fp32",
+    "speedup_vs_ort",
 )
 ROLES = (
     "baseline",
@@ -63,6 +68,9 @@ TAG_MODEL = "seofp.model"
 TAG_FORMAT = "seofp.format"
 TAG_KERNEL = "seofp.kernel"
 TAG_SWEEP = "seofp.sweep"  # runs of `seofp sweep`: the sweep's name
+TAG_HOST = "seofp.host"  # the machine and process that opened a run: a RUNNING run whose process
+TAG_PID = "seofp.pid"  # is gone was killed (seofp sweep --status, the next attempt closes it)
+ENV_PARENT_RUN = "SEOFP_PARENT_RUN"  # set by a sweep's launcher: new runs become its children
 TAG_SWEEP_POINT = "seofp.sweep_point"  # its point key, e.g. "blstm/s1e8"
 TAG_SWEEP_STAGE = "seofp.sweep_stage"  # grid | baseline | control | variant
 TAG_STUDY = "seofp.study"  # listening-analysis runs: the study name
@@ -75,6 +83,8 @@ TAG_PAIRED_UNIT = "seofp.paired_unit"  # what paired_* resampled: utterance, spe
 TAG_BASELINE_PAIRED_AGAINST = "seofp.baseline_paired_against"  # run A of baseline_paired_*
 TAG_BASELINE_PAIRED_UNIT = "seofp.baseline_paired_unit"  # what baseline_paired_* resampled
 TAG_METRIC = "seofp.metric."  # + a metric name: the package, version and mode that scored it
+TAG_DIVERGED = "seofp.diverged"  # why the divergence guard flagged a run (docs/runs.md)
+TAG_RESUMED = "seofp.resumed"  # `seofp train --resume`: the epochs it continued from
 CONFIG_ARTIFACT = "config.yaml"
 CHECKPOINT_ARTIFACT = "checkpoint/model.pt"
 
@@ -143,6 +153,75 @@ def artifact_root() -> Path | None:
     return None
 
 
+_PREPARED: set[str] = set()  # store URIs this process has created or re-rooted
+
+
+def _sqlite_file(uri: str) -> Path | None:
+    """The database file of a ``sqlite:///`` URI, else None."""
+    if not uri.startswith("sqlite:///"):
+        return None
+    return Path(uri.removeprefix("sqlite:///"))
+
+
+def _reroot(db: Path, root: Path) -> int:
+    """Point a copied or moved workspace's store at its own artifacts; returns rows changed.
+
+    A local store records absolute ``file://`` artifact locations. When they name another
+    workspace (the one this store was copied or moved from), every experiment of ours
+    (``<root>/<experiment name>``) and its runs are rewritten to this workspace's root, so
+    nothing reads from or writes into the original (docs/runs.md#a-movable-workspace)."""
+    changed = 0
+    con = sqlite3.connect(db, timeout=60)
+    try:
+        tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        if "experiments" not in tables:
+            return 0
+        for exp_id, name, old in con.execute(
+            "SELECT experiment_id, name, artifact_location FROM experiments"
+        ).fetchall():
+            want = (root / name).as_uri()
+            tail = want[len(root.as_uri()):]  # "/<quoted name>"
+            if not old or old == want or not old.startswith("file://") or not old.endswith(tail):
+                continue
+            with con:
+                con.execute("UPDATE experiments SET artifact_location = ? WHERE experiment_id = ?",
+                            (want, exp_id))
+                if "runs" in tables:
+                    changed += con.execute(
+                        "UPDATE runs SET artifact_uri = ? || substr(artifact_uri, ?) "
+                        "WHERE experiment_id = ? AND substr(artifact_uri, 1, ?) = ?",
+                        (want, len(old) + 1, exp_id, len(old), old)).rowcount
+            changed += 1
+    finally:
+        con.close()
+    return changed
+
+
+def _prepare_store(uri: str) -> None:
+    """Once per process and store: create a new SQLite store under a file lock (several
+    processes starting at once on an empty workspace raced on the schema), and re-root a copied
+    or moved workspace's artifact locations (:func:`_reroot`)."""
+    if uri in _PREPARED:
+        return
+    db = _sqlite_file(uri)
+    if db is not None:
+        from mlflow.tracking import MlflowClient  # noqa: PLC0415
+
+        from seofp_lab.fsutil import lock_for  # noqa: PLC0415
+
+        with lock_for(db):
+            root = artifact_root()
+            if (db.is_file() and root is not None and db == workspace_dir() / "mlflow.db"
+                    and _reroot(db, root)):
+                # MLflow keeps one artifact repository per run id for the process: a run seen
+                # before under its old location must be looked up again
+                from mlflow.tracking._tracking_service import utils  # noqa: PLC0415
+
+                getattr(utils, "_artifact_repos_cache", {}).clear()
+            MlflowClient(uri).search_experiments(max_results=1)  # creates or upgrades the schema
+    _PREPARED.add(uri)
+
+
 def _mlflow():  # noqa: ANN202 - the module
     import logging  # noqa: PLC0415
 
@@ -151,7 +230,9 @@ def _mlflow():  # noqa: ANN202 - the module
 
     for name in ("alembic", "mlflow.store.db.utils", "mlflow.tracking.fluent"):
         logging.getLogger(name).setLevel(logging.WARNING)
-    mlflow.set_tracking_uri(tracking_uri())
+    uri = tracking_uri()
+    _prepare_store(uri)
+    mlflow.set_tracking_uri(uri)
     return mlflow
 
 
@@ -171,7 +252,13 @@ def experiment_id(name: str) -> str:
         return exp.experiment_id
     root = artifact_root()
     location = (root / name).as_uri() if root is not None else None
-    return mlflow.create_experiment(name, artifact_location=location)
+    try:
+        return mlflow.create_experiment(name, artifact_location=location)
+    except Exception:  # another process created it a moment ago: use theirs
+        exp = mlflow.get_experiment_by_name(name)
+        if exp is None:
+            raise
+        return exp.experiment_id
 
 
 def code_commit() -> str | None:
@@ -197,28 +284,94 @@ def start_run(
     tags: Mapping[str, str] | None = None,
     params: Mapping[str, str] | None = None,
 ) -> Iterator[str]:
-    """Open a new run and yield its id; a failure inside marks the run FAILED, never lost."""
+    """Open a new run and yield its id; the command that opens it is the only one that sets its
+    status: FINISHED when the block ends, KILLED on a signal (``signals.INTERRUPTS``), FAILED on
+    any other error (docs/runs.md#statuses)."""
+    from seofp_lab.signals import INTERRUPTS  # noqa: PLC0415
+
     mlflow = _mlflow()
-    with mlflow.start_run(experiment_id=experiment_id(experiment), run_name=run_name) as run:
+    run = mlflow.start_run(experiment_id=experiment_id(experiment), run_name=run_name)
+    status = "FAILED"
+    try:
         commit = code_commit()
         if commit:  # which code made the run (reports show it); MLflow's own tag name
             mlflow.set_tag("mlflow.source.git.commit", commit)
-        if tags:
-            mlflow.set_tags(dict(tags))
+        tags = {**(tags or {}), TAG_HOST: socket.gethostname(), TAG_PID: str(os.getpid())}
+        if os.environ.get(ENV_PARENT_RUN):  # a sweep point: nested under the sweep's parent run
+            tags["mlflow.parentRunId"] = os.environ[ENV_PARENT_RUN]
+        mlflow.set_tags(tags)
         if params:
             items = list(params.items())
             for i in range(0, len(items), 90):  # the store caps one batch
                 mlflow.log_params({k: str(v)[:6000] for k, v in items[i : i + 90]})
         yield run.info.run_id
+        status = "FINISHED"
+    except INTERRUPTS:
+        status = "KILLED"
+        raise
+    finally:
+        mlflow.end_run(status)
+
+
+@contextlib.contextmanager
+def continue_run(run_id: str) -> Iterator[str]:
+    """Reopen a run its training left unfinished (``seofp train --resume``): this command now
+    owns it and ends it FINISHED, KILLED or FAILED as :func:`start_run` does."""
+    from seofp_lab.signals import INTERRUPTS  # noqa: PLC0415
+
+    get_run(run_id)
+    mlflow = _mlflow()
+    mlflow.start_run(run_id=run_id)
+    status = "FAILED"
+    try:  # this process now holds the run (a dead earlier pid no longer says it was killed)
+        mlflow.set_tags({TAG_HOST: socket.gethostname(), TAG_PID: str(os.getpid())})
+        yield run_id
+        status = "FINISHED"
+    except INTERRUPTS:
+        status = "KILLED"
+        raise
+    finally:
+        mlflow.end_run(status)
+
+
+class _Staged:
+    """What a :func:`resume_run` block logs: metrics and tags wait here for one batch."""
+
+    def __init__(self, run_id: str) -> None:
+        self.run_id = run_id
+        self.metrics: dict[tuple[str, int], tuple[float, int]] = {}
+        self.tags: dict[str, str] = {}
+
+    def flush(self) -> None:
+        from mlflow.entities import Metric, RunTag  # noqa: PLC0415
+
+        metrics = [Metric(k, v, ts, step) for (k, step), (v, ts) in self.metrics.items()]
+        tags = [RunTag(k, v) for k, v in self.tags.items()]
+        c = client()
+        while metrics or tags:  # the store takes 1000 metrics and 100 tags per batch
+            c.log_batch(self.run_id, metrics=metrics[:900], tags=tags[:100])
+            metrics, tags = metrics[900:], tags[100:]
+
+
+_RESUMED: contextvars.ContextVar[_Staged | None] = contextvars.ContextVar("resumed", default=None)
 
 
 @contextlib.contextmanager
 def resume_run(run_id: str) -> Iterator[str]:
-    """Log more to an existing run (evaluation, export, benchmarks)."""
-    mlflow = _mlflow()
+    """Log more to an existing run (evaluation, export, benchmarks) without touching its status.
+
+    Artifacts are written as they come; metrics and tags are staged and written in one batch
+    when the block ends without an error, so a command killed half-way leaves the run's
+    numbers as they were (docs/runs.md#statuses). The status stays the one its owner set.
+    """
     get_run(run_id)
-    with mlflow.start_run(run_id=run_id):
+    staged = _Staged(run_id)
+    token = _RESUMED.set(staged)
+    try:
         yield run_id
+    finally:
+        _RESUMED.reset(token)
+    staged.flush()
 
 
 def resolve_run_id(run_id: str) -> str:
@@ -260,18 +413,35 @@ def log_metrics(metrics: Mapping[str, float], step: int | None = None) -> None:
     bad = {k: v for k, v in metrics.items() if not np.isfinite(v)}
     if bad:
         raise ValueError(f"Expected finite metric values but got {bad}")
+    staged = _RESUMED.get()
+    if staged is not None:
+        now = int(time.time() * 1000)
+        staged.metrics.update({(k, step or 0): (float(v), now) for k, v in metrics.items()})
+        return
     _mlflow().log_metrics({k: float(v) for k, v in metrics.items()}, step=step)
 
 
 def set_tags(tags: Mapping[str, str]) -> None:
+    staged = _RESUMED.get()
+    if staged is not None:
+        staged.tags.update({k: str(v) for k, v in tags.items()})
+        return
     _mlflow().set_tags(dict(tags))
 
 
 def log_artifact(path: str | Path, artifact_path: str | None = None) -> None:
+    staged = _RESUMED.get()
+    if staged is not None:
+        client().log_artifact(staged.run_id, str(path), artifact_path)
+        return
     _mlflow().log_artifact(str(path), artifact_path)
 
 
 def log_text(text: str, artifact_file: str) -> None:
+    staged = _RESUMED.get()
+    if staged is not None:
+        client().log_text(staged.run_id, text, artifact_file)
+        return
     _mlflow().log_text(text, artifact_file)
 
 
@@ -279,7 +449,11 @@ def log_figure(figure: Any, artifact_file: str) -> None:
     """A matplotlib figure as a PNG artifact (closed afterwards)."""
     import matplotlib.pyplot as plt  # noqa: PLC0415
 
-    _mlflow().log_figure(figure, artifact_file)
+    staged = _RESUMED.get()
+    if staged is not None:
+        client().log_figure(staged.run_id, figure, artifact_file)
+    else:
+        _mlflow().log_figure(figure, artifact_file)
     plt.close(figure)
 
 
@@ -326,7 +500,11 @@ def log_audio_examples(
             f"<th>clean</th></tr>{''.join(rows)}</table></body></html>"
         )
         Path(tmp, "examples.html").write_text(page)
-        mlflow.log_artifacts(tmp, artifact_dir)
+        staged = _RESUMED.get()
+        if staged is not None:
+            client().log_artifacts(staged.run_id, tmp, artifact_dir)
+        else:
+            mlflow.log_artifacts(tmp, artifact_dir)
 
 
 def download_artifact(run_id: str, artifact_path: str, dst: Path | None = None) -> Path:
@@ -353,9 +531,24 @@ def find_runs(experiment: str, filter_string: str = "") -> list[Any]:
     exp = mlflow.get_experiment_by_name(experiment)
     if exp is None:
         return []
-    return client().search_runs(
-        [exp.experiment_id], filter_string, order_by=["attributes.start_time DESC"]
-    )
+    return _all_pages(lambda token: client().search_runs(
+        [exp.experiment_id], filter_string, order_by=["attributes.start_time DESC"],
+        max_results=SEARCH_PAGE, page_token=token))
+
+
+SEARCH_PAGE = 1000  # runs per search page (the store's cap per request)
+
+
+def _all_pages(search: Any) -> list[Any]:
+    """Every result of a paged MLflow search (one page holds at most 1,000 runs: no silent cap)."""
+    out: list[Any] = []
+    token = None
+    while True:
+        page = search(token)
+        out.extend(page)
+        token = page.token
+        if not token:
+            return out
 
 
 def ui_command(host: str = "127.0.0.1", port: int = 5000) -> list[str]:

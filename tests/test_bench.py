@@ -23,8 +23,11 @@ def test_bench_model_times_every_contender_and_reports_ratios(name: str) -> None
         assert math.isclose(r["rtf"], r["latency_ms_p50"] / 250.0)
     # the FCN has no layer dynamic int8 quantizes: that contender is reported as not run
     assert (rows["torch_int8"]["latency_ms_p50"] is None) == (name == "fcn")
+    assert rows["ort"]["latency_ms_p50"] is not None  # ONNX Runtime runs every family
+    assert rows["c_intadd"]["vs_ort"] == pytest.approx(
+        rows["ort"]["latency_ms_p50"] / rows["c_intadd"]["latency_ms_p50"])
     assert result.env["intadd_layout"] == "addends"  # a tiny model stays in cache
     m = result.metrics  # intadd (the default kernel) unprefixed, every contender prefixed
     assert m["latency_ms_p50"] == rows["c_intadd"]["latency_ms_p50"]
-    assert "bench_c_decode_rtf" in m
+    assert "bench_c_decode_rtf" in m and m["speedup_vs_ort"] == rows["c_intadd"]["vs_ort"]
     assert ("bench_torch_int8_rtf" in m) == (name != "fcn")

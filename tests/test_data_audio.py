@@ -64,3 +64,65 @@ def test_cache_resamples_once(tmp_path: Path) -> None:
 
 def test_resample_length() -> None:
     assert resample_audio(np.zeros(44100, np.float32), 44100).shape == (16000,)
+
+
+def _wav_bytes(rate: int, channels: int = 1, frames: int = 100, bits: int = 16,
+               claimed: int | None = None, fmt: int = 1) -> bytes:
+    """A hand-made WAV: any rate and channel count, a data chunk that may claim more bytes than
+    it holds."""
+    import struct
+
+    block = channels * bits // 8
+    data = (np.arange(frames * channels) % 50).astype(f"<i{bits // 8}").tobytes()
+    size = len(data) if claimed is None else claimed
+    fmt_chunk = struct.pack("<HHIIHH", fmt, channels, rate, (rate * block) & 0xFFFFFFFF, block,
+                            bits)
+    body = b"WAVE" + b"fmt " + struct.pack("<I", 16) + fmt_chunk + b"data" + struct.pack(
+        "<I", size) + data
+    return b"RIFF" + struct.pack("<I", len(body)) + body
+
+
+@pytest.mark.parametrize(("rate", "match"), [
+    (2_147_483_647, r"reduces to terms of at most 65536 .* 2147483647 Hz"),
+    (999_983, r"reduces to terms of at most 65536"),  # a prime: 16000/999983
+])
+def test_absurd_sample_rates_are_refused_before_resampling(tmp_path: Path, rate: int,
+                                                           match: str) -> None:
+    path = tmp_path / "r.wav"
+    path.write_bytes(_wav_bytes(rate))
+    with pytest.raises(AudioError, match=match):
+        read_audio(path)
+
+
+def test_common_odd_rates_still_resample(tmp_path: Path) -> None:
+    for rate in (11025, 11127, 22050, 37800, 44056, 47952, 88200, 192000):
+        path = tmp_path / f"{rate}.wav"
+        path.write_bytes(_wav_bytes(rate, frames=rate // 10))
+        assert abs(read_audio(path).size - 1600) <= 1
+
+
+def test_a_header_claiming_gigabytes_allocates_only_what_is_there(tmp_path: Path) -> None:
+    import tracemalloc
+
+    path = tmp_path / "liar.wav"
+    path.write_bytes(_wav_bytes(16000, frames=1000, claimed=0xFFFF_FFF0))
+    tracemalloc.start()
+    try:
+        x = read_audio(path)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert x.size == 1000 and peak < 16 << 20  # sf.read would have allocated 8 GiB up front
+
+
+def test_nan_samples_and_absurd_channel_counts_are_refused(tmp_path: Path) -> None:
+    nan = tmp_path / "nan.wav"
+    x = np.zeros(800, np.float32)
+    x[10] = np.nan
+    sf.write(str(nan), x, 16000, subtype="FLOAT")
+    with pytest.raises(AudioError, match=r"finite samples in .*nan.wav"):
+        read_audio(nan)
+    many = tmp_path / "many.wav"
+    many.write_bytes(_wav_bytes(16000, channels=1000, frames=2))
+    with pytest.raises(AudioError, match=r"many.wav"):
+        read_audio(many)

@@ -107,6 +107,9 @@ def test_non_seofp_weights_need_the_fp32_kernel(tmp_path: Path) -> None:
 def test_auto_intadd_layout_follows_the_model_size(tmp_path: Path) -> None:
     path = export_model(tiny_model("blstm"), tmp_path / "b.seofp")
     assert engine.load(path).intadd_layout == "addends"  # a small model stays in cache
+    # hidden 128: W_ih (512, 257) is over 256 KiB as addends (codes), W_hh (512, 128) under it
+    big = export_model(tiny_model("lstm", hidden=128, layers=1), tmp_path / "l.seofp")
+    assert engine.load(big).intadd_layout == "addends+codes"
     with pytest.raises(KernelError, match="layout"):
         engine.load(path, "intadd", "bytes")  # type: ignore[arg-type]
 

@@ -11,10 +11,11 @@ import pytest
 import soundfile as sf
 
 from seofp_lab import cli
-from seofp_lab.data.audio import read_audio
+from seofp_lab.data.audio import read_audio, write_audio
+from seofp_lab.errors import AudioError
 from seofp_lab.infer import engine
 from seofp_lab.infer import kernels as K
-from seofp_lab.infer.enhance_cli import enhance_files
+from seofp_lab.infer.enhance_cli import enhance_files, input_files
 from seofp_lab.infer.export import export_model
 from tests.engine_models import tiny_model
 
@@ -142,3 +143,165 @@ def test_score_without_the_package_fails_before_enhancing(
     assert code == 2
     assert "pip install 'seofp-lab[dnsmos]'" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
+
+
+# --------------------------------------------------------------- issue 14: audio in, audio out
+def _folder(tmp_path: Path, good: int) -> Path:
+    src = tmp_path / "in"
+    src.mkdir()
+    for i in range(good):
+        _wav(src / f"good{i}.wav", 0.3, 16000, seed=i)
+    (src / "bad.wav").write_bytes(b"RIFF....not audio")
+    return src
+
+
+def test_one_bad_file_in_a_folder_does_not_stop_the_others(
+    lstm_model: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Issue 14: a folder with one bad file stopped at it (1 of 5 good files written)."""
+    out = tmp_path / "out"
+    assert cli.main(["enhance", str(lstm_model), str(_folder(tmp_path, 5)),
+                     "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert sorted(p.name for p in out.iterdir()) == [f"good{i}.wav" for i in range(5)]
+    assert "bad.wav" in err and "1 of 6 files failed (listed above); 5 written" in err
+    assert "Traceback" not in err
+    with pytest.raises(AudioError, match=r"1 of 6 files failed \(the others are written\): .*bad"):
+        enhance_files(lstm_model, input_files([tmp_path / "in"]), tmp_path / "lib")
+    assert len(list((tmp_path / "lib").iterdir())) == 5
+
+
+def test_an_existing_unrelated_file_is_not_overwritten_without_asking(
+    lstm_model: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Issue 14: enhancing song.flac silently replaced an unrelated song.wav in --out."""
+    song = tmp_path / "song.flac"
+    sf.write(str(song), np.zeros(4000, np.float32) + 0.01, 16000, subtype="PCM_16")
+    other = _wav(tmp_path / "other.wav", 0.3, 16000)
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "song.wav").write_bytes(b"my own recording")
+    argv = ["enhance", str(lstm_model), str(other), str(song), "--out", str(out)]
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err
+    assert "1 exist (song.wav); pass --overwrite to replace them" in err
+    assert (out / "song.wav").read_bytes() == b"my own recording"
+    assert sorted(p.name for p in out.iterdir()) == ["song.wav"]  # nothing written at all
+    assert cli.main([*argv, "--overwrite"]) == 0
+    assert sf.info(str(out / "song.wav")).frames == 4000
+
+
+def test_an_output_name_that_is_a_folder_is_refused_and_leaves_no_temporary(
+    lstm_model: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Issue 14: a traceback that left a .tmp behind."""
+    wav = _wav(tmp_path / "song.wav", 0.3, 16000)
+    out = tmp_path / "out"
+    (out / "song.wav").mkdir(parents=True)
+    for extra in ([], ["--overwrite"]):
+        assert cli.main(["enhance", str(lstm_model), str(wav), "--out", str(out), *extra]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("seofp enhance: error: Cannot write ") and "is a folder" in err
+    assert [p.name for p in out.rglob("*")] == ["song.wav"]  # the folder, nothing else
+    with pytest.raises(AudioError, match=r"Cannot write .*song.wav: .*folder"):
+        write_audio(out / "song.wav", np.zeros(10, np.float32))
+    assert [p.name for p in out.rglob("*")] == ["song.wav"]
+
+
+def _as_unprivileged(argv: list[str]) -> tuple[int, str]:
+    """``cli.main(argv)`` where permissions apply: in-process for a normal user; as root (who
+    writes anywhere) in a forked child that drops to uid/gid 65534 first."""
+    import contextlib
+    import io
+    import json
+    import os
+    import traceback
+
+    if os.geteuid() != 0:
+        err = io.StringIO()
+        with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+            return cli.main(argv), err.getvalue()
+    import seofp_lab.config  # noqa: F401 - imported before the fork: the child may not read it
+    import seofp_lab.console  # noqa: F401
+    import seofp_lab.workspace  # noqa: F401
+
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child
+        try:
+            os.close(r)
+            os.setgroups([])
+            os.setgid(65534)
+            os.setuid(65534)
+            err = io.StringIO()
+            with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+                rc = cli.main(argv)
+            os.write(w, json.dumps([rc, err.getvalue()]).encode())
+        except BaseException:  # noqa: BLE001 - reported to the parent as a failure
+            os.write(w, json.dumps([99, traceback.format_exc()]).encode())
+        finally:
+            os._exit(0)
+    os.close(w)
+    with os.fdopen(r, "rb") as f:
+        rc, text = json.loads(f.read() or b'[98, "no answer"]')
+    os.waitpid(pid, 0)
+    return rc, text
+
+
+@pytest.fixture
+def open_dir(tmp_path: Path) -> Path:
+    """A folder outside pytest's private tmp tree that uid 65534 can traverse."""
+    import os
+    import shutil
+    import tempfile
+
+    d = Path(tempfile.mkdtemp(prefix="seofp-ro-"))
+    d.chmod(0o755)
+    yield d
+    for p in [d, *d.rglob("*")]:
+        if p.is_dir():
+            p.chmod(0o755)
+    shutil.rmtree(d)
+    assert os.path.exists(tmp_path)
+
+
+@pytest.mark.parametrize("case", ["out", "parent", "workspace"])
+def test_read_only_outputs_give_one_clear_line_and_no_temporary(
+    lstm_model: Path, open_dir: Path, case: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 14: read-only --out, read-only parent or workspace gave tracebacks."""
+    model = open_dir / "m.seofp"
+    model.write_bytes(lstm_model.read_bytes())
+    wav = _wav(open_dir / "x.wav", 0.3, 16000)
+    for p in (model, wav):
+        p.chmod(0o644)
+    ro = open_dir / "ro"
+    ro.mkdir()
+    argv = ["enhance", str(model), str(wav)]
+    if case == "out":
+        argv += ["--out", str(ro)]
+    elif case == "parent":
+        argv += ["--out", str(ro / "new" / "deeper")]
+    else:
+        monkeypatch.setenv("SEOFP_WORKSPACE", str(ro / "workspace"))
+    ro.chmod(0o555)
+    rc, err = _as_unprivileged(argv)
+    assert rc == 2, err
+    assert "Traceback" not in err and err.count("\n") == 1
+    want = "Cannot write into the output folder" if case == "out" else "Cannot create the output"
+    assert want in err and "ermission denied" in err
+    assert not list(ro.rglob("*"))  # no folder, no .tmp
+
+
+@pytest.mark.parametrize("rate", [44100, 22050, 11025, 8000, 48000])
+def test_the_output_has_exactly_the_inputs_length_and_rate(
+    lstm_model: Path, tmp_path: Path, rate: int
+) -> None:
+    """Issue 14: 44.1 kHz output was 2 samples longer than its input."""
+    n = int(0.37 * rate) + 1
+    wav = tmp_path / "in.wav"
+    sf.write(str(wav), (np.random.default_rng(0).standard_normal(n) * 0.1).astype(np.float32),
+             rate, subtype="FLOAT")
+    (done,) = enhance_files(lstm_model, [wav], tmp_path / "out")
+    info = sf.info(str(done.out))
+    assert (info.samplerate, info.frames) == (rate, n)

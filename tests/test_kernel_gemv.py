@@ -20,12 +20,15 @@ def _bits(y: np.ndarray) -> bytes:
     return y.tobytes()
 
 
+# zeros 0.1: zero weights, so intadd masks; 0.0: batch-1 addends take the 16-bit add path
+@pytest.mark.parametrize("zeros", [0.1, 0.0])
 @pytest.mark.parametrize("shape", SHAPES, ids=str)
-def test_kernels_are_bit_identical_and_within_the_float64_bound(shape: tuple[int, ...]) -> None:
+def test_kernels_are_bit_identical_and_within_the_float64_bound(shape: tuple[int, ...],
+                                                                 zeros: float) -> None:
     rows, cols, lo, hi = shape
     rng = np.random.default_rng(rows * 1000 + cols)
     # 8 columns: GEMM tiles of 3, 3 and 2 columns, each checked against the batch-1 path
-    w, x = seofp_weights(rng, rows, cols, lo, hi), activations(rng, 8, cols)
+    w, x = seofp_weights(rng, rows, cols, lo, hi, zeros), activations(rng, 8, cols)
     ref = x.astype(np.float64) @ w.astype(np.float64).T
     bound = cols * 2.0**-24 * (np.abs(x).astype(np.float64) @ np.abs(w).astype(np.float64).T)
     outs = {}
@@ -70,6 +73,27 @@ def test_edge_activations(var: str, layout: str) -> None:
         y_ref, _ = K.gemv(K.pack_layer(w, "fp32"), x_ref)
     assert clamps == 0
     assert _bits(y_int) == _bits(y_ref)
+
+
+@pytest.mark.parametrize("layout", INTADD_LAYOUTS)
+def test_pre_pass_clamps_masks_and_refuses_alike_in_every_variant(layout: str) -> None:
+    # 37 activations: the AVX2 pre-pass takes 8 at a time, the last 5 go through the C one
+    rng = np.random.default_rng(4)
+    w = seofp_weights(rng, 5, 37, -3, 2, zeros=0.0)  # e_max 2: |x| >= 2^126 is clamped
+    x = activations(rng, 37)
+    x[[3, 11, 20, 35]] = [3e38, -3e38, 2e38, -1e38]  # clamped, three of them vectorised
+    x[[5, 14, 33]] = [0.0, 1e-42, -0.0]  # masked
+    outs = set()
+    for var in VARIANTS:
+        with K.use_variant(var):  # type: ignore[arg-type]
+            y, clamps = K.gemv(K.pack_layer(w, "intadd", layout), x)  # type: ignore[arg-type]
+            assert clamps == 4  # (sums of several clamped products may still reach inf)
+            outs.add(_bits(y))
+            bad = x.copy()
+            bad[9] = np.nan  # inside a vectorised group
+            with pytest.raises(K.KernelError, match="finite"):
+                K.gemv(K.pack_layer(w, "intadd", layout), bad)  # type: ignore[arg-type]
+    assert len(outs) == 1
 
 
 @pytest.mark.parametrize("var", VARIANTS)

@@ -50,6 +50,33 @@ def test_lstm_direction_matches_reference_and_kernels_agree(reverse: bool) -> No
     assert len(set(outs)) == 1
 
 
+VARIANTS = ["portable"] + (["avx2"] if K.lib.seofp_avx2_supported() else [])
+
+
+# hidden 132: W_hh of both directions over 256 KiB in fp32 and 16-bit addends (one direction
+# after the other), under it in 1-byte codes (interleaved); hidden 9: interleaved in every layout
+@pytest.mark.parametrize("hidden", [9, 132])
+@pytest.mark.parametrize("var", VARIANTS)
+def test_blstm_layer_interleaved_equals_two_directions(var: str, hidden: int) -> None:
+    rng = np.random.default_rng(5)
+    n_in, frames = 21, 11 if hidden < 100 else 4
+    mats = [(seofp_weights(rng, 4 * hidden, n_in, -6, -1, zeros),
+             seofp_weights(rng, 4 * hidden, hidden, -6, -1, zeros),
+             seofp_weights(rng, 1, 4 * hidden, -4, 0)[0]) for zeros in (0.0, 0.1)]
+    x = activations(rng, frames, n_in)
+    with K.use_variant(var):  # type: ignore[arg-type]
+        for kernel, layout in PACKINGS:
+            dirs = [(K.pack_layer(wi, kernel, layout), K.pack_layer(wh, kernel, layout), b)  # type: ignore[arg-type]
+                    for wi, wh, b in mats]
+            got, clamps = K.blstm_layer(dirs[0], dirs[1], x)
+            want = np.zeros((frames, 2 * hidden), np.float32)
+            for d, (wi, wh, b) in enumerate(dirs):
+                h, c = np.zeros(hidden, np.float32), np.zeros(hidden, np.float32)
+                K.lstm_direction(wi, wh, b, x, h, c, want, col=d * hidden, reverse=d == 1)
+            assert clamps == 0
+            assert got.tobytes() == want.tobytes(), (kernel, layout)
+
+
 def test_lstm_state_carries_across_calls() -> None:
     rng = np.random.default_rng(2)
     hidden, n_in = 5, 6

@@ -4,14 +4,8 @@ input refused without a trace, 20 concurrent listeners with nothing lost."""
 from __future__ import annotations
 
 import hashlib
-import os
-import shutil
-import socket
-import subprocess
-import tempfile
 import threading
 import uuid
-from glob import glob
 from pathlib import Path
 
 import pytest
@@ -22,53 +16,21 @@ from seofp_lab.listening.listener import StudyService
 from seofp_lab.listening.stimuli import prepare_study
 from seofp_lab.listening.store import Answer, Participant, ScreenAnswer, TrialRow
 from seofp_lab.listening.synthetic import make_study
+from tests._postgres import new_database, pg_cluster
 
 SMALL = {"practice": 1, "blocks": 2, "test_per_block": 2, "catch_per_block": 1,
          "null_per_block": 0, "break_seconds": 0}
 
 
-def _pg_bin() -> Path | None:
-    found = sorted(glob("/usr/lib/postgresql/*/bin/initdb"))
-    return Path(found[-1]).parent if found else None
-
-
 @pytest.fixture(scope="session")
 def pg_server():
     """A throwaway PostgreSQL cluster (initdb + pg_ctl) on a free local port."""
-    bindir = _pg_bin()
-    if bindir is None:
-        pytest.skip("needs the PostgreSQL server binaries: `apt-get install -y postgresql`")
-    root = Path(tempfile.mkdtemp(prefix="seofp-pg-"))  # the postgres user must reach it
-    as_pg: list[str] = []
-    if os.geteuid() == 0:
-        shutil.chown(root, "postgres")
-        as_pg = ["runuser", "-u", "postgres", "--"]
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    data = root / "data"
-    subprocess.run(as_pg + [str(bindir / "initdb"), "-D", str(data), "-U", "postgres",
-                            "--auth=trust", "-E", "UTF8"], check=True, capture_output=True)
-    subprocess.run(as_pg + [str(bindir / "pg_ctl"), "-D", str(data), "-l", str(root / "log"),
-                            "-w", "-o", f"-p {port} -k {root} -c listen_addresses=127.0.0.1 "
-                            "-c max_connections=100 -c fsync=off", "start"],
-                   check=True, capture_output=True)
-    try:
-        yield f"postgresql+psycopg://postgres@127.0.0.1:{port}"
-    finally:
-        subprocess.run(as_pg + [str(bindir / "pg_ctl"), "-D", str(data), "-m", "fast", "stop"],
-                       capture_output=True)
-        shutil.rmtree(root, ignore_errors=True)
+    with pg_cluster() as server:
+        yield server
 
 
 def _new_database(server: str) -> str:
-    import psycopg
-
-    name = "t_" + uuid.uuid4().hex[:12]
-    with psycopg.connect(server.replace("postgresql+psycopg", "postgresql") + "/postgres",
-                         autocommit=True) as conn:
-        conn.execute(f"CREATE DATABASE {name}")
-    return f"{server}/{name}"
+    return new_database(server)
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])

@@ -17,21 +17,22 @@ from seofp_lab.infer.export import export_model, model_header, model_tensors, se
 from seofp_lab.infer.modelfile import Tensor
 from tests.engine_models import tiny_model
 
-# a valid version-2 header (modelfile checks the header, the engine checks the tensors against it)
+# a valid version-2 header and exactly the tensors it describes, in all three storages
 TINY_HEADER = {"model": "fcn", "group": "global",
-               "params": {"layers": 1, "channels": 2, "kernel": 3, "norm": "none"},
+               "params": {"layers": 1, "channels": 8, "kernel": 3, "norm": "none"},
                "slope": 0.2, "eps": 1e-5, "modules": ["Conv1d", "LeakyReLU", "Conv1d", "Tanh"]}
 
 
 def _tiny_file() -> bytes:
     rng = np.random.default_rng(0)
-    codes = np.ldexp(rng.choice([-1.0, 1.0], 12), rng.integers(-5, 2, 12)).astype(np.float32)
-    sparse = np.zeros(64, np.float32)
-    sparse[[3, 40]] = [0.5, -2.0]
+    codes = np.ldexp(rng.choice([-1.0, 1.0], 24), rng.integers(-5, 2, 24)).astype(np.float32)
+    sparse = np.zeros(24, np.float32)
+    sparse[[3, 20]] = [0.5, -2.0]
     return modelfile.serialize(TINY_HEADER, {
-        "a": Tensor(codes.reshape(3, 4), "codes", -5, 3),
-        "s": Tensor(sparse, "codes", -5, 3),
-        "f": Tensor(np.array([1.5, -0.1], np.float32), "fp32"),
+        "net.0.weight": Tensor(codes.reshape(8, 1, 3), "codes", -5, 3),
+        "net.0.bias": Tensor(np.linspace(-1, 1, 8, dtype=np.float32), "fp32"),
+        "net.2.weight": Tensor(sparse.reshape(1, 8, 3), "codes", -5, 3),
+        "net.2.bias": Tensor(np.array([-0.1], np.float32), "fp32"),
     })
 
 
@@ -42,9 +43,11 @@ def test_round_trip_is_exact_and_sparse_is_chosen_when_smaller() -> None:
     assert mf.header == TINY_HEADER
     assert mf.spec.model == "fcn" and mf.spec.slope == 0.2
     assert [(n, t.storage) for n, t in mf.tensors.items()] == [
-        ("a", "codes"), ("s", "sparse"), ("f", "fp32")]
-    assert mf.tensors["a"].values.shape == (3, 4)
-    assert mf.tensors["s"].values[40] == -2.0 and np.count_nonzero(mf.tensors["s"].values) == 2
+        ("net.0.weight", "codes"), ("net.0.bias", "fp32"), ("net.2.weight", "sparse"),
+        ("net.2.bias", "fp32")]
+    assert mf.tensors["net.0.weight"].values.shape == (8, 1, 3)
+    w2 = mf.tensors["net.2.weight"].values.reshape(-1)
+    assert w2[20] == -2.0 and np.count_nonzero(w2) == 2
     assert modelfile.serialize(mf.header, mf.tensors) == data
 
 
@@ -120,7 +123,10 @@ def _rewritten(data: bytes, header: object = None, version: int | None = None) -
     writer's own header check, as a hand-made or future file would)."""
     body = data[:-4]
     (old_version, head_len) = struct.unpack_from("<HI", body, 6)
-    head = body[12:12 + head_len] if header is None else json.dumps(header).encode()
+    if header is None:
+        head = body[12:12 + head_len]
+    else:
+        head = header if isinstance(header, bytes) else json.dumps(header).encode()
     v = old_version if version is None else version
     return _with_crc(modelfile.MAGIC + struct.pack("<HI", v, len(head)) + head
                      + body[12 + head_len:])
@@ -175,7 +181,9 @@ def _set(path: str, value: object, base: dict | None = None) -> dict:
     ("features.norm", "none", r"'features.norm': expected one of 'standardise'"),
     ("features.kind", "mel", r"'features.kind': expected one of 'lps'"),
     ("features.eps", 0.0, r"'features.eps': expected a number"),
-    ("params.hop", 1024, r"'params.hop': expected an integer in \[1, 512\]"),
+    ("params.hop", 1024, r"'params.hop': expected an integer in \[16, 512\]"),
+    ("params.hop", 1, r"'params.hop': expected an integer in \[16, 512\]"),  # 512 frames a sample
+    ("params.n_fft", 1 << 16, r"'params.n_fft': expected an integer in \[16, 16384\]"),
     ("params.hidden", True, r"'params.hidden': expected an integer"),
     ("group", "per_channel", r"'group': expected one of 'global', 'per_layer'"),
     ("model", "transformer", r"'model': expected one of 'blstm', 'lstm', 'fcn'"),
@@ -233,5 +241,98 @@ def test_engine_refuses_a_tensor_the_header_does_not_describe(tmp_path: Path) ->
     extra = {**mf.tensors, "net.99.weight": Tensor(np.ones((1, 1, 9), np.float32))}
     path = modelfile.write(tmp_path / "extra.seofp", mf.header, extra)
     with pytest.raises(ModelFileError, match=r"extra.seofp: tensor 'net.99.weight' is not part "
-                                             r"of the fcn model"):
+                                             r"of the model the header describes"):
         engine.load(path)
+
+
+def _header_text(**params: str) -> bytes:
+    """The LSTM mask header as JSON text with some ``params`` values replaced by raw JSON text
+    (what json.dumps would refuse to write, as a hand-made file may hold)."""
+    text = json.dumps(_mask_header())
+    for key, raw in params.items():
+        head, rest = text.split(f'"{key}": ', 1)
+        text = head + f'"{key}": ' + raw + rest[rest.index(","):]
+    return text.encode()
+
+
+@pytest.mark.parametrize(("head", "match"), [
+    # issue 14: a 5,000-digit integer was a ValueError traceback from int()
+    (_header_text(hidden="9" * 5000), r"^m.seofp: expected header numbers JSON can hold but got "
+                                      r"an integer of 5000 digits \(at most 18\)$"),
+    (_header_text(hidden="-" + "1" * 19), r"an integer of 19 digits"),
+    # issue 14: a header nested 60,000 deep was a RecursionError traceback
+    (b"[" * 60000, r"^m.seofp: expected a JSON header nested at most 4 deep but "
+                                  r"got 60000 levels$"),
+    (_header_text(fc='{"a": [[[[1]]]]}'), r"nested at most 4 deep but got 7 levels"),
+    (_header_text(mask_floor="NaN"), r"the non-standard constant NaN"),
+    (_header_text(mask_floor="1e999"), r"'params.mask_floor': expected a number in \[0, 1\) but "
+                                       r"got inf"),
+    (_header_text(hidden="1e400"), r"'params.hidden': expected an integer in \[1, 16384\]"),
+    (b'{"model": "' + b"x" * 60000 + b'"}', r"'model': expected one of 'blstm', 'lstm', 'fcn' but "
+                                          r"got 'xxx.{70,80}\.\.\. \(60002 characters\)$"),
+    (b"\xff\xfe{}", r"^m.seofp: expected a UTF-8 JSON header but byte 0 of it is not UTF-8$"),
+    (b'{"a": 1', r"^m.seofp: expected a JSON header but got Expecting"),
+])
+def test_hostile_headers_are_refused_in_one_short_line(head: bytes, match: str) -> None:
+    data = _rewritten(serialize_model(tiny_model("lstm")), head)
+    with pytest.raises(ModelFileError, match=match) as info:
+        modelfile.read(data, "m.seofp")
+    assert "\n" not in str(info.value) and len(str(info.value)) < 300
+
+
+def test_brackets_inside_strings_do_not_count_as_nesting() -> None:
+    head = _header_text(target='"[[[[[[{{{{ \\" ]]]]"')
+    with pytest.raises(ModelFileError, match=r"'params.target': expected one of 'lps', 'mask'"):
+        modelfile.read(_rewritten(serialize_model(tiny_model("lstm")), head), "m.seofp")
+
+
+def test_a_model_over_the_value_limit_is_refused_from_its_header() -> None:
+    big = _set("params.hidden", 16384, _set("params.layers", 64))  # 4 * 16384**2 * 64 weights
+    with pytest.raises(ModelFileError, match=r"header field 'params' describes a model of "
+                                             r"136,390,460,163 values; expected at most "
+                                             r"67,108,864"):
+        modelfile.read(_rewritten(serialize_model(tiny_model("lstm")), big), "m.seofp")
+
+
+def test_an_unused_huge_sparse_tensor_is_refused_before_it_is_decoded() -> None:
+    """Issue 14: a 34 MB file with an unused all-zero sparse tensor took 2.5 GB to load. The
+    table is now checked against the header first, so nothing of the tensor is decoded."""
+    import tracemalloc
+
+    mf = modelfile.read(serialize_model(tiny_model("lstm")))
+    huge = np.zeros(8 * (1 << 20), np.float32)  # 32 Mi values, all zero: stored as a bitmap
+    huge[0] = 1.0
+    data = modelfile.serialize(mf.header, {**mf.tensors,
+                                           "pad": Tensor(huge, "codes", 0, 1)})
+    assert 1 << 20 < len(data) < 2 << 20  # a 1 MiB bitmap
+    tracemalloc.start()
+    try:
+        with pytest.raises(ModelFileError, match=r"m.seofp: tensor 'pad' is not part of the model "
+                                                 r"the header describes"):
+            modelfile.read(data, "m.seofp")
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 4 * len(data)  # no decoded values (128 MiB as float32), no mask
+
+
+def test_a_tensor_of_the_wrong_shape_is_refused_before_it_is_decoded() -> None:
+    mf = modelfile.read(serialize_model(tiny_model("lstm")))
+    tensors = {**mf.tensors, "out.bias": Tensor(np.zeros(300, np.float32), "fp32")}
+    with pytest.raises(ModelFileError, match=r"expected tensor 'out.bias' of shape \(257,\) but "
+                                             r"got \(300,\)"):
+        modelfile.read(modelfile.serialize(mf.header, tensors), "m.seofp")
+    del tensors["out.bias"]
+    with pytest.raises(ModelFileError, match=r"expected tensor 'out.bias' of shape \(257,\) but "
+                                             r"the file has none"):
+        modelfile.read(modelfile.serialize(mf.header, tensors), "m.seofp")
+
+
+def test_a_file_larger_than_any_valid_model_is_refused_unread(tmp_path: Path) -> None:
+    path = tmp_path / "big.seofp"
+    with path.open("wb") as f:
+        f.truncate(modelfile.MAX_FILE_BYTES + 1)  # sparse: no disk used
+    with pytest.raises(ModelFileError, match=r"big.seofp: expected a .seofp file of at most "):
+        modelfile.load(path)
+    with pytest.raises(ModelFileError, match=r"readable .seofp file at .*Is a directory"):
+        modelfile.load(tmp_path)

@@ -494,3 +494,20 @@ def test_baseline_block_without_the_control_comparison(workspace: Path) -> None:
     block = html[html.index("<h2>vs control and baseline (paired)</h2>"):]
     assert f"baseline {base[:8]}" in block and f"control {control[:8]}" not in block
     assert "+0.100 [+0.070, +0.130]" in block and "CI over talkers" in block
+
+
+def test_diverged_and_killed_runs_are_visible(fresh: Path, tmp_path: Path) -> None:
+    """A run the divergence guard flagged is marked in its row, the CSV and a note; a KILLED
+    run is listed as not shown, with its status."""
+    why = "validation SI-SDR 1.90 dB ended below the noisy input's 12.70 dB"
+    _run("fine", _tags("baseline", "fp32"), BASELINE)
+    _run("wild", {**_tags("seofp", "s1e5"), tracking.TAG_DIVERGED: why}, BASELINE)
+    with pytest.raises(KeyboardInterrupt), tracking.start_run(EXP, "stopped",
+                                                              _tags("pruned", "fp32")):
+        raise KeyboardInterrupt
+    res = build_report(experiment=EXP, out=tmp_path / "r.html")
+    text = res.html.read_text()
+    assert "wild [DIVERGED]" in text and why.replace("'", "&#39;") in text
+    assert "stopped): status KILLED" in text
+    labels = [r["label"] for r in csv.DictReader(res.csv.open())]
+    assert "wild [DIVERGED]" in labels and "fine" in labels

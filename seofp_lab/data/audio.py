@@ -9,8 +9,8 @@ path, downmixes multichannel audio by the mean (or takes one channel), and resam
 
 from __future__ import annotations
 
+import errno
 import hashlib
-import os
 from fractions import Fraction
 from pathlib import Path
 
@@ -19,6 +19,7 @@ import soundfile as sf
 from scipy.signal import resample_poly
 
 from seofp_lab.errors import AudioError
+from seofp_lab.fsutil import atomic_path
 
 FS = 16000  # every corpus, model and metric works at this rate (DATA.md)
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".sph", ".aiff", ".aif")  # what soundfile reads
@@ -31,6 +32,26 @@ def audio_info(path: str | Path) -> sf._SoundFileInfo:
     except (RuntimeError, sf.LibsndfileError, OSError) as exc:
         msg = f"Expected an audio file soundfile can read but got {path} ({exc})"
         raise AudioError(msg) from None
+
+
+MAX_CHANNELS = 256
+MAX_SAMPLES = 1 << 28  # per file, all channels: 1 GiB as float32
+MAX_RATIO_TERM = 1 << 16  # resample_poly's filter has about 20 * max(up, down) taps
+
+
+def check_rate(rate: int, path: str | Path, fs: int = FS) -> None:
+    """Refuse a sample rate that cannot be resampled to ``fs`` at a bounded cost.
+
+    Every common rate reduces to a small ratio (44.1 kHz to 16 kHz is 160/441); a header claiming
+    2,147,483,647 Hz would ask ``resample_poly`` for a 43-billion-tap filter.
+    """
+    if not isinstance(rate, int) or rate < 1:
+        raise AudioError(f"Expected a positive sample rate in {path} but got {rate!r}")
+    ratio = Fraction(fs, rate)
+    if max(ratio.numerator, ratio.denominator) > MAX_RATIO_TERM:
+        raise AudioError(f"Expected a sample rate whose ratio to {fs} Hz reduces to terms of at "
+                         f"most {MAX_RATIO_TERM} (every common rate does) but {path} has "
+                         f"{rate} Hz ({ratio.numerator}/{ratio.denominator})")
 
 
 def resample_audio(x: np.ndarray, fs_in: int, fs_out: int = FS) -> np.ndarray:
@@ -67,6 +88,34 @@ def _downmix(data: np.ndarray, path: Path, channel: int | None) -> np.ndarray:
     return data[:, channel]
 
 
+def _read_blocks(path: Path) -> tuple[np.ndarray, int]:
+    """(samples (time,) or (time, channels) float32, rate), read block by block.
+
+    A header's frame count is not trusted (``sf.read`` would allocate it up front: a 44-byte WAV
+    header can claim gigabytes); what is allocated grows with the data actually decoded, up to
+    :data:`MAX_SAMPLES`.
+    """
+    try:
+        with sf.SoundFile(str(path)) as f:
+            rate, channels = int(f.samplerate), int(f.channels)
+            if not 1 <= channels <= MAX_CHANNELS:
+                raise AudioError(f"Expected 1..{MAX_CHANNELS} channels in {path} but the header "
+                                 f"says {channels}")
+            blocks, total = [], 0
+            for block in f.blocks(blocksize=max(1, (1 << 20) // channels), dtype="float32",
+                                  always_2d=True):
+                total += block.size
+                if total > MAX_SAMPLES:
+                    raise AudioError(f"Expected at most {MAX_SAMPLES:,} samples in {path} (about "
+                                     f"{MAX_SAMPLES // FS // 3600} h at 16 kHz); split the file")
+                blocks.append(block)
+    except (RuntimeError, sf.LibsndfileError, OSError, ValueError, MemoryError) as exc:
+        msg = f"Expected an audio file soundfile can read but got {path} ({exc})"
+        raise AudioError(msg) from None
+    data = np.concatenate(blocks) if blocks else np.zeros((0, channels), np.float32)
+    return (data[:, 0] if channels == 1 else data), rate
+
+
 def read_audio(
     path: str | Path, fs: int = FS, resample: bool = True, channel: int | None = None
 ) -> np.ndarray:
@@ -88,17 +137,16 @@ def read_audio(
     path = Path(path)
     if not path.is_file():
         raise AudioError(f"Expected an audio file at {path} but it does not exist")
-    try:
-        data, rate = sf.read(str(path), dtype="float32", always_2d=False)
-    except (RuntimeError, sf.LibsndfileError, OSError) as exc:
-        msg = f"Expected an audio file soundfile can read but got {path} ({exc})"
-        raise AudioError(msg) from None
+    data, rate = _read_blocks(path)
     if data.size == 0:
         raise AudioError(f"Expected audio samples in {path} but the file is empty")
+    if not np.isfinite(data).all():  # before resampling spreads one NaN over its neighbours
+        raise AudioError(f"Expected finite samples in {path} but got NaN or inf")
     x = _downmix(data, path, channel)
     if rate != fs:
         if not resample:
             raise AudioError(f"Expected a sample rate of {fs} Hz in {path} but got {rate} Hz")
+        check_rate(rate, path, fs)
         x = resample_audio(x, rate, fs)
     if not np.isfinite(x).all():
         raise AudioError(f"Expected finite samples in {path} but got NaN or inf")
@@ -108,14 +156,24 @@ def read_audio(
 def write_audio(path: str | Path, x: np.ndarray, fs: int = FS, subtype: str = "FLOAT") -> Path:
     """Write (time,) samples; ``FLOAT`` WAV keeps float32 exactly, ``PCM_16`` FLAC for corpora.
 
-    The file is written beside its target and renamed: an interrupted run leaves no half file.
+    The file is written beside its target and renamed (``fsutil.atomic_path``): an interrupted
+    or refused write leaves no half file and no temporary.
+
+    Raises:
+        AudioError: the folder cannot be created or written, or ``path`` is a folder; the
+            message names the path and the system's reason.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     fmt = "FLAC" if path.suffix.lower() == ".flac" else "WAV"
-    sf.write(str(tmp), np.asarray(x, dtype=np.float32), fs, subtype=subtype, format=fmt)
-    tmp.replace(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if path.is_dir():
+            raise IsADirectoryError(errno.EISDIR, "the output name is a folder", str(path))
+        with atomic_path(path) as tmp:
+            sf.write(str(tmp), np.asarray(x, dtype=np.float32), fs, subtype=subtype, format=fmt)
+    except OSError as exc:
+        raise AudioError(f"Cannot write {path}: {exc.strerror or exc}"
+                         f"{f' ({exc.filename})' if exc.filename else ''}") from None
     return path
 
 

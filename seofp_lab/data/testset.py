@@ -19,6 +19,7 @@ import csv
 import hashlib
 import json
 import shutil
+import tempfile
 import zlib
 from collections import Counter
 from dataclasses import dataclass
@@ -33,6 +34,7 @@ from seofp_lab.data.corpus import Corpus, Utterance, load_corpus
 from seofp_lab.data.level import active_level_db
 from seofp_lab.data.mix import loop_unit, mix_at_snr, segment
 from seofp_lab.errors import SeofpError
+from seofp_lab.fsutil import lock_for
 from seofp_lab.workspace import workspace_dir
 
 TARGET_DB = -26.0  # dBov, active level of every clean reference (DATA.md §4)
@@ -259,19 +261,29 @@ def prepare_test_set(cfg: CorpusConfig, root: Path | None = None, progress: bool
     if final.exists():
         verify(final, progress)
         return _read(final)
-    corpus = load_corpus(cfg)
-    tmp = base / f".{final.name}.partial"
-    shutil.rmtree(tmp, ignore_errors=True)  # a crashed earlier write, never a finished set
-    tmp.mkdir(parents=True)
-    with Progress(transient=True, disable=not progress) as bar:
-        paired = corpus.paired and corpus.pairs("test")
-        rows = (_write_pairs if paired else _write_pool)(cfg, corpus, tmp, bar)
-    with (tmp / "manifest.csv").open("w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=COLUMNS)
-        w.writeheader()
-        w.writerows(rows)
-    meta = {"version": VERSION, "key": testset_key(cfg), "items": len(rows),
-            "manifest_sha256": _sha256(tmp / "manifest.csv")}
-    (tmp / "testset.json").write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
-    tmp.rename(final)  # all or nothing: a reader never sees half a test set
+    # Several processes (parallel sweep points) may ask for the same set at once: one builds it
+    # while the others wait on the lock, then find it built (docs/sweeps.md#a-shared-workspace).
+    with lock_for(final):
+        if final.exists():
+            verify(final, progress)
+            return _read(final)
+        for stale in base.glob(f".{final.name}.partial*"):  # a crashed earlier write (lock held)
+            shutil.rmtree(stale, ignore_errors=True)
+        corpus = load_corpus(cfg)
+        tmp = Path(tempfile.mkdtemp(dir=base, prefix=f".{final.name}.partial-"))
+        try:
+            with Progress(transient=True, disable=not progress) as bar:
+                paired = corpus.paired and corpus.pairs("test")
+                rows = (_write_pairs if paired else _write_pool)(cfg, corpus, tmp, bar)
+            with (tmp / "manifest.csv").open("w", newline="") as fh:
+                w = csv.DictWriter(fh, fieldnames=COLUMNS)
+                w.writeheader()
+                w.writerows(rows)
+            meta = {"version": VERSION, "key": testset_key(cfg), "items": len(rows),
+                    "manifest_sha256": _sha256(tmp / "manifest.csv")}
+            (tmp / "testset.json").write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
+            tmp.rename(final)  # all or nothing: a reader never sees half a test set
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
     return _read(final)

@@ -42,12 +42,24 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--kernel", choices=["intadd", "decode", "fp32"], default=None,
                    help="C engine kernel; default: the run's evaluation.kernel")
     p.add_argument("--workers", type=int, default=None, help="scoring processes (default: cores)")
-    p.add_argument("--max-utterances", type=int, default=None)
+    p.add_argument("--max-utterances", type=_positive, default=None, metavar="N",
+                   help="score only the first N test items (N >= 1); fewer than the run's own "
+                   "evaluation are logged as subset/<metric>, never as its test-set scores")
     p.add_argument("--metrics", default=None, metavar="NAME,NAME",
                    help="comma-separated metric names (docs/metrics.md), e.g. adding DNSMOS: "
                    "pesq_wb,stoi,csig,cbak,covl,dnsmos_sig,dnsmos_bak,dnsmos_ovrl; "
                    "default: the run's evaluation.metrics")
     p.set_defaults(func=run)
+
+
+def _positive(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1 but got {text!r}")
+    return n
 
 
 def run(args: argparse.Namespace) -> int:

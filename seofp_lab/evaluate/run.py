@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
+import tempfile
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from multiprocessing import get_context
@@ -20,8 +22,11 @@ from rich.table import Table
 from seofp_lab import tracking
 from seofp_lab.config import CorpusConfig, ExperimentConfig
 from seofp_lab.console import console as make_console
-from seofp_lab.evaluate.enhanced import enhanced_dir, write_manifest
+from seofp_lab.errors import SeofpError
+from seofp_lab.evaluate.enhanced import enhanced_dir, log_enhanced, write_manifest
 from seofp_lab.evaluate.metrics import METRICS, check_metrics, provenance, score
+from seofp_lab.fsutil import atomic_path, lock_for, write_text_atomic
+from seofp_lab.workspace import workspace_path
 
 
 @dataclass
@@ -34,8 +39,14 @@ class EvalResult:
     own_corpus: bool = True  # False: logged under "<corpus>/..." names (evaluate/corpora.py)
 
 
+SUBSET = "subset/"  # the prefix of scores of fewer utterances than the run's own evaluation
+
+
 def _worker_init() -> None:
     os.environ["OMP_NUM_THREADS"] = "1"
+    from seofp_lab.signals import ignore_in_worker  # noqa: PLC0415
+
+    ignore_in_worker()  # the parent terminates its workers on Ctrl-C or kill
 
 
 def _score_item(task: dict[str, Any]) -> dict[str, Any]:
@@ -67,16 +78,17 @@ def _cached_noisy(test_root: Path, item_id: str, names: list[str]) -> dict[str, 
 
 
 def _store_noisy(test_root: Path, rows: list[dict[str, Any]]) -> None:
-    """Keep the noisy input's scores next to the (write-once) test set for later runs."""
+    """Keep the noisy input's scores next to the (write-once) test set for later runs; several
+    evaluations may finish at once, so the read-update-write holds the cache's lock and the
+    write goes through a unique temporary."""
     path = _noisy_cache(test_root)
-    cache = json.loads(path.read_text()) if path.is_file() else {}
-    for r in rows:
-        cache.setdefault(r["id"], {}).update(
-            {k.removeprefix("noisy_"): v for k, v in r.items() if k.startswith("noisy_")}
-        )
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(cache))
-    tmp.replace(path)
+    with lock_for(path):
+        cache = json.loads(path.read_text()) if path.is_file() else {}
+        for r in rows:
+            cache.setdefault(r["id"], {}).update(
+                {k.removeprefix("noisy_"): v for k, v in r.items() if k.startswith("noisy_")}
+            )
+        write_text_atomic(path, json.dumps(cache))
 
 
 def score_parallel(
@@ -85,18 +97,33 @@ def score_parallel(
     """Score (clean, noisy, enhanced) file triples in worker processes, with a progress bar."""
     workers = workers or os.cpu_count() or 1
     rows: list[dict[str, Any]] = []
-    with (
-        Progress(transient=False) as bar,
-        ProcessPoolExecutor(
-            max_workers=workers, mp_context=get_context("spawn"), initializer=_worker_init
-        ) as pool,
-    ):
-        job = bar.add_task(f"{label} ({workers} workers)", total=len(tasks))
-        for fut in as_completed([pool.submit(_score_item, t) for t in tasks]):
-            rows.append(fut.result())
-            bar.advance(job)
+    pool = ProcessPoolExecutor(
+        max_workers=workers, mp_context=get_context("spawn"), initializer=_worker_init
+    )
+    try:
+        with Progress(transient=False) as bar:
+            job = bar.add_task(f"{label} ({workers} workers)", total=len(tasks))
+            for fut in as_completed([pool.submit(_score_item, t) for t in tasks]):
+                rows.append(fut.result())
+                bar.advance(job)
+    except BaseException:  # a signal, a failed item: no worker outlives the command
+        _terminate(pool)
+        raise
+    pool.shutdown()
     order = {t["id"]: i for i, t in enumerate(tasks)}
     return sorted(rows, key=lambda r: order[r["id"]])
+
+
+def _terminate(pool: ProcessPoolExecutor) -> None:
+    """End a pool's worker processes now (a plain shutdown waits for every queued item)."""
+    procs = list((getattr(pool, "_processes", None) or {}).values())
+    pool.shutdown(wait=False, cancel_futures=True)
+    for proc in procs:
+        proc.terminate()
+    for proc in procs:
+        proc.join(timeout=5)
+        if proc.is_alive():
+            proc.kill()
 
 
 def aggregate(rows: list[dict[str, Any]], names: list[str]) -> dict[str, float]:
@@ -143,9 +170,9 @@ def _enhancer(
 ):  # noqa: ANN202 - a callable wave -> wave
     if engine == "c":
         from seofp_lab.infer.engine import load as load_engine  # noqa: PLC0415
-        from seofp_lab.infer.export import export_run  # noqa: PLC0415
+        from seofp_lab.infer.enhance_cli import model_path  # noqa: PLC0415
 
-        eng = load_engine(export_run(run_id), kernel=kernel)
+        eng = load_engine(model_path(run_id), kernel=kernel)  # cached, logged or a new export
         return eng.enhance
     import torch  # noqa: PLC0415
 
@@ -183,16 +210,25 @@ def evaluate(
     target = resolve_target(run_id, cfg, corpus, corpus_name)
     names = list(metrics or cfg.evaluation.metrics)
     check_metrics(names)  # unknown names, DNSMOS without its packages: before any enhancing
-    max_utterances = max_utterances or cfg.evaluation.max_utterances
+    if max_utterances is not None and (isinstance(max_utterances, bool) or max_utterances < 1):
+        raise SeofpError(f"Expected max_utterances >= 1 (or none: every test item) but got "
+                         f"{max_utterances}")
+    own_limit = cfg.evaluation.max_utterances
     engine = engine or cfg.evaluation.engine
     kernel = kernel or cfg.evaluation.kernel
     test_set = prepare_test_set(target.config)
-    items = test_set.items[:max_utterances] if max_utterances else test_set.items
+    full = test_set.items[:own_limit] if own_limit else test_set.items
+    items = test_set.items[:max_utterances] if max_utterances else full
+    # fewer items than the run's own evaluation: never the headline numbers (docs/runs.md)
+    subset = len(items) < len(full)
     ckpt = tracking.download_artifact(run_id, tracking.CHECKPOINT_ARTIFACT)
     enhance = _enhancer(run_id, engine, kernel, ckpt)
     engine_name = "torch" if engine == "torch" else f"c-{kernel}"
-    out_dir = enhanced_dir(run_id, engine_name, must_exist=False,
-                           corpus=None if target.own else target.label)
+    if subset:  # the enhanced test set (studies read it) keeps the full evaluation's files
+        out_dir = Path(tempfile.mkdtemp(prefix="subset-", dir=workspace_path("tmp", "x").parent))
+    else:
+        out_dir = enhanced_dir(run_id, engine_name, must_exist=False,
+                               corpus=None if target.own else target.label)
     out_dir.mkdir(parents=True, exist_ok=True)
     tasks, manifest = [], []
     with Progress() as bar:
@@ -206,7 +242,8 @@ def evaluate(
                     f"but got {enhanced.shape}"
                 )
             path = out_dir / f"{item.id}.wav"
-            sf.write(path, enhanced, 16000, subtype="FLOAT")
+            with atomic_path(path) as tmp:  # another evaluation of this run may write it too
+                sf.write(tmp, enhanced, 16000, subtype="FLOAT")
             row = {
                 "id": item.id,
                 "speaker": item.speaker,
@@ -237,7 +274,20 @@ def evaluate(
             f"[yellow]{failures} metric computations failed; see the "
             "*_error columns of the per-utterance CSV[/yellow]"
         )
-    if log:
+    if subset:
+        make_console(stderr=True).print(
+            f"[yellow]{len(items)} of the {len(full)} test items: logged as {SUBSET}<metric> "
+            f"and {target.artifact_dir}/{SUBSET}, not as the run's test-set scores[/yellow]")
+        shutil.rmtree(out_dir, ignore_errors=True)
+    if log and subset:
+        prefix = "" if engine == "torch" else f"engine_{kernel}_"
+        key = SUBSET + target.metric_prefix + prefix
+        with tracking.resume_run(run_id):
+            tracking.log_table(rows, f"{target.artifact_dir}/{SUBSET}{prefix}per_utterance.csv")
+            tracking.log_metrics({key + k: v for k, v in result.items()})
+            tracking.log_metrics({key + "test_utterances": float(len(rows)),
+                                  key + "metric_failures": float(failures)})
+    elif log:
         prefix = "" if engine == "torch" else f"engine_{kernel}_"
         key = target.metric_prefix + prefix  # "voicebank_demand/engine_intadd_" or ""
         folder = target.artifact_dir  # "evaluation" or "evaluation/voicebank_demand"
@@ -255,6 +305,7 @@ def evaluate(
                 tracking.log_figure(_per_snr_figure(result, names),
                                     f"{folder}/{prefix}per_snr.png")
             record(run_id, target, len(rows), engine_name)
+            log_enhanced(out_dir)  # on a shared server: for other workspaces (docs/team.md)
         # against the seofp.baseline_run's per-utterance scores; prints one line if impossible
         from seofp_lab.evaluate.paired_runs import after_evaluation  # noqa: PLC0415
 
@@ -268,6 +319,7 @@ COLUMN_LABELS = {
     "dnsmos_sig": "DNS-SIG", "dnsmos_bak": "DNS-BAK", "dnsmos_ovrl": "DNS-OVRL",
     "size_bytes": "size B", "compression_pct": "compr. %",
     "bits_per_weight": "bits/w", "speedup_vs_fp32": "C speed-up", "rtf": "RTF",
+    "speedup_vs_ort": "C × ORT",
 }
 
 
@@ -297,7 +349,7 @@ def _fmt(v: float | None, name: str = "") -> str:
         return f"{v:,.0f}"
     if name in ("compression_pct", "si_sdr"):
         return f"{v:.2f}"
-    if name in ("speedup_vs_fp32", "bits_per_weight"):
+    if name in ("speedup_vs_fp32", "speedup_vs_ort", "bits_per_weight"):
         return f"{v:.2f}"
     return f"{v:.3f}"
 

@@ -1,6 +1,7 @@
-"""Side-by-side latency of a model: PyTorch fp32 eager, PyTorch dynamic int8, the C engine's
-``fp32`` loop, ``intadd`` and ``decode`` (KERNEL.md §6: one thread, warm-up, interleaved samples,
-p50/p90 and best, every ratio within one run)."""
+"""Side-by-side latency of a model: PyTorch fp32 eager, PyTorch dynamic int8, ONNX Runtime (the
+network exported to ONNX with the engine's numpy STFT around it, ``onnx_export.py``), the C
+engine's ``fp32`` loop, ``intadd`` and ``decode`` (KERNEL.md §6: one thread, warm-up, interleaved
+samples, p50/p90 and best, every ratio within one run)."""
 
 from __future__ import annotations
 
@@ -22,9 +23,10 @@ from seofp_lab.infer import engine as engine_mod
 from seofp_lab.infer import kernels as K
 from seofp_lab.infer import modelfile
 from seofp_lab.infer.export import serialize_model
+from seofp_lab.infer.onnx_export import OnnxEnhancer, OnnxError
 
 FS = 16000
-CONTENDERS = ("torch_fp32", "torch_int8", "c_fp32", "c_intadd", "c_decode")
+CONTENDERS = ("torch_fp32", "torch_int8", "ort", "c_fp32", "c_intadd", "c_decode")
 
 
 @dataclass
@@ -37,12 +39,14 @@ class BenchResult:
 
     @property
     def metrics(self) -> dict[str, float]:
-        """``latency_ms_p50/p90``, ``rtf``, ``speedup_vs_fp32`` of ``c_<kernel>`` unprefixed, and
-        every contender's as ``bench_<contender>_<name>``."""
+        """``latency_ms_p50/p90``, ``rtf``, ``speedup_vs_fp32`` and ``speedup_vs_ort`` (ONNX
+        Runtime's p50 over this one's) of ``c_<kernel>`` unprefixed, and every contender's as
+        ``bench_<contender>_<name>``."""
         out: dict[str, float] = {}
         for row in self.rows:
             vals = {k: row[k] for k in ("latency_ms_p50", "latency_ms_p90", "rtf",
                                         "speedup_vs_fp32", "frame_ms_p50")}
+            vals["speedup_vs_ort"] = row["vs_ort"]
             out.update({f"bench_{row['name']}_{k}": v for k, v in vals.items() if v is not None})
             if row["name"] == f"c_{self.kernel}":
                 out.update({k: v for k, v in vals.items() if v is not None and k != "frame_ms_p50"})
@@ -89,6 +93,14 @@ def _cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
+def _ort_version() -> str:
+    try:
+        import onnxruntime  # noqa: PLC0415
+    except ImportError:
+        return "not installed"
+    return str(onnxruntime.__version__)
+
+
 def environment() -> dict[str, str]:
     """What a benchmark table must state (KERNEL.md §6): CPU, code path, build, versions, threads,
     load average and the BLAS settings."""
@@ -98,8 +110,8 @@ def environment() -> dict[str, str]:
             "compiler": (sysconfig.get_config_var("CC") or "cc").split()[0] + " "
             + (platform.python_compiler() or ""),
             "kernel_flags": "-O3 -std=c11 (target attributes avx2,fma,f16c; runtime dispatch)",
-            "torch": torch.__version__, "numpy": np.__version__,
-            "threads": f"torch={torch.get_num_threads()} "
+            "torch": torch.__version__, "numpy": np.__version__, "onnxruntime": _ort_version(),
+            "threads": f"torch={torch.get_num_threads()} ORT=1 "
                        f"OMP={os.environ.get('OMP_NUM_THREADS', 'unset')} "
                        f"OPENBLAS={os.environ.get('OPENBLAS_NUM_THREADS', 'unset')}",
             "load": " ".join(f"{v:.2f}" for v in os.getloadavg()),
@@ -108,7 +120,8 @@ def environment() -> dict[str, str]:
 
 def bench_model(model: nn.Module, seconds: float = 4.0, samples: int = 31, warmup: int = 3,
                 kernel: K.Kernel = "intadd", seed: int = 0) -> BenchResult:
-    """Side-by-side latency of PyTorch fp32, PyTorch dynamic int8 and the three C kernels.
+    """Side-by-side latency of PyTorch fp32, PyTorch dynamic int8, ONNX Runtime and the three C
+    kernels.
 
     PyTorch's deprecation notices about its own int8 API are silenced here only: the int8
     contender is still what a user would pick instead, and the notices are not about this code.
@@ -125,7 +138,8 @@ def _bench_model(model: nn.Module, seconds: float = 4.0, samples: int = 31, warm
     """Time every contender on one random utterance of ``seconds``, interleaved A B C ....
 
     Contenders the model cannot run (intadd/decode on weights that are not SEOFP, int8 on a model
-    without quantizable layers) are reported with ``latency_ms_p50 = None``.
+    without quantizable layers, ONNX Runtime when it or ``onnx`` is not installed) are reported
+    with ``latency_ms_p50 = None``.
     """
     model = model.eval()
     wave = (np.random.default_rng(seed).standard_normal(int(seconds * FS)) * 0.1).astype(
@@ -143,6 +157,11 @@ def _bench_model(model: nn.Module, seconds: float = 4.0, samples: int = 31, warm
     runners["torch_fp32"] = torch_runner(model)
     q = _torch_int8(model)
     runners["torch_int8"] = torch_runner(q) if q is not None else None
+    try:
+        ort = OnnxEnhancer(model, threads=1)
+        runners["ort"] = lambda: ort.enhance(wave)
+    except OnnxError:
+        runners["ort"] = None
     layout = "n/a"
     for k in ("fp32", "intadd", "decode"):
         try:
@@ -171,12 +190,13 @@ def _bench_model(model: nn.Module, seconds: float = 4.0, samples: int = 31, warm
         torch.set_num_threads(threads)
     base = float(np.median(times["torch_fp32"]))
     c_base = float(np.median(times["c_fp32"])) if "c_fp32" in times else None
+    ort_base = float(np.median(times["ort"])) if "ort" in times else None
     rows = []
     for n in CONTENDERS:
         if n not in times:
             rows.append({"name": n, "latency_ms_p50": None, "latency_ms_p90": None, "rtf": None,
                          "speedup_vs_fp32": None, "frame_ms_p50": None, "best_ms": None,
-                         "vs_c_fp32": None})
+                         "vs_c_fp32": None, "vs_ort": None})
             continue
         t = np.asarray(times[n])
         p50 = float(np.median(t))
@@ -185,6 +205,7 @@ def _bench_model(model: nn.Module, seconds: float = 4.0, samples: int = 31, warm
                      "best_ms": 1e3 * float(t.min()), "rtf": p50 / seconds,
                      "speedup_vs_fp32": base / p50,
                      "vs_c_fp32": c_base / p50 if c_base else None,
+                     "vs_ort": ort_base / p50 if ort_base else None,
                      "frame_ms_p50": 1e3 * p50 / frames if frames else None})
     return BenchResult(rows, kernel, env)
 
@@ -194,14 +215,14 @@ def print_table(result: BenchResult, title: str) -> None:
 
     table = Table(title=title)
     for col in ("contender", "p50 ms", "p90 ms", "best ms", "per frame ms", "RTF", "× torch fp32",
-                "× C fp32"):
+                "× ORT", "× C fp32"):
         table.add_column(col, justify="right")
     for r in result.rows:
         def f(key: str, fmt: str = "{:.2f}", r: dict[str, Any] = r) -> str:
             return "n/a" if r[key] is None else fmt.format(r[key])
         table.add_row(r["name"], f("latency_ms_p50"), f("latency_ms_p90"), f("best_ms"),
                       f("frame_ms_p50", "{:.3f}"), f("rtf", "{:.4f}"), f("speedup_vs_fp32"),
-                      f("vs_c_fp32"))
+                      f("vs_ort"), f("vs_c_fp32"))
     console = make_console()
     console.print(table)
     console.print(" ".join(f"{k}={v}" for k, v in result.env.items()))

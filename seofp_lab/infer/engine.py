@@ -2,9 +2,9 @@
 
 ``load(path, kernel)`` validates the file and repacks every weight matrix for one kernel:
 ``intadd`` (the paper's integer adder, default), ``decode`` (bit-identical, faster with FMA) or
-``fp32`` (the control). intadd keeps its weights as 16-bit addends (one unpack per 8
-products) when the model's addends fit in ``kernels.ADDENDS_MAX_BYTES`` (cache-resident: the
-fastest layout), else as 1-byte codes (half the bytes to stream per frame). "nibbles" keeps s1e3
+``fp32`` (the control). intadd keeps each matrix as 16-bit addends when they fit in
+``kernels.ADDENDS_MAX_BYTES`` (L2-resident: the fastest layout), else as 1-byte codes (half the
+bytes to stream per frame). "nibbles" keeps s1e3
 layers (windows of <= 7 exponents) at 4 bits, half the memory of codes at about 0.9x their speed on
 AVX2 (table lookups and unpacks bound it, not memory); all layouts are bit-identical.
 Every header field is honoured (``header.py``), a mask model's gain included:
@@ -16,6 +16,8 @@ offline and the streaming paths both use it. A tensor the header does not accoun
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +28,16 @@ from seofp_lab.infer import kernels as K
 from seofp_lab.infer import modelfile, stft
 from seofp_lab.infer.header import FCNHeader, LSTMHeader
 from seofp_lab.infer.kernels import IntaddLayout, Kernel
+
+MAX_WORK_BYTES = 2 << 30  # memory one ``enhance`` call may need (docs/MODEL_FILE.md#limits)
+
+
+class NonFiniteOutput(K.KernelError):
+    """A layer produced NaN or inf: the model overflows float32 on this input; nothing is output."""
+
+
+class WorkTooLarge(K.KernelError):
+    """An input whose enhancement would need more memory than :data:`MAX_WORK_BYTES`."""
 
 
 class Engine:
@@ -39,10 +51,10 @@ class Engine:
             raise K.KernelError(f"Expected an intadd layout in {K.INTADD_LAYOUTS} but got "
                                 f"{intadd_layout!r}")
         self.kernel, self.where, self.file = kernel, where, model
-        if intadd_layout == "auto":  # matrices and conv kernels are the packed tensors
-            weights = sum(t.values.size for t in model.tensors.values() if t.values.ndim >= 2)
-            intadd_layout = "addends" if 2 * weights <= K.ADDENDS_MAX_BYTES else "codes"
-        self.intadd_layout: IntaddLayout = intadd_layout
+        # "auto" is resolved per matrix by pack_layer (16-bit addends while a matrix fits in
+        # K.ADDENDS_MAX_BYTES, else 1-byte codes); intadd_layout then names what was used
+        self.intadd_layout: str = intadd_layout
+        self._kinds: set[int] = set()
         spec = model.spec  # checked by modelfile.read: every field is honoured
         self.name = spec.model
         self.clamps = 0  # activations clamped by intadd's overflow guard, summed over calls
@@ -51,6 +63,9 @@ class Engine:
             self._init_lstm(spec)
         else:
             self._init_fcn(spec)
+        if intadd_layout == "auto" and kernel == "intadd":
+            names = {K.lib.SEOFP_INTADD16: "addends", K.lib.SEOFP_INTADD: "codes"}
+            self.intadd_layout = "+".join(sorted(names[k] for k in self._kinds))
         unused = [n for n in model.tensors if n not in self._used]
         if unused:  # a layer the header does not describe would be silently skipped
             raise ModelFileError(f"{where}: tensor {unused[0]!r} is not part of the {self.name} "
@@ -125,21 +140,80 @@ class Engine:
             if (self.kernel == "intadd" and layout == "nibbles"
                     and K.exponent_span(w) > K.NIBBLE_SPAN):
                 layout = "codes"
-            return K.pack_layer(np.ascontiguousarray(w), self.kernel, layout)
+            packed = K.pack_layer(np.ascontiguousarray(w), self.kernel, layout)  # type: ignore[arg-type]
+            self._kinds.add(packed.c_kind)
+            return packed
         except K.KernelError as exc:
             raise K.KernelError(f"{self.where}: tensor {name!r}: {exc}") from None
 
     # --------------------------------------------------------------------------- inference
-    def enhance(self, wave: np.ndarray) -> np.ndarray:
-        """Enhance one utterance: ``(time,)`` float32 -> ``(time,)`` float32."""
+    def work_bytes(self, length: int) -> int:
+        """About the most memory ``enhance`` holds at once for ``length`` samples (an upper
+        estimate: the input, the spectrum, plus the largest of the STFT, network and inverse
+        stages with their C scratch); checked before anything is allocated."""
+        # each packed layer keeps its own C scratch buffer (reused by later calls): they add up
+        if self.name == "fcn":
+            scratch = sum(K.conv1d_scratch_floats(c, self.ksize, length) for c, _, _ in self.convs)
+            return 12 * length + scratch * 4 + 3 * self.convs[0][0].rows * length * 4
+        frames, n_fft, bins = stft.frame_count(length, self.hop), self.n_fft, self.bins
+        total = n_fft + self.hop * (frames - 1)
+        width = max([self.hidden * self.dirs, bins] + ([self.fc[0].rows] if self.fc else []))
+        scratch = sum([K.lstm_scratch_floats(wih, whh, frames) for d in self.cells
+                       for wih, whh, _ in d]
+                      + [K.gemm_scratch_floats(layer, frames)
+                         for layer in [self.out[0]] + ([self.fc[0]] if self.fc else [])])
+        stages = (
+            (length + n_fft) * 8 + length * 8 + frames * (n_fft * 8 + bins * 16),  # stft
+            frames * (bins * 4 * 6 + width * 4 * 3),  # features, layers
+            frames * bins * 56,  # mask or lps inverse, phase
+            frames * (bins * 16 + n_fft * 24) + total * 24 + length * 12,  # istft, envelope
+        )
+        return length * 4 + frames * bins * 8 + scratch * 4 + max(stages)
+
+    def enhance(self, wave: np.ndarray, max_bytes: int = MAX_WORK_BYTES) -> np.ndarray:
+        """Enhance one utterance: ``(time,)`` float32 -> ``(time,)`` float32.
+
+        Raises:
+            WorkTooLarge: the input would need more than ``max_bytes`` (:meth:`work_bytes`).
+            NonFiniteOutput: a layer produced NaN or inf; the message names the layer.
+        """
         x = np.asarray(wave)
         if x.dtype != np.float32 or x.ndim != 1 or not np.isfinite(x).all():
             raise K.KernelError(f"Expected a finite float32 (time,) waveform but got {x.dtype} "
                                 f"{x.shape}")
+        need = self.work_bytes(x.size) if x.size < 1 << 31 else 1 << 62  # C takes int lengths
+        if need > max_bytes:
+            setting = ("params.channels, params.kernel" if self.name == "fcn"
+                       else f"params.n_fft={self.n_fft}, params.hop={self.hop}")
+            raise WorkTooLarge(
+                f"{self.where}: enhancing {x.size:,} samples ({x.size / 16000:.1f} s at 16 kHz) "
+                f"with {setting} needs about {need / 2**30:.2f} GiB, over the engine's limit of "
+                f"{max_bytes / 2**30:.2f} GiB (engine.MAX_WORK_BYTES); split the input")
         if self.name == "fcn":
             return self._fcn(x)
         spec = stft.stft(x, self.n_fft, self.hop)
-        return stft.istft(self.spectral(spec), x.size, self.n_fft, self.hop)
+        y = stft.istft(self.spectral(spec), x.size, self.n_fft, self.hop)
+        self._finite(y, "the inverse STFT")
+        return y
+
+    @contextmanager
+    def _layer(self, layer: str) -> Iterator[None]:
+        """Its inputs were checked finite, so a kernel's non-finite status arose inside
+        ``layer`` (an overflowing gate pre-activation): say so, naming the layer."""
+        try:
+            yield
+        except K.NonFiniteInput:
+            raise NonFiniteOutput(f"{self.where}: {layer} produced NaN or inf on this input (the "
+                                  f"model's values overflow float32); no output is given"
+                                  ) from None
+
+    def _finite(self, a: np.ndarray, layer: str) -> None:
+        """Refuse NaN or inf from ``layer``, naming it (KERNEL.md: the kernels only refuse them
+        on input, so an overflowing model would otherwise pass NaN along to the output)."""
+        if not np.isfinite(a).all():
+            what = "NaN" if np.isnan(a).any() else "inf"
+            raise NonFiniteOutput(f"{self.where}: {layer} produced {what} on this input (the "
+                                  f"model's values overflow float32); no output is given")
 
     def spectral(self, spec: np.ndarray,
                  state: np.ndarray | list[np.ndarray] | None = None) -> np.ndarray:
@@ -149,12 +223,20 @@ class Engine:
         utterance (streaming): a ``(2 * layers, hidden)`` float32 array (h then c per layer,
         ``self.stack.new_state()``) or a list of those rows as separate arrays.
         """
-        feats = (stft.lps(spec, self.lps_eps) - self.mean) / self.std
+        with np.errstate(all="ignore"):  # overflow is reported by _finite, naming the layer
+            feats = (stft.lps(spec, self.lps_eps) - self.mean) / self.std
+        self._finite(feats, "the input features (feat_mean, feat_std)")
         frames = feats.shape[0]
         x = np.ascontiguousarray(feats, np.float32)
         if self.stack is not None:
             x = self._stack(x, state)
         for li, dirs in enumerate(self.cells if self.stack is None else []):
+            if self.dirs == 2 and state is None:  # both directions in one C call, interleaved
+                with self._layer(f"layer {li} ({self.name})"):
+                    x, n = K.blstm_layer(dirs[0], dirs[1], x)
+                self.clamps += n
+                self._finite(x, f"layer {li} ({self.name})")
+                continue
             out = np.empty((frames, self.hidden * self.dirs), np.float32)
             for d, (wih, whh, b) in enumerate(dirs):
                 if state is None:
@@ -162,20 +244,31 @@ class Engine:
                     c = np.zeros(self.hidden, np.float32)
                 else:
                     h, c = state[2 * li], state[2 * li + 1]
-                self.clamps += K.lstm_direction(wih, whh, b, x, h, c, out, col=d * self.hidden,
-                                                reverse=d == 1)
+                with self._layer(f"layer {li} ({self.name})"):
+                    self.clamps += K.lstm_direction(wih, whh, b, x, h, c, out,
+                                                    col=d * self.hidden, reverse=d == 1)
             x = out
+            self._finite(x, f"layer {li} ({self.name})")
+        layer = self.layers
         if self.fc is not None:
-            x, n = K.linear(self.fc[0], self.fc[1], x, "relu")
+            with self._layer(f"layer {layer} (fc)"):
+                x, n = K.linear(self.fc[0], self.fc[1], x, "relu")
             self.clamps += n
+            self._finite(x, f"layer {layer} (fc)")
+            layer += 1
         act = "sigmoid" if self.target == "mask" else "none"
-        y, n = K.linear(self.out[0], self.out[1], x, act)
+        with self._layer(f"layer {layer} (out)"):
+            y, n = K.linear(self.out[0], self.out[1], x, act)
         self.clamps += n
+        self._finite(y, f"layer {layer} (out)")
         if self.target == "mask":
             gain = self.mask_floor + self.mask_scale * y  # in [mask_floor, 1]
             mag = np.abs(spec)  # once, for the mask and for the phase
             return stft.with_phase(gain * mag, spec, mag)
-        return stft.with_phase(stft.lps_to_magnitude(y * self.std + self.mean, self.lps_eps), spec)
+        with np.errstate(all="ignore"):
+            mag = stft.lps_to_magnitude(y * self.std + self.mean, self.lps_eps)
+        self._finite(mag, f"the LPS inverse of layer {layer} (out)")
+        return stft.with_phase(mag, spec)
 
     def _stack(self, x: np.ndarray, state: np.ndarray | list[np.ndarray] | None) -> np.ndarray:
         """The unidirectional stack in one C call: ``(frames, bins)`` -> ``(frames, hidden)``."""
@@ -183,20 +276,47 @@ class Engine:
         packed = state if isinstance(state, np.ndarray) else self.stack.new_state()
         if isinstance(state, list):
             packed[:] = np.stack(state)
-        y, n = self.stack.run(x, packed)
+        before = packed.copy()  # a few KB: lets a non-finite output be traced to its layer
+        try:
+            y, n = self.stack.run(x, packed)
+        except K.NonFiniteInput:  # inside the stack: a layer's gates overflowed
+            y, n = np.full((1, 1), np.nan, np.float32), 0
         self.clamps += n
+        if not np.isfinite(y).all():
+            self._finite(y, f"layer {self._first_nonfinite(x, before)} (lstm)")
         if isinstance(state, list):
             for row, v in zip(packed, state, strict=True):
                 v[...] = row
         return y
 
+    def _first_nonfinite(self, x: np.ndarray, state: np.ndarray) -> int:
+        """The first layer of the unidirectional stack whose output is not finite, found by
+        running the layers one by one (bit-identical to the stack) from the saved state."""
+        for li, ((wih, whh, b),) in enumerate(self.cells):
+            h, c = state[2 * li].copy(), state[2 * li + 1].copy()
+            out = np.empty((x.shape[0], self.hidden), np.float32)
+            try:
+                K.lstm_direction(wih, whh, b, x, h, c, out)
+            except K.NonFiniteInput:
+                return li
+            if not np.isfinite(out).all():
+                return li
+            x = out
+        return self.layers - 1
+
     def _fcn(self, x: np.ndarray) -> np.ndarray:
         h = x[None, :]
         for i, (conv, bias, bn) in enumerate(self.convs):
-            h, n = K.conv1d(conv, bias, h, self.ksize)
+            with self._layer(f"layer {i} (conv)"):
+                h, n = K.conv1d(conv, bias, h, self.ksize)
             self.clamps += n
+            self._finite(h, f"layer {i} (conv)")
             last = i == len(self.convs) - 1
-            K.channel_norm_act_(h, bn, self.eps, "tanh" if last else "leaky_relu", self.slope)
+            with np.errstate(all="ignore"):
+                K.channel_norm_act_(h, bn, self.eps, "tanh" if last else "leaky_relu",
+                                    self.slope)
+            self._finite(h, f"layer {i} ({'batch norm + ' if bn else ''}"
+                            f"{'tanh' if last else 'leaky relu'})")
         return h[0]
 
     def stream(self) -> Any:
@@ -210,7 +330,7 @@ def load(path: str | Path, kernel: Kernel = "intadd",
          intadd_layout: IntaddLayout = "auto") -> Engine:
     """Read and validate a ``.seofp`` file and build an :class:`Engine` on ``kernel``.
 
-    ``intadd_layout``: "auto" (by model size), "addends" (16-bit), "codes" (1 byte per weight) or
-    "nibbles" (4 bits where a layer's window holds <= 7 exponents, else 1 byte).
+    ``intadd_layout``: "auto" (per matrix by its size), "addends" (16-bit), "codes" (1 byte per
+    weight) or "nibbles" (4 bits where a layer's window holds <= 7 exponents, else 1 byte).
     """
     return Engine(modelfile.load(path), kernel, str(path), intadd_layout)

@@ -13,7 +13,10 @@ from __future__ import annotations
 
 import argparse
 import csv
+import io
 import math
+import os
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,8 +24,16 @@ from typing import Any
 
 import numpy as np
 
-from seofp_lab.data.audio import FS, audio_info, read_audio, resample_audio, write_audio
+from seofp_lab.data.audio import (
+    FS,
+    audio_info,
+    check_rate,
+    read_audio,
+    resample_audio,
+    write_audio,
+)
 from seofp_lab.errors import AudioError, SeofpError
+from seofp_lab.fsutil import write_text_atomic
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".sph", ".aiff", ".aif")
 
@@ -55,8 +66,33 @@ def model_path(source: str) -> Path:
 
     run_id = tracking.resolve_run_id(source)  # a full id or a unique prefix
     cached = workspace_path("exports", f"{run_id}.seofp")
+    if not cached.is_file():  # exported elsewhere: the run's model/ artifact (docs/team.md)
+        _fetch_export(run_id, cached)
     current = modelfile.file_version(cached) == modelfile.FORMAT_VERSION
     return cached if current else export_run(run_id)
+
+
+def _fetch_export(run_id: str, dst: Path) -> None:
+    """Copy the run's logged ``model/*.seofp`` (``seofp export`` on any machine) to ``dst``;
+    nothing happens when the run has none."""
+    import shutil  # noqa: PLC0415
+    import tempfile  # noqa: PLC0415
+
+    from seofp_lab import tracking  # noqa: PLC0415
+
+    try:
+        logged = [a.path for a in tracking.client().list_artifacts(run_id, "model")
+                  if a.path.endswith(".seofp")]
+    except Exception:  # no artifacts reachable: export from the checkpoint instead
+        return
+    if not logged:
+        return
+    with tempfile.TemporaryDirectory(prefix="seofp-") as tmp:
+        got = tracking.download_artifact(run_id, sorted(logged)[-1], Path(tmp))
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        part = dst.with_name(f".{dst.name}.part")
+        shutil.copyfile(got, part)
+        part.replace(dst)  # never half a .seofp file
 
 
 def input_files(inputs: list[Path]) -> list[Path]:
@@ -88,13 +124,91 @@ def _stream(engine: object, x: np.ndarray, chunk: int) -> tuple[np.ndarray, list
     return np.concatenate(pieces), times
 
 
+@dataclass(frozen=True)
+class Failed:
+    """One input that could not be enhanced, and why (one line)."""
+
+    source: Path
+    error: str
+
+
+def _plan_outputs(files: list[Path], out_dir: Path, overwrite: bool,
+                  extra: tuple[str, ...] = ()) -> dict[Path, Path]:
+    """Each input's output path, refusing before anything is computed: an output that would
+    replace an input or another output, an existing file (unless ``overwrite``), an output name
+    that is a folder, and a folder that cannot be created or written."""
+    targets = {f: out_dir / f"{f.stem}.wav" for f in files}
+    clash = [f for f, o in targets.items() if o.resolve() in targets]
+    outs = list(targets.values())
+    if clash or len(set(outs)) != len(outs):
+        raise AudioError(f"Expected outputs in {out_dir} that overwrite no input and no other "
+                         f"output but got a clash (inputs with one stem, or --out an input "
+                         f"folder): {sorted(str(f) for f in clash) or 'same stems'}")
+    named = outs + [out_dir / name for name in extra]
+    folders = [o for o in named if o.is_dir()]
+    if folders:
+        raise AudioError(f"Cannot write {folders[0]}: the output name is a folder "
+                         f"({len(folders)} such outputs)")
+    existing = [o for o in named if o.exists() or o.is_symlink()]
+    if existing and not overwrite:
+        names = ", ".join(o.name for o in existing[:3]) + (" ..." if len(existing) > 3 else "")
+        raise AudioError(f"Expected no existing files at the outputs in {out_dir} but "
+                         f"{len(existing)} exist ({names}); pass --overwrite to replace them, "
+                         f"or choose another --out")
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise AudioError(f"Cannot create the output folder {out_dir}: "
+                         f"{exc.strerror or exc}") from None
+    if not out_dir.is_dir() or not os.access(out_dir, os.W_OK | os.X_OK):
+        raise AudioError(f"Cannot write into the output folder {out_dir}: "
+                         f"{'not a folder' if not out_dir.is_dir() else 'permission denied'}")
+    return targets
+
+
+def _enhance_one(eng: Any, f: Path, out: Path, stream: bool, chunk_ms: float, chunk: int,
+                 subtype: str) -> Enhanced:
+    info = audio_info(f)
+    rate, frames = int(info.samplerate), int(info.frames)
+    check_rate(rate, f)  # the output goes back to this rate
+    x = read_audio(f)  # 16 kHz mono float32
+    try:
+        if stream:
+            y, times = _stream(eng, x, chunk)
+            ms = 1e3 * np.asarray(times)
+            extra = {"compute_s": float(ms.sum() / 1e3),
+                     "chunk_ms_p50": float(np.percentile(ms, 50)),
+                     "chunk_ms_p99": float(np.percentile(ms, 99)),
+                     "late_chunks": int((ms > chunk_ms).sum())}
+        else:
+            t0 = time.perf_counter()
+            y = eng.enhance(x)
+            extra = {"compute_s": time.perf_counter() - t0}
+    except ValueError as exc:  # e.g. shorter than one STFT frame
+        raise AudioError(str(exc)) from None
+    if not np.isfinite(y).all():  # the engine refuses this itself; never write it
+        raise AudioError("the model produced NaN or inf; nothing written")
+    y = resample_audio(y, FS, rate)  # back to the input's rate ...
+    if rate != FS:  # ... and its length: two roundings can add or drop a sample or two
+        y = np.pad(y[:frames], (0, max(0, frames - y.size)))
+    write_audio(out, np.clip(y, -1.0, 1.0) if subtype == "PCM_16" else y, rate, subtype)
+    return Enhanced(f, out, x.size / FS, **extra)
+
+
 def enhance_files(model: Path, files: list[Path], out_dir: Path, kernel: str = "intadd",
-                  stream: bool = False, chunk_ms: float = 16.0,
-                  subtype: str = "FLOAT") -> list[Enhanced]:
-    """Enhance every file into ``out_dir`` (same stem, ``.wav``); returns what was done.
+                  stream: bool = False, chunk_ms: float = 16.0, subtype: str = "FLOAT",
+                  overwrite: bool = False, failures: list[Failed] | None = None,
+                  extra_outputs: tuple[str, ...] = ()) -> list[Enhanced]:
+    """Enhance every file into ``out_dir`` (same stem, ``.wav``, the input's rate and length).
+
+    A file that cannot be enhanced (unreadable, too short, a model output that is not finite, an
+    output that cannot be written) does not stop the others: it is added to ``failures`` or,
+    when that is None, reported by one AudioError after the others are written.
 
     Raises:
-        AudioError: an unreadable input, or an output that would overwrite an input.
+        AudioError: before anything is computed, outputs that would replace an input, an existing
+            file (unless ``overwrite``; ``extra_outputs`` names other files to be written there)
+            or an output folder that cannot be written; after, the failed files (see above).
         ModelFileError, KernelError: a bad model, or ``stream`` on a model that needs the whole
             utterance (BLSTM, FCN).
     """
@@ -105,38 +219,24 @@ def enhance_files(model: Path, files: list[Path], out_dir: Path, kernel: str = "
     eng = engine_mod.load(model, kernel)
     if stream:
         eng.stream()  # refuses a non-causal model before any file is read
-    targets = {f: out_dir / f"{f.stem}.wav" for f in files}
-    clash = [f for f, o in targets.items() if o.resolve() in targets]
-    outs = list(targets.values())
-    if clash or len(set(outs)) != len(outs):
-        raise AudioError(f"Expected outputs in {out_dir} that overwrite no input and no other "
-                         f"output but got a clash (inputs with one stem, or --out an input "
-                         f"folder): {sorted(str(f) for f in clash) or 'same stems'}")
-    done = []
+    targets = _plan_outputs(files, out_dir, overwrite, extra_outputs)
+    done: list[Enhanced] = []
+    failed: list[Failed] = []
     chunk = max(1, round(chunk_ms * FS / 1000))
     with Progress(transient=True) as bar:
         task = bar.add_task("enhancing", total=len(files))
         for f, out in targets.items():
-            rate = int(audio_info(f).samplerate)
-            x = read_audio(f)  # 16 kHz mono float32
             try:
-                if stream:
-                    y, times = _stream(eng, x, chunk)
-                    ms = 1e3 * np.asarray(times)
-                    info = {"compute_s": float(ms.sum() / 1e3),
-                            "chunk_ms_p50": float(np.percentile(ms, 50)),
-                            "chunk_ms_p99": float(np.percentile(ms, 99)),
-                            "late_chunks": int((ms > chunk_ms).sum())}
-                else:
-                    t0 = time.perf_counter()
-                    y = eng.enhance(x)
-                    info = {"compute_s": time.perf_counter() - t0}
-            except (SeofpError, ValueError) as exc:  # e.g. shorter than one STFT frame
-                raise AudioError(f"{f}: {exc} (files before it are written)") from None
-            y = resample_audio(y, FS, rate)  # back to the input's rate
-            write_audio(out, np.clip(y, -1.0, 1.0) if subtype == "PCM_16" else y, rate, subtype)
-            done.append(Enhanced(f, out, x.size / FS, **info))
+                done.append(_enhance_one(eng, f, out, stream, chunk_ms, chunk, subtype))
+            except SeofpError as exc:
+                msg = str(exc)
+                failed.append(Failed(f, msg if str(f) in msg else f"{f}: {msg}"))
             bar.advance(task)
+    if failures is not None:
+        failures.extend(failed)
+    elif failed:
+        raise AudioError(f"{len(failed)} of {len(files)} files failed (the others are written): "
+                         + "; ".join(x.error for x in failed))
     return done
 
 
@@ -169,12 +269,14 @@ def score_files(done: list[Enhanced]) -> list[dict[str, Any]]:
 
 def write_scores(rows: list[dict[str, Any]], path: Path) -> Path:
     """The per-file DNSMOS table as CSV (one row per file, no means)."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    with tmp.open("w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=list(rows[0]), lineterminator="\n")
-        w.writeheader()
-        w.writerows(rows)
-    tmp.replace(path)  # never leave a half-written table
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=list(rows[0]), lineterminator="\n")
+    w.writeheader()
+    w.writerows(rows)
+    try:
+        write_text_atomic(path, buf.getvalue())  # never leave a half-written table
+    except OSError as exc:
+        raise AudioError(f"Cannot write {path}: {exc.strerror or exc}") from None
     return path
 
 
@@ -223,6 +325,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                    help="WAV sample format of the outputs")
     p.add_argument("--threads", type=int, choices=[1, 2], default=1,
                    help="2: split batch-1 products (streaming steps) over two threads")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace existing files at the outputs (default: refuse, write nothing)")
     p.add_argument("--score", action="store_true",
                    help="rate each input and output with DNSMOS P.835 (SIG, BAK, OVRL; no clean "
                         "reference) and write dnsmos.csv beside the outputs")
@@ -245,9 +349,19 @@ def run(args: argparse.Namespace) -> int:
 
         check_available()
     model = model_path(args.model)
-    out_dir = args.out if args.out is not None else workspace_path("enhanced_files", model.stem)
-    done = enhance_files(model, input_files(args.inputs), out_dir, args.kernel, args.stream,
-                         args.chunk_ms, args.subtype)
+    out_dir = args.out  # created, or refused in one line, by _plan_outputs
+    if out_dir is None:
+        try:
+            out_dir = workspace_path("enhanced_files", model.stem, create_parent=False)
+        except OSError as exc:  # the workspace folder itself cannot be created
+            raise AudioError(f"Cannot create the output folder in the workspace "
+                             f"{exc.filename}: {exc.strerror or exc}; set SEOFP_WORKSPACE or "
+                             f"pass --out") from None
+    files = input_files(args.inputs)
+    failed: list[Failed] = []
+    done = enhance_files(model, files, out_dir, args.kernel, args.stream, args.chunk_ms,
+                         args.subtype, overwrite=args.overwrite, failures=failed,
+                         extra_outputs=("dnsmos.csv",) if args.score else ())
     table = Table(title=f"{model.name} on the C engine ({args.kernel}), {args.threads} thread"
                         + ("s" if args.threads > 1 else ""))
     cols = ["output", "audio s", "compute s", "RTF"]
@@ -262,7 +376,7 @@ def run(args: argparse.Namespace) -> int:
             row += [f"{d.chunk_ms_p50:.3f}", f"{d.chunk_ms_p99:.3f}", str(d.late_chunks)]
         table.add_row(*row)
     make_console().print(table)
-    if args.score:
+    if args.score and done:
         from seofp_lab.evaluate.dnsmos import provenance  # noqa: PLC0415
 
         rows = score_files(done)
@@ -270,8 +384,14 @@ def run(args: argparse.Namespace) -> int:
         make_console().print(scores_table(rows, f"DNSMOS P.835 of {model.name}'s inputs and "
                                                  "outputs (1..5, higher is better)"))
         print(f"{provenance()}\nwritten: {path}")
-        failed = [r for r in rows if r["error"]]
-        if failed:
-            make_console(stderr=True).print(f"[yellow]{len(failed)} file(s) could not be rated; "
+        unrated = [r for r in rows if r["error"]]
+        if unrated:
+            make_console(stderr=True).print(f"[yellow]{len(unrated)} file(s) could not be rated; "
                                             f"see the error column of {path}[/yellow]")
+    if failed:  # the others are written; the run as a whole did not succeed
+        for x in failed:
+            print(f"seofp enhance: error: {x.error}", file=sys.stderr)
+        print(f"seofp enhance: {len(failed)} of {len(files)} files failed (listed above); "
+              f"{len(done)} written to {out_dir}", file=sys.stderr)
+        return 2
     return 0

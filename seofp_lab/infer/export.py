@@ -16,6 +16,7 @@ from torch import nn
 
 from seofp_lab.compress import codec
 from seofp_lab.errors import ModelFileError
+from seofp_lab.fsutil import write_bytes_atomic
 from seofp_lab.infer import modelfile
 from seofp_lab.infer.modelfile import Tensor
 
@@ -110,9 +111,7 @@ def export_model(model: nn.Module, path: str | Path, group: Group = "global") ->
     path = Path(path)
     data = serialize_model(model, group)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(data)
-    tmp.replace(path)  # never leave half a .seofp file
+    write_bytes_atomic(path, data)  # never half a .seofp file, nor a shared temporary name
     return path
 
 
@@ -123,6 +122,7 @@ def export_run(run_id: str, path: str | Path | None = None, log: bool = True) ->
     ``log``, the file becomes the run's ``model/`` artifact and its byte length the run's
     ``size_bytes``; a compressed run also gets ``compression_pct`` against 4 bytes per stored
     value (an fp32 file is its values plus a header, so the figure would only be that header).
+    The run's status is left as it is (docs/runs.md#statuses).
     """
     from seofp_lab import tracking  # noqa: PLC0415
     from seofp_lab.models import stored_values  # noqa: PLC0415

@@ -37,6 +37,10 @@ class KernelError(SeofpError):
     """A kernel refused its arguments (bad shape, dtype, non-finite input, or a C error status)."""
 
 
+class NonFiniteInput(KernelError):
+    """A kernel's pre-pass found NaN or inf in its activations, bias or state (SEOFP_ENONFINITE)."""
+
+
 def variant() -> str:
     """"avx2" or "portable": the code path the C kernels use now."""
     return ffi.string(lib.seofp_variant()).decode()
@@ -143,20 +147,22 @@ def _sign_exponent(w: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return nz, (u >> 31).astype(np.uint8), e
 
 
-# intadd "auto": 16-bit addends (one unpack per 8 products, the fastest layout while the weights
-# stay cache-resident) up to this many bytes, else 1-byte codes (half the bytes to stream). The
-# engine applies it to the whole model (every layer is read once per frame), pack_layer to one
-# layer. 4 MiB: the uni-LSTM 2x512 (7.3 MiB of addends) ran as fast on codes when warm and 1.6x
-# faster when cold (benchmarks/bench_lstm_step.py); bench_gemv.py measures every layout.
-ADDENDS_MAX_BYTES = 4 << 20
+# intadd "auto", per matrix: 16-bit addends (5 operations per 16 products at batch 1, the fastest
+# layout while the matrix stays in L2) up to this many bytes, else 1-byte codes (half the bytes to
+# stream from L3 or DRAM). 256 KiB: half of Zen 3's 512 KiB L2 per core. A streaming step reads
+# every matrix once per hop (batch 1); the causal LSTM 2 x 256 (four 1024 x 256 matrices, 2 MiB
+# of addends, 1 MiB of codes) ran its step 1.5x faster on 1-byte weights than on addends
+# (benchmarks/bench_streaming.py, decode vs intadd16); bench_gemv.py measures every layout.
+ADDENDS_MAX_BYTES = 256 << 10
 # INTADD stores each chunk's rows in pairs of 32 bytes, row 2p+rr's lane l at byte
-# rr*8 + (l//8)*4 + ((l//4)%2)*16 + l%4 (two in-lane unpacks then give k in order; seofp.c W8_POS)
+# rr*8 + (l//8)*4 + ((l//4)%2)*16 + l%4 (two in-lane unpacks then give k in order;
+# kernels/seofp_internal.h W8_POS)
 _W8_SRC = np.empty(32, np.intp)
 for _rr in range(2):
     for _l in range(16):
         _W8_SRC[_rr * 8 + (_l // 8) * 4 + ((_l // 4) % 2) * 16 + _l % 4] = _rr * 16 + _l
 # INTADD4 packs a chunk (4 rows x 16 lanes) into 32 bytes: row r's lane l is the low (r < 2) or
-# high nibble of byte ((l%8)//4)*16 + (r%2)*8 + (l//8)*4 + l%4 (seofp.c W4_BYTE)
+# high nibble of byte ((l%8)//4)*16 + (r%2)*8 + (l//8)*4 + l%4 (kernels/seofp_internal.h W4_BYTE)
 _W4_LO, _W4_HI = np.empty(32, np.intp), np.empty(32, np.intp)
 for _r in range(4):
     for _l in range(16):
@@ -221,7 +227,8 @@ def pack_layer(weight: np.ndarray, kernel: Kernel,
             raise KernelError(f"Expected weights >= 2^{IANET_E_MIN} for IA-NET's 2^-63 split but "
                               f"got e_min = {e_min}; use layout 'addends'")
         # IA-NET: the top half of bits(w * 2^-63), biased exponent e + 64; else the code
-        # e - e_min + 1 with the bias folded into the activation pre-pass (seofp.c intadd_fold)
+        # e - e_min + 1 with the bias folded into the activation pre-pass
+        # (kernels/seofp_internal.h intadd_fold)
         field = e + 64 if ianet else e - e_min + 1
         addend = np.where(nz, (sign.astype(np.uint16) << 15)
                           | (field.astype(np.uint16) << 7), 0).astype(np.uint16)
@@ -240,6 +247,21 @@ def pack_layer(weight: np.ndarray, kernel: Kernel,
                        scale)
 
 
+def gemm_scratch_floats(layer: PackedLayer, n: int) -> int:
+    """Floats of C scratch :func:`gemm` and :func:`linear` use for ``n`` rows."""
+    return int(lib.seofp_gemm_scratch_floats(layer.struct, n))
+
+
+def lstm_scratch_floats(wih: PackedLayer, whh: PackedLayer, frames: int) -> int:
+    """Floats of C scratch :func:`lstm_direction` uses for ``frames`` steps."""
+    return int(lib.seofp_lstm_scratch_floats(wih.struct, whh.struct, frames))
+
+
+def conv1d_scratch_floats(layer: PackedLayer, ksize: int, length: int) -> int:
+    """Floats of C scratch :func:`conv1d` uses for ``length`` time steps."""
+    return int(lib.seofp_conv1d_scratch_floats(layer.struct, ksize, length))
+
+
 def _check(x: np.ndarray, shape: tuple[int, ...], what: str, finite: bool = True) -> np.ndarray:
     """Dtype, shape and (unless C's pre-pass checks it, ``finite=False``) finiteness."""
     if not isinstance(x, np.ndarray) or x.dtype != np.float32 or x.shape != shape:
@@ -254,7 +276,7 @@ def _check(x: np.ndarray, shape: tuple[int, ...], what: str, finite: bool = True
 
 def _status(rc: int, name: str) -> int:
     if rc == lib.SEOFP_ENONFINITE:  # C's pre-pass found it before computing anything
-        raise KernelError(f"Expected finite inputs to {name} but got NaN or inf")
+        raise NonFiniteInput(f"Expected finite inputs to {name} but got NaN or inf")
     if rc < 0:
         raise KernelError(f"{name} failed with status {rc}")
     return rc
@@ -326,6 +348,38 @@ def lstm_direction(wih: PackedLayer, whh: PackedLayer, bias: np.ndarray, x: np.n
     rc = lib.seofp_lstm(wih.struct, whh.struct, _f(bias), t, _f(x), wih.cols, _f(out) + col,
                         out.shape[1], _f(h), _f(c), int(reverse), s)
     return _status(rc, "seofp_lstm")
+
+
+def blstm_layer(fwd: tuple[PackedLayer, PackedLayer, np.ndarray],
+                bwd: tuple[PackedLayer, PackedLayer, np.ndarray],
+                x: np.ndarray) -> tuple[np.ndarray, int]:
+    """(out ``(T, 2H)``, clamps): both directions of a bidirectional layer in one C call.
+
+    ``fwd`` and ``bwd`` are (W_ih (4H, in), W_hh (4H, H), bias (4H,)) of one kernel; the state
+    starts at zero. The recurrent steps of the two directions run interleaved
+    (``seofp_blstm``); bit-identical to :func:`lstm_direction` forward into ``out[:, :H]`` and
+    reversed into ``out[:, H:]``.
+    """
+    hidden = fwd[1].cols
+    for name, (wih, whh, _) in (("forward", fwd), ("backward", bwd)):
+        if (wih.rows, whh.rows, whh.cols, wih.cols) != (4 * hidden, 4 * hidden, hidden,
+                                                        fwd[0].cols) \
+                or wih.kernel != fwd[0].kernel or whh.kernel != wih.kernel:
+            raise KernelError(f"Expected the {name} W_ih (4H, {fwd[0].cols}) and W_hh (4H, H) "
+                              f"of one kernel, H={hidden}, but got ({wih.rows}, {wih.cols}) and "
+                              f"({whh.rows}, {whh.cols})")
+    x = _check(x, (x.shape[0] if getattr(x, "ndim", 0) == 2 else -1, fwd[0].cols), "LSTM input",
+               finite=False)  # C's pre-pass checks finiteness of x, bias and state
+    biases = [_check(d[2], (4 * hidden,), "LSTM bias", finite=False) for d in (fwd, bwd)]
+    t = x.shape[0]
+    out = np.empty((t, 2 * hidden), np.float32)
+    state = np.zeros((4, hidden), np.float32)
+    wih = ffi.new("seofp_layer *[]", [fwd[0].struct, bwd[0].struct])
+    whh = ffi.new("seofp_layer *[]", [fwd[1].struct, bwd[1].struct])
+    bp = ffi.new("float *[]", [_f(b) for b in biases])
+    s = fwd[0].scratch(lib.seofp_blstm_scratch_floats(wih, whh, t))
+    rc = lib.seofp_blstm(wih, whh, bp, t, _f(x), fwd[0].cols, _f(out), 2 * hidden, _f(state), s)
+    return out, _status(rc, "seofp_blstm")
 
 
 class LSTMStack:

@@ -36,6 +36,7 @@ import numpy as np
 
 from seofp_lab.compress import codec
 from seofp_lab.errors import ModelFileError
+from seofp_lab.fsutil import write_bytes_atomic
 from seofp_lab.infer import header as header_mod
 
 MAGIC = b"SEOFP\0"
@@ -45,6 +46,8 @@ MAX_TENSORS = 4096
 MAX_NAME = 256
 MAX_NDIM = 4
 MAX_VALUES = 1 << 30
+# the largest file a valid model can be: every value as fp32, a full header, a full table
+MAX_FILE_BYTES = 4 * header_mod.MAX_MODEL_VALUES + MAX_HEADER + MAX_TENSORS * (MAX_NAME + 64) + 64
 Storage = Literal["fp32", "codes", "sparse"]
 _STORAGE: tuple[Storage, ...] = ("fp32", "codes", "sparse")
 _ENTRY = struct.Struct("<BhBQQQ")  # storage, e_min, len, stored values, offset, byte length
@@ -119,9 +122,7 @@ def write(path: str | Path, header: dict[str, Any], tensors: dict[str, Tensor]) 
     path = Path(path)
     data = serialize(header, tensors)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(data)
-    tmp.replace(path)
+    write_bytes_atomic(path, data)
     return path
 
 
@@ -162,15 +163,13 @@ def read(data: bytes, where: str = "<bytes>") -> ModelFile:
     if head_len > MAX_HEADER:
         raise ModelFileError(f"{where}: expected a header of at most {MAX_HEADER} bytes but got "
                              f"{head_len}")
-    try:
-        header = json.loads(r.take(head_len, "header").decode())
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ModelFileError(f"{where}: expected a UTF-8 JSON header but got {exc}") from None
+    header = header_mod.decode_json(r.take(head_len, "header"), where)
     spec = header_mod.parse(header, where)
     (count,) = r.unpack("I", "tensor count")
     if count > MAX_TENSORS:
         raise ModelFileError(f"{where}: expected at most {MAX_TENSORS} tensors but got {count}")
     entries = [_read_entry(r, where) for _ in range(count)]
+    _check_table(entries, header_mod.expected_tensors(spec), where)
     payload = r.data[r.pos:]
     tensors: dict[str, Tensor] = {}
     expected_offset = 0
@@ -190,6 +189,26 @@ def read(data: bytes, where: str = "<bytes>") -> ModelFile:
         raise ModelFileError(f"{where}: expected a payload of {expected_offset} bytes but got "
                              f"{len(payload)} (trailing bytes)")
     return ModelFile(header, tensors, len(data), spec)
+
+
+def _check_table(entries: list[tuple[Any, ...]], expected: dict[str, tuple[int, ...]],
+                 where: str) -> None:
+    """The table against the header's tensors, before any payload is decoded: what is decoded is
+    then bounded by the header's shapes (header.MAX_MODEL_VALUES), not by what a file declares."""
+    names = [e[0] for e in entries]
+    extra = [n for n in names if n not in expected]
+    if extra:
+        raise ModelFileError(f"{where}: tensor {header_mod.short(extra[0])} is not part of the "
+                             f"model the header describes ({len(extra)} such tensors); a tensor "
+                             f"the engine would not use is refused, not decoded")
+    missing = [n for n in expected if n not in names]
+    if missing:
+        raise ModelFileError(f"{where}: expected tensor {missing[0]!r} of shape "
+                             f"{expected[missing[0]]} but the file has none")
+    for name, shape, *_ in entries:
+        if tuple(shape) != expected[name]:
+            raise ModelFileError(f"{where}: expected tensor {name!r} of shape {expected[name]} "
+                                 f"but got {tuple(shape)}")
 
 
 def check_version(version: int, where: str) -> None:
@@ -285,6 +304,11 @@ def load(path: str | Path) -> ModelFile:
     """Read and validate a ``.seofp`` file."""
     path = Path(path)
     try:
+        size = path.stat().st_size
+        if size > MAX_FILE_BYTES:
+            raise ModelFileError(f"{path}: expected a .seofp file of at most {MAX_FILE_BYTES:,} "
+                                 f"bytes (the largest model the header limits allow) but it has "
+                                 f"{size:,}")
         data = path.read_bytes()
     except OSError as exc:
         raise ModelFileError(f"Expected a readable .seofp file at {path} but got {exc}") from None

@@ -164,9 +164,9 @@ def build_report(
                 "src": data_uri(png),
                 "table": speed_rows(sel.runs),
                 "caption": "Latency of one utterance per contender of seofp bench "
-                "(PyTorch fp32 and dynamic int8, the C engine's fp32, intadd "
-                "and decode kernels); × torch fp32 is the speed-up over "
-                "PyTorch fp32 on the same model.",
+                "(PyTorch fp32 and dynamic int8, ONNX Runtime, the C engine's fp32, "
+                "intadd and decode kernels); × torch fp32 and × ORT are the speed-ups "
+                "over PyTorch fp32 and ONNX Runtime on the same model.",
             }
         )
     audio = collect_examples(sel.runs, audio_items, audio_max_bytes)
@@ -181,6 +181,7 @@ def build_report(
         "code": code_text(sel.runs),
         "machine": machine_text(),
         "skipped": sel.skipped,
+        "diverged": [f"{r.short_id} ({r.name}): {r.diverged}" for r in sel.runs if r.diverged],
         "rows": table_rows,
         "footnotes": notes,
         "kernels": ", ".join(kernels),

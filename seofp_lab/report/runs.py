@@ -72,7 +72,13 @@ class RunRecord:
         """Short legend text: the run name (a sweep's point key, e.g. ``blstm/s1e8``, for a
         sweep's run), the training mode when it is not the paper's."""
         name = self.tags.get(tracking.TAG_SWEEP_POINT) or self.name
-        return name + (f" ({self.mode})" if self.mode and self.mode != "paper" else "")
+        return (name + (f" ({self.mode})" if self.mode and self.mode != "paper" else "")
+                + (" [DIVERGED]" if self.diverged else ""))
+
+    @property
+    def diverged(self) -> str:
+        """Why the divergence guard flagged the run (``seofp.diverged``), or ''."""
+        return self.tags.get(tracking.TAG_DIVERGED, "")
 
 
 def record(run: Any, experiment: str = "") -> RunRecord:

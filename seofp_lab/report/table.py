@@ -15,7 +15,7 @@ from seofp_lab import tracking
 from seofp_lab.report.runs import RunRecord, Selection
 
 QUALITY = ("pesq_wb", "pesq_nb", "stoi", "estoi", "si_sdr")  # higher is better; noisy_* exist
-CONTENDERS = ("torch_fp32", "torch_int8", "c_fp32", "c_intadd", "c_decode")  # infer/bench.py
+CONTENDERS = ("torch_fp32", "torch_int8", "ort", "c_fp32", "c_intadd", "c_decode")  # infer/bench.py
 SPEED = ("latency_ms_p50", "latency_ms_p90", "rtf", "speedup_vs_fp32")
 COLUMNS = (*QUALITY, "size_bytes", "compression_pct", "bits_per_weight", "sparsity", *SPEED)
 LABELS = {
@@ -161,7 +161,7 @@ def fmt_value(col: str, v: float | None) -> str:
         return f"{100 * v:.1f} %"
     if col == "rtf":
         return f"{v:.4f}"
-    if col == "speedup_vs_fp32":
+    if col in ("speedup_vs_fp32", "speedup_vs_ort"):
         return f"{v:.2f}×"
     if col in ("si_sdr", "compression_pct", "bits_per_weight", "latency_ms_p50", "latency_ms_p90"):
         return f"{v:.2f}"
@@ -232,7 +232,7 @@ def speed_rows(runs: Sequence[RunRecord]) -> list[dict[str, str]]:
     for r in runs:
         kernel = r.tags.get(tracking.TAG_KERNEL, "")
         for c in CONTENDERS:
-            vals = {k: _value(r.metrics, f"bench_{c}_{k}") for k in SPEED}
+            vals = {k: _value(r.metrics, f"bench_{c}_{k}") for k in (*SPEED, "speedup_vs_ort")}
             if vals["latency_ms_p50"] is None:
                 continue
             out.append(

@@ -49,6 +49,8 @@ pre{background:#f6f8fa;padding:10px;font-size:12px;white-space:pre-wrap;max-widt
 <dt>machine</dt><dd>{{ machine }}</dd>
 </dl>
 {% if skipped %}<p class="note">Not shown: {{ skipped|join("; ") }}.</p>{% endif %}
+{% if diverged %}<p class="note diverged">Diverged (tag seofp.diverged), their numbers are not a
+trained model's: {{ diverged|join("; ") }}.</p>{% endif %}
 
 <h2>Results</h2>
 <div class="wrap"><table class="results">
@@ -140,11 +142,12 @@ they are logged when a run with a <code>seofp.control_run</code> or
 <figcaption>{{ fig.caption }}</figcaption></figure>
 {% if fig.table %}<div class="wrap"><table><thead><tr><th class="l">run</th>
 <th class="l">contender</th><th class="l">tagged kernel</th><th>p50 ms</th><th>p90 ms</th>
-<th>RTF</th><th>× torch fp32</th></tr></thead><tbody>{% for s in fig.table %}
+<th>RTF</th><th>× torch fp32</th><th>× ORT</th></tr></thead><tbody>{% for s in fig.table %}
 <tr><td class="l">{{ s.run }} <span class="mono">{{ s.run_id }}</span></td>
 <td class="l mono">{{ s.contender }}</td><td class="l">{{ s.tagged }}</td>
 <td>{{ s.latency_ms_p50 }}</td><td>{{ s.latency_ms_p90 }}</td><td>{{ s.rtf }}</td>
-<td>{{ s.speedup_vs_fp32 }}</td></tr>{% endfor %}</tbody></table></div>{% endif %}
+<td>{{ s.speedup_vs_fp32 }}</td><td>{{ s.speedup_vs_ort }}</td></tr>{% endfor %}</tbody>
+</table></div>{% endif %}
 {% endfor %}
 
 <h2>Audio examples</h2>

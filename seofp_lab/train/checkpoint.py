@@ -10,6 +10,7 @@ from torch import nn
 
 from seofp_lab.config import ExperimentConfig
 from seofp_lab.errors import SeofpError
+from seofp_lab.fsutil import atomic_path
 from seofp_lab.models import build_model
 
 
@@ -31,18 +32,18 @@ def make_model(cfg: ExperimentConfig) -> nn.Module:
 def save_checkpoint(
     model: nn.Module, cfg: ExperimentConfig, path: Path, extra: dict[str, Any] | None = None
 ) -> Path:
-    """Write atomically: a crash never leaves half a checkpoint."""
+    """Write atomically (``fsutil.atomic_path``: a unique temporary, then a rename): a crash or
+    a kill never leaves half a checkpoint, nor a temporary file behind."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    torch.save(
-        {
-            "config": cfg.model_dump(mode="json"),
-            "state_dict": model.state_dict(),
-            "extra": extra or {},
-        },
-        tmp,
-    )
-    tmp.replace(path)
+    with atomic_path(path) as tmp:
+        torch.save(
+            {
+                "config": cfg.model_dump(mode="json"),
+                "state_dict": model.state_dict(),
+                "extra": extra or {},
+            },
+            tmp,
+        )
     return path
 
 

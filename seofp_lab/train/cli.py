@@ -15,7 +15,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                        description="Train one experiment; every run is an MLflow run. A "
                        "compressed variant fine-tuned from a baseline also gets its equal-budget "
                        "fp32 control (reused when one with the same recipe exists).")
-    p.add_argument("config", help="experiment YAML, e.g. configs/experiment/blstm_baseline.yaml")
+    p.add_argument("config", nargs="?", default=None,
+                   help="experiment YAML, e.g. configs/experiment/blstm_baseline.yaml")
+    p.add_argument("--resume", metavar="RUN_ID", default=None,
+                   help="continue a killed or failed run (id or unique prefix) from its last "
+                   "epoch checkpoint, into the same MLflow run (docs/runs.md#resume)")
     p.add_argument("overrides", nargs="*", help="dotted overrides, e.g. train.max_epochs=3")
     p.add_argument("--evaluate", action="store_true", help="evaluate the test set afterwards")
     p.add_argument("--no-control", action="store_true",
@@ -34,12 +38,27 @@ def _evaluated(run_id: str) -> bool:
 
 
 def run(args: argparse.Namespace) -> int:
-    from seofp_lab.config import load_config  # noqa: PLC0415
+    from seofp_lab.config import ConfigError, load_config  # noqa: PLC0415
     from seofp_lab.train.control import ensure_control, needs_control, with_control  # noqa: PLC0415
     from seofp_lab.train.run import train  # noqa: PLC0415
 
-    cfg = load_config(args.config, args.overrides)
     progress = not args.no_progress
+    if args.resume is not None:
+        if args.config is not None or args.overrides:
+            raise ConfigError("Expected --resume RUN_ID alone (the run's own config is used) "
+                              f"but also got {' '.join([args.config or '', *args.overrides])}")
+        from seofp_lab.train.run import resume_training  # noqa: PLC0415
+
+        result = resume_training(args.resume, progress=progress)
+        print(result)
+        if args.evaluate:
+            from seofp_lab.evaluate.run import evaluate, results_table  # noqa: PLC0415
+
+            results_table({"enhanced": evaluate(result.run_id).metrics}).print()
+        return 0
+    if args.config is None:
+        raise ConfigError("Expected an experiment config (or --resume RUN_ID)")
+    cfg = load_config(args.config, args.overrides)
     if needs_control(cfg) and not args.no_control:
         control, trained = ensure_control(cfg, progress=progress)
         how = "trained now" if trained else "reused"

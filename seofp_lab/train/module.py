@@ -50,6 +50,9 @@ class EnhanceModule(L.LightningModule):
             enhanced = enhanced if self.loss_name == "si_sdr" else self.model(noisy)
             sdr = si_sdr_torch(enhanced, clean).mean()
             self.log("val_si_sdr", sdr, prog_bar=True, batch_size=noisy.shape[0])
+            # the divergence guard's reference: the input itself, scored the same way
+            self.log("val_noisy_si_sdr", si_sdr_torch(noisy, clean).mean(),
+                     batch_size=noisy.shape[0])
         return loss
 
     def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:

@@ -18,14 +18,21 @@ import yaml
 from torch import nn
 
 from seofp_lab import tracking
-from seofp_lab.config import ExperimentConfig
+from seofp_lab.config import ConfigError, ExperimentConfig
 from seofp_lab.data.corpus import load_corpus
 from seofp_lab.data.datamodule import MixtureDataModule
+from seofp_lab.errors import SeofpError
+from seofp_lab.fsutil import atomic_path
 from seofp_lab.models import stored_values
 from seofp_lab.models.lstm import LSTMEnhancer
 from seofp_lab.train.checkpoint import load_checkpoint, make_model, save_checkpoint
 from seofp_lab.train.module import EnhanceModule
 from seofp_lab.workspace import workspace_path
+
+
+class TrainingDiverged(SeofpError):
+    """The loss went NaN or infinite: the run stops (FAILED, tagged ``seofp.diverged``) and keeps
+    the checkpoint of its last good epoch."""
 
 
 @dataclass
@@ -34,13 +41,40 @@ class TrainResult:
     checkpoint: Path
     metrics: dict[str, float] = field(default_factory=dict)
     minutes: float = 0.0
+    diverged: str | None = None  # why the divergence guard flagged the run (docs/runs.md)
 
     def __str__(self) -> str:
         shown = ", ".join(f"{k}={v:.4g}" for k, v in sorted(self.metrics.items()))
         return (
             f"run {self.run_id} trained in {self.minutes:.1f} min; checkpoint {self.checkpoint}"
+            + (f"\nDIVERGED: {self.diverged}" if self.diverged else "")
             + (f"\n{shown}" if shown else "")
         )
+
+
+LAST_CHECKPOINT = "last.ckpt"  # <workspace>/runs/<run id>/last.ckpt: the full trainer state
+
+
+def run_dir(run_id: str) -> Path:
+    """Where a run keeps its local files (checkpoints) in the workspace."""
+    return workspace_path("runs", run_id, LAST_CHECKPOINT).parent
+
+
+class EpochCheckpoint(L.Callback):
+    """After every epoch whose losses are finite, the whole trainer state (weights, optimizer,
+    epoch, callbacks) replaces ``last.ckpt`` atomically: a kill at any moment leaves the last
+    good epoch's file, never a partial one (docs/runs.md#checkpoints)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        losses = [float(v) for k, v in trainer.callback_metrics.items() if "loss" in k]
+        if not all(np.isfinite(losses)):
+            return  # keep the last good epoch
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_path(self.path) as tmp:
+            trainer.save_checkpoint(tmp, weights_only=False)  # resume needs the optimizer
 
 
 class MlflowCurves(L.Callback):
@@ -79,12 +113,13 @@ def _feature_stats_(model: nn.Module, dm: MixtureDataModule, batches: int = 8) -
 
 
 def _initial_weights_(model: nn.Module, source: str) -> str | None:
-    """Load a baseline into ``model`` from a checkpoint path or a run id; returns the run id."""
+    """Load a baseline into ``model`` from a checkpoint path or a run id (or a unique prefix of
+    one, as reports print them); returns the full run id."""
     path = Path(source)
     run_id = None
     if not path.is_file():
-        run_id = source
-        path = tracking.download_artifact(source, tracking.CHECKPOINT_ARTIFACT)
+        run_id = tracking.resolve_run_id(source)
+        path = tracking.download_artifact(run_id, tracking.CHECKPOINT_ARTIFACT)
     base, _, _ = load_checkpoint(path)
     model.load_state_dict(base.state_dict())
     return run_id
@@ -151,8 +186,93 @@ def _check_budget(cfg: ExperimentConfig, trainer: L.Trainer) -> None:
         f"[yellow]warning: {text}; its numbers are not those of the budgeted run[/yellow]")
 
 
-def train(cfg: ExperimentConfig, progress: bool = True) -> TrainResult:
-    """Train one experiment, tracked as one MLflow run; returns its id and checkpoint."""
+def divergence(metrics: dict[str, float]) -> str | None:
+    """Why a finished run counts as diverged, or None: its validation SI-SDR ended below the
+    noisy input's (the model makes speech worse than doing nothing)."""
+    sdr, noisy = metrics.get("val_si_sdr"), metrics.get("val_noisy_si_sdr")
+    if sdr is None or noisy is None:
+        return None
+    if not np.isfinite(sdr) or sdr < noisy:
+        return (f"validation SI-SDR {sdr:.2f} dB ended below the noisy input's {noisy:.2f} dB")
+    return None
+
+
+def check_machine(cfg: ExperimentConfig) -> None:
+    """ConfigError naming the field when this machine cannot run ``cfg.train`` (a GPU it does
+    not have, a strategy Lightning does not know); called first, before data or runs exist."""
+    t = cfg.train
+    if t.accelerator == "gpu" and not torch.cuda.is_available():
+        raise ConfigError("Invalid config: train.accelerator: 'gpu' but this machine has no "
+                          "usable CUDA GPU; expected 'cpu' or 'auto' here")
+    if t.accelerator == "mps" and not torch.backends.mps.is_available():
+        raise ConfigError("Invalid config: train.accelerator: 'mps' but this machine has no "
+                          "Apple GPU; expected 'cpu' or 'auto' here")
+    from pytorch_lightning.strategies import StrategyRegistry  # noqa: PLC0415
+
+    known = ["auto", *StrategyRegistry.available_strategies()]
+    if t.strategy not in known:
+        raise ConfigError(f"Invalid config: train.strategy: {t.strategy!r} is not a Lightning "
+                          f"strategy; expected one of {', '.join(known)}")
+
+
+def _trainer(cfg: ExperimentConfig, callbacks: list[L.Callback], progress: bool) -> L.Trainer:
+    """The Trainer, built before any MLflow run exists: what Lightning still refuses is a
+    ConfigError naming the fields, and leaves no FAILED run behind."""
+    t = cfg.train
+    try:
+        return L.Trainer(
+            max_epochs=t.max_epochs,
+            max_steps=t.max_steps or -1,
+            accelerator=t.accelerator,
+            devices=t.devices,
+            strategy=t.strategy,
+            logger=False,
+            enable_checkpointing=False,
+            enable_model_summary=False,
+            callbacks=callbacks,
+            gradient_clip_val=t.gradient_clip,
+            enable_progress_bar=progress,
+            num_sanity_val_steps=0,
+            deterministic=False,
+        )
+    except Exception as exc:  # MisconfigurationException and ValueError from Lightning
+        raise ConfigError(
+            f"Invalid config: train.accelerator={t.accelerator!r}, train.devices={t.devices!r}, "
+            f"train.strategy={t.strategy!r}: Lightning refused them on this machine ({exc})"
+        ) from None
+
+
+def resume_training(run_id: str, progress: bool = True) -> TrainResult:
+    """Continue a killed or failed training into the same MLflow run from its ``last.ckpt``
+    (weights, optimizer, epoch; the data order follows from the seed and the epoch).
+
+    Raises:
+        SeofpError: the run finished already, has no checkpoint in this workspace, or is a
+            compressed run (its compression state is not in the checkpoint).
+    """
+    run_id = tracking.resolve_run_id(run_id)
+    run = tracking.get_run(run_id)
+    if run.info.status == "FINISHED":
+        raise SeofpError(f"Expected an unfinished run to resume but run {run_id} is FINISHED")
+    ckpt = run_dir(run_id) / LAST_CHECKPOINT
+    if not ckpt.is_file():
+        raise SeofpError(f"Expected the checkpoint of a completed epoch at {ckpt} but there is "
+                         f"none: run {run_id} ended before its first epoch, or ran in another "
+                         "workspace")
+    cfg = ExperimentConfig.model_validate(tracking.run_config_dict(run_id))
+    if cfg.compression.compressed:
+        raise SeofpError(f"Cannot resume run {run_id}: it is a compressed run "
+                         f"({cfg.compression.role}) and its pruning masks and exponent windows "
+                         "are not in the checkpoint; train it again")
+    return train(cfg, progress, resume=run_id)
+
+
+def train(cfg: ExperimentConfig, progress: bool = True, resume: str | None = None) -> TrainResult:
+    """Train one experiment, tracked as one MLflow run; returns its id and checkpoint.
+
+    ``resume``: the id of this config's unfinished run, continued from its ``last.ckpt``
+    (use :func:`resume_training`)."""
+    check_machine(cfg)
     t0 = time.perf_counter()
     L.seed_everything(cfg.train.seed, workers=True, verbose=False)
     if cfg.train.threads:
@@ -197,31 +317,34 @@ def train(cfg: ExperimentConfig, progress: bool = True) -> TrainResult:
     run_name = cfg.tracking.run_name or cfg.name
     steps_per_epoch = len(dm.train_dataloader())
     tags = {**_tags(cfg, baseline_run, fmt), tracking.TAG_BUDGET: budget_text(cfg, steps_per_epoch)}
-    with tracking.start_run(cfg.tracking.experiment, run_name, tags, cfg.flat_params()) as run_id:
-        tracking.log_text(
-            yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False), tracking.CONFIG_ARTIFACT
-        )
-        for name in ("pytorch_lightning.utilities.rank_zero", "lightning_fabric"):
-            logging.getLogger(name).setLevel(logging.WARNING)  # no "GPU available"/tips chatter
-        trainer = L.Trainer(
-            max_epochs=cfg.train.max_epochs,
-            max_steps=cfg.train.max_steps or -1,
-            accelerator=cfg.train.accelerator,
-            devices=cfg.train.devices,
-            strategy=cfg.train.strategy,
-            logger=False,
-            enable_checkpointing=False,
-            enable_model_summary=False,
-            callbacks=callbacks,
-            gradient_clip_val=cfg.train.gradient_clip,
-            enable_progress_bar=progress,
-            num_sanity_val_steps=0,
-            deterministic=False,
-        )
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message=".*does not have many workers.*")
-            warnings.filterwarnings("ignore", message=".*LeafSpec.*")  # inside Lightning 2.6
-            trainer.fit(module, datamodule=dm)
+    for name in ("pytorch_lightning.utilities.rank_zero", "lightning_fabric"):
+        logging.getLogger(name).setLevel(logging.WARNING)  # no "GPU available"/tips chatter
+    checkpointer = EpochCheckpoint(Path())  # its path once the run id is known
+    trainer = _trainer(cfg, [*callbacks, checkpointer], progress)
+    opened = (tracking.continue_run(resume) if resume else
+              tracking.start_run(cfg.tracking.experiment, run_name, tags, cfg.flat_params()))
+    with opened as run_id:
+        checkpointer.path = run_dir(run_id) / LAST_CHECKPOINT
+        ckpt_path = None
+        if resume:
+            ckpt_path = str(checkpointer.path)
+            done = torch.load(ckpt_path, map_location="cpu", weights_only=False).get("epoch", 0)
+            tracking.set_tags({tracking.TAG_RESUMED: f"after epoch {done + 1} of "
+                               f"{cfg.train.max_epochs}"})
+        else:
+            tracking.log_text(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False),
+                              tracking.CONFIG_ARTIFACT)
+        try:
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", message=".*does not have many workers.*")
+                warnings.filterwarnings("ignore", message=".*LeafSpec.*")  # inside Lightning 2.6
+                trainer.fit(module, datamodule=dm, ckpt_path=ckpt_path)
+        except FloatingPointError as exc:  # EnhanceModule refuses a NaN/inf loss
+            kept = checkpointer.path if checkpointer.path.is_file() else None
+            text = (f"{exc} in epoch {trainer.current_epoch}; the run stopped"
+                    + (f", the last good epoch's checkpoint is {kept}" if kept else ""))
+            tracking.set_tags({tracking.TAG_DIVERGED: text})
+            raise TrainingDiverged(f"run {run_id} diverged: {text}") from None
         model.eval()
         _check_budget(cfg, trainer)
         metrics: dict[str, float] = {
@@ -234,12 +357,19 @@ def train(cfg: ExperimentConfig, progress: bool = True) -> TrainResult:
             with tempfile.TemporaryDirectory() as tmp:
                 for path in plan.artifacts(model, Path(tmp)):
                     tracking.log_artifact(path, "compression")
-        for k in ("val_loss", "val_si_sdr"):
-            if k in trainer.callback_metrics:
-                metrics[k] = float(trainer.callback_metrics[k])
         minutes = (time.perf_counter() - t0) / 60
         metrics["train_minutes"] = minutes
-        tracking.log_metrics(metrics)
+        tracking.log_metrics(metrics)  # the val_* curves already end at the last epoch's values
+        for k in ("val_loss", "val_si_sdr", "val_noisy_si_sdr"):
+            if k in trainer.callback_metrics:
+                metrics[k] = float(trainer.callback_metrics[k])
+        diverged = divergence(metrics)
+        if diverged:
+            tracking.set_tags({tracking.TAG_DIVERGED: diverged})
+            from seofp_lab.console import console as make_console  # noqa: PLC0415
+
+            make_console(stderr=True).print(f"[bold red]run {run_id} DIVERGED: {diverged}; "
+                                            "tagged seofp.diverged[/bold red]")
         ckpt = save_checkpoint(
             model,
             cfg,
@@ -248,4 +378,4 @@ def train(cfg: ExperimentConfig, progress: bool = True) -> TrainResult:
         )
         tracking.log_artifact(ckpt, str(Path(tracking.CHECKPOINT_ARTIFACT).parent))
         tracking.log_audio_examples(_examples(model, dm, cfg.evaluation.audio_examples))
-    return TrainResult(run_id, ckpt, metrics, minutes)
+    return TrainResult(run_id, ckpt, metrics, minutes, diverged)

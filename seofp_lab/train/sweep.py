@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -66,6 +67,12 @@ class SweepChain(Strict):
         return self
 
 
+class SweepResources(Strict):
+    cpus: float = Field(1.0, gt=0.0, le=1024.0)
+    gpus: float = Field(0.0, ge=0.0, le=64.0)
+    retries: int = Field(2, ge=0, le=20)
+
+
 class SweepConfig(Strict):
     name: str | None = None  # the seofp.sweep tag; default: the file's stem
     experiment: str | None = None  # grid form: a name under configs/experiment/ or a path
@@ -76,6 +83,10 @@ class SweepConfig(Strict):
     bench: bool = True  # benchmark compressed runs on the C engine (``seofp bench``)
     bench_seconds: float = Field(2.0, gt=0.0)  # the benchmarked utterance's length
     bench_samples: int = Field(31, ge=3)  # timed samples per contender (p50, p90)
+    # what one point needs on a launcher (``seofp sweep --launcher ray|slurm``): cpus, gpus and
+    # retries of a point whose worker died (docs/sweeps.md#launchers)
+    resources: SweepResources = Field(default_factory=lambda: SweepResources())
+    slurm: dict[str, Any] = Field(default_factory=dict)  # extra submitit slurm_* parameters
 
     @model_validator(mode="after")
     def _one_form(self) -> SweepConfig:
@@ -119,13 +130,19 @@ def load_sweep(path: str | Path) -> SweepConfig:
     return sweep if sweep.name else sweep.model_copy(update={"name": Path(path).stem})
 
 
+def _value(v: Any) -> str:
+    """A grid value as an override reads it back: null/true/false, lists in flow style."""
+    return str(v) if isinstance(v, str | int | float) and not isinstance(v, bool) else (
+        json.dumps(v))
+
+
 def _grid_points(sweep: SweepConfig, extra: tuple[str, ...]) -> list[Point]:
     keys = list(sweep.grid)
     combos = itertools.product(*(sweep.grid[k] for k in keys)) if keys else [()]
     exp = experiment_path(sweep.experiment or "")
     out = []
     for i, c in enumerate(combos):
-        grid = [f"{k}={v}" for k, v in zip(keys, c, strict=True)]
+        grid = [f"{k}={_value(v)}" for k, v in zip(keys, c, strict=True)]
         out.append(Point(i, ",".join(grid) or "all", "grid", exp,
                          (*sweep.overrides, *grid, *extra)))
     return out
@@ -218,6 +235,23 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="print the points (stage, what each starts from, done or not) and exit")
     p.add_argument("--point", type=int, default=None,
                    help="run only point I (0-based); the points it starts from must be done")
+    p.add_argument("--status", action="store_true",
+                   help="print a table of the points (done, running, failed, killed, pending, "
+                   "blocked) from the MLflow store and exit")
+    p.add_argument("--launcher", choices=("local", "ray", "slurm"), default="local",
+                   help="where the points run: local processes (default), Ray tasks, or a Slurm "
+                   "job array through submitit (docs/sweeps.md#launchers)")
+    p.add_argument("--jobs", type=int, default=1, metavar="N",
+                   help="points at a time (local processes, Ray cluster size, array parallelism)")
+    p.add_argument("--address", default=None,
+                   help="--launcher ray: a running cluster (`ray start --head`), e.g. auto or "
+                   "HOST:6379; default: a new local cluster")
+    p.add_argument("--cluster", choices=("slurm", "local", "debug"), default=None,
+                   help="--launcher slurm: submitit's executor; local runs the job array on "
+                   "this machine (default: slurm, needs sbatch)")
+    p.add_argument("--threads", type=int, default=None,
+                   help="CPU threads per point (default: the sweep's resources.cpus)")
+    p.add_argument("--result-file", default=None, help=argparse.SUPPRESS)
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.add_argument("--override", action="append", default=[], metavar="KEY=VALUE",
                    help="an extra override for every point, after the sweep's own (repeatable), "
@@ -227,6 +261,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from seofp_lab.train.launch import launch, point_states, status_table  # noqa: PLC0415
     from seofp_lab.train.sweep_run import list_points, run_sweep  # noqa: PLC0415
 
     sweep = load_sweep(args.sweep)
@@ -236,9 +271,25 @@ def run(args: argparse.Namespace) -> int:
     if args.list:
         list_points(sweep, pts)
         return 0
-    if args.point is not None and not 0 <= args.point < len(pts):
+    if args.status:
+        from seofp_lab.console import console  # noqa: PLC0415
+
+        states = point_states(sweep, pts)
+        console().print(status_table(sweep, states))
+        return 0 if all(st.state == "done" for st in states) else 1
+    if args.jobs < 1 or (args.threads is not None and args.threads < 1):
+        raise ConfigError(f"Expected --jobs and --threads >= 1 but got {args.jobs}, "
+                          f"{args.threads}")
+    if args.point is None:  # every point, each in its own process under one parent run
+        return launch(sweep, Path(args.sweep), pts, args.launcher, args.jobs,
+                      tuple(args.override), args.address, args.cluster, args.threads)
+    if not 0 <= args.point < len(pts):
         raise ConfigError(f"Expected --point in [0, {len(pts) - 1}] but got {args.point}")
-    run_sweep(sweep, pts, only=args.point, progress=not args.no_progress)
+    runs = run_sweep(sweep, pts, only=args.point, progress=not args.no_progress)
+    if args.result_file:  # read by the launcher that started this point
+        import json  # noqa: PLC0415
+
+        Path(args.result_file).write_text(json.dumps({"run_id": runs[pts[args.point].key]}))
     return 0
 
 

@@ -10,6 +10,8 @@ gets only the missing steps. A baseline, variant or grid run is found by its swe
 
 from __future__ import annotations
 
+import os
+import socket
 import time
 from typing import Any
 
@@ -24,27 +26,67 @@ class SweepError(SeofpError):
     """A point cannot run: a point it starts from has no finished run."""
 
 
+def _point_filter(sweep: SweepConfig, p: Point, cfg: ExperimentConfig) -> str:
+    return (f"tags.`{tracking.TAG_SWEEP}` = '{sweep.name}' and "
+            f"tags.`{tracking.TAG_SWEEP_POINT}` = '{p.key}' and "
+            f"tags.`seofp.config_digest` = '{cfg.digest()}'")
+
+
 def find_point_run(sweep: SweepConfig, p: Point, cfg: ExperimentConfig) -> Any | None:
-    """The newest FINISHED run of point ``p`` with config ``cfg``, or None."""
+    """The newest FINISHED run of point ``p`` with config ``cfg`` that the safety cap did not cut
+    short, or None."""
     if p.stage == "control":
         from seofp_lab.train.control import find_control  # noqa: PLC0415
 
         found = find_control(cfg)
         return tracking.get_run(found) if found else None
-    runs = tracking.find_runs(
-        cfg.tracking.experiment,
-        f"tags.`{tracking.TAG_SWEEP}` = '{sweep.name}' and "
-        f"tags.`{tracking.TAG_SWEEP_POINT}` = '{p.key}' and "
-        f"tags.`seofp.config_digest` = '{cfg.digest()}' and attributes.status = 'FINISHED'",
-    )
+    runs = tracking.find_runs(cfg.tracking.experiment,
+                              _point_filter(sweep, p, cfg) + " and attributes.status = 'FINISHED'")
+    runs = [r for r in runs if tracking.TAG_BUDGET_CUT not in r.data.tags]
     return runs[0] if runs else None
+
+
+def attempt_runs(sweep: SweepConfig, p: Point, cfg: ExperimentConfig) -> list[Any]:
+    """Every run of point ``p`` with config ``cfg`` in any status, newest first."""
+    return tracking.find_runs(cfg.tracking.experiment, _point_filter(sweep, p, cfg))
+
+
+def process_alive(run: Any) -> bool | None:
+    """Whether the process that opened ``run`` still runs: None when it ran on another host
+    (or the run does not say), else True/False (tags ``seofp.host`` and ``seofp.pid``)."""
+    tags = run.data.tags
+    if tags.get(tracking.TAG_HOST) != socket.gethostname() or not tags.get(tracking.TAG_PID):
+        return None
+    try:
+        os.kill(int(tags[tracking.TAG_PID]), 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, ValueError):
+        return None
+    return True
+
+
+def end_dead_attempts(sweep: SweepConfig, p: Point, cfg: ExperimentConfig) -> list[str]:
+    """Close as KILLED the RUNNING runs of this point whose process is gone (a killed worker);
+    returns their ids. Runs of a live process, or of another host, are left alone."""
+    ended = []
+    for r in attempt_runs(sweep, p, cfg):
+        if r.info.status == "RUNNING" and process_alive(r) is False:
+            c = tracking.client()
+            c.set_tag(r.info.run_id, "seofp.killed_reason",
+                      f"process {r.data.tags.get(tracking.TAG_PID)} on "
+                      f"{r.data.tags.get(tracking.TAG_HOST)} ended without finishing the run; "
+                      "closed by the next attempt of the point")
+            c.set_terminated(r.info.run_id, "KILLED")
+            ended.append(r.info.run_id)
+    return ended
 
 
 def missing_steps(sweep: SweepConfig, run: Any, compressed: bool) -> list[str]:
     """What a finished run still lacks: ``evaluate``, ``export``, ``bench`` (in that order)."""
     m = run.data.metrics
     out = []
-    if sweep.evaluate and "pesq_wb" not in m:
+    if sweep.evaluate and "test_utterances" not in m:  # logged by every evaluation
         out.append("evaluate")
     if "size_bytes" not in m:  # a compressed run logs it when training ends; fp32 runs export
         out.append("export")
@@ -150,6 +192,8 @@ def run_sweep(sweep: SweepConfig, pts: list[Point], only: int | None = None,
             console.print(f"finished run {run_id} found: skipped"
                           + (f"; still to do: {', '.join(steps)}" if steps else ""))
         else:
+            for dead in end_dead_attempts(sweep, p, cfg):
+                console.print(f"run {dead[:8]} of an earlier attempt lost its process: KILLED")
             if p.stage == "control":
                 run_id, _ = ensure_control(cfg, progress=progress)
             else:
@@ -164,5 +208,5 @@ def run_sweep(sweep: SweepConfig, pts: list[Point], only: int | None = None,
     return runs
 
 
-__all__ = ["SweepError", "find_point_run", "finish_run", "list_points", "missing_steps",
-           "run_sweep"]
+__all__ = ["SweepError", "attempt_runs", "end_dead_attempts", "find_point_run", "finish_run",
+           "list_points", "missing_steps", "process_alive", "run_sweep"]

@@ -1,0 +1,166 @@
+/* Internal interface between the kernel's source files (not part of the public API in
+ * seofp.h): shared constants, inline helpers, the layouts' element orders and the functions one
+ * file defines for another. Every function here has hidden visibility.
+ *
+ *   dispatch.c   code-path selection, argument checks, seofp_gemm/seofp_gemv and the batch > 1
+ *                tiled product (gemm_tiles_avx2), the batch-1 block loop (blocks_run)
+ *   intadd.c     the integer adder: activation pre-pass, every intadd layout's blocks, panels
+ *                and tiles, portable and AVX2
+ *   decode.c     codes decoded to fp32 (fp16 top byte, bit construction) and the portable FMA
+ *                block shared with fp32
+ *   fp32.c       the fp32 control's AVX2 block and tile
+ *   threading.c  the optional second thread for batch-1 products
+ *   layers.c     LSTM (one direction, both directions interleaved, stacks), linear, conv1d,
+ *                channel norm and activations
+ */
+#ifndef SEOFP_INTERNAL_H
+#define SEOFP_INTERNAL_H
+#define _POSIX_C_SOURCE 200809L /* pthreads under -std=c11 */
+#include "seofp.h"
+
+#include <math.h>
+#include <pthread.h>
+#include <sched.h>
+#include <string.h>
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#define SEOFP_HAVE_AVX2_PATH 1
+#include <immintrin.h>
+#define AVX2_FN __attribute__((target("avx2,fma,f16c")))
+#else
+#define SEOFP_HAVE_AVX2_PATH 0
+#endif
+
+#define PREFETCH_BYTES 4096
+
+#define SEOFP_INTERNAL __attribute__((visibility("hidden")))
+
+static inline uint32_t f2u(float f) { uint32_t u; memcpy(&u, &f, 4); return u; }
+static inline float u2f(uint32_t u) { float f; memcpy(&f, &u, 4); return f; }
+
+/* intadd in either layout (1-byte codes or 16-bit addends) */
+static inline int is_intadd(const seofp_layer *w) {
+    return w->kind == SEOFP_INTADD || w->kind == SEOFP_INTADD16 || w->kind == SEOFP_INTADD4;
+}
+
+/* bytes of one 4-row block: 4 * cols_pad elements of 4, 2, 1 or (nibbles) 1/2 byte */
+static inline size_t block_bytes(const seofp_layer *w) {
+    const size_t n = (size_t)w->cols_pad * 4;
+    switch (w->kind) {
+    case SEOFP_FP32: return n * 4;
+    case SEOFP_INTADD16: return n * 2;
+    case SEOFP_INTADD4: return n / 2;
+    default: return n;
+    }
+}
+
+/* INTADD16 stores each 16-run of a row as k 0-3, 8-11, 4-7, 12-15, so that unpacking 16 words
+ * with a zero register (in-lane, 4 words per 128-bit half) yields k 0-7, then k 8-15. The
+ * permutation is its own inverse: memory word i holds k = W16_PERM[i] and k sits at W16_PERM[k]. */
+static const int W16_PERM[16] = {0, 1, 2, 3, 8, 9, 10, 11, 4, 5, 6, 7, 12, 13, 14, 15};
+
+/* INTADD stores each chunk's rows in pairs of 32 bytes ordered for two in-lane unpacks (bytes to
+ * words, words to dwords): row 2p+rr's element k%16 = l sits at byte W8_POS(rr, l) of pair p. */
+#define W8_POS(rr, l) ((rr) * 8 + ((l) / 8) * 4 + (((l) / 4) % 2) * 16 + (l) % 4)
+
+/* INTADD4 packs a chunk (4 rows x 16 k) into 32 bytes of nibbles n = s<<3 | c: row r's lane l is
+ * the nibble of byte W4_BYTE(r, l), the high one when r >= 2 (the order two in-lane unpacks
+ * produce, see nib_addends). */
+#define W4_BYTE(r, l) ((((l) % 8) / 4) * 16 + ((r) % 2) * 8 + ((l) / 8) * 4 + (l) % 4)
+
+/* ------------------------------------------------------------------------------ preparation */
+/* The constant the pre-pass adds to bits(x): the bias folded with the layer's codes,
+ * (e_min - 1) << 23, or with IA-NET's split (ianet: weights stored as bits(w * 2^-63)) the
+ * activation's 2^-64, -64 << 23; either way the products' bits are bits(x * w) (mod 2^32). */
+static inline uint32_t intadd_fold(const seofp_layer *w) {
+    return w->ianet ? (uint32_t)-64 << 23 : (uint32_t)(w->e_min - 1) << 23;
+}
+
+/* The fixed horizontal reduction of seofp.h. */
+static inline float reduce16(const float a[16]) {
+    float s[8], q[4], d[2];
+    for (int l = 0; l < 8; l++) s[l] = a[l] + a[l + 8];
+    for (int l = 0; l < 4; l++) q[l] = s[l] + s[l + 4];
+    for (int l = 0; l < 2; l++) d[l] = q[l] + q[l + 2];
+    return d[0] + d[1];
+}
+
+static inline size_t prep_floats(const seofp_layer *w) {
+    return (size_t)w->cols_pad * (is_intadd(w) ? 2 : 1);
+}
+
+/* one decoded 4-row panel (intadd: product addends and zero masks, 2 x 4 x cols_pad words) */
+static inline size_t panel_floats(const seofp_layer *w) { return (size_t)w->cols_pad * 8 + 16; }
+
+/* One call's block loop (batch 1 and the portable path): blocks [b0, b1) of every column. */
+typedef struct {
+    const seofp_layer *w;
+    const float *prep;
+    int n, ys_n, ys_r, any_masked, avx2;
+    float *y;
+    float scale;
+    const uint16_t *xw; /* INTADD16, batch 1, no masks: the activations' halves (AVX2) */
+} blocks_job;
+
+/* dispatch.c */
+SEOFP_INTERNAL int active_variant(void);
+SEOFP_INTERNAL int layer_ok(const seofp_layer *w);
+SEOFP_INTERNAL int all_finite(const float *x, size_t n);
+SEOFP_INTERNAL int prep_pad(const float *x, int cols, int cols_pad, float *xp);
+SEOFP_INTERNAL void blocks_run(const blocks_job *jb, int b0, int b1);
+SEOFP_INTERNAL void gemm_run(const seofp_layer *w, const float *prep, const int *cmask, int n,
+                             float *y, int ys_n, int ys_r, float *scratch);
+/* threading.c */
+SEOFP_INTERNAL void blocks_run_split(const blocks_job *jb, int nblocks);
+/* intadd.c */
+SEOFP_INTERNAL int prep_intadd(const float *x, int cols, int cols_pad, int e_min, int e_max,
+                               uint32_t fold, uint32_t *xb, uint32_t *mask, int *masked);
+SEOFP_INTERNAL void block_intadd_c(const uint8_t *blk, int kind, int nchunks, const uint32_t *xb,
+                                   const uint32_t *mask, float out[4]);
+/* decode.c */
+SEOFP_INTERNAL float f16_top_byte(unsigned b);
+SEOFP_INTERNAL void block_fma_c(const void *blk, int kind, int e_min, int nchunks, const float *x,
+                                float out[4]);
+
+#if SEOFP_HAVE_AVX2_PATH
+AVX2_FN static inline float reduce_avx2(__m256 a0, __m256 a1) {
+    __m256 s = _mm256_add_ps(a0, a1);
+    __m128 q = _mm_add_ps(_mm256_castps256_ps128(s), _mm256_extractf128_ps(s, 1));
+    __m128 d = _mm_add_ps(q, _mm_movehl_ps(q, q));
+    return _mm_cvtss_f32(_mm_add_ss(d, _mm_shuffle_ps(d, d, 1)));
+}
+
+
+#define TILE_BEGIN(NC)                                                                        \
+    __m256 acc[2][NC][2];                                                                     \
+    for (int r = 0; r < 2; r++)                                                               \
+        for (int c = 0; c < NC; c++) acc[r][c][0] = acc[r][c][1] = _mm256_setzero_ps();
+
+/* intadd.c */
+AVX2_FN SEOFP_INTERNAL void xw_prep_avx2(const uint32_t *xb, int cols_pad, uint16_t *xw);
+AVX2_FN SEOFP_INTERNAL void block_intadd16w_avx2(const uint8_t *blk, int nchunks,
+                                                 const uint16_t *xw, float out[4]);
+AVX2_FN SEOFP_INTERNAL void block_intadd_avx2(const uint8_t *blk, int kind, int nchunks,
+                                              const uint32_t *xb, const uint32_t *mask,
+                                              int xmask, int wzero, float out[4]);
+AVX2_FN SEOFP_INTERNAL void panel_intadd(const seofp_layer *w, const uint8_t *blk, uint32_t *A,
+                                         uint32_t *Z);
+AVX2_FN SEOFP_INTERNAL void tile_intadd_n(const uint32_t *A, const uint32_t *Z, int r0,
+                                          int nchunks, const uint32_t *const *X,
+                                          const uint32_t *const *M, int nc, int masked,
+                                          float out[2][3]);
+/* decode.c */
+AVX2_FN SEOFP_INTERNAL void block_f16_avx2(const uint8_t *blk, int nchunks, const float *x,
+                                           float out[4]);
+AVX2_FN SEOFP_INTERNAL void block_bits_avx2(const uint8_t *blk, int nchunks, int e_min,
+                                            const float *x, float out[4]);
+AVX2_FN SEOFP_INTERNAL const float *panel_fma(const seofp_layer *w, const uint8_t *blk,
+                                              float *P);
+/* fp32.c */
+AVX2_FN SEOFP_INTERNAL void block_fp32_avx2(const float *blk, int nchunks, const float *x,
+                                            float out[4]);
+AVX2_FN SEOFP_INTERNAL void tile_fma_n(const float *P, int r0, int nchunks,
+                                       const float *const *X, int nc, float out[2][3]);
+#endif
+
+#endif
