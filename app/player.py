@@ -5,9 +5,12 @@ each clip once from ``/seofp/audio/<ticket>`` (served by ``app/asgi.py``, render
 per-serve transforms, docs/listening_blinding.md) and keeps the decoded buffers in closures, not
 on ``window``. A, B and X start in sync, loop, and switching only moves gains (a short
 crossfade) so the playhead keeps its place. The component reports cumulative listening counts
-with ``setStateValue`` when each clip reaches its minimum and on blur (coalesced: at most one
-report per 400 ms, as each is a rerun). A report only prompts a rerun, in which the server's own
-accounting (:func:`seofp_lab.listening.blinding.playback`) decides whether the answer unlocks.
+with ``setStateValue`` when each clip reaches its minimum, on blur, and once for every new
+component instance after something was heard (a reconnect gets a new server session, whose
+page keys the player anew and has seen no report; coalesced: at most one report per 400 ms, as
+each is a rerun). A report only prompts a rerun, in which
+the server's own accounting (:func:`seofp_lab.listening.blinding.playback`) decides whether
+the answer unlocks.
 """
 
 from __future__ import annotations
@@ -39,7 +42,8 @@ function makePlayer(init) {
   const sources = [], gains = [];
   const heard = {}, plays = {}, sent = {};
   let current = null, switches = 0, blur = 0, lastTick = null, startedAt = null;
-  let send = null, root = null, detached = 0, failed = null;
+  let send = null, root = null, detached = 0, failed = null, attached = init.instance;
+  let asked = null;
   const events = [];
   const t0 = performance.now();
   data.labels.forEach((l) => { heard[l] = 0; plays[l] = 0; });
@@ -182,6 +186,18 @@ function makePlayer(init) {
       const s = document.createElement("span"); s.className = "status"; el.appendChild(s);
       root = el; render();
     },
+    attach: (instance) => {
+      // a new component instance (a reconnect to a new server session makes one) has had no
+      // report: send what was already heard again, once per instance, or the new session
+      // would store the answer as given without listening
+      if (instance === attached) return;
+      attached = instance;
+      if (data.labels.some((l) => sent[l])) report();
+    },
+    ask: (nonce) => {  // the server holds an answer until it has this page's log: send it now
+      if (!nonce || nonce === asked) return;
+      asked = nonce; report();
+    },
   };
 }
 
@@ -193,6 +209,8 @@ export default function (component) {
   let p = players.get(data.trial);
   if (!p) { p = makePlayer(data); players.set(data.trial, p); } else p.update(data);
   p.setSend(setStateValue);
+  p.attach(data.instance);
+  p.ask(data.ask);
   p.mount(parentElement);
   // re-renders of the same trial keep playing: no cleanup that would restart the audio
 }
@@ -201,15 +219,16 @@ export default function (component) {
 _component = st.components.v2.component("seofp_abx_player", html=HTML, css=CSS, js=JS)
 
 
-def player(trial: Any, key: str, min_play_s: float, crossfade_ms: float, rate: int
-           ) -> dict[str, Any] | None:
+def player(trial: Any, key: str, min_play_s: float, crossfade_ms: float, rate: int,
+           ask: str | None = None) -> dict[str, Any] | None:
     """Mount the player for a :class:`~seofp_lab.listening.listener.ServedTrial`.
 
-    Returns the component's latest cumulative log (or None before the first report).
+    ``ask`` (a new value each time): report the log now, even if nothing was heard. Returns
+    the component's latest cumulative log (or None before the first report).
     """
     data = {"trial": trial.public_id, "labels": list(trial.labels), "tickets": list(trial.tickets),
             "route": AUDIO_ROUTE, "rate": rate, "min_play_ms": min_play_s * 1000.0,
-            "crossfade_ms": crossfade_ms}
+            "crossfade_ms": crossfade_ms, "instance": key, "ask": ask}
     result = _component(data=data, key=key, default={"log": None}, on_log_change=lambda: None)
     return result.log
 

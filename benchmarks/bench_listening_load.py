@@ -191,8 +191,10 @@ class SimListener:
             page.texts.append(el.markdown.body)
         elif kind == "alert":
             page.texts.append(el.alert.body)
-        elif kind == "bidi_component":
-            page.player = json.loads(el.bidi_component.json) if el.bidi_component.json else None
+        elif kind == "bidi_component" and el.bidi_component.json:
+            data = json.loads(el.bidi_component.json)
+            if isinstance(data, dict) and "tickets" in data:  # the player, not the page's
+                page.player = data  # browser probe or break countdown
 
     @staticmethod
     def _click(wid: str):  # noqa: ANN205 - a WidgetState
@@ -250,6 +252,8 @@ class SimListener:
                     time.sleep(0.3)
                 return self.rerun([])
             self.t_click = time.perf_counter()
+            # this client sends no player log, so the page holds its first click for the log
+            # (docs/listening_participants.md#no-dead-ends) and the next click saves it as is
             nxt = self.rerun([self._click(page.buttons["X is A"][0])])
             if not (nxt.player and nxt.player["trial"] == trial):
                 self.stats.acknowledged += 1  # the page moved on: the server took the answer

@@ -225,11 +225,14 @@ def test_consent_to_thank_you_with_the_devtools_attacker(server) -> None:
                         answer.click()
             if page.locator("h2", has_text="Almost done").count():
                 break
-            if page.get_by_text("Take a short rest").count():
+            if page.get_by_text("Take a short rest").count():  # the countdown ends it
                 page.wait_for_timeout(1000)
-                page.get_by_role("button", name="Continue").click()
-                page.wait_for_timeout(300)
                 continue
+            page.locator(".seofp-player button").first.wait_for()
+            # the answered trial's buttons (keyed by its id) stay until the rerun finishes
+            page.wait_for_function("() => { const b = [...document.querySelectorAll('button')]"
+                                   ".filter((b) => b.innerText.trim() === 'X is A');"
+                                   " return b.length === 1 && b[0].disabled; }")
             expect(answer).to_be_disabled()  # the gate: nothing served yet
             trial_id = page.locator(".seofp-player").get_attribute("data-trial")
             mark = len(urls)

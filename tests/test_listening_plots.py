@@ -83,9 +83,12 @@ def test_empty_groups_give_annotated_panels(study: tuple) -> None:
     texts = _texts(trial_log_figure(log))
     assert texts.count("no trials") == 3
     unrecorded = log.drop(columns=["switches", "confidence"]).assign(rt_ms=np.nan)
-    texts = _texts(trial_log_figure(unrecorded))
-    assert {"rt_ms not recorded", "switches not recorded", "confidence not recorded"} <= set(
-        texts)
+    fig = trial_log_figure(unrecorded, confidence=False)
+    assert {"rt_ms not recorded", "switches not recorded"} <= set(_texts(fig))
+    assert len(fig.axes) == 3  # no confidence asked: no accuracy-by-confidence panel at all
+    assert "confidence not recorded" in _texts(trial_log_figure(unrecorded, confidence=True))
+    assert len(trial_log_figure(log.assign(correct=[0, 1] * (len(log) // 2) + [1] * (
+        len(log) % 2))).axes) == 4
     assert _texts(trial_log_figure(None)).count("plays_a + plays_b + plays_x not recorded") == 1
     assert "no main trials: no items to show" in _texts(items_figure(result.tables["items"][:0],
                                                                      0.575))

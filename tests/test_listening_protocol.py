@@ -43,12 +43,28 @@ def test_every_study_yaml_in_the_repo_loads() -> None:
     ({"analysis": {"margin": 0.4}}, "margin"),
     ({"screening": {"headphone_trials": 2, "headphone_pass": 3}}, "headphone_pass"),
     ({"baseline_dir": None}, "baseline_run"),
+    ({"confidence": 9}, "confidence"),
+    ({"confidence": ["only one"]}, "confidence"),
+    ({"confidence": ["same", "same"]}, "distinct"),
+    ({"crowd": {"confidence_levels": 3}}, "top-level setting `confidence"),
 ])
 def test_bad_definitions_name_the_field(tmp_path: Path, patch: dict, fragment: str) -> None:
     spec = {"name": "bad", "baseline_dir": "b", "compressed_dir": "c", **patch}
     (tmp_path / "study.yaml").write_text(yaml.safe_dump(spec))
     with pytest.raises(ConfigError, match=fragment):
         load_study(tmp_path)
+
+
+@pytest.mark.parametrize(("value", "levels", "labels"), [
+    (False, 0, []),
+    (True, 3, ["1 - guessing", "2 - fairly sure", "3 - sure"]),
+    (5, 5, ["1", "2", "3", "4", "5"]),
+    (["unsure", "sure"], 2, ["unsure", "sure"]),
+])
+def test_one_confidence_setting_gives_the_levels_and_labels(value: object, levels: int,
+                                                           labels: list[str]) -> None:
+    study = _study(confidence=value)
+    assert (study.confidence_levels, study.confidence_labels()) == (levels, labels)
 
 
 def test_missing_study_yaml_is_a_clear_error(tmp_path: Path) -> None:

@@ -1,10 +1,10 @@
-"""``seofp study plan|prepare|serve|analyze|export STUDY_DIR``: arguments mapped onto the API."""
+"""``seofp study plan|prepare|serve|admin|add-user|analyze|export STUDY_DIR``: arguments mapped
+onto the API."""
 
 from __future__ import annotations
 
 import argparse
 import os
-import secrets
 import subprocess
 import sys
 from pathlib import Path
@@ -12,6 +12,7 @@ from pathlib import Path
 from seofp_lab.errors import StudyError
 
 APP = Path(__file__).resolve().parents[2] / "app" / "asgi.py"  # study_app.py + the audio route
+ADMIN_APP = APP.with_name("admin_app.py")
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -20,6 +21,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     for name, help_text in (("plan", "power and sample size of the pre-registered design"),
                             ("prepare", "draw, loudness-match and freeze the stimuli"),
                             ("serve", "start the listening app (Streamlit)"),
+                            ("admin", "start the experimenter app (its own process and port)"),
+                            ("add-user", "create an experimenter account or set its password"),
                             ("analyze", "print the analysis and log it to MLflow"),
                             ("export", "write trials.csv, participants.csv, export.json")):
         a = sub.add_parser(name, help=help_text)
@@ -28,9 +31,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         if name == "prepare":
             a.add_argument("--baseline-dir", type=Path, help="enhanced folder instead of a run")
             a.add_argument("--compressed-dir", type=Path, help="enhanced folder instead of a run")
-        if name == "serve":
-            a.add_argument("--port", type=int, default=8501)
+        if name in ("serve", "admin"):
+            a.add_argument("--port", type=int, default=8501 if name == "serve" else 8502)
             a.add_argument("--address", default="127.0.0.1")
+        if name == "add-user":
+            a.add_argument("username", help="1-64 letters, digits, _ . @ or -")
+            a.add_argument("--password-stdin", action="store_true",
+                           help="read the password from standard input (default: prompt)")
         if name == "plan":
             a.add_argument("--reps", type=int, default=200,
                            help="simulated studies per listener-level power value (0: skip)")
@@ -43,8 +50,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    return {"plan": _plan, "prepare": _prepare, "serve": _serve, "analyze": _analyze,
-            "export": _export}[args.action](args)
+    return {"plan": _plan, "prepare": _prepare, "serve": _serve, "admin": _serve,
+            "add-user": _add_user, "analyze": _analyze, "export": _export}[args.action](args)
 
 
 def _plan(args: argparse.Namespace) -> int:
@@ -88,25 +95,47 @@ def _prepare(args: argparse.Namespace) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
+    """``serve``: the participant app; ``admin``: the experimenter app, on its own port."""
+    from seofp_lab.listening.auth import has_users  # noqa: PLC0415
     from seofp_lab.listening.listener import StudyService  # noqa: PLC0415
 
     study_dir = args.study_dir.resolve()
-    StudyService(study_dir, args.db)  # fail here, with a clear message, not in the browser
+    service = StudyService(study_dir, args.db)  # fail here, with a clear message, not in a page
     env = dict(os.environ, SEOFP_STUDY_DIR=str(study_dir))
     if args.db:
         env["SEOFP_STUDY_DB"] = args.db
-    if not env.get("SEOFP_STUDY_PASSWORD"):
-        env["SEOFP_STUDY_PASSWORD"] = secrets.token_urlsafe(9)
-        print(f"Experimenter password (set SEOFP_STUDY_PASSWORD to choose one): "
-              f"{env['SEOFP_STUDY_PASSWORD']}")
-    print(f"Listeners: http://{args.address}:{args.port}/   experimenter: "
-          f"http://{args.address}:{args.port}/?view=experimenter")
-    cmd = [sys.executable, "-m", "streamlit", "run", str(APP), "--server.port", str(args.port),
+    url = f"http://{args.address}:{args.port}/"
+    if args.action == "admin":
+        if not has_users(service.store):
+            print(f"No experimenter account yet: seofp study add-user {args.study_dir} NAME")
+        print(f"Experimenter page: {url}")
+    else:
+        print(f"Listeners: {url}   experimenter page: seofp study admin {args.study_dir}")
+    app = ADMIN_APP if args.action == "admin" else APP
+    cmd = [sys.executable, "-m", "streamlit", "run", str(app), "--server.port", str(args.port),
            "--server.address", args.address, "--server.headless", "true",
            "--browser.gatherUsageStats", "false",
            "--client.toolbarMode", "minimal",  # listeners see no developer menu or Deploy button
+           "--client.showErrorDetails", "none",  # behind the page boundary: no tracebacks
            "--runner.postScriptGC", "false"]  # a full gc after every rerun cost ~55 % of the CPU
     return subprocess.call(cmd, env=env)
+
+
+def _add_user(args: argparse.Namespace) -> int:
+    import getpass  # noqa: PLC0415
+
+    from seofp_lab.listening.auth import add_user  # noqa: PLC0415
+
+    if args.password_stdin:
+        password = sys.stdin.readline().rstrip("\n")
+    else:
+        password = getpass.getpass(f"Password for {args.username}: ")
+        if getpass.getpass("Again: ") != password:
+            raise StudyError("Expected the same password twice but the two differ")
+    service = _service(args)
+    add_user(service.store, args.username, password)
+    print(f"Experimenter {args.username} can log in to: seofp study admin {args.study_dir}")
+    return 0
 
 
 def _service(args: argparse.Namespace):  # noqa: ANN202 - StudyService

@@ -1,4 +1,8 @@
-"""Tables out of the store: one row per answered trial, one per participant; CSV/JSON export."""
+"""Tables out of the store: one row per answered trial, one per participant; CSV/JSON export.
+
+No table carries a participant's token (it resumes the session): ``pseudonym`` is a salted
+HMAC of it, stable within a study (docs/listening_participants.md#exports).
+"""
 
 from __future__ import annotations
 
@@ -8,11 +12,13 @@ from pathlib import Path
 import pandas as pd
 from sqlalchemy import select
 
+from seofp_lab.listening.auth import export_salt, pseudonym
 from seofp_lab.listening.store import Answer, Participant, ScreenAnswer, Store, TrialRow
 
 TRIAL_COLUMNS = [
-    "listener", "token", "trial_index", "block", "trial_type", "item", "utterance_id", "speaker",
-    "noise", "snr", "gain_db", "order_cell", "x_is", "response", "correct", "confidence", "rt_ms",
+    "listener", "pseudonym", "trial_index", "block", "trial_type", "item", "utterance_id",
+    "speaker", "noise", "snr", "gain_db", "order_cell", "x_is", "response", "correct",
+    "confidence", "rt_ms",
     "rt_from_first_x_ms", "plays_a", "plays_b", "plays_x", "ms_heard_a", "ms_heard_b",
     "ms_heard_x", "switches", "loop_used", "blur_events", "answered_without_x", "diff_snr_db",
     "pesq_b_to_c", "loudness_diff_db", "sha256_a", "sha256_b", "sha256_x", "commitment",
@@ -28,11 +34,13 @@ def trials_frame(store: Store, study: str) -> pd.DataFrame:
          .where(Participant.study_id == study)
          .order_by(Participant.id, TrialRow.trial_index))
     rows = []
+    salt = export_salt(store, study)
     with store.session() as s:
         for t, a, p in s.execute(q):
             st = t.stimulus or {}
             rows.append({
-                "listener": p.id, "token": p.token, "trial_index": t.trial_index,
+                "listener": p.id, "pseudonym": pseudonym(salt, p.token),
+                "trial_index": t.trial_index,
                 "block": t.block, "trial_type": t.trial_type, "item": t.item_id,
                 "utterance_id": st.get("utterance_id"), "speaker": st.get("speaker"),
                 "noise": st.get("noise"), "snr": st.get("snr"), "gain_db": t.gain_db,
@@ -54,6 +62,7 @@ def trials_frame(store: Store, study: str) -> pd.DataFrame:
 def participants_frame(store: Store, study: str) -> pd.DataFrame:
     """Every participant: status, screening scores, metadata, debrief."""
     rows = []
+    salt = export_salt(store, study)
     with store.session() as s:
         parts = s.scalars(select(Participant).where(Participant.study_id == study)
                           .order_by(Participant.id)).all()
@@ -66,7 +75,8 @@ def participants_frame(store: Store, study: str) -> pd.DataFrame:
         for p in parts:
             mine = [a for a in screens if a.participant_id == p.id]
             rows.append({
-                "listener": p.id, "token": p.token, "index": p.participant_index, "seed": p.seed,
+                "listener": p.id, "pseudonym": pseudonym(salt, p.token),
+                "index": p.participant_index, "seed": p.seed,
                 "status": p.status, "screen_exclusion": p.exclusion,
                 "headphone_correct": sum(a.correct for a in mine if a.kind == "headphone"),
                 "environment_correct": sum(a.correct for a in mine if a.kind == "environment"

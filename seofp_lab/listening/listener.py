@@ -25,6 +25,7 @@ from sqlalchemy.exc import IntegrityError
 from seofp_lab import __version__
 from seofp_lab.errors import StudyError
 from seofp_lab.listening.blinding import VAULT, Playback, playback
+from seofp_lab.listening.crowd import bandwidth_pair, screen_rules
 from seofp_lab.listening.protocol import TrialSpec, build_schedule, load_study
 from seofp_lab.listening.stimuli import (
     load_manifest,
@@ -45,8 +46,8 @@ from seofp_lab.listening.store import (
     utcnow,
 )
 
-Phase = Literal["consent", "metadata", "headphone", "environment", "trials", "break", "debrief",
-                "done", "screened_out"]
+Phase = Literal["consent", "metadata", "headphone", "environment", "bandwidth", "trials", "break",
+                "debrief", "done", "screened_out"]
 LOG_INTS = ("plays_a", "plays_b", "plays_x", "switches", "blur_events")
 LOG_FLOATS = ("ms_heard_a", "ms_heard_b", "ms_heard_x", "rt_ms", "rt_from_first_x_ms")
 
@@ -57,7 +58,7 @@ class ServedTrial:
     ids, :class:`~seofp_lab.listening.blinding.AudioVault`); ``clips`` stay on the server."""
 
     public_id: str
-    kind: Literal["abx", "headphone", "environment"]
+    kind: Literal["abx", "headphone", "environment", "bandwidth"]
     labels: tuple[str, ...]
     tickets: tuple[str, ...]
     number: int  # 1-based position in the current phase
@@ -179,9 +180,8 @@ class Listener:
             return max(0.0, (until - utcnow()).total_seconds())
 
     def _advance(self, p: Participant, after: str) -> None:
-        scr = self.service.study.screening
-        order = ["consent", "metadata", "headphone", "environment", "trials"]
-        skip = {"headphone": scr.headphone_trials == 0, "environment": scr.environment_trials == 0}
+        order = ["consent", "metadata", "headphone", "environment", "bandwidth", "trials"]
+        skip = {k: screen_rules(self.service, k)[0] == 0 for k in order[2:5]}
         nxt = order.index(after) + 1
         while order[nxt] in skip and skip[order[nxt]]:
             nxt += 1
@@ -224,20 +224,23 @@ class Listener:
             return tone_triplet(rate, rng)
         first = self.service.manifest.items[0].item_id
         speech = self.service.manifest.clip(first, "baseline")[: 2 * rate]
+        if kind == "bandwidth":
+            return bandwidth_pair(speech, rate, self.service.study.crowd.bandwidth_cutoff_hz, rng)
         return snr_pair(speech, rng)
 
     def screen_trial(self) -> ServedTrial | None:
         """The next headphone/environment trial of the current attempt (None: phase done)."""
         kind = self.phase()
-        if kind not in ("headphone", "environment"):
+        if kind not in ("headphone", "environment", "bandwidth"):
             return None
-        scr = self.service.study.screening
-        total = scr.headphone_trials if kind == "headphone" else scr.environment_trials
+        total = screen_rules(self.service, kind)[0]
         with self.service.store.session() as s:
             done = s.scalars(select(ScreenAnswer).where(
                 ScreenAnswer.participant_id == self.pid, ScreenAnswer.kind == kind)).all()
         attempt = max((a.attempt for a in done), default=1)
         i = sum(a.attempt == attempt for a in done)
+        if i >= total:  # a failed first attempt that may be retried: the retry starts afresh
+            attempt, i = attempt + 1, 0
         clips, correct = self._screen_stimulus(kind, attempt, i)
         public_id = str(uuid.uuid4())
         self._screen = {public_id: (kind, attempt, i, correct)}
@@ -261,15 +264,11 @@ class Listener:
         if public_id not in self._screen:
             raise StudyError(f"Expected the screening trial on screen but got {public_id!r}")
         kind, attempt, i, correct = self._screen[public_id]
+        total, need, n_choices, retry = screen_rules(self.service, kind)
         if enforce_playback:
-            n = 3 if kind == "headphone" else 2
-            self._require_played(public_id, tuple(str(k + 1) for k in range(n)))
-        n_choices = 3 if kind == "headphone" else 2
+            self._require_played(public_id, tuple(str(k + 1) for k in range(n_choices)))
         if not isinstance(response, int) or not 0 <= response < n_choices:
             raise StudyError(f"Expected a choice 1..{n_choices} but got {response!r}")
-        scr = self.service.study.screening
-        total, need = ((scr.headphone_trials, scr.headphone_pass) if kind == "headphone"
-                       else (scr.environment_trials, scr.environment_pass))
         try:
             with self.service.store.session() as s:
                 s.add(ScreenAnswer(participant_id=self.pid, kind=kind, attempt=attempt, index=i,
@@ -282,7 +281,7 @@ class Listener:
                     p = self._participant(s)
                     if got >= need:
                         self._advance(p, kind)
-                    elif kind == "headphone" or attempt >= 2:
+                    elif not retry or attempt >= 2:
                         p.status = "screened_out"
                         p.exclusion = f"{kind} screen {got}/{total} (need {need})"
         except IntegrityError:

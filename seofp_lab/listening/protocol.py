@@ -21,6 +21,7 @@ from pydantic import Field, model_validator
 
 from seofp_lab.config import Strict, load_yaml_model
 from seofp_lab.errors import StudyError
+from seofp_lab.listening.crowd import CrowdSpec
 
 TrialType = Literal["practice", "main", "catch", "null", "trap", "ladder"]
 Clip = Literal["baseline", "compressed", "catch", "trap", "ladder_ref", "ladder"]
@@ -122,9 +123,11 @@ class StudyDefinition(Strict):
     stimuli: StimulusSpec = StimulusSpec()
     ladder: Ladder = Ladder()
     player: PlayerSpec = PlayerSpec()
-    # a confidence rating after each answer: false (not asked), true (3 levels) or the number
-    # of levels (2..7); only then is accuracy analysed by confidence
-    confidence: bool | int = False
+    crowd: CrowdSpec = CrowdSpec()  # codes, redirects, device/bandwidth/time checks
+    # a confidence rating after each answer (docs/listening_participants.md#confidence): false
+    # (not asked), true (3 levels), the number of levels (2..7) or the labels, lowest first;
+    # the pages ask it and the analysis reports accuracy by confidence only when it is set
+    confidence: bool | int | list[str] = False
 
     @model_validator(mode="after")
     def _check(self) -> StudyDefinition:
@@ -142,9 +145,14 @@ class StudyDefinition(Strict):
             raise ValueError("Expected screening.headphone_pass <= headphone_trials")
         if self.screening.environment_pass > self.screening.environment_trials:
             raise ValueError("Expected screening.environment_pass <= environment_trials")
-        if not isinstance(self.confidence, bool) and not 2 <= self.confidence <= 7:
-            raise ValueError(f"Expected confidence: false, true or 2..7 levels but got "
-                             f"{self.confidence}")
+        if not isinstance(self.confidence, bool) and not 2 <= self.confidence_levels <= 7:
+            raise ValueError("Expected confidence: false, true, 2..7 levels or 2..7 labels but "
+                             f"got {self.confidence!r}")
+        if isinstance(self.confidence, list) and (
+                len(set(self.confidence)) != len(self.confidence)
+                or not all(label.strip() for label in self.confidence)):
+            raise ValueError("Expected distinct, non-empty confidence labels but got "
+                             f"{self.confidence!r}")
         if self.items.count is not None and self.items.count < self.tests_per_listener:
             raise ValueError(f"Expected items.count (the pool) >= {self.tests_per_listener} "
                              f"test trials per listener but got {self.items.count}")
@@ -155,7 +163,17 @@ class StudyDefinition(Strict):
         """0 when no confidence rating is asked, else the number of levels."""
         if isinstance(self.confidence, bool):
             return 3 if self.confidence else 0
+        if isinstance(self.confidence, list):
+            return len(self.confidence)
         return int(self.confidence)
+
+    def confidence_labels(self) -> list[str]:
+        """The confidence scale as the page shows it, lowest first ([] when not asked)."""
+        if isinstance(self.confidence, list):
+            return list(self.confidence)
+        if self.confidence_levels == 3:
+            return ["1 - guessing", "2 - fairly sure", "3 - sure"]
+        return [str(k) for k in range(1, self.confidence_levels + 1)]
 
     @property
     def tests_per_listener(self) -> int:

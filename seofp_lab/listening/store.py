@@ -329,3 +329,66 @@ def _bound_before_flush(session: Session, _ctx: Any, _instances: Any) -> None:
     for obj in list(session.new) + list(session.dirty):
         if isinstance(obj, Base):
             bound_row(obj)
+
+
+# --------------------------------------------------------------------------------------------
+# Crowd identities, incidents and experimenter accounts (docs/listening_participants.md): new
+# tables only, so a store created before them gains them on the next start and loses nothing.
+
+
+class CrowdId(Base):
+    """A crowd platform's ids for a participant: the same platform id resumes, never re-enrols."""
+
+    __tablename__ = "crowd_ids"
+    __table_args__ = (UniqueConstraint("study_id", "platform", "crowd_pid"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    participant_id: Mapped[int] = mapped_column(ForeignKey("participants.id"), unique=True)
+    study_id: Mapped[str] = mapped_column(String(100), index=True)
+    platform: Mapped[str] = mapped_column(String(10))  # prolific | mturk
+    crowd_pid: Mapped[str] = mapped_column(String(64))  # PROLIFIC_PID or workerId
+    crowd_study: Mapped[str | None] = mapped_column(String(64))  # STUDY_ID or hitId
+    crowd_session: Mapped[str | None] = mapped_column(String(64))  # SESSION_ID or assignmentId
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Incident(Base):
+    """An unexpected error on a participant page: the participant sees only its id."""
+
+    __tablename__ = "incidents"
+    id: Mapped[str] = mapped_column(String(16), primary_key=True)
+    study_id: Mapped[str | None] = mapped_column(String(100), index=True)
+    participant_id: Mapped[int | None] = mapped_column(Integer)
+    page: Mapped[str | None] = mapped_column(String(40))
+    error: Mapped[str] = mapped_column(String(400))
+    traceback: Mapped[str] = mapped_column(String(8000))
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Experimenter(Base):
+    """An experimenter account: scrypt hash of the password with its own salt."""
+
+    __tablename__ = "experimenters"
+    username: Mapped[str] = mapped_column(String(64), primary_key=True)
+    salt: Mapped[str] = mapped_column(String(64))
+    password_hash: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class LoginAttempt(Base):
+    """Every experimenter login attempt, kept for the rate limit and for audit."""
+
+    __tablename__ = "login_attempts"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    username: Mapped[str] = mapped_column(String(64), index=True)
+    address: Mapped[str] = mapped_column(String(64), index=True)
+    ok: Mapped[bool] = mapped_column(Boolean)
+    outcome: Mapped[str] = mapped_column(String(20))  # ok | wrong | locked
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
+
+
+class ExportSalt(Base):
+    """The per-study secret that turns tokens into pseudonyms in every export."""
+
+    __tablename__ = "export_salts"
+    study_id: Mapped[str] = mapped_column(String(100), primary_key=True)
+    salt: Mapped[str] = mapped_column(String(64))
