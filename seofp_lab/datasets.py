@@ -110,9 +110,19 @@ def testset_dataset(test_set: TestSet, label: str):  # noqa: ANN201 - mlflow Dat
 
 
 def _log(dataset: Any, context: str, split: str) -> None:
-    from seofp_lab.tracking import _mlflow  # noqa: PLC0415
+    """Into the run a ``tracking.resume_run`` block logs to (evaluation of an existing run: no
+    fluent run is active there, and the fluent API would open a new one), else the active run."""
+    from mlflow.entities import DatasetInput, InputTag  # noqa: PLC0415
 
-    _mlflow().log_input(dataset, context=context, tags={TAG_SPLIT: split})
+    from seofp_lab import tracking  # noqa: PLC0415
+
+    staged = tracking._RESUMED.get()
+    if staged is None:
+        tracking._mlflow().log_input(dataset, context=context, tags={TAG_SPLIT: split})
+        return
+    tags = [InputTag("mlflow.data.context", context), InputTag(TAG_SPLIT, split)]
+    tracking.client().log_inputs(staged.run_id,
+                                 [DatasetInput(dataset._to_mlflow_entity(), tags=tags)])
 
 
 def log_training_input(cfg: CorpusConfig, corpus: Corpus) -> None:

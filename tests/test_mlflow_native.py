@@ -28,6 +28,7 @@ from seofp_lab.config import CONFIGS_DIR, load_config
 from seofp_lab.errors import TrackingError
 
 TINY = (*TINY_TRAINING, "train.max_epochs=1", "evaluation.audio_examples=0",
+        "evaluation.max_utterances=4",  # the runs' own evaluation: headline scores
         "tracking.experiment=native-test")
 METRICS = ["stoi", "si_sdr"]
 CHROMIUM = "/usr/bin/chromium"
@@ -49,12 +50,12 @@ def store(tmp_path_factory: pytest.TempPathFactory):
         mp.delenv("MLFLOW_TRACKING_URI", raising=False)
         base_cfg = load_config(CONFIGS_DIR / "experiment" / "demo_baseline.yaml", list(TINY))
         base = train(base_cfg, progress=False).run_id
-        evaluate(base, max_utterances=4, metrics=METRICS, workers=1)
+        evaluate(base, metrics=METRICS, workers=1)
         var_cfg = load_config(CONFIGS_DIR / "experiment" / "demo_s1e5.yaml",
                               [*TINY, f"compression.init_from={base}",
                                f"tracking.baseline_run={base}"])
         variant = train(var_cfg, progress=False).run_id
-        evaluate(variant, max_utterances=4, metrics=METRICS, workers=1)
+        evaluate(variant, metrics=METRICS, workers=1)
         yield {"ws": ws, "baseline": base, "variant": variant}
 
 

@@ -63,7 +63,7 @@ def write_manifest(folder: Path, rows: list[dict[str, object]]) -> Path:
 ARTIFACT_DIR = "enhanced"  # the run's artifact folder: enhanced/<folder name>/
 
 
-def log_enhanced(folder: Path) -> bool:
+def log_enhanced(folder: Path, run_id: str) -> bool:
     """Log an enhanced folder to the active run when the store is shared (a tracking server, whose
     artifacts other workspaces read); a local store's folder is already where readers look.
 
@@ -72,7 +72,7 @@ def log_enhanced(folder: Path) -> bool:
 
     if tracking.artifact_root() is not None:
         return False
-    tracking._mlflow().log_artifacts(str(folder), f"{ARTIFACT_DIR}/{folder.name}")
+    tracking.client().log_artifacts(run_id, str(folder), f"{ARTIFACT_DIR}/{folder.name}")
     return True
 
 

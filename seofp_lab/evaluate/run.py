@@ -305,7 +305,7 @@ def evaluate(
                 tracking.log_figure(_per_snr_figure(result, names),
                                     f"{folder}/{prefix}per_snr.png")
             record(run_id, target, len(rows), engine_name)
-            log_enhanced(out_dir)  # on a shared server: for other workspaces (docs/team.md)
+            log_enhanced(out_dir, run_id)  # on a shared server: for other workspaces (docs/team.md)
             from seofp_lab.datasets import log_test_input  # noqa: PLC0415
 
             log_test_input(test_set, target.label)  # the UI's Datasets column (docs/mlflow.md)
