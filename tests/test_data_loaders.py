@@ -9,7 +9,7 @@ import pytest
 from _data_trees import speechlike, tone_noise, write
 
 from seofp_lab.config import CorpusConfig
-from seofp_lab.data.corpus import load_corpus
+from seofp_lab.data.loaders import load_corpus
 from seofp_lab.errors import AudioError, CorpusLayoutError
 
 

@@ -20,7 +20,6 @@ from typing import Literal
 
 import numpy as np
 
-from seofp_lab.config import CorpusConfig
 from seofp_lab.data import noise as synth
 from seofp_lab.data.audio import FS, read_cached
 from seofp_lab.errors import CorpusLayoutError
@@ -336,14 +335,3 @@ def _by_speaker(utts: list[Utterance]) -> dict[str, list[Utterance]]:
         out[u.speaker].append(u)
     return out
 
-
-def load_corpus(cfg: CorpusConfig) -> Corpus:
-    """Build the :class:`Corpus` a :class:`~seofp_lab.config.CorpusConfig` describes.
-
-    Raises:
-        CorpusLayoutError: the root does not have the layout of its kind (nothing is trained).
-        AudioError: a file that cannot be read.
-    """
-    from seofp_lab.data.loaders import load  # noqa: PLC0415
-
-    return load(cfg)

@@ -29,8 +29,9 @@ from rich.progress import Progress
 
 from seofp_lab.config import CorpusConfig
 from seofp_lab.data.audio import FS, read_audio, write_audio
-from seofp_lab.data.corpus import Corpus, Utterance, load_corpus
+from seofp_lab.data.corpus import Corpus, Utterance
 from seofp_lab.data.level import active_level_db
+from seofp_lab.data.loaders import load_corpus
 from seofp_lab.data.mix import loop_unit, mix_at_snr, segment
 from seofp_lab.errors import SeofpError
 from seofp_lab.workspace import workspace_dir

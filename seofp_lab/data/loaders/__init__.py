@@ -28,6 +28,16 @@ def load_parts(kind: str, root: Path | None, cfg: CorpusConfig, channel: int | N
     return module.load(kind, root, cfg, channel)
 
 
+def load_corpus(cfg: CorpusConfig) -> Corpus:
+    """Build the :class:`~seofp_lab.data.corpus.Corpus` a CorpusConfig describes.
+
+    Raises:
+        CorpusLayoutError: the root does not have the layout of its kind (nothing is trained).
+        AudioError: a file that cannot be read.
+    """
+    return load(cfg)
+
+
 def load(cfg: CorpusConfig) -> Corpus:
     """The Corpus of ``cfg``: the main corpus, plus the noise pool of ``noise_root`` if set."""
     noise_to_demand = cfg.noise_kind == "demand"
