@@ -17,7 +17,6 @@ offline and the streaming paths both use it. A tensor the header does not accoun
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -26,6 +25,7 @@ from seofp_lab.infer import kernels as K
 from seofp_lab.infer import modelfile, stft
 from seofp_lab.infer.header import FCNHeader, LSTMHeader
 from seofp_lab.infer.kernels import IntaddLayout, Kernel
+from seofp_lab.infer.streaming import Stream
 
 
 class Engine:
@@ -199,10 +199,8 @@ class Engine:
             K.channel_norm_act_(h, bn, self.eps, "tanh" if last else "leaky_relu", self.slope)
         return h[0]
 
-    def stream(self) -> Any:
+    def stream(self) -> Stream:
         """A streaming session (unidirectional LSTM): ``push(chunk)`` / ``flush()``."""
-        from seofp_lab.infer.streaming import Stream  # noqa: PLC0415
-
         return Stream(self)
 
 
