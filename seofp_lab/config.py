@@ -22,6 +22,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 CONFIGS_DIR = Path(__file__).resolve().parent.parent / "configs"
+DEMO_BASELINE = CONFIGS_DIR / "experiment" / "demo_baseline.yaml"  # the demo's default experiment
 SECTIONS = ("corpus", "model", "train", "compression", "evaluation", "tracking")
 
 

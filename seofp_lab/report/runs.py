@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from seofp_lab import tracking
+from seofp_lab.config import DEMO_BASELINE, load_config
 from seofp_lab.errors import TrackingError
 
 ROLE_ORDER = {role: i for i, role in enumerate(tracking.ROLES)}
@@ -97,9 +98,6 @@ def experiment_names() -> list[str]:
 
 def default_experiment() -> str:
     """The demo's experiment, read from its config (one default, one place)."""
-    from seofp_lab.config import load_config  # noqa: PLC0415
-    from seofp_lab.demo import DEMO_BASELINE  # noqa: PLC0415
-
     return load_config(DEMO_BASELINE).tracking.experiment
 
 
