@@ -17,7 +17,6 @@ re-run or ``--point I`` finds the finished runs in MLflow and skips them
 
 from __future__ import annotations
 
-import argparse
 import itertools
 from dataclasses import dataclass
 from pathlib import Path
@@ -205,41 +204,6 @@ def point_config(sweep: SweepConfig, p: Point, runs: dict[str, str]) -> Experime
     data = cfg.model_dump(mode="json")
     data["tracking"]["tags"] = {**data["tracking"]["tags"], **sweep_tags(sweep, p)}
     return ExperimentConfig.model_validate(data)
-
-
-def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("sweep", help="run a grid of experiments, or staged baseline -> variant "
-                       "chains, from configs/sweep/",
-                       description="Run every point of a sweep file; points with a finished, "
-                       "evaluated run in MLflow (same sweep, point and config) are skipped, so a "
-                       "re-run resumes where the last one stopped.")
-    p.add_argument("sweep", help="a sweep YAML, e.g. configs/sweep/paper_table.yaml")
-    p.add_argument("--list", action="store_true",
-                   help="print the points (stage, what each starts from, done or not) and exit")
-    p.add_argument("--point", type=int, default=None,
-                   help="run only point I (0-based); the points it starts from must be done")
-    p.add_argument("--no-progress", action="store_true", help="no progress bars")
-    p.add_argument("--override", action="append", default=[], metavar="KEY=VALUE",
-                   help="an extra override for every point, after the sweep's own (repeatable), "
-                   "e.g. --override train.max_epochs=1; it changes the points' configs, so runs "
-                   "made without it are not reused")
-    p.set_defaults(func=run)
-
-
-def run(args: argparse.Namespace) -> int:
-    from seofp_lab.train.sweep_run import list_points, run_sweep  # noqa: PLC0415
-
-    sweep = load_sweep(args.sweep)
-    pts = plan(sweep, tuple(args.override))
-    for p in pts:  # validate every point before the first run starts
-        point_config(sweep, p, {})
-    if args.list:
-        list_points(sweep, pts)
-        return 0
-    if args.point is not None and not 0 <= args.point < len(pts):
-        raise ConfigError(f"Expected --point in [0, {len(pts) - 1}] but got {args.point}")
-    run_sweep(sweep, pts, only=args.point, progress=not args.no_progress)
-    return 0
 
 
 __all__ = ["Point", "SweepChain", "SweepConfig", "SweepVariant", "experiment_path", "load_sweep",

@@ -10,14 +10,15 @@ gets only the missing steps. A baseline, variant or grid run is found by its swe
 
 from __future__ import annotations
 
+import argparse
 import time
 from typing import Any
 
 from seofp_lab import tracking
-from seofp_lab.config import ExperimentConfig
+from seofp_lab.config import ConfigError, ExperimentConfig
 from seofp_lab.console import console as make_console
 from seofp_lab.errors import SeofpError
-from seofp_lab.train.sweep import Point, SweepConfig, point_config
+from seofp_lab.train.sweep import Point, SweepConfig, load_sweep, plan, point_config
 
 
 class SweepError(SeofpError):
@@ -162,6 +163,39 @@ def run_sweep(sweep: SweepConfig, pts: list[Point], only: int | None = None,
                   f"{(time.perf_counter() - t0) / 60:.1f} min; runs: "
                   + ", ".join(f"{k}={v[:8]}" for k, v in runs.items()))
     return runs
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("sweep", help="run a grid of experiments, or staged baseline -> variant "
+                       "chains, from configs/sweep/",
+                       description="Run every point of a sweep file; points with a finished, "
+                       "evaluated run in MLflow (same sweep, point and config) are skipped, so a "
+                       "re-run resumes where the last one stopped.")
+    p.add_argument("sweep", help="a sweep YAML, e.g. configs/sweep/paper_table.yaml")
+    p.add_argument("--list", action="store_true",
+                   help="print the points (stage, what each starts from, done or not) and exit")
+    p.add_argument("--point", type=int, default=None,
+                   help="run only point I (0-based); the points it starts from must be done")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument("--override", action="append", default=[], metavar="KEY=VALUE",
+                   help="an extra override for every point, after the sweep's own (repeatable), "
+                   "e.g. --override train.max_epochs=1; it changes the points' configs, so runs "
+                   "made without it are not reused")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    sweep = load_sweep(args.sweep)
+    pts = plan(sweep, tuple(args.override))
+    for p in pts:  # validate every point before the first run starts
+        point_config(sweep, p, {})
+    if args.list:
+        list_points(sweep, pts)
+        return 0
+    if args.point is not None and not 0 <= args.point < len(pts):
+        raise ConfigError(f"Expected --point in [0, {len(pts) - 1}] but got {args.point}")
+    run_sweep(sweep, pts, only=args.point, progress=not args.no_progress)
+    return 0
 
 
 __all__ = ["SweepError", "find_point_run", "finish_run", "list_points", "missing_steps",
