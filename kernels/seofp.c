@@ -1,4 +1,5 @@
-/* SEOFP kernels (KERNEL.md 4): intadd, decode, fp32; GEMV/GEMM; LSTM, linear, conv1d, norm.
+/* SEOFP kernels (docs/engine.md#kernels): intadd, decode, fp32; GEMV/GEMM; LSTM, linear, conv1d,
+ * norm.
  *
  * Two code paths with one reduction order (seofp.h): a portable C path and an AVX2/FMA/F16C path
  * compiled per function with __attribute__((target)), chosen at run time. Never build with
@@ -93,8 +94,8 @@ static inline uint32_t intadd_fold(const seofp_layer *w) {
     return w->ianet ? (uint32_t)-64 << 23 : (uint32_t)(w->e_min - 1) << 23;
 }
 
-/* intadd pre-pass (KERNEL.md 4.5), once per input vector: xb = bits(x) + fold and a mask that is
- * all ones only for activations whose products are all normal. Returns clamps. */
+/* intadd pre-pass (docs/engine.md#guards), once per input vector: xb = bits(x) + fold and a mask
+ * that is all ones only for activations whose products are all normal. Returns clamps. */
 static int prep_intadd(const float *x, int cols, int cols_pad, int e_min, int e_max,
                        uint32_t fold, uint32_t *xb, uint32_t *mask, int *masked) {
     int clamps = 0, nmasked = 0; /* fold: mod 2^32, wrap-around is harmless */
@@ -420,8 +421,9 @@ size_t seofp_gemm_scratch_floats(const seofp_layer *w, int n) {
 }
 
 #if SEOFP_HAVE_AVX2_PATH
-/* Batch > 1 (KERNEL.md 4.7): each 4-row block is decoded once per column group into an L1 panel
- * (fp32 weights; for intadd the integer addends bits(w) - bias folded as in the pre-pass), then
+/* Batch > 1 (docs/engine.md#batch-larger-than-one): each 4-row block is decoded once per column
+ * group into an L1 panel (fp32 weights; for intadd the integer addends bits(w) - bias folded as
+ * in the pre-pass), then
  * tiles of 2 rows x NC columns run over it with 2 x NC x 2 accumulators. Every (row, column)
  * keeps its own 16 lane sums accumulated in increasing k and the same final reduction, so the
  * result is bit-identical to the GEMV path. */
@@ -939,7 +941,8 @@ int seofp_lstm(const seofp_layer *wih, const seofp_layer *whh, const float *bias
         !all_finite(c, (size_t)H))
         return SEOFP_ENONFINITE;
     float *G = scratch, *g = scratch + (size_t)T * 4 * H, *work = g + 4 * H;
-    /* all input projections at once, then only W_hh per step (KERNEL.md 4.7) */
+    /* all input projections at once, then only W_hh per step
+       (docs/engine.md#batch-larger-than-one) */
     int rc = seofp_gemm(wih, x, T, ldx, G, 4 * H, 1, work);
     if (rc < 0) return rc;
     int clamps = rc;
