@@ -2,8 +2,8 @@
 
 No audio URL exists: A, B and X arrive in the component's data as differently dithered WAV
 bytes under a random key, start in sync, loop, and switching only moves gains (a short
-crossfade) so the playhead keeps its place (LISTENING.md §6.1). The component reports cumulative
-listening counts with ``setStateValue``; the app keeps the maximum it has seen.
+crossfade) so the playhead keeps its place (docs/listening.md#player-and-blinding). The component
+reports cumulative listening counts with ``setStateValue``; the app keeps the maximum it has seen.
 """
 
 from __future__ import annotations

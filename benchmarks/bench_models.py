@@ -1,5 +1,5 @@
 """Whole-model latency: PyTorch fp32 eager, PyTorch dynamic int8 (LSTM and Linear quantized), the
-C engine's fp32 loop, intadd and decode, interleaved in one run (KERNEL.md §6).
+C engine's fp32 loop, intadd and decode, interleaved in one run (docs/engine.md#benchmarking).
 
 Models have random weights rounded to SEOFP (the paper's s1e5 window), realistic feature
 statistics and batch-norm statistics; inputs are random waveforms (never zeros).

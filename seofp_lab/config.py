@@ -52,7 +52,8 @@ CorpusKind = Literal[
 
 
 class CorpusConfig(Strict):
-    """Where speech and noise come from; how train/validation/test mixtures are made (DATA.md)."""
+    """Where speech and noise come from; how train/validation/test mixtures are made
+    (docs/data.md)."""
 
     name: str = "embedded"
     kind: CorpusKind = "embedded"

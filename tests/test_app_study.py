@@ -1,7 +1,7 @@
 """The Streamlit app under AppTest: consent to thank-you, answer gating, resume, bad tokens.
 
-AppTest runs no JavaScript, so listening is simulated the way LISTENING.md §6.1 says: the play
-counts the player would report are put into session state before the rerun.
+AppTest runs no JavaScript, so listening is simulated the way docs/listening.md#player-and-blinding
+says: the play counts the player would report are put into session state before the rerun.
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""Every user-corpus loader on a fake tree of tiny files, and its wrong layouts (DATA.md §3)."""
+"""Every user-corpus loader on a fake tree of tiny files, and its wrong layouts
+(docs/data.md#layout-errors)."""
 
 from __future__ import annotations
 

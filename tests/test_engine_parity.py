@@ -1,4 +1,5 @@
-"""The C engine against the PyTorch models (KERNEL.md §5, METHOD.md §5)."""
+"""The C engine against the PyTorch models (docs/engine.md#correctness-tests,
+docs/method.md#the-integer-add-identity)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""The fixed, seeded test set: written once, verified on every reuse (DATA.md §4).
+"""The fixed, seeded test set: written once, verified on every reuse
+(docs/data.md#the-test-set-and-its-identity).
 
 ``workspace/testsets/<hash>/`` holds ``noisy/<id>.wav`` and ``clean/<id>.wav`` (32-bit float WAV:
 nothing is lost), ``manifest.csv`` (id, speaker, noise, snr, offset, gain, noisy, clean, plus the
@@ -36,7 +37,7 @@ from seofp_lab.data.mix import loop_unit, mix_at_snr, segment
 from seofp_lab.errors import SeofpError
 from seofp_lab.workspace import workspace_dir
 
-TARGET_DB = -26.0  # dBov, active level of every clean reference (DATA.md §4)
+TARGET_DB = -26.0  # dBov, active level of every clean reference (docs/data.md#mixing)
 VERSION = 2  # bump when the drawing or writing changes: old test sets then get a new folder
 COLUMNS = ("id", "speaker", "noise", "snr", "offset", "gain", "noisy", "clean", "clip",
            "floor_dbfs", "noisy_sha256", "clean_sha256", "utterance", "noise_clip")

@@ -1,5 +1,6 @@
-"""The study analysis, in LISTENING.md §8's order: flow, null leak, catch, primary, detection,
-listeners, conditions, ladder, sensitivity; and the claim it allows (§8.9).
+"""The study analysis, in the order of docs/listening.md#analysis-overview: flow, null leak, catch,
+primary, detection,
+listeners, conditions, ladder, sensitivity; and the claim it allows (docs/listening.md#claims).
 
 Input: the tables of :mod:`seofp_lab.listening.data` (one row per answered trial; one per
 participant). Output: :class:`StudyAnalysis` with flat metrics (for MLflow), tables and text.
@@ -183,8 +184,8 @@ TRIAL_LOG = ("listener", "item", "snr", "correct", "confidence", "rt_ms", "plays
 
 
 def _trial_tables(out: StudyAnalysis, main: pd.DataFrame) -> None:
-    """Tables behind plots 4, 7 and 8 (§8.10): items (95 % CP), confusion, per-listener bias,
-    and the trial log."""
+    """Tables behind plots 4, 7 and 8 (docs/listening.md#figures): items (95 % CP), confusion,
+    per-listener bias, and the trial log."""
     out.tables["items"] = S.per_item(main, 0.05)
     out.tables["confusion"] = confusion_matrix(main)
     out.tables["bias"] = per_listener_bias(main)

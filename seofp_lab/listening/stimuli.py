@@ -3,7 +3,8 @@
 ``prepare_study`` runs offline (``seofp study prepare``) and writes 48 kHz float WAV clips plus
 ``manifest.json`` under the workspace; the app only reads them. Every buffer the browser receives
 is rendered by :func:`render_wav`: fresh TPDF dither at the 16-bit LSB and a random header chunk,
-so no two served buffers share bytes (LISTENING.md §4, §6).
+so no two served buffers share bytes (docs/listening.md#stimuli,
+docs/listening.md#player-and-blinding).
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""One loader per corpus kind (DATA.md §3); :func:`load` turns a CorpusConfig into a Corpus.
+"""One loader per corpus kind (docs/data.md#user-corpora); :func:`load` turns a CorpusConfig into a
+Corpus.
 
 A loader is ``load(root, cfg) -> Parts``: it scans the tree, raises CorpusLayoutError on a wrong
 layout and reads no audio beyond file headers. A speech pool and a noise pool (``noise_root`` /

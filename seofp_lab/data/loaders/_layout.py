@@ -1,4 +1,5 @@
-"""Shared checks of the loaders: clear CorpusLayoutErrors, audio listings, pairing (DATA.md §3).
+"""Shared checks of the loaders: clear CorpusLayoutErrors, audio listings, pairing
+(docs/data.md#layout-errors).
 
 Every message names the kind and the root, the pattern expected, what was found (the first entries)
 and, where we can guess it, a hint.

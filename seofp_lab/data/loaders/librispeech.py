@@ -1,4 +1,5 @@
-"""LibriSpeech, speech pool: ``<subset>/<spk>/<chapter>/<spk>-<chapter>-<utt>.flac`` (DATA.md §3).
+"""LibriSpeech, speech pool: ``<subset>/<spk>/<chapter>/<spk>-<chapter>-<utt>.flac``
+(docs/data.md#user-corpora).
 
 ``train-*`` subsets train and ``test-*`` subsets test; ``dev-*`` is not used (validation is held
 out of the training speakers). The speaker is the first id. CC-BY-4.0.

@@ -1,4 +1,5 @@
-"""MUSAN, pool: ``{noise,music,speech}/<source>/*.wav`` plus ANNOTATIONS, LICENSE (DATA.md §3).
+"""MUSAN, pool: ``{noise,music,speech}/<source>/*.wav`` plus ANNOTATIONS, LICENSE
+(docs/data.md#user-corpora).
 
 ``noise`` and ``music`` are noise types; ``speech`` feeds babble (each file one talker). MUSAN has
 no split, so each file goes to test when the CRC-32 of its relative path is 0 mod 5 (stable,

@@ -1,4 +1,5 @@
-"""TIMIT (LDC93S1), speech pool: ``{TRAIN,TEST}/DR1..DR8/<sex+spk>/<utt>.WAV`` (DATA.md §3).
+"""TIMIT (LDC93S1), speech pool: ``{TRAIN,TEST}/DR1..DR8/<sex+spk>/<utt>.WAV``
+(docs/data.md#user-corpora).
 
 Any letter case; NIST SPHERE ``.WAV`` is read by libsndfile, converted ``.WAV.wav`` copies too.
 The dialect sentences SA1/SA2 (read by every speaker) are excluded; the official split is kept.

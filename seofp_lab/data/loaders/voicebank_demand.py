@@ -1,4 +1,4 @@
-"""VoiceBank-DEMAND (Valentini-Botinhao et al.), paired, 48 kHz (DATA.md §3).
+"""VoiceBank-DEMAND (Valentini-Botinhao et al.), paired, 48 kHz (docs/data.md#user-corpora).
 
 ``clean_trainset_28spk_wav/``, ``noisy_trainset_28spk_wav/``, ``clean_testset_wav/``,
 ``noisy_testset_wav/`` (``variant: 56spk`` for the 56-speaker training set), files ``pNNN_MMM.wav``

@@ -1,4 +1,4 @@
-"""WHAM! noise, noise pool: ``{tr,cv,tt}/*.wav`` at 16 kHz (DATA.md §3).
+"""WHAM! noise, noise pool: ``{tr,cv,tt}/*.wav`` at 16 kHz (docs/data.md#user-corpora).
 
 ``tr`` trains and ``tt`` tests (its own split is honoured); ``cv`` is not used. One noise type,
 ``wham``. **CC-BY-NC-4.0**: the loader warns, results may not be used commercially.
