@@ -11,7 +11,6 @@ path, downmixes multichannel audio by the mean (or takes one channel), and resam
 from __future__ import annotations
 
 import hashlib
-import os
 from fractions import Fraction
 from pathlib import Path
 
@@ -20,6 +19,7 @@ import soundfile as sf
 from scipy.signal import resample_poly
 
 from seofp_lab.errors import AudioError
+from seofp_lab.fsutil import atomic_path
 
 FS = 16000  # every corpus, model and metric works at this rate (docs/data.md#rate-and-format)
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".sph", ".aiff", ".aif")  # what soundfile reads
@@ -113,10 +113,9 @@ def write_audio(path: str | Path, x: np.ndarray, fs: int = FS, subtype: str = "F
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     fmt = "FLAC" if path.suffix.lower() == ".flac" else "WAV"
-    sf.write(str(tmp), np.asarray(x, dtype=np.float32), fs, subtype=subtype, format=fmt)
-    tmp.replace(path)
+    with atomic_path(path) as tmp:
+        sf.write(str(tmp), np.asarray(x, dtype=np.float32), fs, subtype=subtype, format=fmt)
     return path
 
 

@@ -12,6 +12,7 @@ import csv
 from pathlib import Path
 
 from seofp_lab.errors import SeofpError
+from seofp_lab.fsutil import atomic_path
 from seofp_lab.workspace import workspace_dir
 
 COLUMNS = ("id", "speaker", "noise", "snr", "noisy", "clean", "enhanced")
@@ -44,10 +45,8 @@ def read_manifest(folder: Path) -> list[dict[str, str]]:
 
 def write_manifest(folder: Path, rows: list[dict[str, object]]) -> Path:
     path = folder / "manifest.csv"
-    tmp = path.with_suffix(".tmp")
-    with tmp.open("w", newline="") as fh:
+    with atomic_path(path) as tmp, tmp.open("w", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=list(COLUMNS))
         writer.writeheader()
         writer.writerows({k: r[k] for k in COLUMNS} for r in rows)
-    tmp.replace(path)
     return path

@@ -22,6 +22,7 @@ from seofp_lab.config import CorpusConfig, ExperimentConfig
 from seofp_lab.console import console as make_console
 from seofp_lab.evaluate.enhanced import enhanced_dir, write_manifest
 from seofp_lab.evaluate.metrics import METRICS, check_metrics, provenance, score
+from seofp_lab.fsutil import write_text_atomic
 
 
 @dataclass
@@ -74,9 +75,7 @@ def _store_noisy(test_root: Path, rows: list[dict[str, Any]]) -> None:
         cache.setdefault(r["id"], {}).update(
             {k.removeprefix("noisy_"): v for k, v in r.items() if k.startswith("noisy_")}
         )
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(cache))
-    tmp.replace(path)
+    write_text_atomic(path, json.dumps(cache))
 
 
 def score_parallel(

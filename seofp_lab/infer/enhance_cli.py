@@ -23,6 +23,7 @@ import numpy as np
 
 from seofp_lab.data.audio import FS, audio_info, read_audio, resample_audio, write_audio
 from seofp_lab.errors import AudioError, SeofpError
+from seofp_lab.fsutil import atomic_path
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".sph", ".aiff", ".aif")
 
@@ -169,12 +170,10 @@ def score_files(done: list[Enhanced]) -> list[dict[str, Any]]:
 
 def write_scores(rows: list[dict[str, Any]], path: Path) -> Path:
     """The per-file DNSMOS table as CSV (one row per file, no means)."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    with tmp.open("w", newline="") as f:
+    with atomic_path(path) as tmp, tmp.open("w", newline="") as f:  # never half a table
         w = csv.DictWriter(f, fieldnames=list(rows[0]), lineterminator="\n")
         w.writeheader()
         w.writerows(rows)
-    tmp.replace(path)  # never leave a half-written table
     return path
 
 

@@ -16,6 +16,7 @@ from torch import nn
 
 from seofp_lab.compress import codec
 from seofp_lab.errors import ModelFileError
+from seofp_lab.fsutil import write_bytes_atomic
 from seofp_lab.infer import modelfile
 from seofp_lab.infer.modelfile import Tensor
 
@@ -110,9 +111,7 @@ def export_model(model: nn.Module, path: str | Path, group: Group = "global") ->
     path = Path(path)
     data = serialize_model(model, group)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(data)
-    tmp.replace(path)  # never leave half a .seofp file
+    write_bytes_atomic(path, data)  # never leave half a .seofp file
     return path
 
 

@@ -36,6 +36,7 @@ import numpy as np
 
 from seofp_lab.compress import codec
 from seofp_lab.errors import ModelFileError
+from seofp_lab.fsutil import write_bytes_atomic
 from seofp_lab.infer import header as header_mod
 
 MAGIC = b"SEOFP\0"
@@ -119,9 +120,7 @@ def write(path: str | Path, header: dict[str, Any], tensors: dict[str, Tensor]) 
     path = Path(path)
     data = serialize(header, tensors)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(data)
-    tmp.replace(path)
+    write_bytes_atomic(path, data)
     return path
 
 

@@ -23,6 +23,7 @@ import soundfile as sf
 from scipy import signal
 
 from seofp_lab.errors import AudioError, StudyError
+from seofp_lab.fsutil import write_text_atomic
 from seofp_lab.listening.protocol import Item, StudyDefinition, item_pool, load_study
 
 MANIFEST_VERSION = 1
@@ -363,10 +364,9 @@ def prepare_study(study_dir: str | Path, out_dir: Path | None = None,
     data.update(version=MANIFEST_VERSION, study=study.name, config_hash=config_hash,
                 baseline={"run": runs["baseline"], "dir": str(bdir)},
                 compressed={"run": runs["compressed"], "dir": str(cdir)})
-    tmp = root / "manifest.json.tmp"
-    tmp.write_text(json.dumps({"manifest": data, "sha256": _digest(data)}, indent=1,
-                              sort_keys=True))
-    tmp.replace(root / "manifest.json")  # never leave half a manifest
+    write_text_atomic(root / "manifest.json",  # never leave half a manifest
+                      json.dumps({"manifest": data, "sha256": _digest(data)}, indent=1,
+                                 sort_keys=True))
     manifest = load_manifest(root, config_hash)
     from seofp_lab.listening.protocol import build_schedule  # noqa: PLC0415
 

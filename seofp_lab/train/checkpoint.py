@@ -10,6 +10,7 @@ from torch import nn
 
 from seofp_lab.config import ExperimentConfig
 from seofp_lab.errors import SeofpError
+from seofp_lab.fsutil import atomic_path
 from seofp_lab.models import build_model
 
 
@@ -33,16 +34,15 @@ def save_checkpoint(
 ) -> Path:
     """Write atomically: a crash never leaves half a checkpoint."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    torch.save(
-        {
-            "config": cfg.model_dump(mode="json"),
-            "state_dict": model.state_dict(),
-            "extra": extra or {},
-        },
-        tmp,
-    )
-    tmp.replace(path)
+    with atomic_path(path) as tmp:
+        torch.save(
+            {
+                "config": cfg.model_dump(mode="json"),
+                "state_dict": model.state_dict(),
+                "extra": extra or {},
+            },
+            tmp,
+        )
     return path
 
 
