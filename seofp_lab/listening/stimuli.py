@@ -23,6 +23,7 @@ import soundfile as sf
 from scipy import signal
 
 from seofp_lab.errors import AudioError, StudyError
+from seofp_lab.evaluate.metrics import si_sdr
 from seofp_lab.fsutil import write_text_atomic
 from seofp_lab.listening.protocol import Item, StudyDefinition, item_pool, load_study
 
@@ -159,13 +160,6 @@ def fade(x: np.ndarray, rate: int, ms: float = 5.0) -> np.ndarray:
     ramp = 0.5 - 0.5 * np.cos(np.linspace(0, np.pi, n))
     w[:n], w[len(x) - n:] = ramp, ramp[::-1]
     return x * w
-
-
-def si_sdr(ref: np.ndarray, est: np.ndarray) -> float:
-    """Scale-invariant SDR in dB."""
-    alpha = np.dot(est, ref) / max(np.dot(ref, ref), 1e-20)
-    target = alpha * ref
-    return float(10 * np.log10(np.sum(target**2) / max(np.sum((est - target) ** 2), 1e-20)))
 
 
 def side_metrics(yb: np.ndarray, yc: np.ndarray, clean: np.ndarray | None) -> dict:
