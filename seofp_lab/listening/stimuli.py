@@ -68,15 +68,18 @@ def control_of(run_id: str | None) -> str:
 
 
 def resolve_run(ref: str, experiment: str) -> str:
-    """A run id, or ``latest:ROLE``: the newest run of ``experiment`` tagged ``seofp.role=ROLE``
-    (``control`` is resolved by :func:`control_of` once the compressed run is known).
+    """A run reference (resolved by :func:`seofp_lab.tracking.resolve_run_id`), or ``latest:ROLE``:
+    the newest run of ``experiment`` tagged ``seofp.role=ROLE`` (``control`` is resolved by
+    :func:`control_of` once the compressed run is known).
 
     The resolved id is frozen in the manifest at prepare time.
     """
-    if ref == CONTROL_REF or not ref.startswith("latest:"):
-        return ref
     from seofp_lab import tracking  # noqa: PLC0415
 
+    if ref == CONTROL_REF:
+        return ref
+    if not ref.startswith("latest:"):
+        return tracking.resolve_run_id(ref)  # a full id or a unique prefix
     role = ref.split(":", 1)[1]
     runs = tracking.find_runs(experiment, f"tags.`{tracking.TAG_ROLE}` = '{role}'")
     if not runs:

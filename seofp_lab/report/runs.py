@@ -125,23 +125,14 @@ def _all_runs(filter_string: str = "") -> list[RunRecord]:
 
 
 def resolve_run(run_id: str, known: list[RunRecord] | None = None) -> RunRecord:
-    """A run by full id or by a unique prefix (the report prints 8-character ids)."""
-    known = _all_runs() if known is None else known
-    hits = [r for r in known if r.run_id == run_id] or [
-        r for r in known if r.run_id.startswith(run_id)
-    ]
-    if len(hits) == 1:
-        return hits[0]
-    if len(hits) > 1:
-        raise TrackingError(
-            f"Expected a run id prefix matching one run but {run_id!r} matches "
-            f"{len(hits)}: " + ", ".join(r.run_id for r in hits[:5])
-        )
-    newest = ", ".join(f"{r.short_id} ({r.name}, {r.experiment})" for r in known[:8])
-    raise TrackingError(
-        f"Expected an MLflow run id in {tracking.tracking_uri()} but found no "
-        f"run {run_id!r}; newest runs there: {newest or 'none'}"
-    )
+    """A run by any reference :func:`seofp_lab.tracking.resolve_run_id` accepts (a full id or a
+    unique prefix: the report prints 8-character ids), as a record (from ``known`` if there)."""
+    full = tracking.resolve_run_id(run_id)
+    for r in known or ():
+        if r.run_id == full:
+            return r
+    run = tracking.get_run(full)
+    return record(run, tracking.client().get_experiment(run.info.experiment_id).name)
 
 
 def newest_per_variant(runs: Sequence[RunRecord]) -> list[RunRecord]:
