@@ -10,9 +10,14 @@ Run: OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 .venv/bin/python benchmarks/bench_
 from __future__ import annotations
 
 import argparse
+import sys
+from pathlib import Path
 
 from seofp_lab.infer.bench import bench_model, print_table
-from seofp_lab.infer.random_models import seofp_model
+
+# random SEOFP-rounded models are a test helper (tests/random_models.py), shared with this benchmark
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+from random_models import seofp_model  # noqa: E402
 
 # name: (family, constructor parameters, utterance seconds)
 MODELS: dict[str, tuple[str, dict[str, object], float]] = {

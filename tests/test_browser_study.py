@@ -19,11 +19,11 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import select
+from synthetic_study import make_study
 
 from seofp_lab.listening.listener import StudyService
 from seofp_lab.listening.stimuli import prepare_study
 from seofp_lab.listening.store import Answer, TrialRow
-from seofp_lab.listening.synthetic import make_study
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
