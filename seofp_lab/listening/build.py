@@ -14,8 +14,7 @@ import soundfile as sf
 from scipy import signal
 
 from seofp_lab.errors import StudyError
-from seofp_lab.listening.protocol import StudyDefinition
-from seofp_lab.listening.stimuli import (
+from seofp_lab.listening.clips import (
     catch_clip,
     fade,
     lag_samples,
@@ -23,6 +22,7 @@ from seofp_lab.listening.stimuli import (
     read_audio,
     side_metrics,
 )
+from seofp_lab.listening.protocol import StudyDefinition
 
 IN_RATE = 16000
 
