@@ -10,11 +10,12 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import select
 
 from seofp_lab.listening.protocol import TrialSpec
+from seofp_lab.listening.served import ServedTrial, commitment
 from seofp_lab.listening.stimuli import render_wav
 from seofp_lab.listening.store import TrialRow
 
 if TYPE_CHECKING:
-    from seofp_lab.listening.listener import Listener, ServedTrial
+    from seofp_lab.listening.listener import Listener
 
 SIDE_KEYS = (
     "utterance_id",
@@ -35,8 +36,6 @@ SIDE_KEYS = (
 
 def serve_abx(listener: Listener, s: Any, spec: TrialSpec) -> ServedTrial:
     """Write (or reuse) the trial row with its commitment, and render A, B and X afresh."""
-    from seofp_lab.listening.listener import ServedTrial, commitment  # noqa: PLC0415
-
     service = listener.service
     row = s.scalar(
         select(TrialRow).where(
