@@ -81,6 +81,17 @@ def child(path: Path, name: str) -> Path | None:
     return next((p for p in sorted(path.iterdir()) if p.name.lower() == low), None)
 
 
+def one_level_down(path: Path) -> str:
+    """The hint for a root whose corpus sits in the sub-folder ``path``."""
+    return f"the corpus is one level down: set root to {path}"
+
+
+def root_hint(root: Path, folder: str, otherwise: str) -> str:
+    """:func:`one_level_down` if ``root`` holds the corpus's own ``folder``, else ``otherwise``."""
+    nested = child(root, folder)
+    return one_level_down(nested) if nested is not None else otherwise
+
+
 def is_audio(p: Path) -> bool:
     return p.is_file() and p.suffix.lower() in AUDIO_SUFFIXES and not p.name.startswith(".")
 

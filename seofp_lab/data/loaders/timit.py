@@ -21,6 +21,7 @@ from seofp_lab.data.loaders._layout import (
     found,
     is_audio,
     layout_error,
+    one_level_down,
     require_root,
 )
 
@@ -42,7 +43,7 @@ def _utt_name(p: Path) -> str | None:
 def _hint(root: Path) -> str:
     for sub in ("TIMIT", "timit", "data", "DATA"):
         if child(root / sub, "TRAIN") is not None:
-            return f"the corpus is one level down: set root to {root / sub}"
+            return one_level_down(root / sub)
     return "point root at the folder that holds TRAIN/ and TEST/"
 
 
