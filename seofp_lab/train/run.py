@@ -19,8 +19,8 @@ from torch import nn
 
 from seofp_lab import tracking
 from seofp_lab.config import ExperimentConfig
-from seofp_lab.data.loaders import load_corpus
 from seofp_lab.data.datamodule import MixtureDataModule
+from seofp_lab.data.loaders import load_corpus
 from seofp_lab.models import stored_values
 from seofp_lab.models.lstm import LSTMEnhancer
 from seofp_lab.train.checkpoint import load_checkpoint, make_model, save_checkpoint
