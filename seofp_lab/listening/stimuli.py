@@ -252,9 +252,10 @@ def prepare_study(study_dir: str | Path, out_dir: Path | None = None,
                   baseline_dir: Path | None = None, compressed_dir: Path | None = None) -> Manifest:
     """Draw, check, loudness-match and write the stimuli of a study; freeze the manifest."""
     study, config_hash = load_study(study_dir)
+    # with a folder of clips the run id is only a label: nothing to look up in MLflow
     runs = {k: resolve_run(r, study.runs_experiment) if r and not d else r for k, r, d in (
-        ("compressed", study.compressed_run, compressed_dir),
-        ("baseline", study.baseline_run, baseline_dir))}
+        ("compressed", study.compressed_run, compressed_dir or study.compressed_dir),
+        ("baseline", study.baseline_run, baseline_dir or study.baseline_dir))}
     if runs["baseline"] == CONTROL_REF and not baseline_dir:
         if compressed_dir or study.compressed_dir:
             raise StudyError("Expected compressed_run (a run id or latest:ROLE) with "
