@@ -1,4 +1,5 @@
-"""Listener pages, one function per phase (LISTENING.md §2); layout and session state only."""
+"""Listener pages, one function per phase (docs/listening.md#phases); layout and session state
+only."""
 
 from __future__ import annotations
 

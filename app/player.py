@@ -203,7 +203,7 @@ _component = st.components.v2.component("seofp_abx_player", html=HTML, css=CSS, 
 
 def player(trial: Any, key: str, min_play_s: float, crossfade_ms: float, rate: int
            ) -> dict[str, Any] | None:
-    """Mount the player for a :class:`~seofp_lab.listening.listener.ServedTrial`.
+    """Mount the player for a :class:`~seofp_lab.listening.served.ServedTrial`.
 
     Returns the component's latest cumulative log (or None before the first report).
     """

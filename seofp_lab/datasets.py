@@ -110,9 +110,18 @@ def testset_dataset(test_set: TestSet, label: str):  # noqa: ANN201 - mlflow Dat
 
 
 def _log(dataset: Any, context: str, split: str) -> None:
-    from seofp_lab.tracking import _mlflow  # noqa: PLC0415
+    """Log ``dataset`` as an input of the active run, or of the run a ``tracking.resume_run``
+    block is adding to (never a fluent call there: with no active run it would open a new one)."""
+    from seofp_lab import tracking  # noqa: PLC0415
 
-    _mlflow().log_input(dataset, context=context, tags={TAG_SPLIT: split})
+    staged = tracking._RESUMED.get()
+    if staged is None:
+        tracking._mlflow().log_input(dataset, context=context, tags={TAG_SPLIT: split})
+        return
+    from mlflow.tracking.fluent import _create_dataset_input  # noqa: PLC0415
+
+    entry = _create_dataset_input(dataset, context, {TAG_SPLIT: split})
+    tracking.client().log_inputs(run_id=staged.run_id, datasets=[entry])
 
 
 def log_training_input(cfg: CorpusConfig, corpus: Corpus) -> None:

@@ -14,12 +14,12 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
+from synthetic_study import make_study
 
 from seofp_lab.listening import blinding
 from seofp_lab.listening.listener import StudyService
 from seofp_lab.listening.stimuli import prepare_study
 from seofp_lab.listening.store import Answer, Participant, utcnow
-from seofp_lab.listening.synthetic import make_study
 
 APP = str(Path(__file__).resolve().parents[1] / "app" / "study_app.py")
 HEARD = {"heard": {"A": 5000.0, "B": 5000.0, "X": 5000.0, "1": 5000.0, "2": 5000.0,
