@@ -1,4 +1,4 @@
-"""Listener pages, one function per phase (LISTENING.md §2); layout and session state only.
+"""Listener pages, one function per phase (docs/listening.md#phases); layout and session state only.
 
 Every way out of the study ends on a page that says what happened and, when study.yaml gives
 them, shows the completion or screened-out code with the way back to the crowd platform

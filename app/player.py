@@ -221,7 +221,7 @@ _component = st.components.v2.component("seofp_abx_player", html=HTML, css=CSS, 
 
 def player(trial: Any, key: str, min_play_s: float, crossfade_ms: float, rate: int,
            ask: str | None = None) -> dict[str, Any] | None:
-    """Mount the player for a :class:`~seofp_lab.listening.listener.ServedTrial`.
+    """Mount the player for a :class:`~seofp_lab.listening.served.ServedTrial`.
 
     ``ask`` (a new value each time): report the log now, even if nothing was heard. Returns
     the component's latest cumulative log (or None before the first report).

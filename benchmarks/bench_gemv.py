@@ -82,8 +82,8 @@ def main() -> None:
 
 
 def _dram(rng: np.random.Generator, console: Console, shape: str, samples: int) -> None:
-    """Batch 1 from DRAM (KERNEL.md §6): every sample uses the next matrix of a rotating set
-    of >= 64 MB per contender (>= 2x the L3) and a fresh input vector."""
+    """Batch 1 from DRAM (docs/engine.md#benchmarking): every sample uses the next matrix of a
+    rotating set of >= 64 MB per contender (>= 2x the L3) and a fresh input vector."""
     rows, cols = map(int, shape.split("x"))
     w = _weights(rng, rows, cols)
     count = {"openblas": 4.0, **{n: c[2] for n, c in C_CONTENDERS.items()}}  # bytes per weight

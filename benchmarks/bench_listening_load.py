@@ -303,7 +303,8 @@ def run(listeners: int, think_s: float, kill_at: float | None, timeout_s: float,
     from seofp_lab.listening.listener import StudyService  # noqa: PLC0415
     from seofp_lab.listening.stimuli import prepare_study  # noqa: PLC0415
     from seofp_lab.listening.store import Answer, Participant  # noqa: PLC0415
-    from seofp_lab.listening.synthetic import make_run_dirs, make_study  # noqa: PLC0415
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))  # test helper
+    from synthetic_study import make_run_dirs, make_study  # noqa: PLC0415
 
     ws_dir = workdir / "ws"
     os.environ["SEOFP_WORKSPACE"] = str(ws_dir)

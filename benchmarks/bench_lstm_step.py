@@ -1,4 +1,5 @@
-"""LSTM per-frame time (KERNEL.md §7 shapes), C kernels vs PyTorch fp32 and dynamic int8, 1 thread.
+"""LSTM per-frame time (the shapes of docs/engine.md#targets), C kernels vs PyTorch fp32 and dynamic
+int8, 1 thread.
 
 Two regimes: cold (contenders strictly interleaved, so every call finds its weights evicted by the
 others': a machine serving many models) and warm (each contender runs a burst of consecutive calls
@@ -35,7 +36,8 @@ from seofp_lab.infer.bench import environment
 CONTENDERS = {"c_fp32": ("fp32", "auto"), "c_intadd8": ("intadd", "codes"),
               "c_intadd16": ("intadd", "addends"), "c_decode": ("decode", "auto")}
 NAMES = ["torch_fp32", "torch_fp32_nodnn", "torch_int8", *CONTENDERS]
-# --threads 2: the same kernels with batch-1 products split over two threads (KERNEL.md 4.8)
+# --threads 2: the same kernels with batch-1 products split over two threads
+# (docs/engine.md#threading)
 TWO_THREADS = {f"{n}_2t": CONTENDERS[n] for n in ("c_intadd8", "c_intadd16", "c_decode")}
 
 

@@ -1,6 +1,6 @@
 """Whole-model latency: PyTorch fp32 eager, PyTorch dynamic int8 (LSTM and Linear quantized), ONNX
 Runtime (the network in ORT, one thread, the same numpy STFT around it), the
-C engine's fp32 loop, intadd and decode, interleaved in one run (KERNEL.md §6).
+C engine's fp32 loop, intadd and decode, interleaved in one run (docs/engine.md#benchmarking).
 
 Models have random weights rounded to SEOFP (the paper's s1e5 window), realistic feature
 statistics and batch-norm statistics; inputs are random waveforms (never zeros).
@@ -11,9 +11,14 @@ Run: OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 .venv/bin/python benchmarks/bench_
 from __future__ import annotations
 
 import argparse
+import sys
+from pathlib import Path
 
 from seofp_lab.infer.bench import bench_model, print_table
-from seofp_lab.infer.random_models import seofp_model
+
+# random SEOFP-rounded models are a test helper (tests/random_models.py), shared with this benchmark
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+from random_models import seofp_model  # noqa: E402
 
 # name: (family, constructor parameters, utterance seconds)
 MODELS: dict[str, tuple[str, dict[str, object], float]] = {

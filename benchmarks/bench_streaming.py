@@ -15,8 +15,10 @@ Run: OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 .venv/bin/python benchmarks/bench_
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -28,7 +30,10 @@ from seofp_lab.infer import modelfile, stft
 from seofp_lab.infer.bench import environment, plain_lstm
 from seofp_lab.infer.export import serialize_model
 from seofp_lab.infer.onnx_export import OnnxStepper
-from seofp_lab.infer.random_models import seofp_model
+
+# random SEOFP-rounded models are a test helper (tests/random_models.py), shared with this benchmark
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+from random_models import seofp_model  # noqa: E402
 
 FS = 16000
 PARAMS = {"hidden": 256, "layers": 2, "fc": 0, "target": "mask"}

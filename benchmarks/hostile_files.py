@@ -18,6 +18,7 @@ import json
 import os
 import shutil
 import struct
+import sys
 import tempfile
 import zlib
 from collections.abc import Callable
@@ -99,7 +100,8 @@ def _nan_lstm() -> bytes:
     """The engine tests' unidirectional LSTM (257 bins, 2 x 10 units) with ±2^127 recurrent
     weights in layer 1: its gate sums overflow to +inf and -inf, whose sum is NaN."""
     from seofp_lab.infer.export import model_header, model_tensors  # noqa: PLC0415
-    from seofp_lab.infer.random_models import seofp_model  # noqa: PLC0415
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))  # test helper
+    from random_models import seofp_model  # noqa: PLC0415
 
     m = seofp_model("lstm", {"hidden": 10, "layers": 2, "fc": 0, "target": "mask"})
     t = model_tensors(m)

@@ -1,4 +1,5 @@
-"""How often the listening study's equivalence claim is made, by simulation (LISTENING.md §8.2).
+"""How often the listening study's equivalence claim is made, by simulation
+(docs/listening.md#equivalence).
 
 For the pre-registered design (24 listeners x 32 test trials, margin 0.575) it prints the
 fraction of simulated studies whose one-sided 95 % upper bound falls below the margin:

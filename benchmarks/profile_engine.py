@@ -28,11 +28,13 @@ from seofp_lab.infer import kernels as K
 from seofp_lab.infer import modelfile, stft
 from seofp_lab.infer.bench import environment
 from seofp_lab.infer.export import serialize_model
-from seofp_lab.infer.random_models import seofp_model
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+# random SEOFP-rounded models are a test helper (tests/random_models.py), shared with this benchmark
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 from bench_models import MODELS  # noqa: E402
 from bench_paper_claim import BUILDS, build, measure_peak  # noqa: E402
+from random_models import seofp_model  # noqa: E402
 
 FS = 16000
 

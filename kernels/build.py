@@ -26,7 +26,7 @@ ffibuilder.set_source(
     sources=[str(SRC / p.name) for p in sorted(HERE.glob("*.c"))],
     depends=[str(SRC / "seofp.h"), str(SRC / "seofp_internal.h")],
     include_dirs=[str(SRC)],
-    # no -march=native, no -ffast-math: runtime dispatch, IEEE sums (KERNEL.md 4.10)
+    # no -march=native, no -ffast-math: runtime dispatch, IEEE sums (docs/engine.md#dispatch)
     extra_compile_args=["-O3", "-std=c11", "-fno-strict-aliasing", "-Wall", "-Wextra", "-pthread"],
     extra_link_args=["-pthread"],
     libraries=["m"],

@@ -69,7 +69,7 @@ size_t seofp_gemm_scratch_floats(const seofp_layer *w, int n) {
 }
 
 #if SEOFP_HAVE_AVX2_PATH
-/* Batch > 1 (KERNEL.md 4.7): each 4-row block is decoded once per column group into an L1 panel
+/* Batch > 1 (docs/engine.md#batch-larger-than-one): each 4-row block is decoded once per column group into an L1 panel
  * (fp32 weights; for intadd the integer addends bits(w) - bias folded as in the pre-pass), then
  * tiles of 2 rows x NC columns run over it with 2 x NC x 2 accumulators. Every (row, column)
  * keeps its own 16 lane sums accumulated in increasing k and the same final reduction, so the

@@ -3,7 +3,7 @@
  * panels and tiles. */
 #include "seofp_internal.h"
 
-/* intadd pre-pass (KERNEL.md 4.5), once per input vector: xb = bits(x) + fold and a mask that is
+/* intadd pre-pass (docs/engine.md#guards), once per input vector: xb = bits(x) + fold and a mask that is
  * all ones only for activations whose products are all normal. Returns clamps. */
 static int prep_intadd_c(const float *x, int cols, int cols_pad, int e_min, int e_max,
                          uint32_t fold, uint32_t *xb, uint32_t *mask, int *masked) {

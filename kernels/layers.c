@@ -153,7 +153,7 @@ static int lstm_dirs(int D, const seofp_layer *const *wih, const seofp_layer *co
         sp += seofp_lstm_scratch_floats(wih[d], whh[d], T);
     }
     int clamps = 0;
-    /* all input projections at once, then only W_hh per step (KERNEL.md 4.7) */
+    /* all input projections at once, then only W_hh per step (docs/engine.md#batch-larger-than-one) */
     for (int d = 0; d < D; d++) {
         int rc = seofp_gemm(wih[d], x, T, ldx, G[d], 4 * H, 1, work[d]);
         if (rc < 0) return rc;

@@ -1,4 +1,4 @@
-/* SEOFP kernels: sign-exponent-only weights, products by integer addition (docs: KERNEL.md).
+/* SEOFP kernels: sign-exponent-only weights, products by integer addition (docs/engine.md).
  *
  * This header is the public interface (every entry point below, built by cffi from
  * kernels/build.py). The implementation is split by concern: dispatch.c (code path, checks,
@@ -24,11 +24,13 @@
  *                     32 bytes in the order W4_BYTE (seofp_internal.h); two 16-entry tables + unpacks
  *
  * Reduction order (the same in every kind and variant, which makes them bit-identical under the
- * conditions of KERNEL.md 5): output row r keeps 16 lane sums a[l], l = k % 16, each accumulated in
- * increasing k; then s[l] = a[l] + a[l+8] (l < 8), q[l] = s[l] + s[l+4] (l < 4),
+ * conditions of docs/engine.md#reduction-order-and-bit-identity): output row r keeps 16 lane sums
+ * a[l], l = k % 16, each accumulated in increasing k; then s[l] = a[l] + a[l+8] (l < 8),
+ * q[l] = s[l] + s[l+4] (l < 4),
  * d[l] = q[l] + q[l+2] (l < 2), y = d[0] + d[1]; DECODE_F16 then multiplies by 2^scale_exp.
  * intadd adds the integer-adder product as a float; the other kinds use a fused multiply-add,
- * which equals the same sum whenever the product x*w is exact (METHOD.md 5).
+ * which equals the same sum whenever the product x*w is exact
+ * (docs/method.md#the-integer-add-identity).
  *
  * Batch > 1 (AVX2): each 4-row block is decoded once per column group into an L1 panel (fp32;
  * intadd: the integer addends (c << 23) + (s << 31) and zero masks), then tiles of 2 rows x 3
@@ -86,7 +88,8 @@ typedef struct {
     int scale_exp;      /* DECODE_F16: y = 2^scale_exp * sum */
     int zeros;          /* INTADD, INTADD16: 1 if a real weight is zero (then they are masked) */
     int ianet;          /* INTADD16 only: addends are IA-NET's bits(w * 2^-63) >> 16 and the
-                           pre-pass puts the activations in its 2^-64 domain (METHOD.md 5) */
+                           pre-pass puts the activations in its 2^-64 domain
+                           (docs/method.md#the-integer-add-identity) */
     const void *data;   /* repacked elements, rows_pad * cols_pad of them */
 } seofp_layer;
 

@@ -20,7 +20,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "export": ("seofp_lab.infer.cli", "write a run's model as one .seofp file"),
     "enhance": ("seofp_lab.infer.enhance_cli", "enhance your own audio files with the C engine"),
     "bench": ("seofp_lab.infer.bench_cli", "latency and real-time factor, side by side"),
-    "sweep": ("seofp_lab.train.sweep", "run a grid of experiments from configs/sweep/"),
+    "sweep": ("seofp_lab.train.sweep_run", "run a grid of experiments from configs/sweep/"),
     "study": ("seofp_lab.listening.cli", "listening studies: plan, prepare, serve, analyze"),
     "compare": (
         "seofp_lab.evaluate.compare_cli",

@@ -33,6 +33,7 @@ def _configs_dir() -> Path:
 
 
 CONFIGS_DIR = _configs_dir()
+DEMO_BASELINE = CONFIGS_DIR / "experiment" / "demo_baseline.yaml"  # the demo's default experiment
 SECTIONS = ("corpus", "model", "train", "compression", "evaluation", "tracking")
 
 
@@ -71,7 +72,8 @@ CorpusKind = Literal[
 
 
 class CorpusConfig(Strict):
-    """Where speech and noise come from; how train/validation/test mixtures are made (DATA.md)."""
+    """Where speech and noise come from; how train/validation/test mixtures are made
+    (docs/data.md)."""
 
     name: str = "embedded"
     kind: CorpusKind = "embedded"

@@ -19,8 +19,6 @@ from rich.table import Table
 from seofp_lab.config import CONFIGS_DIR, load_config
 from seofp_lab.console import console as make_console
 
-DEMO_BASELINE = CONFIGS_DIR / "experiment" / "demo_baseline.yaml"
-
 
 @dataclass(frozen=True)
 class Variant:

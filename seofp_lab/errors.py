@@ -6,7 +6,7 @@ class SeofpError(Exception):
 
 
 class CorpusLayoutError(SeofpError):
-    """A corpus root does not have the layout its kind expects (DATA.md §3)."""
+    """A corpus root does not have the layout its kind expects (docs/data.md#layout-errors)."""
 
 
 class AudioError(SeofpError):

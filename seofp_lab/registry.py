@@ -20,6 +20,7 @@ from typing import Any
 
 from seofp_lab import tracking
 from seofp_lab.errors import TrackingError
+from seofp_lab.tracking import model_version, model_version_run, parse_model_uri  # noqa: F401
 
 MODEL_ARTIFACT = "enhancer"  # the logged pyfunc model's name in its run
 CANDIDATE_ALIAS = "candidate"
@@ -33,7 +34,6 @@ VERSION_METRICS = ("pesq_wb", "pesq_nb", "stoi", "estoi", "si_sdr", "size_bytes"
 VERDICT_METRICS = ("pesq_wb", "stoi", "si_sdr")  # the ones the demo's verdict table shows
 RUN_TAGS = (tracking.TAG_ROLE, tracking.TAG_FORMAT, tracking.TAG_CORPUS, tracking.TAG_MODEL,
             tracking.TAG_CONTROL, tracking.TAG_BASELINE)
-_MODEL_URI = re.compile(r"^models:/(?P<name>[^/@]+)(?:@(?P<alias>[^/@]+)|/(?P<version>\d+))$")
 
 
 @dataclass
@@ -57,52 +57,6 @@ class Registered:
     def uri(self) -> str:
         return f"models:/{self.name}@{self.alias}" if self.alias else \
             f"models:/{self.name}/{self.version}"
-
-
-def parse_model_uri(uri: str) -> tuple[str, str | None, str | None]:
-    """``models:/NAME@ALIAS`` -> (NAME, ALIAS, None); ``models:/NAME/3`` -> (NAME, None, "3").
-
-    >>> parse_model_uri("models:/seofp-demo@candidate")
-    ('seofp-demo', 'candidate', None)
-    """
-    m = _MODEL_URI.match(uri)
-    if m is None:
-        raise TrackingError(f"Expected a registered model as models:/NAME@ALIAS or "
-                            f"models:/NAME/VERSION but got {uri!r}")
-    return m["name"], m["alias"], m["version"]
-
-
-def model_version(uri: str):  # noqa: ANN201 - mlflow ModelVersion
-    """The model version ``uri`` names; TrackingError naming what exists when it does not."""
-    name, alias, version = parse_model_uri(uri)
-    c = tracking.client()
-    try:
-        model = c.get_registered_model(name)
-    except Exception:  # mlflow raises MlflowException(RESOURCE_DOES_NOT_EXIST)
-        names = [m.name for m in c.search_registered_models(max_results=20)]
-        raise TrackingError(f"Expected a registered model {name!r} in {tracking.tracking_uri()} "
-                            f"but found none; registered models: {', '.join(names) or 'none'} "
-                            "(seofp register RUN --name NAME makes one)") from None
-    if alias is not None:
-        if alias not in model.aliases:
-            have = ", ".join(f"@{a} -> v{v}" for a, v in sorted(model.aliases.items()))
-            raise TrackingError(f"Expected alias @{alias} on registered model {name!r} but it "
-                                f"has {have or 'no aliases'}")
-        return c.get_model_version_by_alias(name, alias)
-    try:
-        return c.get_model_version(name, version)
-    except Exception:
-        raise TrackingError(f"Expected version {version} of registered model {name!r} but it "
-                            f"has no such version") from None
-
-
-def model_version_run(uri: str) -> str:
-    """The run id behind ``models:/NAME@ALIAS`` or ``models:/NAME/VERSION``."""
-    mv = model_version(uri)
-    if not mv.run_id:
-        raise TrackingError(f"Expected {uri} (version {mv.version}) to come from a tracked run "
-                            "but it records none")
-    return mv.run_id
 
 
 def verdict_of(run: Any) -> Verdict:

@@ -384,6 +384,55 @@ def resume_run(run_id: str) -> Iterator[str]:
     staged.flush()
 
 
+_MODEL_URI = re.compile(r"^models:/(?P<name>[^/@]+)(?:@(?P<alias>[^/@]+)|/(?P<version>\d+))$")
+
+
+def parse_model_uri(uri: str) -> tuple[str, str | None, str | None]:
+    """``models:/NAME@ALIAS`` -> (NAME, ALIAS, None); ``models:/NAME/3`` -> (NAME, None, "3").
+
+    >>> parse_model_uri("models:/seofp-demo@candidate")
+    ('seofp-demo', 'candidate', None)
+    """
+    m = _MODEL_URI.match(uri)
+    if m is None:
+        raise TrackingError(f"Expected a registered model as models:/NAME@ALIAS or "
+                            f"models:/NAME/VERSION but got {uri!r}")
+    return m["name"], m["alias"], m["version"]
+
+
+def model_version(uri: str):  # noqa: ANN201 - mlflow ModelVersion
+    """The model version ``uri`` names; TrackingError naming what exists when it does not."""
+    name, alias, version = parse_model_uri(uri)
+    c = client()
+    try:
+        model = c.get_registered_model(name)
+    except Exception:  # mlflow raises MlflowException(RESOURCE_DOES_NOT_EXIST)
+        names = [m.name for m in c.search_registered_models(max_results=20)]
+        raise TrackingError(f"Expected a registered model {name!r} in {tracking_uri()} "
+                            f"but found none; registered models: {', '.join(names) or 'none'} "
+                            "(seofp register RUN --name NAME makes one)") from None
+    if alias is not None:
+        if alias not in model.aliases:
+            have = ", ".join(f"@{a} -> v{v}" for a, v in sorted(model.aliases.items()))
+            raise TrackingError(f"Expected alias @{alias} on registered model {name!r} but it "
+                                f"has {have or 'no aliases'}")
+        return c.get_model_version_by_alias(name, alias)
+    try:
+        return c.get_model_version(name, version)
+    except Exception:
+        raise TrackingError(f"Expected version {version} of registered model {name!r} but it "
+                            f"has no such version") from None
+
+
+def model_version_run(uri: str) -> str:
+    """The run id behind ``models:/NAME@ALIAS`` or ``models:/NAME/VERSION``."""
+    mv = model_version(uri)
+    if not mv.run_id:
+        raise TrackingError(f"Expected {uri} (version {mv.version}) to come from a tracked run "
+                            "but it records none")
+    return mv.run_id
+
+
 def resolve_run_id(run_id: str) -> str:
     """The full id of a run given its id, a unique prefix of it (reports print 8 characters), or
     a registered model version, ``models:/NAME@ALIAS`` or ``models:/NAME/VERSION`` (its run).
@@ -393,8 +442,6 @@ def resolve_run_id(run_id: str) -> str:
             newest runs.
     """
     if run_id.startswith("models:/"):  # every command that takes a run takes a model version
-        from seofp_lab.registry import model_version_run  # noqa: PLC0415
-
         return model_version_run(run_id)
     with contextlib.suppress(Exception):  # a full id: one lookup
         return client().get_run(run_id).info.run_id

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
+from random_models import seofp_model
 from torch import nn
-
-from seofp_lab.infer.random_models import seofp_model
 
 FAMILIES = {
     "blstm": {"hidden": 12, "layers": 2, "fc": 10, "target": "lps"},

@@ -1,4 +1,5 @@
-"""Random SEOFP weights and activations for the kernel tests (KERNEL.md §5: never zeros)."""
+"""Random SEOFP weights and activations for the kernel tests (docs/engine.md#correctness-tests:
+never zeros)."""
 
 from __future__ import annotations
 

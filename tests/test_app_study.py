@@ -14,13 +14,13 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
+from synthetic_study import make_study
 
 from seofp_lab.listening import blinding
 from seofp_lab.listening.auth import add_user
 from seofp_lab.listening.listener import StudyService
 from seofp_lab.listening.stimuli import prepare_study
 from seofp_lab.listening.store import Answer, Incident, LoginAttempt, Participant, utcnow
-from seofp_lab.listening.synthetic import make_study
 
 APP = str(Path(__file__).resolve().parents[1] / "app" / "study_app.py")
 ADMIN_APP = str(Path(__file__).resolve().parents[1] / "app" / "admin_app.py")

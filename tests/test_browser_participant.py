@@ -18,11 +18,11 @@ from urllib.parse import parse_qs, quote, urlsplit
 
 import pytest
 from sqlalchemy import func, select
+from synthetic_study import make_study
 
 from seofp_lab.listening.listener import StudyService
 from seofp_lab.listening.stimuli import prepare_study
 from seofp_lab.listening.store import Answer, Participant
-from seofp_lab.listening.synthetic import make_study
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",

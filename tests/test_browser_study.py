@@ -28,11 +28,11 @@ import pytest
 import soundfile as sf
 from scipy import stats
 from sqlalchemy import select
+from synthetic_study import make_study
 
 from seofp_lab.listening.listener import StudyService
 from seofp_lab.listening.stimuli import prepare_study
 from seofp_lab.listening.store import Answer, ClipServe, TrialRow
-from seofp_lab.listening.synthetic import make_study
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",

@@ -1,4 +1,5 @@
-"""Bit packing and sign/exponent codes (METHOD.md §4): round trips, known bytes, refusals."""
+"""Bit packing and sign/exponent codes (docs/method.md#exponent-range-reduction): round trips, known
+bytes, refusals."""
 
 from __future__ import annotations
 

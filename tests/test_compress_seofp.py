@@ -1,4 +1,5 @@
-"""Rounding q(w) (METHOD.md §2): the IEEE edge table, properties against a bit-level reference."""
+"""Rounding q(w) (docs/method.md#rounding): the IEEE edge table, properties against a bit-level
+reference."""
 
 from __future__ import annotations
 
@@ -26,7 +27,8 @@ FINITE_CASES = [
 
 
 def ref_round(x: float, kept: int = 0) -> float:
-    """METHOD.md §2 literally, on Python ints of the float32 bits (independent of torch)."""
+    """docs/method.md#rounding literally, on Python ints of the float32 bits (independent of
+    torch)."""
     u = int(np.array([x], np.float32).view(np.uint32)[0])
     if (u >> 23) & 0xFF == 0:
         return 0.0

@@ -10,7 +10,7 @@ from _data_trees import dns_pairs, folder_test_only, speechlike, vb_test_only, w
 
 from seofp_lab import tracking
 from seofp_lab.config import CONFIGS_DIR, ConfigError, CorpusConfig, load_corpus_config
-from seofp_lab.data.corpus import load_corpus
+from seofp_lab.data.loaders import load_corpus
 from seofp_lab.data.testset import prepare_test_set
 from seofp_lab.errors import CorpusLayoutError
 

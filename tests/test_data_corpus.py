@@ -9,7 +9,8 @@ import pytest
 from _data_trees import make_embedded_tree
 
 from seofp_lab.config import CorpusConfig
-from seofp_lab.data.corpus import hold_out, load_corpus
+from seofp_lab.data.corpus import hold_out
+from seofp_lab.data.loaders import load_corpus
 from seofp_lab.data.loaders.embedded import EMBEDDED_DIR
 from seofp_lab.errors import CorpusLayoutError
 

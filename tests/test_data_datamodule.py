@@ -10,8 +10,8 @@ import torch
 from _data_trees import make_embedded_tree
 
 from seofp_lab.config import CorpusConfig
-from seofp_lab.data.corpus import load_corpus
 from seofp_lab.data.datamodule import MixtureDataModule
+from seofp_lab.data.loaders import load_corpus
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,5 @@
-"""Every user-corpus loader on a fake tree of tiny files, and its wrong layouts (DATA.md §3)."""
+"""Every user-corpus loader on a fake tree of tiny files, and its wrong layouts
+(docs/data.md#layout-errors)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import pytest
 from _data_trees import speechlike, tone_noise, write
 
 from seofp_lab.config import CorpusConfig
-from seofp_lab.data.corpus import load_corpus
+from seofp_lab.data.loaders import load_corpus
 from seofp_lab.errors import AudioError, CorpusLayoutError
 
 

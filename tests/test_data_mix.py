@@ -1,4 +1,5 @@
-"""Mixing at an SNR on active speech level, noise looping, clipping protection (DATA.md §4)."""
+"""Mixing at an SNR on active speech level, noise looping, clipping protection
+(docs/data.md#mixing)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Synthetic noises: finite, right length, seeded, and with the spectra DATA.md §1 asks for."""
+"""Synthetic noises: finite, right length, seeded, and with the spectra
+docs/data.md#synthetic-noises asks for."""
 
 from __future__ import annotations
 

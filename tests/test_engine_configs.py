@@ -14,13 +14,13 @@ import numpy as np
 import pytest
 import torch
 import yaml
+from random_models import random_model, seofp_model
 from torch import nn
 
 from seofp_lab.config import CONFIGS_DIR, load_config
 from seofp_lab.infer import engine, modelfile
 from seofp_lab.infer.export import export_model
 from seofp_lab.infer.kernels import KernelError
-from seofp_lab.infer.random_models import random_model, seofp_model
 from seofp_lab.train.checkpoint import model_params
 from tests.kernel_data import PACKINGS
 

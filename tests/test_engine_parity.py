@@ -1,4 +1,5 @@
-"""The C engine against the PyTorch models (KERNEL.md §5, METHOD.md §5)."""
+"""The C engine against the PyTorch models (docs/engine.md#correctness-tests,
+docs/method.md#the-integer-add-identity)."""
 
 from __future__ import annotations
 
@@ -9,13 +10,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from random_models import seofp_model
 
 from seofp_lab.data import features
 from seofp_lab.infer import engine, stft
 from seofp_lab.infer import kernels as K
 from seofp_lab.infer.export import export_model
 from seofp_lab.infer.kernels import KernelError
-from seofp_lab.infer.random_models import seofp_model
 from tests.engine_models import FAMILIES, tiny_model
 from tests.kernel_data import PACKINGS
 

@@ -1,4 +1,5 @@
-"""C kernels against a float64 reference and against each other (KERNEL.md §5)."""
+"""C kernels against a float64 reference and against each other
+(docs/engine.md#correctness-tests)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""LSTM, linear, conv1d and norm kernels against numpy references (KERNEL.md §5)."""
+"""LSTM, linear, conv1d and norm kernels against numpy references
+(docs/engine.md#correctness-tests)."""
 
 from __future__ import annotations
 

@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 from scipy import stats
 from sqlalchemy import select
+from synthetic_study import make_study
 
 from seofp_lab.cli import main as seofp
 from seofp_lab.listening import stats as S
@@ -17,7 +18,6 @@ from seofp_lab.listening.bias import confusion_matrix, per_listener_bias
 from seofp_lab.listening.listener import StudyService
 from seofp_lab.listening.protocol import StudyDefinition
 from seofp_lab.listening.store import TrialRow
-from seofp_lab.listening.synthetic import make_study
 
 STUDY = StudyDefinition(name="sim", baseline_dir=Path("b"), compressed_dir=Path("c"))
 

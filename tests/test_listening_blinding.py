@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from scipy import stats
+from synthetic_study import make_study
 
 from seofp_lab.listening import blinding
 from seofp_lab.listening.blinding import VAULT, perturb, served_wav, wav_pcm
@@ -98,7 +99,6 @@ def test_transform_is_small_and_keeps_channels_together() -> None:
 def listener(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     from seofp_lab.listening.listener import StudyService
     from seofp_lab.listening.stimuli import prepare_study
-    from seofp_lab.listening.synthetic import make_study
 
     monkeypatch.setenv("SEOFP_WORKSPACE", str(tmp_path / "ws"))
     monkeypatch.delenv("SEOFP_STUDY_DB", raising=False)

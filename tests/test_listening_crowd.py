@@ -14,6 +14,7 @@ import pandas as pd
 import pytest
 from pydantic import ValidationError
 from sqlalchemy import func, select
+from synthetic_study import make_study, speech_like
 
 from seofp_lab.errors import StudyError
 from seofp_lab.listening.auth import add_user, export_salt, login, pseudonym
@@ -32,7 +33,6 @@ from seofp_lab.listening.listener import StudyService
 from seofp_lab.listening.participant import submit_answer, trial_progress
 from seofp_lab.listening.stimuli import prepare_study
 from seofp_lab.listening.store import Answer, CrowdId, Experimenter, LoginAttempt, Participant
-from seofp_lab.listening.synthetic import make_study, speech_like
 
 IPHONE = ("Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15 "
           "(KHTML, like Gecko) Version/17.4 Mobile/15E148 Safari/604.1")

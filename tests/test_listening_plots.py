@@ -1,4 +1,5 @@
-"""The §8.10 figures: written as valid PNGs from a simulated study, and robust to empty groups."""
+"""The figures of docs/listening.md#figures: written as valid PNGs from a simulated study, and
+robust to empty groups."""
 
 from __future__ import annotations
 

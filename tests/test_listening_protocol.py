@@ -1,4 +1,5 @@
-"""Study definitions and schedules: validation, balance, seeds, reproducibility (§5)."""
+"""Study definitions and schedules: validation, balance, seeds, reproducibility
+(docs/listening.md#randomisation-and-counterbalancing)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Reference values of LISTENING.md §8 and the simulation check of the equivalence claim."""
+"""Reference values of docs/listening.md#reference-values and the simulation check of the
+equivalence claim."""
 
 from __future__ import annotations
 

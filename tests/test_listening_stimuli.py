@@ -12,11 +12,11 @@ import numpy as np
 import pyloudnorm
 import pytest
 import soundfile as sf
+from synthetic_study import make_study
 
 from seofp_lab.cli import main as seofp
 from seofp_lab.errors import StudyError
 from seofp_lab.listening.stimuli import load_manifest, prepare_study, render_wav
-from seofp_lab.listening.synthetic import make_study
 
 
 @pytest.fixture

@@ -10,12 +10,12 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
+from synthetic_study import make_study
 
 from seofp_lab.errors import StudyError
 from seofp_lab.listening.listener import StudyService
 from seofp_lab.listening.stimuli import prepare_study
 from seofp_lab.listening.store import Answer, Participant, ScreenAnswer, TrialRow
-from seofp_lab.listening.synthetic import make_study
 from tests._postgres import new_database, pg_cluster
 
 SMALL = {"practice": 1, "blocks": 2, "test_per_block": 2, "catch_per_block": 1,

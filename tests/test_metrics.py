@@ -47,6 +47,28 @@ def test_si_sdr_known_value() -> None:
     assert si_sdr(s, est) == pytest.approx(20 * np.log10(2.0), abs=1e-6)
 
 
+def test_si_sdr_is_zero_mean_and_training_computes_the_same_number() -> None:
+    """One definition (docs/method.md#si-sdr): offsets do not count, numpy and torch agree."""
+    import torch  # noqa: PLC0415
+
+    from seofp_lab.train.module import si_sdr_torch  # noqa: PLC0415
+
+    rng = np.random.default_rng(1)
+    ref = rng.standard_normal((4, 8000))
+    est = ref + rng.standard_normal((4, 8000)) * np.array([[0.1], [0.5], [1.0], [3.0]])
+    expected = [si_sdr(r, e) for r, e in zip(ref, est, strict=True)]
+    # a DC offset on either signal changes nothing: both signals are made zero-mean first
+    shifted = [si_sdr(r + 0.7, e - 0.3) for r, e in zip(ref, est, strict=True)]
+    assert shifted == pytest.approx(expected, abs=1e-9)
+    got = si_sdr_torch(torch.from_numpy(est + 0.2).float(), torch.from_numpy(ref - 0.4).float())
+    assert got.tolist() == pytest.approx(expected, abs=1e-3)
+    # without the mean removal the offsets would change the number: the checks above can fail
+    r, e = ref + 0.7, est - 0.3
+    target = ((e * r).sum(-1) / (r * r).sum(-1))[:, None] * r
+    raw = 10 * np.log10((target**2).sum(-1) / ((e - target) ** 2).sum(-1))
+    assert np.abs(raw - expected).max() > 0.5
+
+
 # pesq divides by the peak of an all-zero signal before it reports the failure
 @pytest.mark.filterwarnings("ignore:invalid value encountered in divide:RuntimeWarning")
 def test_failed_metric_is_kept_visible() -> None:

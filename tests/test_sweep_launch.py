@@ -196,7 +196,7 @@ def test_run_lookups_page_through_every_run(tmp_path: Path, monkeypatch: pytest.
     from seofp_lab import tracking  # noqa: PLC0415
 
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'm.db'}")
-    client = mlflow.MlflowClient()
+    client = mlflow.MlflowClient(tracking.tracking_uri())  # not a URI an earlier test set
     exp = client.create_experiment("many")
     monkeypatch.setattr(tracking, "SEARCH_PAGE", 4)  # pages of 4 runs: 11 runs need 3 pages
     ids = {client.create_run(exp, tags={"seofp.sweep": "x"}).info.run_id for _ in range(11)}

@@ -139,7 +139,7 @@ def test_staged_sweep_runs_in_order_tags_and_resumes(
     list_points(sweep, longer)
     assert capsys.readouterr().out.count("skipped on re-run") == 0  # the baseline changed too
 
-    from seofp_lab.train import sweep as sweep_cli
+    from seofp_lab.train import sweep_run as sweep_cli
     capsys.readouterr()
     sweep_file = workspace / "tiny.yaml"
     import yaml

@@ -1,4 +1,5 @@
-"""Bit packing and exact sizes of sign/exponent codes (METHOD.md §4); numpy only.
+"""Bit packing and exact sizes of sign/exponent codes (docs/method.md#exponent-range-reduction);
+numpy only.
 
 A rounded weight ``±2^e`` of a group with window ``[e_min, e_min + 2^len - 2]`` is stored as one
 word ``(sign << len) | code`` with ``code = e - e_min + 1`` and code 0 for zero, i.e. ``1 + len``
@@ -127,7 +128,8 @@ def exponent_range(q: np.ndarray) -> tuple[int, int] | None:
 
 
 def code_length(e_min: int, e_max: int) -> int:
-    """Bits of the exponent code: ``ceil(log2(e_max - e_min + 2))`` (METHOD.md §4).
+    """Bits of the exponent code: ``ceil(log2(e_max - e_min + 2))``
+    (docs/method.md#exponent-range-reduction).
 
     >>> code_length(-23, 0), code_length(-26, 10)  # the paper's BLSTM and FCN
     (5, 6)

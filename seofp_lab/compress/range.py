@@ -1,4 +1,5 @@
-"""Which values a model stores, which are quantized, and exponent-range reduction (METHOD.md §4).
+"""Which values a model stores, which are quantized, and exponent-range reduction
+(docs/method.md#exponent-range-reduction).
 
 A model's stored values are its parameters plus batch-norm running statistics (as the papers
 count them); other buffers (feature normalization, ``num_batches_tracked``, the single-bias LSTM's

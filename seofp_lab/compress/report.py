@@ -1,4 +1,4 @@
-"""Analytic sizes, bits per weight and per-layer exponent statistics (METHOD.md §4).
+"""Analytic sizes, bits per weight and per-layer exponent statistics (docs/method.md#sizes).
 
 ``P`` counts every stored value (parameters and batch-norm running statistics). Two sizes:
 

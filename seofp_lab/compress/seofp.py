@@ -1,4 +1,5 @@
-"""Sign-exponent-only formats and rounding (METHOD.md §2): the format, q(w), its STE, the window.
+"""Sign-exponent-only formats and rounding (docs/method.md#rounding): the format, q(w), its STE, the
+window.
 
 Everything here works on single tensors; which tensors of a model are rounded, and with which
 exponent window, is ``range.py``'s business.
@@ -24,7 +25,7 @@ class RepresentabilityError(ValueError):
 
 @dataclass(frozen=True)
 class SEOFPFormat:
-    """A sign bit + an exponent code; code 0 is zero (METHOD.md §4).
+    """A sign bit + an exponent code; code 0 is zero (docs/method.md#formats).
 
     ``fraction_bits`` > 0 keeps that many mantissa bits (EOFP-QNN Table 2 only; ``s1e8`` then).
     The stored width after exponent-range reduction is ``1 + len (+ fraction_bits)`` with
@@ -80,7 +81,7 @@ def _bits(x: Tensor) -> Tensor:
 
 
 def seofp_round(x: Tensor, fraction_bits: int = 0, name: str = "weight") -> Tensor:
-    """Nearest power of two in the linear domain, ties (1.5 * 2**e) up: METHOD.md §2.
+    """Nearest power of two in the linear domain, ties (1.5 * 2**e) up: docs/method.md#rounding.
 
     ``fraction_bits`` = m kept mantissa bits: m = 0 is SEOFP (add the first dropped bit, clear
     the mantissa); 0 < m < 23 ORs the first dropped bit into the last kept one; m = 23 keeps
@@ -140,7 +141,8 @@ def exponent_max(q: Tensor) -> int | None:
 
 
 def window_low(e_max: int, exponent_bits: int) -> int:
-    """Lowest exponent of the fixed-width window anchored at ``e_max`` (METHOD.md §2)."""
+    """Lowest exponent of the fixed-width window anchored at ``e_max``
+    (docs/method.md#fixed-width-windows)."""
     return max(e_max - ((1 << exponent_bits) - 2), E_NORMAL_MIN)
 
 

@@ -1,4 +1,5 @@
-"""Reading and writing audio at 16 kHz mono float32, with errors that name the file (DATA.md §3).
+"""Reading and writing audio at 16 kHz mono float32, with errors that name the file
+(docs/data.md#rate-and-format).
 
 Every corpus goes through :func:`read_audio`: it refuses what cannot be used (an unreadable or empty
 file, a wrong rate when resampling is off, a missing channel) with an :class:`AudioError` naming the
@@ -21,7 +22,7 @@ from scipy.signal import resample_poly
 from seofp_lab.errors import AudioError
 from seofp_lab.fsutil import atomic_path
 
-FS = 16000  # every corpus, model and metric works at this rate (DATA.md)
+FS = 16000  # every corpus, model and metric works at this rate (docs/data.md#rate-and-format)
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".sph", ".aiff", ".aif")  # what soundfile reads
 
 

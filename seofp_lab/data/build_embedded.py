@@ -1,4 +1,5 @@
-"""Build the committed embedded corpus from Debian packages (DATA.md §1, maintainers only).
+"""Build the committed embedded corpus from Debian packages
+(docs/data.md#rebuilding-the-embedded-corpus, maintainers only).
 
 Layout written to ``out_dir`` (normally ``seofp_lab/data/embedded/``)::
 

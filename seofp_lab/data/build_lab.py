@@ -1,4 +1,5 @@
-"""Build the lab corpus from Debian packages into ``corpora/lab/`` of the workspace (DATA.md §2).
+"""Build the lab corpus from Debian packages into ``corpora/lab/`` of the workspace
+(docs/data.md#lab-corpus).
 
 Same layout as the embedded corpus (:mod:`seofp_lab.data.build_embedded`), never committed::
 

@@ -72,7 +72,7 @@ def _testset(args: argparse.Namespace) -> int:
 
 def _info(args: argparse.Namespace) -> int:
     from seofp_lab.data.audio import audio_info  # noqa: PLC0415
-    from seofp_lab.data.corpus import load_corpus  # noqa: PLC0415
+    from seofp_lab.data.loaders import load_corpus  # noqa: PLC0415
 
     cfg = corpus_config(args.config, args.overrides)
     corpus = load_corpus(cfg)

@@ -1,4 +1,4 @@
-"""The corpus API: utterances, noise clips and clean/noisy pairs per split (DATA.md §3–4).
+"""The corpus API: utterances, noise clips and clean/noisy pairs per split (docs/data.md#splits).
 
 A :class:`Corpus` is what a loader (:mod:`seofp_lab.data.loaders`) finds under a root: a speech pool
 (train and test utterances, plus clips reserved for babble), a noise pool (real clips per type and
@@ -20,7 +20,6 @@ from typing import Literal
 
 import numpy as np
 
-from seofp_lab.config import CorpusConfig
 from seofp_lab.data import noise as synth
 from seofp_lab.data.audio import FS, read_cached
 from seofp_lab.errors import CorpusLayoutError
@@ -28,7 +27,8 @@ from seofp_lab.workspace import workspace_dir
 
 Split = Literal["train", "valid", "test"]
 NoiseSplit = Literal["train", "test"]
-SYNTH_SECONDS = 60.0  # of each synthetic type per split (DATA.md §1: 7 types x 60 s in about 1 s)
+# of each synthetic type per split: 7 types x 60 s in about 1 s (docs/data.md#synthetic-noises)
+SYNTH_SECONDS = 60.0
 BABBLE_SECONDS = 30.0
 VALID_PER_SPEAKER = 4  # held-out utterances per training speaker ...
 VALID_MAX = 48  # ... and at most this many in all (a corpus with 462 speakers holds out 1 each)
@@ -322,7 +322,8 @@ class Corpus:
         if len(talkers) < 4:
             warnings.warn(
                 f"babble of corpus {self.name!r} ({split}) has only {len(talkers)} voices from "
-                f"{chosen}: fewer than 4 gives intelligible competing speech (DATA.md §1)",
+                f"{chosen}: fewer than 4 gives intelligible competing speech "
+                "(docs/data.md#synthetic-noises)",
                 stacklevel=3,
             )
         key = zlib.crc32(f"babble-mix|{split}|{exclude}".encode())
@@ -336,14 +337,3 @@ def _by_speaker(utts: list[Utterance]) -> dict[str, list[Utterance]]:
         out[u.speaker].append(u)
     return out
 
-
-def load_corpus(cfg: CorpusConfig) -> Corpus:
-    """Build the :class:`Corpus` a :class:`~seofp_lab.config.CorpusConfig` describes.
-
-    Raises:
-        CorpusLayoutError: the root does not have the layout of its kind (nothing is trained).
-        AudioError: a file that cannot be read.
-    """
-    from seofp_lab.data.loaders import load  # noqa: PLC0415
-
-    return load(cfg)

@@ -1,4 +1,5 @@
-"""On-the-fly training mixtures and a fixed validation set, as a LightningDataModule (DATA.md §4).
+"""On-the-fly training mixtures and a fixed validation set, as a LightningDataModule
+(docs/data.md#training-and-validation-mixtures).
 
 Training: each item is drawn by its own generator, seeded by (seed, epoch, index). The index is
 global, so the same mixtures come out whatever ``num_workers`` is; the epoch reaches the items

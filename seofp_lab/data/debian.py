@@ -1,4 +1,5 @@
-"""Debian packages as audio sources: download, unpack, version and licence evidence (DATA.md §1).
+"""Debian packages as audio sources: download, unpack, version and licence evidence
+(docs/data.md#rebuilding-the-embedded-corpus).
 
 Both corpus builders fetch ``.deb`` files with ``apt-get download`` (no root, no dependencies,
 nothing installed), unpack them with ``dpkg-deb -x`` (no root) and record ``dpkg-deb -f <deb>
@@ -55,7 +56,8 @@ def _tool(name: str) -> str:
     found = shutil.which(name)
     if found is None:
         raise DebianPackageError(
-            f"Expected the command {name} (a Debian 12 host, DATA.md §1) but it is not on PATH"
+            f"Expected the command {name} (a Debian 12 host, "
+            "docs/data.md#rebuilding-the-embedded-corpus) but it is not on PATH"
         )
     return found
 

@@ -1,4 +1,5 @@
-"""Active speech level after ITU-T P.56 method B, and normalisation to a target level (DATA.md §4).
+"""Active speech level after ITU-T P.56 method B, and normalisation to a target level
+(docs/data.md#mixing).
 
 **Convention.** Levels are in dBov as in ITU-T G.100.1 and the ITU's own ``sv56demo``: 0 dBov is
 the power of a full-scale *square* wave, i.e. an RMS of 1.0 on float samples in [-1, 1]. A

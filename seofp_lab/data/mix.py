@@ -1,4 +1,4 @@
-"""Mixing clean speech with noise at a given SNR (DATA.md §4).
+"""Mixing clean speech with noise at a given SNR (docs/data.md#mixing).
 
 - **SNR** = 10·log10(P_speech,active / P_noise): the speech power is the active level of P.56
   (:mod:`seofp_lab.data.level`), the noise power is the mean power of the segment actually added.
@@ -133,6 +133,7 @@ def mix_at_snr(
 
 
 def measured_snr_db(clean: np.ndarray, noise: np.ndarray, fs: int = FS) -> float:
-    """SNR as DATA.md §4 defines it: active level of ``clean`` over the mean power of ``noise``."""
+    """SNR as docs/data.md#mixing defines it: active level of ``clean`` over the mean power of
+    ``noise``."""
     p_noise = float(np.dot(noise.astype(np.float64), noise.astype(np.float64))) / noise.size
     return active_level_db(clean, fs) - 10 * np.log10(p_noise)

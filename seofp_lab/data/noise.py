@@ -1,4 +1,4 @@
-"""Synthetic noises, generated at run time from a seed (DATA.md §1, "Synthetic noise").
+"""Synthetic noises, generated at run time from a seed (docs/data.md#synthetic-noises).
 
 Each generator returns float32 samples scaled to :data:`NOISE_RMS`; mixing rescales the noise to
 the wanted SNR anyway, the fixed RMS only makes clips comparable. The same seed gives the same

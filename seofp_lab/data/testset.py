@@ -1,4 +1,5 @@
-"""The fixed, seeded test set: written once, verified on every reuse (DATA.md §4).
+"""The fixed, seeded test set: written once, verified on every reuse
+(docs/data.md#the-test-set-and-its-identity).
 
 ``workspace/testsets/<hash>/`` holds ``noisy/<id>.wav`` and ``clean/<id>.wav`` (32-bit float WAV:
 nothing is lost), ``manifest.csv`` (id, speaker, noise, snr, offset, gain, noisy, clean, plus the
@@ -30,14 +31,15 @@ from rich.progress import Progress
 
 from seofp_lab.config import CorpusConfig
 from seofp_lab.data.audio import FS, read_audio, write_audio
-from seofp_lab.data.corpus import Corpus, Utterance, load_corpus
+from seofp_lab.data.corpus import Corpus, Utterance
 from seofp_lab.data.level import active_level_db
+from seofp_lab.data.loaders import load_corpus
 from seofp_lab.data.mix import loop_unit, mix_at_snr, segment
 from seofp_lab.errors import SeofpError
 from seofp_lab.fsutil import lock_for
 from seofp_lab.workspace import workspace_dir
 
-TARGET_DB = -26.0  # dBov, active level of every clean reference (DATA.md §4)
+TARGET_DB = -26.0  # dBov, active level of every clean reference (docs/data.md#mixing)
 VERSION = 2  # bump when the drawing or writing changes: old test sets then get a new folder
 COLUMNS = ("id", "speaker", "noise", "snr", "offset", "gain", "noisy", "clean", "clip",
            "floor_dbfs", "noisy_sha256", "clean_sha256", "utterance", "noise_clip")

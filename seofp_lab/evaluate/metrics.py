@@ -20,7 +20,10 @@ FS = 16000
 
 
 def si_sdr(reference: np.ndarray, estimate: np.ndarray) -> float:
-    """Scale-invariant SDR in dB.
+    """Scale-invariant SDR in dB of zero-mean signals (docs/method.md#si-sdr), in float64.
+
+    The one definition: evaluation, the listening stimuli's side data and (in torch, for training)
+    :func:`seofp_lab.train.module.si_sdr_torch` compute the same number.
 
     >>> x = np.sin(np.arange(1600) / 7.0); round(si_sdr(x, 0.5 * x), 1) > 100
     True

@@ -210,18 +210,20 @@ def align(a: pd.DataFrame, b: pd.DataFrame, name_a: str, name_b: str) -> pd.Data
 
 
 def holm(p: Sequence[float]) -> list[float]:
-    """Holm-Bonferroni adjusted p-values in input order; NaN entries are not in the family.
+    """Holm-Bonferroni adjusted p-values in input order (statsmodels ``multipletests`` with
+    ``method="holm"``, not its Holm-Sidak default); NaN entries are not in the family.
 
     >>> [round(x, 12) for x in holm([0.01, 0.04, 0.03, 0.005])]
     [0.03, 0.06, 0.06, 0.02]
     """
+    from statsmodels.stats.multitest import multipletests  # noqa: PLC0415 - slow to import
+
     idx = [i for i, v in enumerate(p) if not math.isnan(v)]
-    order = sorted(idx, key=lambda i: p[i])
     out = [float("nan")] * len(p)
-    running = 0.0
-    for rank, i in enumerate(order):
-        running = max(running, min(1.0, (len(order) - rank) * p[i]))
-        out[i] = running
+    if idx:
+        adjusted = multipletests([p[i] for i in idx], method="holm")[1]
+        for i, q in zip(idx, adjusted, strict=True):
+            out[i] = float(q)
     return out
 
 

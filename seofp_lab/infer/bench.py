@@ -1,7 +1,7 @@
 """Side-by-side latency of a model: PyTorch fp32 eager, PyTorch dynamic int8, ONNX Runtime (the
 network exported to ONNX with the engine's numpy STFT around it, ``onnx_export.py``), the C
-engine's ``fp32`` loop, ``intadd`` and ``decode`` (KERNEL.md §6: one thread, warm-up, interleaved
-samples, p50/p90 and best, every ratio within one run)."""
+engine's ``fp32`` loop, ``intadd`` and ``decode`` (docs/engine.md#benchmarking: one thread,
+warm-up, interleaved samples, p50/p90 and best, every ratio within one run)."""
 
 from __future__ import annotations
 
@@ -102,8 +102,8 @@ def _ort_version() -> str:
 
 
 def environment() -> dict[str, str]:
-    """What a benchmark table must state (KERNEL.md §6): CPU, code path, build, versions, threads,
-    load average and the BLAS settings."""
+    """What a benchmark table must state (docs/engine.md#benchmarking): CPU, code path, build,
+    versions, threads, load average and the BLAS settings."""
     import sysconfig  # noqa: PLC0415
 
     return {"cpu": _cpu_model(), "cores": str(os.cpu_count()), "variant": K.variant(),
@@ -143,7 +143,7 @@ def _bench_model(model: nn.Module, seconds: float = 4.0, samples: int = 31, warm
     """
     model = model.eval()
     wave = (np.random.default_rng(seed).standard_normal(int(seconds * FS)) * 0.1).astype(
-        np.float32)  # random data, never zeros (KERNEL.md §5)
+        np.float32)  # random data, never zeros (docs/engine.md#correctness-tests)
     tw = torch.from_numpy(wave)[None]
     mf = modelfile.read(serialize_model(model))
     runners: dict[str, Callable[[], Any] | None] = {}

@@ -19,7 +19,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -28,6 +27,7 @@ from seofp_lab.infer import kernels as K
 from seofp_lab.infer import modelfile, stft
 from seofp_lab.infer.header import FCNHeader, LSTMHeader
 from seofp_lab.infer.kernels import IntaddLayout, Kernel
+from seofp_lab.infer.streaming import Stream
 
 MAX_WORK_BYTES = 2 << 30  # memory one ``enhance`` call may need (docs/MODEL_FILE.md#limits)
 
@@ -208,8 +208,9 @@ class Engine:
                                   ) from None
 
     def _finite(self, a: np.ndarray, layer: str) -> None:
-        """Refuse NaN or inf from ``layer``, naming it (KERNEL.md: the kernels only refuse them
-        on input, so an overflowing model would otherwise pass NaN along to the output)."""
+        """Refuse NaN or inf from ``layer``, naming it (docs/engine.md#guards: the kernels refuse
+        them only on input, so an overflowing model would otherwise pass NaN along to the
+        output)."""
         if not np.isfinite(a).all():
             what = "NaN" if np.isnan(a).any() else "inf"
             raise NonFiniteOutput(f"{self.where}: {layer} produced {what} on this input (the "
@@ -319,10 +320,8 @@ class Engine:
                             f"{'tanh' if last else 'leaky relu'})")
         return h[0]
 
-    def stream(self) -> Any:
+    def stream(self) -> Stream:
         """A streaming session (unidirectional LSTM): ``push(chunk)`` / ``flush()``."""
-        from seofp_lab.infer.streaming import Stream  # noqa: PLC0415
-
         return Stream(self)
 
 

@@ -2,7 +2,7 @@
 
 Every wrapper validates dtype, shape and finiteness before C sees a pointer, lets C write into
 numpy buffers it allocated (C never allocates), raises :class:`KernelError` on a negative status and
-returns the number of activations clamped by intadd's overflow guard (KERNEL.md §4.5).
+returns the number of activations clamped by intadd's overflow guard (docs/engine.md#guards).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The ``.seofp`` model file: writer and validating reader (DESIGN.md "Model file").
+"""The ``.seofp`` model file: writer and validating reader (docs/MODEL_FILE.md).
 
 Little-endian layout, every length explicit, nothing implied::
 

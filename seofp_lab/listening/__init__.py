@@ -1,4 +1,4 @@
-"""The JND ABX listening study (docs/LISTENING.md).
+"""The JND ABX listening study (docs/listening.md).
 
 ``protocol`` (study.yaml, schedules), ``stimuli`` + ``build`` (prepare: loudness matching,
 catch, trap and ladder clips, the hashed manifest, byte-unique served buffers), ``store``

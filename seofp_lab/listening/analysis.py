@@ -1,7 +1,7 @@
-"""The study analysis, in LISTENING.md §8's order: flow, null leak, catch and trap trials,
-primary, detection, listeners (with the rater model), conditions, confidence, ladder,
-sensitivity; and the claim it allows, decided by :func:`seofp_lab.listening.decision.decide`
-(docs/listening_analysis.md#the-decision-rule).
+"""The study analysis, in the order of docs/listening.md#analysis-overview: flow, null leak, catch
+and trap trials, primary, detection, listeners (with the rater model), conditions, confidence,
+ladder, sensitivity; and the claim it allows, decided by
+:func:`seofp_lab.listening.decision.decide` (docs/listening_analysis.md#the-decision-rule).
 
 Input: the tables of :mod:`seofp_lab.listening.data` (one row per answered trial; one per
 participant) and optionally the cheating detector's flags. Output: :class:`StudyAnalysis` with
@@ -262,8 +262,8 @@ TRIAL_LOG = ("listener", "item", "snr", "correct", "confidence", "rt_ms", "plays
 
 
 def _trial_tables(out: StudyAnalysis, main: pd.DataFrame) -> None:
-    """Tables behind plots 4, 7 and 8 (§8.10): items (95 % CP), confusion, per-listener bias,
-    and the trial log."""
+    """Tables behind plots 4, 7 and 8 (docs/listening.md#figures): items (95 % CP), confusion,
+    per-listener bias, and the trial log."""
     out.tables["items"] = S.per_item(main, 0.05)
     out.tables["confusion"] = confusion_matrix(main)
     out.tables["bias"] = per_listener_bias(main)

@@ -1,8 +1,8 @@
 """Response bias in ABX: the stimulus x response confusion table and each listener's criterion c.
 
 The signal-detection model is the one of :func:`seofp_lab.listening.stats.abx_sdt`
-(LISTENING.md §8.3, Macmillan & Creelman 2005): H = P("A" | X = A), F = P("A" | X = B), each
-after adding 0.5 to every cell (Hautus 1995), and
+(docs/listening.md#sensitivity-d-prime, Macmillan & Creelman 2005): H = P("A" | X = A), F = P("A" |
+X = B), each after adding 0.5 to every cell (Hautus 1995), and
 
     c = -(z(H) + z(F)) / 2.
 

@@ -14,8 +14,7 @@ import soundfile as sf
 from scipy import signal
 
 from seofp_lab.errors import StudyError
-from seofp_lab.listening.protocol import StudyDefinition
-from seofp_lab.listening.stimuli import (
+from seofp_lab.listening.clips import (
     catch_clip,
     fade,
     lag_samples,
@@ -24,6 +23,7 @@ from seofp_lab.listening.stimuli import (
     side_metrics,
     trap_clip,
 )
+from seofp_lab.listening.protocol import StudyDefinition
 
 IN_RATE = 16000
 

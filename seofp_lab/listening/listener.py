@@ -9,7 +9,6 @@ changes nothing.
 
 from __future__ import annotations
 
-import hashlib
 import secrets
 import uuid
 from dataclasses import dataclass, field
@@ -27,6 +26,8 @@ from seofp_lab.errors import StudyError
 from seofp_lab.listening.blinding import VAULT, Playback, playback
 from seofp_lab.listening.crowd import bandwidth_pair, screen_rules
 from seofp_lab.listening.protocol import TrialSpec, build_schedule, load_study
+from seofp_lab.listening.serve import serve_abx
+from seofp_lab.listening.served import ServedTrial
 from seofp_lab.listening.stimuli import (
     load_manifest,
     prepared_dir,
@@ -50,36 +51,6 @@ Phase = Literal["consent", "metadata", "headphone", "environment", "bandwidth", 
                 "debrief", "done", "screened_out"]
 LOG_INTS = ("plays_a", "plays_b", "plays_x", "switches", "blur_events")
 LOG_FLOATS = ("ms_heard_a", "ms_heard_b", "ms_heard_x", "rt_ms", "rt_from_first_x_ms")
-
-
-@dataclass(frozen=True)
-class ServedTrial:
-    """A trial on screen. The browser sees ``public_id``, ``labels`` and ``tickets`` (one-use
-    ids, :class:`~seofp_lab.listening.blinding.AudioVault`); ``clips`` stay on the server."""
-
-    public_id: str
-    kind: Literal["abx", "headphone", "environment", "bandwidth"]
-    labels: tuple[str, ...]
-    tickets: tuple[str, ...]
-    number: int  # 1-based position in the current phase
-    total: int
-    feedback: bool = False
-    block: int = 0
-    trial_type: str = "main"
-    clips: tuple[np.ndarray, ...] = field(default=(), repr=False, compare=False)
-    rate: int = 0
-
-    @property
-    def wavs(self) -> tuple[bytes, ...]:
-        """Freshly served renders of the clips (new transforms and dither at every access),
-        exactly what a ticket fetch returns; spends no ticket and records no serve."""
-        from seofp_lab.listening.blinding import served_wav  # noqa: PLC0415
-
-        return tuple(served_wav(c, self.rate) for c in self.clips)
-
-    @property
-    def clip_ms(self) -> float:
-        return 1000.0 * len(self.clips[0]) / self.rate if self.clips else 0.0
 
 
 @dataclass(frozen=True)
@@ -313,8 +284,6 @@ class Listener:
         """The first unanswered trial, committed with its key's commitment before it is served."""
         if self.phase() != "trials":
             return None
-        from seofp_lab.listening.serve import serve_abx  # noqa: PLC0415
-
         with self.service.store.session() as s:
             spec = self._pending(s)
             if spec is None:
@@ -406,8 +375,3 @@ class Listener:
         last_main = self.service.study.trials.blocks
         if spec.block != b_next and 1 <= spec.block < last_main:
             p.break_until = utcnow() + timedelta(seconds=self.service.study.trials.break_seconds)
-
-
-def commitment(public_id: str, x_is: str, item_id: str, nonce: str) -> str:
-    """SHA-256 commitment to a trial's key, stored before the trial is shown."""
-    return hashlib.sha256(f"{public_id}|{x_is}|{item_id}|{nonce}".encode()).hexdigest()

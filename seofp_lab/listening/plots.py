@@ -1,4 +1,5 @@
-"""Figures of the analysis (LISTENING.md §8.10), drawn with matplotlib's Agg backend to PNG."""
+"""Figures of the analysis (docs/listening.md#figures), drawn with matplotlib's Agg backend to
+PNG."""
 
 from __future__ import annotations
 
@@ -164,7 +165,8 @@ def confusion_figure(conf: pd.DataFrame | None, bias: pd.DataFrame | None,  # no
                      pooled_c: float | None):
     """Plot 7: the (X was A/B) x (answered A/B) counts and a histogram of listeners' c.
 
-    c = -(z(H) + z(F)) / 2 with H = P("A" | X = A), F = P("A" | X = B) (LISTENING.md §8.3);
+    c = -(z(H) + z(F)) / 2 with H = P("A" | X = A), F = P("A" | X = B)
+    (docs/listening.md#sensitivity-d-prime);
     c < 0 leans to "A", c > 0 to "B" (:mod:`seofp_lab.listening.bias`).
     """
     plt = _plt()

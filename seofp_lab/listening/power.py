@@ -1,4 +1,5 @@
-"""Power and sample size (LISTENING.md §8.6), exact for pooled trials, simulated for listeners.
+"""Power and sample size (docs/listening.md#power), exact for pooled trials, simulated for
+listeners.
 
 Exact power is saw-toothed in N, so "trials needed" is the N from which every larger N (up to
 ``n_max``) reaches the power.

@@ -1,9 +1,10 @@
 """The pre-registered study definition (``studies/NAME/study.yaml``) and the trial schedule.
 
 The schedule of a participant is a pure function of the study seed, the participant's own seed and
-counterbalancing slot, and the frozen item list (LISTENING.md §5): rebuilt on resume or audit,
-never re-drawn. Design: docs/listening_analysis.md#design. Order cells: 1 = reference is A and
-X = A, 2 = reference A and X = B, 3 = probe A and X = A, 4 = probe A and X = B; each cell occurs
+counterbalancing slot, and the frozen item list
+(docs/listening.md#randomisation-and-counterbalancing): rebuilt on resume or audit, never
+re-drawn. Design: docs/listening_analysis.md#design. Order cells: 1 = reference is A and X = A,
+2 = reference A and X = B, 3 = probe A and X = A, 4 = probe A and X = B; each cell occurs
 equally often among a listener's test trials.
 """
 
@@ -99,7 +100,8 @@ class PlayerSpec(Strict):
 
 
 class StudyDefinition(Strict):
-    """A pre-registered ABX study; its SHA-256 goes with every trial (LISTENING.md)."""
+    """A pre-registered ABX study; its SHA-256 goes with every trial
+    (docs/listening.md#pre-registration)."""
 
     name: str = Field(pattern=r"^[A-Za-z0-9_-]+$")
     title: str = "Listening study"

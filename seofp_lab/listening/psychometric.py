@@ -1,4 +1,4 @@
-"""Psychometric fit of the JND ladder (LISTENING.md §8.5, Wichmann & Hill 2001).
+"""Psychometric fit of the JND ladder (docs/listening.md#ladder, Wichmann & Hill 2001).
 
 psi(x) = 0.5 + (0.5 - lam) F((x - alpha) / beta), F logistic, guess rate 0.5, lapse
 lam in [0, 0.06], by bounded binomial maximum likelihood. x is the ladder gain G in dB.

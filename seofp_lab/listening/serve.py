@@ -15,10 +15,11 @@ from sqlalchemy import select
 
 from seofp_lab.listening.blinding import VAULT
 from seofp_lab.listening.protocol import TrialSpec
+from seofp_lab.listening.served import ServedTrial, commitment
 from seofp_lab.listening.store import TrialRow
 
 if TYPE_CHECKING:
-    from seofp_lab.listening.listener import Listener, ServedTrial
+    from seofp_lab.listening.listener import Listener
 
 SIDE_KEYS = (
     "utterance_id",
@@ -39,8 +40,6 @@ SIDE_KEYS = (
 
 def serve_abx(listener: Listener, s: Any, spec: TrialSpec) -> ServedTrial:
     """Write (or reuse) the trial row with its commitment, and issue tickets for A, B and X."""
-    from seofp_lab.listening.listener import ServedTrial, commitment  # noqa: PLC0415
-
     service = listener.service
     row = s.scalar(
         select(TrialRow).where(

@@ -1,4 +1,5 @@
-"""The statistics of an ABX study (LISTENING.md §8): exact tests, intervals, d', GEE bound.
+"""The statistics of an ABX study (docs/listening.md#analysis-overview): exact tests, intervals, d',
+GEE bound.
 
 Pure functions of counts or of a trial table with columns ``listener``, ``correct`` (0/1) and,
 where needed, ``response``, ``x_is``, ``item``, ``snr``.
@@ -116,7 +117,8 @@ def per_item(df: pd.DataFrame, alpha: float = 0.05) -> pd.DataFrame:
 
     Returns:
         One row per item (columns item, snr, k, n, pc, ci_low, ci_high), sorted by input SNR
-        (unknown last) and then by item, the order of the item forest (LISTENING.md §8.10, 4).
+        (unknown last) and then by item, the order of the item forest (docs/listening.md#figures,
+        4).
     """
     d = df.assign(snr=df["snr"] if "snr" in df else np.nan)
     g = d.groupby("item", sort=False).agg(snr=("snr", "first"), k=("correct", "sum"),
@@ -136,7 +138,8 @@ def dprime_bootstrap(df: pd.DataFrame, reps: int = 1000, level: float = 0.95, se
                      unit: Literal["trials", "listeners"] = "trials") -> tuple[float, float]:
     """Two-sided percentile interval of the pooled ABX d′.
 
-    ``unit="trials"`` (LISTENING.md §8.3): each resample redraws every listener's own trials
+    ``unit="trials"`` (docs/listening.md#sensitivity-d-prime): each resample redraws every
+    listener's own trials
     with replacement (the listener keeps their trial count), then pools. ``unit="listeners"``
     draws L listeners with replacement instead: the between-listener spread rather than the
     within-listener binomial noise (which of the two is wider depends on the data). Each
@@ -199,7 +202,8 @@ class Bound:
 
 
 def gee_bound(df: pd.DataFrame, level: float = 0.95) -> Bound:
-    """GEE (binomial, exchangeable, bias-reduced sandwich): expit(b -/+ q se) (LISTENING.md §8.2).
+    """GEE (binomial, exchangeable, bias-reduced sandwich): expit(b -/+ q se)
+    (docs/listening.md#equivalence).
 
     q is the t quantile on L - 1 df rather than the normal 1.645: with 24 listeners the normal
     quantile claimed equivalence in 6.0 % of simulated studies at the margin, the t quantile in
@@ -270,7 +274,8 @@ def effective_n(n_listeners: int, trials: int, rho: float) -> float:
 
 
 def mixed_model(df: pd.DataFrame) -> dict[str, float]:
-    """Crossed random intercepts for listener and item (variational Bayes, LISTENING.md §8.4)."""
+    """Crossed random intercepts for listener and item (variational Bayes,
+    docs/listening.md#listener-and-item-effects)."""
     from statsmodels.genmod.bayes_mixed_glm import BinomialBayesMixedGLM  # noqa: PLC0415
 
     formula = "correct ~ C(snr)" if df["snr"].nunique() > 1 else "correct ~ 1"

@@ -3,7 +3,8 @@
 ``prepare_study`` runs offline (``seofp study prepare``) and writes 48 kHz float WAV clips plus
 ``manifest.json`` under the workspace; the app only reads them. Every buffer the browser receives
 is rendered by :func:`render_wav`: fresh TPDF dither at the 16-bit LSB and a random header chunk,
-so no two served buffers share bytes (LISTENING.md §4, §6).
+so no two served buffers share bytes (docs/listening.md#stimuli,
+docs/listening.md#player-and-blinding).
 """
 
 from __future__ import annotations
@@ -17,11 +18,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import pyloudnorm
 import soundfile as sf
-from scipy import signal
 
-from seofp_lab.errors import AudioError, StudyError
+from seofp_lab.errors import StudyError
+from seofp_lab.fsutil import write_text_atomic
+from seofp_lab.listening.build import build_stimuli
+from seofp_lab.listening.clips import fade
 from seofp_lab.listening.protocol import Item, StudyDefinition, item_pool, load_study
 
 MANIFEST_VERSION = 1
@@ -65,20 +67,19 @@ def control_of(run_id: str | None) -> str:
 
 
 def resolve_run(ref: str, experiment: str) -> str:
-    """A run id, or ``latest:ROLE``: the newest run of ``experiment`` tagged ``seofp.role=ROLE``
-    (``control`` is resolved by :func:`control_of` once the compressed run is known).
+    """A run reference (resolved by :func:`seofp_lab.tracking.resolve_run_id`), or ``latest:ROLE``:
+    the newest run of ``experiment`` tagged ``seofp.role=ROLE`` (``control`` is resolved by
+    :func:`control_of` once the compressed run is known).
 
     The resolved id is frozen in the manifest at prepare time. ``models:/NAME@ALIAS`` names a
     registered model version's run (:func:`seofp_lab.tracking.resolve_run_id`).
     """
-    if ref.startswith("models:/"):
-        from seofp_lab import tracking  # noqa: PLC0415
-
-        return tracking.resolve_run_id(ref)
-    if ref == CONTROL_REF or not ref.startswith("latest:"):
-        return ref
     from seofp_lab import tracking  # noqa: PLC0415
 
+    if ref == CONTROL_REF:
+        return ref
+    if not ref.startswith("latest:"):
+        return tracking.resolve_run_id(ref)  # a full id or a unique prefix
     role = ref.split(":", 1)[1]
     runs = tracking.find_runs(experiment, f"tags.`{tracking.TAG_ROLE}` = '{role}'")
     if not runs:
@@ -150,108 +151,6 @@ def _testset_rows(root: Path) -> dict[str, dict[str, str]]:
         raise StudyError(f"Expected columns id, utterance, speaker in the test-set manifest "
                          f"{path} but got {sorted(rows[0])}; write the test set again")
     return {r["id"]: r for r in rows}
-
-
-def read_audio(path: str | Path, rate: int = 16000) -> np.ndarray:
-    """A mono float64 signal at ``rate``; refuses NaN, clipping and other rates."""
-    if not Path(path).is_file():
-        raise AudioError(f"Expected an audio file at {path} but it does not exist")
-    x, sr = sf.read(str(path), dtype="float64", always_2d=True)
-    if sr != rate:
-        raise AudioError(f"Expected {rate} Hz audio in {path} but got {sr} Hz")
-    x = x.mean(axis=1)
-    if not np.isfinite(x).all() or np.abs(x).max() > 1.0:
-        raise AudioError(f"Expected finite, unclipped audio in {path} but got NaN/inf or |x| > 1")
-    return x
-
-
-def loudness_match(x: np.ndarray, rate: int, target_lufs: float) -> tuple[np.ndarray, float, float]:
-    """ITU-R BS.1770-4 integrated loudness normalisation (pyloudnorm).
-
-    Returns:
-        (normalised signal, loudness before in LUFS, gain applied in dB).
-    """
-    meter = pyloudnorm.Meter(rate)
-    before = float(meter.integrated_loudness(x))
-    if not np.isfinite(before):
-        raise AudioError("Expected a clip with measurable loudness but it is silent")
-    return x * 10.0 ** ((target_lufs - before) / 20.0), before, target_lufs - before
-
-
-def match_pair(a: np.ndarray, b: np.ndarray, rate: int, target_lufs: float, peak_dbfs: float
-               ) -> tuple[np.ndarray, np.ndarray, dict[str, float]]:
-    """Loudness-match two clips to the target, then lower both equally if a peak is too high."""
-    ya, la, ga = loudness_match(a, rate, target_lufs)
-    yb, lb, gb = loudness_match(b, rate, target_lufs)
-    peak = 20 * np.log10(max(np.abs(ya).max(), np.abs(yb).max(), 1e-12))
-    trim = min(0.0, peak_dbfs - 0.01 - peak)
-    scale = 10.0 ** (trim / 20.0)
-    info = dict(lufs_before_a=la, lufs_before_b=lb, gain_applied_a=ga + trim,
-                gain_applied_b=gb + trim, peak_dbfs=float(peak + trim), loudness_diff_db=la - lb)
-    return ya * scale, yb * scale, info
-
-
-def lag_samples(a: np.ndarray, b: np.ndarray) -> int:
-    """The lag of the cross-correlation peak of b against a (0: aligned)."""
-    c = signal.correlate(b, a, mode="full", method="fft")
-    return int(np.argmax(np.abs(c))) - (len(a) - 1)
-
-
-def fade(x: np.ndarray, rate: int, ms: float = 5.0) -> np.ndarray:
-    """Raised-cosine fades at both ends, identical for every clip (clean loop edges)."""
-    n = min(int(rate * ms / 1000), len(x) // 2)
-    w = np.ones(len(x))
-    ramp = 0.5 - 0.5 * np.cos(np.linspace(0, np.pi, n))
-    w[:n], w[len(x) - n:] = ramp, ramp[::-1]
-    return x * w
-
-
-def si_sdr(ref: np.ndarray, est: np.ndarray) -> float:
-    """Scale-invariant SDR in dB."""
-    alpha = np.dot(est, ref) / max(np.dot(ref, ref), 1e-20)
-    target = alpha * ref
-    return float(10 * np.log10(np.sum(target**2) / max(np.sum((est - target) ** 2), 1e-20)))
-
-
-def side_metrics(yb: np.ndarray, yc: np.ndarray, clean: np.ndarray | None) -> dict:
-    """PESQ/STOI/SI-SDR of both outputs and PESQ(y_b -> y_c), at 16 kHz; None where undefined."""
-    from pesq import pesq  # noqa: PLC0415
-    from pystoi import stoi  # noqa: PLC0415
-
-    def safe(fn, *args):
-        try:
-            return float(fn(*args))
-        except Exception:  # noqa: BLE001 - PESQ refuses some inputs; recorded as None, not dropped
-            return None
-
-    out: dict = {"pesq_b_to_c": safe(pesq, 16000, yb, yc, "wb")}
-    if clean is not None:
-        n = min(len(clean), len(yb))
-        for tag, y in (("b", yb), ("c", yc)):
-            out[f"pesq_{tag}"] = safe(pesq, 16000, clean[:n], y[:n], "wb")
-            out[f"stoi_{tag}"] = safe(stoi, clean[:n], y[:n], 16000, False)
-            out[f"si_sdr_{tag}"] = si_sdr(clean[:n], y[:n])
-    return out
-
-
-def catch_clip(y: np.ndarray, rate: int, kind: str, rng: np.random.Generator) -> np.ndarray:
-    """An easy difference: white noise 20 dB below the speech, or a 3.5 kHz low-pass."""
-    if kind == "noise":
-        noise = rng.standard_normal(len(y))
-        return y + noise * np.sqrt(np.mean(y**2) / np.mean(noise**2)) * 10 ** (-20 / 20)
-    sos = signal.butter(8, 3500, fs=rate, output="sos")
-    return signal.sosfiltfilt(sos, y)
-
-
-def trap_clip(y: np.ndarray, rate: int, rng: np.random.Generator) -> np.ndarray:
-    """A gold-item probe nobody listening can miss: 1 kHz low-pass and white noise at 0 dB SNR
-    (the pair is loudness-matched afterwards, so level is no cue)."""
-    sos = signal.butter(8, 1000, fs=rate, output="sos")
-    muffled = signal.sosfiltfilt(sos, y)
-    noise = rng.standard_normal(len(y))
-    return muffled + noise * np.sqrt(np.mean(y**2) / np.mean(noise**2))
-
-
 def render_wav(x: np.ndarray, rate: int, rng: np.random.Generator | None = None) -> bytes:
     """A served buffer: 16-bit PCM WAV with independent TPDF dither and a random header chunk.
 
@@ -394,12 +293,11 @@ def _select(study: StudyDefinition, base: dict, comp: dict) -> list[str]:
 def prepare_study(study_dir: str | Path, out_dir: Path | None = None,
                   baseline_dir: Path | None = None, compressed_dir: Path | None = None) -> Manifest:
     """Draw, check, loudness-match and write the stimuli of a study; freeze the manifest."""
-    from seofp_lab.listening.build import build_stimuli  # noqa: PLC0415
-
     study, config_hash = load_study(study_dir)
+    # with a folder of clips the run id is only a label: nothing to look up in MLflow
     runs = {k: resolve_run(r, study.runs_experiment) if r and not d else r for k, r, d in (
-        ("compressed", study.compressed_run, compressed_dir),
-        ("baseline", study.baseline_run, baseline_dir))}
+        ("compressed", study.compressed_run, compressed_dir or study.compressed_dir),
+        ("baseline", study.baseline_run, baseline_dir or study.baseline_dir))}
     if runs["baseline"] == CONTROL_REF and not baseline_dir:
         if compressed_dir or study.compressed_dir:
             raise StudyError("Expected compressed_run (a run id or latest:ROLE) with "
@@ -419,10 +317,9 @@ def prepare_study(study_dir: str | Path, out_dir: Path | None = None,
     data.update(version=MANIFEST_VERSION, study=study.name, config_hash=config_hash,
                 baseline={"run": runs["baseline"], "dir": str(bdir)},
                 compressed={"run": runs["compressed"], "dir": str(cdir)})
-    tmp = root / "manifest.json.tmp"
-    tmp.write_text(json.dumps({"manifest": data, "sha256": _digest(data)}, indent=1,
-                              sort_keys=True))
-    tmp.replace(root / "manifest.json")  # never leave half a manifest
+    write_text_atomic(root / "manifest.json",  # never leave half a manifest
+                      json.dumps({"manifest": data, "sha256": _digest(data)}, indent=1,
+                                 sort_keys=True))
     manifest = load_manifest(root, config_hash)
     from seofp_lab.listening.protocol import build_schedule  # noqa: PLC0415
 

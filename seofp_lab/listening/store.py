@@ -1,7 +1,7 @@
 """The study store: SQLAlchemy 2 models; SQLite (WAL) in the workspace, PostgreSQL by one URL.
 
 Every answer is its own transaction, committed before the next trial is shown. The unique key
-(participant, trial_index) makes a repeated submit harmless (LISTENING.md §7).
+(participant, trial_index) makes a repeated submit harmless (docs/listening.md#store-and-resume).
 
 Enrolment (:meth:`Store.enroll`) gives every participant a unique enrolment index (a unique
 constraint per study, the study row locked while it is drawn, a retry on a collision) and a

@@ -1,4 +1,4 @@
-"""FCN waveform mapping (Fu et al., TASLP 2018; METHOD.md §6): utterance in, utterance out.
+"""FCN waveform mapping (Fu et al., TASLP 2018; docs/method.md#models): utterance in, utterance out.
 
 ``layers`` hidden Conv1d layers of ``channels`` filters with "same" zero padding, each followed by
 BatchNorm1d and LeakyReLU, then one output Conv1d with a single filter and tanh. The default is the

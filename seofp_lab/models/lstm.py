@@ -1,4 +1,5 @@
-"""(B)LSTM spectral mapping (Erdogan et al. 2015; METHOD.md §6): LPS in, LPS or a bounded mask out.
+"""(B)LSTM spectral mapping (Erdogan et al. 2015; docs/method.md#models): LPS in, LPS or a bounded
+mask out.
 
 The paper's parameter count needs one bias per gate, while ``nn.LSTM`` keeps two (b_ih and b_hh)
 whose sum is not a power of two after rounding. :class:`SingleBiasLSTM` keeps ``nn.LSTM``'s fast

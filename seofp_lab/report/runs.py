@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from seofp_lab import tracking
+from seofp_lab.config import DEMO_BASELINE, load_config
 from seofp_lab.errors import TrackingError
 
 ROLE_ORDER = {role: i for i, role in enumerate(tracking.ROLES)}
@@ -103,9 +104,6 @@ def experiment_names() -> list[str]:
 
 def default_experiment() -> str:
     """The demo's experiment, read from its config (one default, one place)."""
-    from seofp_lab.config import load_config  # noqa: PLC0415
-    from seofp_lab.demo import DEMO_BASELINE  # noqa: PLC0415
-
     return load_config(DEMO_BASELINE).tracking.experiment
 
 
@@ -133,26 +131,14 @@ def _all_runs(filter_string: str = "") -> list[RunRecord]:
 
 
 def resolve_run(run_id: str, known: list[RunRecord] | None = None) -> RunRecord:
-    """A run by full id, by a unique prefix (the report prints 8-character ids) or by a model
-    version, ``models:/NAME@ALIAS`` (resolved by :func:`seofp_lab.tracking.resolve_run_id`)."""
-    if run_id.startswith("models:/"):
-        run_id = tracking.resolve_run_id(run_id)
-    known = _all_runs() if known is None else known
-    hits = [r for r in known if r.run_id == run_id] or [
-        r for r in known if r.run_id.startswith(run_id)
-    ]
-    if len(hits) == 1:
-        return hits[0]
-    if len(hits) > 1:
-        raise TrackingError(
-            f"Expected a run id prefix matching one run but {run_id!r} matches "
-            f"{len(hits)}: " + ", ".join(r.run_id for r in hits[:5])
-        )
-    newest = ", ".join(f"{r.short_id} ({r.name}, {r.experiment})" for r in known[:8])
-    raise TrackingError(
-        f"Expected an MLflow run id in {tracking.tracking_uri()} but found no "
-        f"run {run_id!r}; newest runs there: {newest or 'none'}"
-    )
+    """A run by any reference :func:`seofp_lab.tracking.resolve_run_id` accepts (a full id or a
+    unique prefix: the report prints 8-character ids), as a record (from ``known`` if there)."""
+    full = tracking.resolve_run_id(run_id)
+    for r in known or ():
+        if r.run_id == full:
+            return r
+    run = tracking.get_run(full)
+    return record(run, tracking.client().get_experiment(run.info.experiment_id).name)
 
 
 def newest_per_variant(runs: Sequence[RunRecord]) -> list[RunRecord]:

@@ -31,8 +31,8 @@ METRIC_KEYS = ("bits_per_weight", "sparsity", "compression_pct", "compression_pc
 
 
 def exact_size_bytes(model: nn.Module, group: str) -> int | None:
-    """Length of the model's ``.seofp`` file (METHOD.md §4), or None for a model the exporter
-    does not know (only LSTMEnhancer and FCNEnhancer are exported)."""
+    """Length of the model's ``.seofp`` file (docs/method.md#sizes), or None for a model the
+    exporter does not know (only LSTMEnhancer and FCNEnhancer are exported)."""
     from seofp_lab.infer.export import serialize_model  # noqa: PLC0415 - infer is heavier
     from seofp_lab.models import FCNEnhancer, LSTMEnhancer  # noqa: PLC0415
 
@@ -92,7 +92,7 @@ class CompressionPlan:
         self.last_report = rep
         out = {k: float(rep[k]) for k in METRIC_KEYS}
         size = exact_size_bytes(model, st.fmt.group if st.fmt is not None else "global")
-        if size is not None:  # the reported size is the file's (METHOD.md §4)
+        if size is not None:  # the reported size is the file's (docs/method.md#sizes)
             out["size_bytes"] = float(size)
             out["compression_pct"] = 100.0 * (1.0 - size / rep["fp32_bytes"])
         return out

@@ -18,7 +18,7 @@ How it works (docs/sweeps.md):
   the parent keeps ``failures/<point>.log``) and the others go on; points that start from it are
   reported as blocked. A rerun skips finished points and retries failed or killed ones; an attempt
   whose process died (a killed worker) is closed as KILLED by the next attempt
-  (:func:`seofp_lab.train.sweep_run.end_dead_attempts`), so no point ends with two finished runs.
+  (:func:`seofp_lab.train.sweep_state.end_dead_attempts`), so no point ends with two finished runs.
 """
 
 from __future__ import annotations
@@ -45,6 +45,7 @@ from seofp_lab import tracking
 from seofp_lab.console import console as make_console
 from seofp_lab.errors import SeofpError
 from seofp_lab.train.sweep import Point, SweepConfig, point_config
+from seofp_lab.train.sweep_state import attempt_runs, find_point_run, missing_steps, process_alive
 from seofp_lab.workspace import workspace_dir
 
 LAUNCHERS = ("local", "ray", "slurm")
@@ -283,13 +284,6 @@ class PointState:
 
 def point_states(sweep: SweepConfig, pts: Sequence[Point]) -> list[PointState]:
     """Each point's state from the store (dependencies first: they fix the later configs)."""
-    from seofp_lab.train.sweep_run import (  # noqa: PLC0415
-        attempt_runs,
-        find_point_run,
-        missing_steps,
-        process_alive,
-    )
-
     runs: dict[str, str] = {}
     out: dict[str, PointState] = {}
     for p in pts:

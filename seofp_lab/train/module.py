@@ -11,7 +11,11 @@ from torch import Tensor, nn
 
 
 def si_sdr_torch(estimate: Tensor, reference: Tensor) -> Tensor:
-    """Scale-invariant SDR in dB per row of ``(batch, time)``: the cheap validation metric."""
+    """Scale-invariant SDR in dB per row of ``(batch, time)``: training loss and validation metric.
+
+    The formula of :func:`seofp_lab.evaluate.metrics.si_sdr` (zero-mean, docs/method.md#si-sdr) in
+    torch, differentiable; ``tests/test_metrics.py`` checks that the two agree.
+    """
     ref = reference - reference.mean(-1, keepdim=True)
     est = estimate - estimate.mean(-1, keepdim=True)
     alpha = (est * ref).sum(-1, keepdim=True) / ref.square().sum(-1, keepdim=True).clamp_min(1e-10)

@@ -19,8 +19,8 @@ from torch import nn
 
 from seofp_lab import tracking
 from seofp_lab.config import ConfigError, ExperimentConfig
-from seofp_lab.data.corpus import load_corpus
 from seofp_lab.data.datamodule import MixtureDataModule
+from seofp_lab.data.loaders import load_corpus
 from seofp_lab.errors import SeofpError
 from seofp_lab.fsutil import atomic_path
 from seofp_lab.models import stored_values

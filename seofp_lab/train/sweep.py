@@ -17,7 +17,6 @@ re-run or ``--point I`` finds the finished runs in MLflow and skips them
 
 from __future__ import annotations
 
-import argparse
 import itertools
 import json
 from dataclasses import dataclass
@@ -222,75 +221,6 @@ def point_config(sweep: SweepConfig, p: Point, runs: dict[str, str]) -> Experime
     data = cfg.model_dump(mode="json")
     data["tracking"]["tags"] = {**data["tracking"]["tags"], **sweep_tags(sweep, p)}
     return ExperimentConfig.model_validate(data)
-
-
-def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("sweep", help="run a grid of experiments, or staged baseline -> variant "
-                       "chains, from configs/sweep/",
-                       description="Run every point of a sweep file; points with a finished, "
-                       "evaluated run in MLflow (same sweep, point and config) are skipped, so a "
-                       "re-run resumes where the last one stopped.")
-    p.add_argument("sweep", help="a sweep YAML, e.g. configs/sweep/paper_table.yaml")
-    p.add_argument("--list", action="store_true",
-                   help="print the points (stage, what each starts from, done or not) and exit")
-    p.add_argument("--point", type=int, default=None,
-                   help="run only point I (0-based); the points it starts from must be done")
-    p.add_argument("--status", action="store_true",
-                   help="print a table of the points (done, running, failed, killed, pending, "
-                   "blocked) from the MLflow store and exit")
-    p.add_argument("--launcher", choices=("local", "ray", "slurm"), default="local",
-                   help="where the points run: local processes (default), Ray tasks, or a Slurm "
-                   "job array through submitit (docs/sweeps.md#launchers)")
-    p.add_argument("--jobs", type=int, default=1, metavar="N",
-                   help="points at a time (local processes, Ray cluster size, array parallelism)")
-    p.add_argument("--address", default=None,
-                   help="--launcher ray: a running cluster (`ray start --head`), e.g. auto or "
-                   "HOST:6379; default: a new local cluster")
-    p.add_argument("--cluster", choices=("slurm", "local", "debug"), default=None,
-                   help="--launcher slurm: submitit's executor; local runs the job array on "
-                   "this machine (default: slurm, needs sbatch)")
-    p.add_argument("--threads", type=int, default=None,
-                   help="CPU threads per point (default: the sweep's resources.cpus)")
-    p.add_argument("--result-file", default=None, help=argparse.SUPPRESS)
-    p.add_argument("--no-progress", action="store_true", help="no progress bars")
-    p.add_argument("--override", action="append", default=[], metavar="KEY=VALUE",
-                   help="an extra override for every point, after the sweep's own (repeatable), "
-                   "e.g. --override train.max_epochs=1; it changes the points' configs, so runs "
-                   "made without it are not reused")
-    p.set_defaults(func=run)
-
-
-def run(args: argparse.Namespace) -> int:
-    from seofp_lab.train.launch import launch, point_states, status_table  # noqa: PLC0415
-    from seofp_lab.train.sweep_run import list_points, run_sweep  # noqa: PLC0415
-
-    sweep = load_sweep(args.sweep)
-    pts = plan(sweep, tuple(args.override))
-    for p in pts:  # validate every point before the first run starts
-        point_config(sweep, p, {})
-    if args.list:
-        list_points(sweep, pts)
-        return 0
-    if args.status:
-        from seofp_lab.console import console  # noqa: PLC0415
-
-        states = point_states(sweep, pts)
-        console().print(status_table(sweep, states))
-        return 0 if all(st.state == "done" for st in states) else 1
-    if args.jobs < 1 or (args.threads is not None and args.threads < 1):
-        raise ConfigError(f"Expected --jobs and --threads >= 1 but got {args.jobs}, "
-                          f"{args.threads}")
-    if args.point is None:  # every point, each in its own process under one parent run
-        return launch(sweep, Path(args.sweep), pts, args.launcher, args.jobs,
-                      tuple(args.override), args.address, args.cluster, args.threads)
-    if not 0 <= args.point < len(pts):
-        raise ConfigError(f"Expected --point in [0, {len(pts) - 1}] but got {args.point}")
-    runs = run_sweep(sweep, pts, only=args.point, progress=not args.no_progress)
-    if args.result_file:  # read by the launcher that started this point
-        import json  # noqa: PLC0415
-
-        Path(args.result_file).write_text(json.dumps({"run_id": runs[pts[args.point].key]}))
-    return 0
 
 
 __all__ = ["Point", "SweepChain", "SweepConfig", "SweepVariant", "experiment_path", "load_sweep",

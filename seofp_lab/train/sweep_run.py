@@ -10,89 +10,29 @@ gets only the missing steps. A baseline, variant or grid run is found by its swe
 
 from __future__ import annotations
 
-import os
-import socket
+import argparse
+import json
 import time
+from pathlib import Path
 from typing import Any
 
 from seofp_lab import tracking
-from seofp_lab.config import ExperimentConfig
+from seofp_lab.config import ConfigError, ExperimentConfig
 from seofp_lab.console import console as make_console
 from seofp_lab.errors import SeofpError
-from seofp_lab.train.sweep import Point, SweepConfig, point_config
+from seofp_lab.train.launch import launch, point_states, status_table
+from seofp_lab.train.sweep import Point, SweepConfig, load_sweep, plan, point_config
+from seofp_lab.train.sweep_state import (
+    attempt_runs,
+    end_dead_attempts,
+    find_point_run,
+    missing_steps,
+    process_alive,
+)
 
 
 class SweepError(SeofpError):
     """A point cannot run: a point it starts from has no finished run."""
-
-
-def _point_filter(sweep: SweepConfig, p: Point, cfg: ExperimentConfig) -> str:
-    return (f"tags.`{tracking.TAG_SWEEP}` = '{sweep.name}' and "
-            f"tags.`{tracking.TAG_SWEEP_POINT}` = '{p.key}' and "
-            f"tags.`seofp.config_digest` = '{cfg.digest()}'")
-
-
-def find_point_run(sweep: SweepConfig, p: Point, cfg: ExperimentConfig) -> Any | None:
-    """The newest FINISHED run of point ``p`` with config ``cfg`` that the safety cap did not cut
-    short, or None."""
-    if p.stage == "control":
-        from seofp_lab.train.control import find_control  # noqa: PLC0415
-
-        found = find_control(cfg)
-        return tracking.get_run(found) if found else None
-    runs = tracking.find_runs(cfg.tracking.experiment,
-                              _point_filter(sweep, p, cfg) + " and attributes.status = 'FINISHED'")
-    runs = [r for r in runs if tracking.TAG_BUDGET_CUT not in r.data.tags]
-    return runs[0] if runs else None
-
-
-def attempt_runs(sweep: SweepConfig, p: Point, cfg: ExperimentConfig) -> list[Any]:
-    """Every run of point ``p`` with config ``cfg`` in any status, newest first."""
-    return tracking.find_runs(cfg.tracking.experiment, _point_filter(sweep, p, cfg))
-
-
-def process_alive(run: Any) -> bool | None:
-    """Whether the process that opened ``run`` still runs: None when it ran on another host
-    (or the run does not say), else True/False (tags ``seofp.host`` and ``seofp.pid``)."""
-    tags = run.data.tags
-    if tags.get(tracking.TAG_HOST) != socket.gethostname() or not tags.get(tracking.TAG_PID):
-        return None
-    try:
-        os.kill(int(tags[tracking.TAG_PID]), 0)
-    except ProcessLookupError:
-        return False
-    except (PermissionError, ValueError):
-        return None
-    return True
-
-
-def end_dead_attempts(sweep: SweepConfig, p: Point, cfg: ExperimentConfig) -> list[str]:
-    """Close as KILLED the RUNNING runs of this point whose process is gone (a killed worker);
-    returns their ids. Runs of a live process, or of another host, are left alone."""
-    ended = []
-    for r in attempt_runs(sweep, p, cfg):
-        if r.info.status == "RUNNING" and process_alive(r) is False:
-            c = tracking.client()
-            c.set_tag(r.info.run_id, "seofp.killed_reason",
-                      f"process {r.data.tags.get(tracking.TAG_PID)} on "
-                      f"{r.data.tags.get(tracking.TAG_HOST)} ended without finishing the run; "
-                      "closed by the next attempt of the point")
-            c.set_terminated(r.info.run_id, "KILLED")
-            ended.append(r.info.run_id)
-    return ended
-
-
-def missing_steps(sweep: SweepConfig, run: Any, compressed: bool) -> list[str]:
-    """What a finished run still lacks: ``evaluate``, ``export``, ``bench`` (in that order)."""
-    m = run.data.metrics
-    out = []
-    if sweep.evaluate and "test_utterances" not in m:  # logged by every evaluation
-        out.append("evaluate")
-    if "size_bytes" not in m:  # a compressed run logs it when training ends; fp32 runs export
-        out.append("export")
-    if sweep.bench and compressed and "speedup_vs_fp32" not in m:
-        out.append("bench")
-    return out
 
 
 def finish_run(run_id: str, steps: list[str], bench_seconds: float = 2.0,
@@ -208,5 +148,67 @@ def run_sweep(sweep: SweepConfig, pts: list[Point], only: int | None = None,
     return runs
 
 
-__all__ = ["SweepError", "attempt_runs", "end_dead_attempts", "find_point_run", "finish_run",
-           "list_points", "missing_steps", "process_alive", "run_sweep"]
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("sweep", help="run a grid of experiments, or staged baseline -> variant "
+                       "chains, from configs/sweep/",
+                       description="Run every point of a sweep file; points with a finished, "
+                       "evaluated run in MLflow (same sweep, point and config) are skipped, so a "
+                       "re-run resumes where the last one stopped.")
+    p.add_argument("sweep", help="a sweep YAML, e.g. configs/sweep/paper_table.yaml")
+    p.add_argument("--list", action="store_true",
+                   help="print the points (stage, what each starts from, done or not) and exit")
+    p.add_argument("--point", type=int, default=None,
+                   help="run only point I (0-based); the points it starts from must be done")
+    p.add_argument("--status", action="store_true",
+                   help="print a table of the points (done, running, failed, killed, pending, "
+                   "blocked) from the MLflow store and exit")
+    p.add_argument("--launcher", choices=("local", "ray", "slurm"), default="local",
+                   help="where the points run: local processes (default), Ray tasks, or a Slurm "
+                   "job array through submitit (docs/sweeps.md#launchers)")
+    p.add_argument("--jobs", type=int, default=1, metavar="N",
+                   help="points at a time (local processes, Ray cluster size, array parallelism)")
+    p.add_argument("--address", default=None,
+                   help="--launcher ray: a running cluster (`ray start --head`), e.g. auto or "
+                   "HOST:6379; default: a new local cluster")
+    p.add_argument("--cluster", choices=("slurm", "local", "debug"), default=None,
+                   help="--launcher slurm: submitit's executor; local runs the job array on "
+                   "this machine (default: slurm, needs sbatch)")
+    p.add_argument("--threads", type=int, default=None,
+                   help="CPU threads per point (default: the sweep's resources.cpus)")
+    p.add_argument("--result-file", default=None, help=argparse.SUPPRESS)
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument("--override", action="append", default=[], metavar="KEY=VALUE",
+                   help="an extra override for every point, after the sweep's own (repeatable), "
+                   "e.g. --override train.max_epochs=1; it changes the points' configs, so runs "
+                   "made without it are not reused")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    sweep = load_sweep(args.sweep)
+    pts = plan(sweep, tuple(args.override))
+    for p in pts:  # validate every point before the first run starts
+        point_config(sweep, p, {})
+    if args.list:
+        list_points(sweep, pts)
+        return 0
+    if args.status:
+        states = point_states(sweep, pts)
+        make_console().print(status_table(sweep, states))
+        return 0 if all(st.state == "done" for st in states) else 1
+    if args.jobs < 1 or (args.threads is not None and args.threads < 1):
+        raise ConfigError(f"Expected --jobs and --threads >= 1 but got {args.jobs}, "
+                          f"{args.threads}")
+    if args.point is None:  # every point, each in its own process under one parent run
+        return launch(sweep, Path(args.sweep), pts, args.launcher, args.jobs,
+                      tuple(args.override), args.address, args.cluster, args.threads)
+    if not 0 <= args.point < len(pts):
+        raise ConfigError(f"Expected --point in [0, {len(pts) - 1}] but got {args.point}")
+    runs = run_sweep(sweep, pts, only=args.point, progress=not args.no_progress)
+    if args.result_file:  # read by the launcher that started this point
+        Path(args.result_file).write_text(json.dumps({"run_id": runs[pts[args.point].key]}))
+    return 0
+
+
+__all__ = ["SweepError", "add_parser", "attempt_runs", "end_dead_attempts", "find_point_run",
+           "finish_run", "list_points", "missing_steps", "process_alive", "run", "run_sweep"]

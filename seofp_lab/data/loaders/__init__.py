@@ -1,4 +1,5 @@
-"""One loader per corpus kind (DATA.md §3); :func:`load` turns a CorpusConfig into a Corpus.
+"""One loader per corpus kind (docs/data.md#user-corpora); :func:`load` turns a CorpusConfig into a
+Corpus.
 
 A loader is ``load(root, cfg) -> Parts``: it scans the tree, raises CorpusLayoutError on a wrong
 layout and reads no audio beyond file headers. A speech pool and a noise pool (``noise_root`` /
@@ -26,6 +27,16 @@ MODULES = {
 def load_parts(kind: str, root: Path | None, cfg: CorpusConfig, channel: int | None) -> Parts:
     module = importlib.import_module(f"seofp_lab.data.loaders.{MODULES[kind]}")
     return module.load(kind, root, cfg, channel)
+
+
+def load_corpus(cfg: CorpusConfig) -> Corpus:
+    """Build the :class:`~seofp_lab.data.corpus.Corpus` a CorpusConfig describes.
+
+    Raises:
+        CorpusLayoutError: the root does not have the layout of its kind (nothing is trained).
+        AudioError: a file that cannot be read.
+    """
+    return load(cfg)
 
 
 def load(cfg: CorpusConfig) -> Corpus:

@@ -1,4 +1,5 @@
-"""Shared checks of the loaders: clear CorpusLayoutErrors, audio listings, pairing (DATA.md §3).
+"""Shared checks of the loaders: clear CorpusLayoutErrors, audio listings, pairing
+(docs/data.md#layout-errors).
 
 Every message names the kind and the root, the pattern expected, what was found (the first entries)
 and, where we can guess it, a hint.
@@ -78,6 +79,17 @@ def child(path: Path, name: str) -> Path | None:
         return None
     low = name.lower()
     return next((p for p in sorted(path.iterdir()) if p.name.lower() == low), None)
+
+
+def one_level_down(path: Path) -> str:
+    """The hint for a root whose corpus sits in the sub-folder ``path``."""
+    return f"the corpus is one level down: set root to {path}"
+
+
+def root_hint(root: Path, folder: str, otherwise: str) -> str:
+    """:func:`one_level_down` if ``root`` holds the corpus's own ``folder``, else ``otherwise``."""
+    nested = child(root, folder)
+    return one_level_down(nested) if nested is not None else otherwise
 
 
 def is_audio(p: Path) -> bool:

@@ -1,4 +1,5 @@
-"""DEMAND (Thiemann et al.), noise pool: ``<ENV>/ch01.wav … ch16.wav``, 16 or 48 kHz (DATA.md §3).
+"""DEMAND (Thiemann et al.), noise pool: ``<ENV>/ch01.wav … ch16.wav``, 16 or 48 kHz
+(docs/data.md#user-corpora).
 
 Each environment is a noise type (lower case, e.g. ``dkitchen``). One channel file is used:
 ``ch01`` by default, ``ch{channel+1:02d}`` with ``channel:``. DEMAND has no split, so the first

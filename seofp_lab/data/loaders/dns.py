@@ -1,4 +1,4 @@
-"""DNS Challenge: training pools and the paired synthetic test set (DATA.md §3).
+"""DNS Challenge: training pools and the paired synthetic test set (docs/data.md#user-corpora).
 
 ``datasets/clean/`` (speech pool; speaker ``reader_NNNNN`` from the file name, else the folder)
 and ``datasets/noise/`` (one type, ``dns``) train; ``test_set/synthetic/{no_reverb,with_reverb}/

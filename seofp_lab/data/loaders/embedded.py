@@ -1,4 +1,5 @@
-"""The embedded and lab corpora: MANIFEST.tsv, speech/<speaker>/, noise/<type>/ (DATA.md §1-2).
+"""The embedded and lab corpora: MANIFEST.tsv, speech/<speaker>/, noise/<type>/
+(docs/data.md#embedded-corpus, docs/data.md#lab-corpus).
 
 Embedded split (fixed here because its manifest has no ``split`` column): training speakers
 ast_fr_f, ast_it_m, ast_ru_f; test speakers ast_en_f, lv_en_m; test noises rain and market (and

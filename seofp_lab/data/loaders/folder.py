@@ -1,4 +1,4 @@
-"""Any folder of audio, paired or as pools (DATA.md §3).
+"""Any folder of audio, paired or as pools (docs/data.md#user-corpora).
 
 - paired: ``{train,test}/clean/**`` and ``{train,test}/noisy/**`` with the same relative paths;
 - pools: ``speech/{train,test}/<speaker>/**`` and ``noise/{train,test}/<type>/**``; the directory
@@ -69,7 +69,7 @@ def load(kind: str, root: Path | None, cfg: CorpusConfig, channel: int | None) -
         return parts
     if not (root / "speech").is_dir():
         raise layout_error(KIND, root, f"either {PAIRED} or {POOLS}", found(root),
-                           "see DATA.md §3 for the two folder layouts")
+                           "see docs/data.md#user-corpora for the two folder layouts")
     for split in ("train", "test"):
         require_audio(KIND, root, root / "speech" / split, POOLS)
         spk = _dirs(KIND, root, root / "speech" / split, POOLS)

@@ -1,4 +1,5 @@
-"""LibriSpeech, speech pool: ``<subset>/<spk>/<chapter>/<spk>-<chapter>-<utt>.flac`` (DATA.md §3).
+"""LibriSpeech, speech pool: ``<subset>/<spk>/<chapter>/<spk>-<chapter>-<utt>.flac``
+(docs/data.md#user-corpora).
 
 ``train-*`` subsets train and ``test-*`` subsets test; ``dev-*`` is not used (validation is held
 out of the training speakers). The speaker is the first id. CC-BY-4.0.
@@ -15,10 +16,10 @@ from seofp_lab.data.loaders._layout import (
     Parts,
     check_disjoint,
     check_rates,
-    child,
     found,
     layout_error,
     require_root,
+    root_hint,
 )
 
 KIND = "librispeech"
@@ -28,9 +29,9 @@ NAME = re.compile(r"^(\d+)-(\d+)-(\d+)\.flac$", re.IGNORECASE)
 
 def load(kind: str, root: Path | None, cfg: CorpusConfig, channel: int | None) -> Parts:
     root = require_root(KIND, root)
-    hint = "point root at the LibriSpeech/ folder that holds train-clean-100/, test-clean/, ..."
-    if child(root, "LibriSpeech") is not None:
-        hint = f"the corpus is one level down: set root to {child(root, 'LibriSpeech')}"
+    hint = root_hint(root, "LibriSpeech",
+                     "point root at the LibriSpeech/ folder that holds train-clean-100/, "
+                     "test-clean/, ...")
     parts = Parts()
     for split in ("train", "test"):
         subsets = sorted(d for d in root.iterdir() if d.is_dir() and d.name.startswith(f"{split}-"))

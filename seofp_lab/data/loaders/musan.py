@@ -1,4 +1,5 @@
-"""MUSAN, pool: ``{noise,music,speech}/<source>/*.wav`` plus ANNOTATIONS, LICENSE (DATA.md §3).
+"""MUSAN, pool: ``{noise,music,speech}/<source>/*.wav`` plus ANNOTATIONS, LICENSE
+(docs/data.md#user-corpora).
 
 ``noise`` and ``music`` are noise types; ``speech`` feeds babble (each file one talker). MUSAN has
 no split, so each file goes to test when the CRC-32 of its relative path is 0 mod 5 (stable,
@@ -20,6 +21,7 @@ from seofp_lab.data.loaders._layout import (
     hash_split,
     layout_error,
     require_root,
+    root_hint,
 )
 
 KIND = "musan"
@@ -38,9 +40,8 @@ def load(kind: str, root: Path | None, cfg: CorpusConfig, channel: int | None) -
                 NoiseRef(folder, f, channel=channel))
             checked.append(f)
     if not checked:
-        hint = "point root at the musan/ folder that holds noise/, music/ and speech/"
-        if child(root, "musan") is not None:
-            hint = f"the corpus is one level down: set root to {child(root, 'musan')}"
+        hint = root_hint(root, "musan",
+                         "point root at the musan/ folder that holds noise/, music/ and speech/")
         raise layout_error(KIND, root, PATTERN, found(root), hint)
     d = child(root, "speech")
     for f in audio_files(d) if d is not None and d.is_dir() else []:

@@ -1,4 +1,5 @@
-"""TIMIT (LDC93S1), speech pool: ``{TRAIN,TEST}/DR1..DR8/<sex+spk>/<utt>.WAV`` (DATA.md §3).
+"""TIMIT (LDC93S1), speech pool: ``{TRAIN,TEST}/DR1..DR8/<sex+spk>/<utt>.WAV``
+(docs/data.md#user-corpora).
 
 Any letter case; NIST SPHERE ``.WAV`` is read by libsndfile, converted ``.WAV.wav`` copies too.
 The dialect sentences SA1/SA2 (read by every speaker) are excluded; the official split is kept.
@@ -20,6 +21,7 @@ from seofp_lab.data.loaders._layout import (
     found,
     is_audio,
     layout_error,
+    one_level_down,
     require_root,
 )
 
@@ -41,7 +43,7 @@ def _utt_name(p: Path) -> str | None:
 def _hint(root: Path) -> str:
     for sub in ("TIMIT", "timit", "data", "DATA"):
         if child(root / sub, "TRAIN") is not None:
-            return f"the corpus is one level down: set root to {root / sub}"
+            return one_level_down(root / sub)
     return "point root at the folder that holds TRAIN/ and TEST/"
 
 

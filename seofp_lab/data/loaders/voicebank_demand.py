@@ -1,4 +1,4 @@
-"""VoiceBank-DEMAND (Valentini-Botinhao et al.), paired, 48 kHz (DATA.md §3).
+"""VoiceBank-DEMAND (Valentini-Botinhao et al.), paired, 48 kHz (docs/data.md#user-corpora).
 
 ``clean_trainset_28spk_wav/``, ``noisy_trainset_28spk_wav/``, ``clean_testset_wav/``,
 ``noisy_testset_wav/`` (``variant: 56spk`` for the 56-speaker training set), files ``pNNN_MMM.wav``
@@ -24,6 +24,7 @@ from seofp_lab.data.loaders._layout import (
     found,
     layout_error,
     match_pairs,
+    one_level_down,
     require_audio,
     require_root,
 )
@@ -43,7 +44,7 @@ def _hint(root: Path, variant: str) -> str:
             return f"found clean_trainset_{other}_wav: set variant: {other}"
     nested = [p.name for p in root.iterdir() if p.is_dir() and (p / "clean_testset_wav").is_dir()]
     if nested:
-        return f"the corpus is one level down: set root to {root / nested[0]}"
+        return one_level_down(root / nested[0])
     return "unzip the DataShare archives (clean_*/noisy_* zips) directly under root"
 
 

@@ -1,4 +1,4 @@
-"""WHAM! noise, noise pool: ``{tr,cv,tt}/*.wav`` at 16 kHz (DATA.md §3).
+"""WHAM! noise, noise pool: ``{tr,cv,tt}/*.wav`` at 16 kHz (docs/data.md#user-corpora).
 
 ``tr`` trains and ``tt`` tests (its own split is honoured); ``cv`` is not used. One noise type,
 ``wham``. **CC-BY-NC-4.0**: the loader warns, results may not be used commercially.
@@ -17,6 +17,7 @@ from seofp_lab.data.loaders._layout import (
     child,
     require_audio,
     require_root,
+    root_hint,
 )
 
 KIND = "wham_noise"
@@ -25,9 +26,8 @@ PATTERN = "tr/*.wav, cv/*.wav, tt/*.wav"
 
 def load(kind: str, root: Path | None, cfg: CorpusConfig, channel: int | None) -> Parts:
     root = require_root(KIND, root)
-    hint = "point root at the wham_noise/ folder that holds tr/, cv/ and tt/"
-    if child(root, "wham_noise") is not None:
-        hint = f"the corpus is one level down: set root to {child(root, 'wham_noise')}"
+    hint = root_hint(root, "wham_noise",
+                     "point root at the wham_noise/ folder that holds tr/, cv/ and tt/")
     parts = Parts()
     for split, sub in (("train", "tr"), ("test", "tt")):
         files = require_audio(KIND, root, child(root, sub), PATTERN, hint)

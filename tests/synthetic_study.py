@@ -1,4 +1,4 @@
-"""Synthetic enhanced test sets with the layout ``seofp evaluate`` writes, for tests and dry runs.
+"""Synthetic enhanced test sets with the layout ``seofp evaluate`` writes, for the listening tests.
 
 A test set (the layout of seofp_lab/data/testset.py) and two run directories, each with
 ``manifest.csv`` (id, speaker, noise, snr, noisy, clean, enhanced) and 16 kHz float WAV
