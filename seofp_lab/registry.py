@@ -103,14 +103,23 @@ def log_model(run_id: str) -> str:
     seofp_file = export_run(run_id)  # also logs size_bytes, as `seofp export` does
     ckpt = tracking.download_artifact(run_id, tracking.CHECKPOINT_ARTIFACT)
     deps = ["mlflow", "numpy", "scipy", "soundfile", "cffi", "pandas", "torch"]
+    status = tracking.get_run(run_id).info.status
+    if status != "FINISHED":
+        raise TrackingError(f"Expected a FINISHED run to register but run {run_id} is {status}")
+    # the pyfunc API logs into the active run: reopen the (finished) run for the call and close
+    # it FINISHED again whatever happens, so registering never changes its status
     with tracking.resume_run(run_id), warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*type hints to the `predict`.*")  # any input
-        info = mlflow.pyfunc.log_model(
-            name=MODEL_ARTIFACT,
-            python_model=str(Path(pyfunc_module.__file__).with_name("pyfunc_entry.py")),
-            artifacts={SEOFP_ARTIFACT: str(seofp_file), CHECKPOINT_ARTIFACT: str(ckpt)},
-            pip_requirements=[f"seofp-lab=={__version__}", *deps],
-        )
+        mlflow.start_run(run_id=run_id)
+        try:
+            info = mlflow.pyfunc.log_model(
+                name=MODEL_ARTIFACT,
+                python_model=str(Path(pyfunc_module.__file__).with_name("pyfunc_entry.py")),
+                artifacts={SEOFP_ARTIFACT: str(seofp_file), CHECKPOINT_ARTIFACT: str(ckpt)},
+                pip_requirements=[f"seofp-lab=={__version__}", *deps],
+            )
+        finally:
+            mlflow.end_run("FINISHED")
     return info.model_uri
 
 
