@@ -151,6 +151,8 @@ def test_ray_sweep_survives_a_killed_worker_and_a_rerun_runs_nothing_twice(
         tmp_path: Path) -> None:
     ws = tmp_path / "ws"
     sweep = _sweep(tmp_path, "ray4", {"train.seed": [11, 12, 13, 14]})
+    # long enough (8 tiny epochs) that a point's run is open for a few seconds to be killed
+    sweep.write_text(sweep.read_text().replace("train.max_epochs=1", "train.max_epochs=8"))
     env = {**os.environ, "SEOFP_WORKSPACE": str(ws), "PYTHONPATH": str(ROOT)}
     env.pop("MLFLOW_TRACKING_URI", None)
     proc = subprocess.Popen(
@@ -172,7 +174,7 @@ def test_ray_sweep_survives_a_killed_worker_and_a_rerun_runs_nothing_twice(
                     os.kill(worker, signal.SIGKILL)  # the Ray worker running that task
                     killed = worker
                     break
-            time.sleep(0.5)
+            time.sleep(0.2)
         out, _ = proc.communicate(timeout=400)
     finally:
         if proc.poll() is None:
