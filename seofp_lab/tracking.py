@@ -297,12 +297,9 @@ def start_run(
     """Open a new run and yield its id; the command that opens it is the only one that sets its
     status: FINISHED when the block ends, KILLED on a signal (``signals.INTERRUPTS``), FAILED on
     any other error (docs/runs.md#statuses)."""
-    from seofp_lab.signals import INTERRUPTS  # noqa: PLC0415
-
     mlflow = _mlflow()
     run = mlflow.start_run(experiment_id=experiment_id(experiment), run_name=run_name)
-    status = "FAILED"
-    try:
+    with _owned(mlflow):
         commit = code_commit()
         if commit:  # which code made the run (reports show it); MLflow's own tag name
             mlflow.set_tag("mlflow.source.git.commit", commit)
@@ -315,6 +312,18 @@ def start_run(
             for i in range(0, len(items), 90):  # the store caps one batch
                 mlflow.log_params({k: str(v)[:6000] for k, v in items[i : i + 90]})
         yield run.info.run_id
+
+
+@contextlib.contextmanager
+def _owned(mlflow: Any) -> Iterator[None]:
+    """End the active run when the block ends: FINISHED, KILLED on a signal
+    (``signals.INTERRUPTS``), FAILED on any other error; the one place a command that owns a
+    run sets its status (docs/runs.md#statuses)."""
+    from seofp_lab.signals import INTERRUPTS  # noqa: PLC0415
+
+    status = "FAILED"
+    try:
+        yield
         status = "FINISHED"
     except INTERRUPTS:
         status = "KILLED"
@@ -327,21 +336,13 @@ def start_run(
 def continue_run(run_id: str) -> Iterator[str]:
     """Reopen a run its training left unfinished (``seofp train --resume``): this command now
     owns it and ends it FINISHED, KILLED or FAILED as :func:`start_run` does."""
-    from seofp_lab.signals import INTERRUPTS  # noqa: PLC0415
 
     get_run(run_id)
     mlflow = _mlflow()
     mlflow.start_run(run_id=run_id)
-    status = "FAILED"
-    try:  # this process now holds the run (a dead earlier pid no longer says it was killed)
+    with _owned(mlflow):  # this process now holds the run (a dead earlier pid no longer counts)
         mlflow.set_tags({TAG_HOST: socket.gethostname(), TAG_PID: str(os.getpid())})
         yield run_id
-        status = "FINISHED"
-    except INTERRUPTS:
-        status = "KILLED"
-        raise
-    finally:
-        mlflow.end_run(status)
 
 
 class _Staged:

@@ -17,6 +17,7 @@ from pathlib import Path
 from urllib.parse import parse_qs, quote, urlsplit
 
 import pytest
+from _browser import APP, ARGS, CHROMIUM, MARKS
 from sqlalchemy import func, select
 from synthetic_study import make_study
 
@@ -24,18 +25,7 @@ from seofp_lab.listening.listener import StudyService
 from seofp_lab.listening.stimuli import prepare_study
 from seofp_lab.listening.store import Answer, Participant
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--no-first-run",
-        "--autoplay-policy=no-user-gesture-required"]
-APP = Path(__file__).resolve().parents[1] / "app" / "asgi.py"
-
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=(
-        "needs Debian's chromium at /usr/bin/chromium: `apt-get install -y chromium "
-        "chromium-driver` (as root)")),
-]
+pytestmark = MARKS
 
 
 def _free_port() -> int:

@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
+from _browser import APP, ARGS, CHROMIUM, MARKS
 from scipy import stats
 from sqlalchemy import select
 from synthetic_study import make_study
@@ -34,18 +35,7 @@ from seofp_lab.listening.listener import StudyService
 from seofp_lab.listening.stimuli import prepare_study
 from seofp_lab.listening.store import Answer, ClipServe, TrialRow
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--no-first-run",
-        "--autoplay-policy=no-user-gesture-required"]
-APP = Path(__file__).resolve().parents[1] / "app" / "asgi.py"
-
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=(
-        "needs Debian's chromium at /usr/bin/chromium: `apt-get install -y chromium "
-        "chromium-driver` (as root)")),
-]
+pytestmark = MARKS
 
 # Runs before any page script: keep a copy of every fetched body, in call order.
 SPY = """
