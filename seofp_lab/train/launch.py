@@ -93,7 +93,8 @@ def execute_point(spec: PointSpec) -> dict[str, Any]:
     result_file.unlink(missing_ok=True)
     env = {k: v for k, v in os.environ.items()  # not the Ray worker's own settings
            if not k.startswith("RAY_") and k != "PYTHONBREAKPOINT"} | dict(spec.env)
-    os.environ.update(dict(spec.env))  # this worker's own MLflow calls use the same store
+    os.environ.update({k: v for k, v in spec.env  # this worker's own MLflow calls: same store
+                       if k in ("MLFLOW_TRACKING_URI", "SEOFP_WORKSPACE")})
     cmd = [sys.executable, "-m", "seofp_lab.cli", "sweep", spec.sweep_file,
            "--point", str(spec.index), "--no-progress", "--result-file", str(result_file),
            *[f"--override={o}" for o in spec.overrides]]
