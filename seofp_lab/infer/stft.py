@@ -1,8 +1,10 @@
 """numpy twin of ``seofp_lab.data.features``: the engine's STFT, LPS and inverse, no torch.
 
 Matches ``torch.stft(center=True, pad_mode="reflect", window=hann(periodic))`` and ``torch.istft``
-with ``length``: frames ``1 + len // hop``, window-squared overlap-add normalization. FFTs run in
-float64 and results are rounded to float32, so they agree with torch to float32 precision.
+with ``length``: frames ``1 + len // hop``, window-squared overlap-add normalization. The FFTs run
+in float32 (``scipy.fft``, pocketfft), as torch's do, on frames windowed in float32; the
+overlap-add sums in float64. The offline and the streaming paths share these functions, so they
+stay bit-identical to each other (docs/engine.md#the-stft-around-the-network).
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 from functools import lru_cache
 
 import numpy as np
+import scipy.fft
 
 LPS_EPS = 1e-8  # the same floor as seofp_lab.data.features.LPS_EPS
 
@@ -26,8 +29,23 @@ def hann(n_fft: int) -> np.ndarray:
 
 
 @lru_cache(maxsize=8)
-def _hann_squared(n_fft: int) -> np.ndarray:
-    w2 = hann(n_fft) ** 2
+def hann32(n_fft: int) -> np.ndarray:
+    """:func:`hann` rounded to float32 (the window the FFTs use), cached, read-only."""
+    w = hann(n_fft).astype(np.float32)
+    w.flags.writeable = False
+    return w
+
+
+def reflect_pad(x: np.ndarray, pad: int) -> np.ndarray:
+    """``np.pad(x, pad, mode="reflect")`` of a 1-D array (the same values, without np.pad's
+    general machinery)."""
+    return np.concatenate([x[pad:0:-1], x, x[-2:-pad - 2:-1]])
+
+
+@lru_cache(maxsize=8)
+def hann_squared(n_fft: int) -> np.ndarray:
+    """The synthesis window squared in float64 (the overlap-add envelope's terms), read-only."""
+    w2 = hann32(n_fft).astype(np.float64) ** 2
     w2.flags.writeable = False
     return w2
 
@@ -43,28 +61,35 @@ def stft(wave: np.ndarray, n_fft: int = 512, hop: int = 256) -> np.ndarray:
     Raises:
         ValueError: the waveform is shorter than ``n_fft // 2 + 1`` samples (reflect padding).
     """
-    x = np.asarray(wave, np.float64)
+    x = np.asarray(wave, np.float32)
     if x.ndim != 1 or x.size <= n_fft // 2:
         raise ValueError(f"Expected a (time,) waveform longer than {n_fft // 2} samples but got "
                          f"shape {x.shape}")
-    padded = np.pad(x, n_fft // 2, mode="reflect")
-    return frames_to_spec(padded, frame_count(x.size, hop), n_fft, hop)
+    return frames_to_spec(reflect_pad(x, n_fft // 2), frame_count(x.size, hop), n_fft, hop)
 
 
 def frames_to_spec(padded: np.ndarray, frames: int, n_fft: int, hop: int) -> np.ndarray:
-    """rfft of ``frames`` windowed frames of an already padded signal (streaming uses it too)."""
+    """rfft of ``frames`` windowed frames of an already padded float32 signal (streaming uses it
+    too): ``(frames, n_fft // 2 + 1)`` complex64."""
     # a strided view instead of a gathered copy: the product below is the only copy
     view = np.lib.stride_tricks.sliding_window_view(padded, n_fft)[::hop][:frames]
     if view.shape[0] != frames:
         raise ValueError(f"Expected a padded signal holding {frames} frames but got "
                          f"{padded.shape[0]} samples")
-    return np.fft.rfft(view * hann(n_fft), axis=-1).astype(np.complex64)
+    if view.dtype != np.float32:
+        raise ValueError(f"Expected a float32 padded signal but got {view.dtype}")
+    return scipy.fft.rfft(view * hann32(n_fft), axis=-1)
 
 
 def lps(spec: np.ndarray, eps: float = LPS_EPS) -> np.ndarray:
     """Log-power spectrum ``log(|X|^2 + eps)`` float32 (a model file's ``features.eps``)."""
-    re, im = spec.real.astype(np.float32), spec.imag.astype(np.float32)
-    return np.log(re * re + im * im + np.float32(eps)).astype(np.float32)
+    if spec.dtype != np.complex64:
+        spec = spec.astype(np.complex64)
+    re, im = spec.real, spec.imag  # float32 views, no copies
+    power = re * re
+    power += im * im
+    power += np.float32(eps)
+    return np.log(power, out=power)
 
 
 def lps_to_magnitude(lps_values: np.ndarray, eps: float = LPS_EPS) -> np.ndarray:
@@ -80,13 +105,23 @@ def with_phase(magnitude: np.ndarray, phase_of: np.ndarray,
     """
     if mag is None:
         mag = np.abs(phase_of)
-    unit = np.where(mag > 0, phase_of / np.maximum(mag, 1e-12), 1.0)
-    return (magnitude * unit).astype(np.complex64, copy=False)
+    # magnitude * (phase_of / |phase_of|), as one real scale per bin times the complex value
+    scale = np.divide(magnitude, mag, out=np.zeros(mag.shape, np.float32), where=mag > 0)
+    spec = np.ascontiguousarray(phase_of, np.complex64)
+    # real times complex on the (re, im) pairs: two products per bin, not a complex product
+    out = (spec.view(np.float32).reshape(*spec.shape, 2) * scale[..., None]).view(
+        np.complex64).reshape(spec.shape)
+    if not mag.all():  # angle 0 where the spectrum is 0: the magnitude itself
+        zero = mag == 0
+        out[zero] = np.broadcast_to(magnitude, mag.shape)[zero]
+    return out
 
 
 def frame_signals(spec: np.ndarray, n_fft: int) -> np.ndarray:
-    """Windowed inverse FFT of each frame ``(frames, n_fft)`` float64 (before overlap-add)."""
-    return np.fft.irfft(spec.astype(np.complex128), n=n_fft, axis=-1) * hann(n_fft)
+    """Windowed inverse FFT of each frame ``(frames, n_fft)`` float32 (before overlap-add)."""
+    sig = scipy.fft.irfft(spec.astype(np.complex64, copy=False), n=n_fft, axis=-1)
+    sig *= hann32(n_fft)
+    return sig
 
 
 def istft(spec: np.ndarray, length: int, n_fft: int = 512, hop: int = 256) -> np.ndarray:
@@ -94,13 +129,11 @@ def istft(spec: np.ndarray, length: int, n_fft: int = 512, hop: int = 256) -> np
     frames = spec.shape[0]
     total = n_fft + hop * (frames - 1)
     y = _overlap_add(frame_signals(spec, n_fft), hop)
-    env = _envelope(frames, n_fft, hop)
     start = n_fft // 2
-    out = np.zeros(length)
     stop = min(total, start + length)
-    seg_env = env[start:stop]
-    out[: stop - start] = y[start:stop] / np.where(seg_env > 1e-11, seg_env, 1.0)
-    return out.astype(np.float32)
+    out = np.zeros(length, np.float32)
+    out[: stop - start] = y[start:stop] / _divisor(frames, n_fft, hop)[start:stop]
+    return out
 
 
 def _overlap_add(sig: np.ndarray, hop: int) -> np.ndarray:
@@ -129,6 +162,15 @@ def _overlap_add(sig: np.ndarray, hop: int) -> np.ndarray:
 @lru_cache(maxsize=32)
 def _envelope(frames: int, n_fft: int, hop: int) -> np.ndarray:
     """Overlap-added squared window (the istft normalization), cached per shape, read-only."""
-    env = _overlap_add(np.broadcast_to(_hann_squared(n_fft), (frames, n_fft)), hop)
+    env = _overlap_add(np.broadcast_to(hann_squared(n_fft), (frames, n_fft)), hop)
     env.flags.writeable = False
     return env
+
+
+@lru_cache(maxsize=32)
+def _divisor(frames: int, n_fft: int, hop: int) -> np.ndarray:
+    """The envelope where it is above 1e-11, else 1 (samples no window reaches), read-only."""
+    env = _envelope(frames, n_fft, hop)
+    div = np.where(env > 1e-11, env, 1.0)
+    div.flags.writeable = False
+    return div

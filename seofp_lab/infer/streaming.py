@@ -52,11 +52,11 @@ class Stream:
             self.raw.append(x)
             if self.received <= self.pad:
                 return np.zeros(0, np.float32)
-            head = np.concatenate(self.raw).astype(np.float64)
+            head = np.concatenate(self.raw)
             self.padded = np.concatenate([head[1:self.pad + 1][::-1], head])
             self.raw = []
         else:
-            self.padded = np.concatenate([self.padded, x.astype(np.float64)])
+            self.padded = np.concatenate([self.padded, x])
         ready = (self.pad + self.received - self.n_fft) // self.hop + 1
         return self._run(max(ready, self.next_frame))
 
@@ -88,7 +88,7 @@ class Stream:
             if end > self.acc.size:
                 self.acc = np.concatenate([self.acc, np.zeros(end - self.acc.size)])
                 self.env = np.concatenate([self.env, np.zeros(end - self.env.size)])
-            win2 = stft.hann(self.n_fft) ** 2
+            win2 = stft.hann_squared(self.n_fft)
             for i in range(n_new):  # frame order, as the offline istft
                 at = (self.next_frame + i) * self.hop - self.emit
                 self.acc[at:at + self.n_fft] += sig[i]
