@@ -160,10 +160,18 @@ static int lstm_dirs(int D, const seofp_layer *const *wih, const seofp_layer *co
         clamps += rc;
     }
     const int avx2 = active_variant() == SEOFP_VARIANT_AVX2;
+    int rec[2] = {0, 0};
+    for (int d = 0; d < D; d++) rec[d] = avx2 && is_intadd(whh[d]) && seofp_threads() == 1;
     for (int s = 0; s < T; s++) {
         for (int d = 0; d < D; d++) {
             const int t = reverse[d] ? T - 1 - s : s;
-            int rc = seofp_gemv(whh[d], h[d], g[d], work[d]);
+            int rc;
+#if SEOFP_HAVE_AVX2_PATH
+            /* one thread, intadd: the recurrent product path (recurrent.c), same bits */
+            if (rec[d]) rc = rec_gemv_avx2(whh[d], h[d], g[d], work[d]);
+            else
+#endif
+                rc = seofp_gemv(whh[d], h[d], g[d], work[d]);
             if (rc < 0) return rc;
             clamps += rc;
             float *o = out[d] + (size_t)t * ldo;
@@ -177,6 +185,7 @@ static int lstm_dirs(int D, const seofp_layer *const *wih, const seofp_layer *co
         }
     }
     (void)avx2;
+    (void)rec;
     return clamps;
 }
 
