@@ -153,15 +153,22 @@ static int lstm_dirs(int D, const seofp_layer *const *wih, const seofp_layer *co
         sp += seofp_lstm_scratch_floats(wih[d], whh[d], T);
     }
     int clamps = 0;
-    /* all input projections at once, then only W_hh per step (docs/engine.md#batch-larger-than-one) */
-    for (int d = 0; d < D; d++) {
-        int rc = seofp_gemm(wih[d], x, T, ldx, G[d], 4 * H, 1, work[d]);
-        if (rc < 0) return rc;
-        clamps += rc;
-    }
     const int avx2 = active_variant() == SEOFP_VARIANT_AVX2;
     int rec[2] = {0, 0};
     for (int d = 0; d < D; d++) rec[d] = avx2 && is_intadd(whh[d]) && seofp_threads() == 1;
+    /* all input projections at once, then only W_hh per step (docs/engine.md#batch-larger-than-one);
+     * one frame (a streaming step) is a GEMV, on the recurrent product path where it applies */
+    for (int d = 0; d < D; d++) {
+        int rc;
+#if SEOFP_HAVE_AVX2_PATH
+        if (T == 1 && rec[d] && is_intadd(wih[d]) && ldx >= wih[d]->cols)
+            rc = rec_gemv_avx2(wih[d], x, G[d], work[d]);
+        else
+#endif
+            rc = seofp_gemm(wih[d], x, T, ldx, G[d], 4 * H, 1, work[d]);
+        if (rc < 0) return rc;
+        clamps += rc;
+    }
     for (int s = 0; s < T; s++) {
         for (int d = 0; d < D; d++) {
             const int t = reverse[d] ? T - 1 - s : s;
