@@ -50,6 +50,40 @@ AVX2_FN static void rec_xw(const uint32_t *xb, const uint32_t *mask, int cols_pa
     }
 }
 
+/* 1-byte codes take their addends straight from the bytes (rec_block_codes): a vpmaddubsw with
+ * 128 in the even (odd) bytes and 0 in the others gives 128 * int8(b) = c << 7 - s << 14 for the
+ * even (odd) bytes of a row pair, and clearing bit 14 makes it s << 15 | c << 7 (c <= 127: the
+ * bit is the sign's alone). By W8_POS, the even bytes' words hold rows 2p (words 0-3, 8-11) and
+ * 2p+1 (4-7, 12-15) at l = 0, 2, 8, 10 | 4, 6, 12, 14, the odd bytes' at l + 1; the activations'
+ * halves are laid out to match: per chunk, low and high halves for the even words, the same for
+ * the odd words, then (masked vectors) the masks of both. */
+AVX2_FN static void rec_xw_codes(const uint32_t *xb, const uint32_t *mask, int cols_pad,
+                                 int masked, uint16_t *xw) {
+    const __m256i low = _mm256_set1_epi32(0xFFFF);
+    for (int j = 0; j < cols_pad / 16; j++) {
+        const __m256 x0 = _mm256_loadu_ps((const float *)(xb + j * 16));
+        const __m256 x1 = _mm256_loadu_ps((const float *)(xb + j * 16 + 8));
+        uint16_t *p = xw + (size_t)j * 96;
+        for (int o = 0; o < 2; o++) {
+            /* k 0, 2, 8, 10 | 4, 6, 12, 14 (o = 0) or k + 1 (o = 1), twice (both rows) */
+            __m256i a = _mm256_castps_si256(o ? _mm256_shuffle_ps(x0, x1, _MM_SHUFFLE(3, 1, 3, 1))
+                                              : _mm256_shuffle_ps(x0, x1, _MM_SHUFFLE(2, 0, 2, 0)));
+            __m256i l = _mm256_and_si256(a, low);
+            if (masked) {
+                const __m256 m0 = _mm256_loadu_ps((const float *)(mask + j * 16));
+                const __m256 m1 = _mm256_loadu_ps((const float *)(mask + j * 16 + 8));
+                __m256i m = _mm256_castps_si256(o ? _mm256_shuffle_ps(m0, m1, _MM_SHUFFLE(3, 1, 3, 1))
+                                                  : _mm256_shuffle_ps(m0, m1, _MM_SHUFFLE(2, 0, 2, 0)));
+                l = _mm256_and_si256(l, m);
+                _mm256_store_si256((__m256i *)(p + 64 + 16 * o), _mm256_packs_epi32(m, m));
+            }
+            __m256i hi = _mm256_srli_epi32(a, 16);
+            _mm256_store_si256((__m256i *)(p + 32 * o), _mm256_packus_epi32(l, l));
+            _mm256_store_si256((__m256i *)(p + 32 * o + 16), _mm256_packus_epi32(hi, hi));
+        }
+    }
+}
+
 /* The 16-bit addends s << 15 | c << 7 of rows 2h, 2h+1 of chunk j (16 words each, W16_PERM
  * order), from any intadd layout; a word is 0 exactly when the 32-bit addend is. */
 AVX2_FN static inline __attribute__((always_inline)) void rec_addends(const uint8_t *blk, int j,
@@ -140,6 +174,47 @@ AVX2_FN static inline __attribute__((always_inline)) __m256 rec_block(
     return rec_reduce4(acc);
 }
 
+/* rec_block for 1-byte codes, the activations laid out by rec_xw_codes: rows r keep their lane
+ * sums for the even l in e[r] (l = 0, 2, 8, 10 | 4, 6, 12, 14) and the odd l in od[r]; two
+ * unpacks put them back in l order before the common reduction. */
+AVX2_FN static inline __attribute__((always_inline)) __m256 rec_block_codes(
+    const uint8_t *blk, int nchunks, const uint16_t *xw, const int xmask, const int wzero) {
+    const __m256i zero = _mm256_setzero_si256(), keep = _mm256_set1_epi16((short)0xBFFF);
+    const __m256i k_even = _mm256_set1_epi16(0x0080), k_odd = _mm256_set1_epi16(0x8000);
+    __m256 e[4], od[4];
+    for (int i = 0; i < 4; i++) e[i] = od[i] = _mm256_setzero_ps();
+    for (int j = 0; j < nchunks; j++) {
+        const uint16_t *px = xw + (size_t)j * 96; /* rec_xw_codes */
+        for (int h = 0; h < 2; h++) {
+            const __m256i v = _mm256_loadu_si256((const __m256i *)(blk + (size_t)j * 64 + h * 32));
+            for (int o = 0; o < 2; o++) {
+                const __m256i xl = _mm256_load_si256((const __m256i *)(px + 32 * o));
+                const __m256i xh = _mm256_load_si256((const __m256i *)(px + 32 * o + 16));
+                const __m256i a = _mm256_and_si256(
+                    _mm256_maddubs_epi16(o ? k_odd : k_even, v), keep);
+                __m256i hi = _mm256_add_epi16(xh, a), lo = xl;
+                if (xmask)
+                    hi = _mm256_and_si256(hi, _mm256_load_si256((const __m256i *)(px + 64 + 16 * o)));
+                if (wzero) {
+                    const __m256i z = _mm256_cmpeq_epi16(a, zero);
+                    hi = _mm256_andnot_si256(z, hi);
+                    lo = _mm256_andnot_si256(z, lo);
+                }
+                __m256 *acc = o ? od : e;
+                acc[2 * h] = _mm256_add_ps(acc[2 * h], _mm256_castsi256_ps(_mm256_unpacklo_epi16(lo, hi)));
+                acc[2 * h + 1] = _mm256_add_ps(acc[2 * h + 1],
+                                               _mm256_castsi256_ps(_mm256_unpackhi_epi16(lo, hi)));
+            }
+        }
+    }
+    __m256 a[8];
+    for (int r = 0; r < 4; r++) {
+        a[2 * r] = _mm256_unpacklo_ps(e[r], od[r]);     /* l 0-3 | 4-7 */
+        a[2 * r + 1] = _mm256_unpackhi_ps(e[r], od[r]); /* l 8-11 | 12-15 */
+    }
+    return rec_reduce4(a);
+}
+
 /* y (rows) = W xw over every block, two blocks (8 rows) per reduced vector. */
 AVX2_FN static inline __attribute__((always_inline)) void rec_body(
     const seofp_layer *w, const uint16_t *xw, float *y, const int kind, const int xmask,
@@ -147,10 +222,14 @@ AVX2_FN static inline __attribute__((always_inline)) void rec_body(
     const int nchunks = w->cols_pad / 16, nblocks = w->rows_pad / 4;
     const size_t bb = block_bytes(w);
     const uint8_t *data = (const uint8_t *)w->data;
+#define REC_BLOCK(B)                                                                           \
+    (kind == SEOFP_INTADD                                                                      \
+         ? rec_block_codes(data + (size_t)(B) * bb, nchunks, xw, xmask, wzero)                 \
+         : rec_block(data + (size_t)(B) * bb, nchunks, xw, kind, xmask, wzero))
     int b = 0;
     for (; b + 2 <= nblocks; b += 2) {
-        __m256 d = rec_block(data + (size_t)b * bb, nchunks, xw, kind, xmask, wzero);
-        __m256 e = rec_block(data + (size_t)(b + 1) * bb, nchunks, xw, kind, xmask, wzero);
+        __m256 d = REC_BLOCK(b);
+        __m256 e = REC_BLOCK(b + 1);
         __m256 v = rec_reduce8(d, e);
         if (b * 4 + 8 <= w->rows) {
             _mm256_storeu_ps(y + (size_t)b * 4, v);
@@ -161,11 +240,12 @@ AVX2_FN static inline __attribute__((always_inline)) void rec_body(
         }
     }
     if (b < nblocks) {
-        __m256 d = rec_block(data + (size_t)b * bb, nchunks, xw, kind, xmask, wzero);
+        __m256 d = REC_BLOCK(b);
         float t[8];
         _mm256_storeu_ps(t, rec_reduce8(d, d));
         for (int r = 0; r < 4 && b * 4 + r < w->rows; r++) y[b * 4 + r] = t[r];
     }
+#undef REC_BLOCK
 }
 
 #define REC_BODY(KIND)                                                                         \
@@ -186,7 +266,7 @@ AVX2_FN static void rec_product(const seofp_layer *w, const uint16_t *xw, int xm
 
 /* y = W h for an intadd layer already checked (layer_ok) by the caller. scratch: xb and mask
  * words (2 cols_pad floats), then 32-byte aligned the 16-bit halves and masks (1.5 cols_pad
- * floats), within seofp_gemv's scratch (seofp_gemm_scratch_floats(w, 1)).
+ * floats; 3 for codes), within seofp_gemv's scratch (seofp_gemm_scratch_floats(w, 1): 10 cols_pad).
  * Returns the clamps of the pre-pass or its SEOFP_ENONFINITE, like seofp_gemv. */
 AVX2_FN SEOFP_INTERNAL int rec_gemv_avx2(const seofp_layer *w, const float *h, float *y,
                                          float *scratch) {
@@ -196,7 +276,8 @@ AVX2_FN SEOFP_INTERNAL int rec_gemv_avx2(const seofp_layer *w, const float *h, f
     int masked = 0;
     int rc = prep_intadd(h, w->cols, cp, w->e_min, w->e_max, intadd_fold(w), xb, mask, &masked);
     if (rc < 0) return rc;
-    rec_xw(xb, mask, cp, masked != 0, xw);
+    if (w->kind == SEOFP_INTADD) rec_xw_codes(xb, mask, cp, masked != 0, xw);
+    else rec_xw(xb, mask, cp, masked != 0, xw);
     rec_product(w, xw, masked != 0, y);
     return rc;
 }

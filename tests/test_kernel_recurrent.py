@@ -117,3 +117,20 @@ def test_recurrence_refuses_a_non_finite_state_on_every_path() -> None:
     for variant in ["portable"] + (["avx2"] if AVX2 else []):
         with pytest.raises(K.KernelError):
             _run(layers, b, x, h0, np.zeros(hidden, np.float32), variant, 1)
+
+
+@pytest.mark.parametrize("layout", ["codes", "addends"])
+def test_recurrence_covers_the_whole_code_range(layout: str) -> None:
+    """Exponents over 127 codes (e_min -110 .. e_max 16): the largest codes, both signs, where
+    the byte-to-addend arithmetic of the codes path has no slack."""
+    rng = np.random.default_rng(21)
+    hidden, n_in, frames = 24, 8, 3
+    wih = seofp_weights(rng, 4 * hidden, n_in, -4, 0)
+    whh = seofp_weights(rng, 4 * hidden, hidden, -110, 16, zeros=0.2)
+    whh[0, 0], whh[1, 1], whh[2, 2], whh[3, 3] = 2.0**-110, -(2.0**-110), 2.0**16, -(2.0**16)
+    b = activations(rng, 4 * hidden) * 0.1
+    x = activations(rng, frames, n_in)
+    h0, c0 = activations(rng, hidden) * 0.5, activations(rng, hidden) * 0.5
+    layers = (K.pack_layer(wih, "intadd", layout), K.pack_layer(whh, "intadd", layout))  # type: ignore[arg-type]
+    assert (layers[1].e_min, layers[1].e_max) == (-110, 16)
+    _same(_paths(layers, b, x, h0, c0))
