@@ -19,7 +19,7 @@
  * activation; each row keeps its 16 lane sums a[l] accumulated in increasing k and reduces them
  * in the order of reduce16 (seofp_internal.h): s = a[l] + a[l+8], q = s[l] + s[l+4],
  * d = q[l] + q[l+2], y = d[0] + d[1]. The pre-pass is prep_intadd itself (clamps, masks and the
- * non-finite check unchanged). */
+ * non-finite check unchanged). docs/recurrent_step.md has the whole argument and the numbers. */
 #include "seofp_internal.h"
 
 #if SEOFP_HAVE_AVX2_PATH
