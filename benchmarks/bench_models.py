@@ -37,11 +37,16 @@ def main() -> None:
                     help=f"comma-separated, from {sorted(MODELS)}")
     ap.add_argument("--samples", type=int, default=31)
     ap.add_argument("--warmup", type=int, default=3)
+    ap.add_argument("--prune", type=float, default=0.0,
+                    help="zero this fraction of every weight by magnitude (the demo's pruned "
+                         "variant: 0.5); intadd then masks zero weights")
     args = ap.parse_args()
     for name in args.models.split(","):
         family, params, seconds = MODELS[name]
-        result = bench_model(seofp_model(family, params), seconds, args.samples, args.warmup)
-        print_table(result, f"{name} {params}: {seconds:g} s utterance, 1 thread, "
+        result = bench_model(seofp_model(family, params, prune=args.prune), seconds, args.samples,
+                             args.warmup)
+        pruned = f", {args.prune:.0%} pruned" if args.prune else ""
+        print_table(result, f"{name} {params}{pruned}: {seconds:g} s utterance, 1 thread, "
                             f"{args.samples} interleaved samples")
 
 

@@ -90,6 +90,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--models", default="demo,blstm257,lstm256")
     ap.add_argument("--samples", type=int, default=15)
+    ap.add_argument("--prune", type=float, default=0.0,
+                    help="zero this fraction of every weight by magnitude (0.5: the demo's "
+                         "pruned variant)")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         peak = measure_peak(build("vector", BUILDS["vector"], Path(tmp)).lib)["fma"]
@@ -97,7 +100,7 @@ def main() -> None:
     wave = (np.random.default_rng(0).standard_normal(2 * FS) * 0.1).astype(np.float32)
     for name in args.models.split(","):
         family, params, _ = MODELS[name]
-        mf = modelfile.read(serialize_model(seofp_model(family, params)))
+        mf = modelfile.read(serialize_model(seofp_model(family, params, prune=args.prune)))
         runs = {k: pieces(engine_mod.Engine(mf, k), wave)  # type: ignore[arg-type]
                 for k in ("fp32", "intadd", "decode")}
         times: dict[tuple[str, str], list[float]] = {}
@@ -108,7 +111,8 @@ def main() -> None:
                     fn()
                     times.setdefault((k, p), []).append(time.perf_counter() - t0)
         med = {key: 1e3 * float(np.median(t)) for key, t in times.items()}
-        table = Table(title=f"{name} {params}: 2 s utterance, ms per piece (medians of "
+        pruned = f", {args.prune:.0%} pruned" if args.prune else ""
+        table = Table(title=f"{name} {params}{pruned}: 2 s utterance, ms per piece (medians of "
                             f"{args.samples}), peak {peak:.1f} multiply-adds per ns (FMA)")
         for col in ("piece", "M multiply-adds", "fp32 ms", "intadd ms", "decode ms",
                     "intadd G/s", "ms at peak", "intadd / peak time"):

@@ -206,6 +206,12 @@ SEOFP_INTERNAL void gemm_run(const seofp_layer *w, const float *prep, const int 
 int seofp_gemm(const seofp_layer *w, const float *x, int n, int ldx, float *y, int ys_n,
                int ys_r, float *scratch) {
     if (!layer_ok(w) || !x || !y || !scratch || n < 0 || ldx < w->cols) return SEOFP_EARG;
+#if SEOFP_HAVE_AVX2_PATH
+    /* batch 1, intadd, one thread, contiguous y: the recurrent product path (same bits) */
+    if (n == 1 && ys_r == 1 && is_intadd(w) && seofp_threads() == 1 &&
+        active_variant() == SEOFP_VARIANT_AVX2)
+        return rec_gemv_avx2(w, x, y, scratch);
+#endif
     const int cp = w->cols_pad;
     const size_t pf = prep_floats(w);
     float *prep = scratch + panel_floats(w);

@@ -95,16 +95,26 @@ AVX2_FN static inline __m256 tanh_avx2(__m256 v) {
     return _mm256_sub_ps(_mm256_div_ps(two, _mm256_add_ps(one, e)), one);
 }
 
-AVX2_FN static void lstm_gates_avx2(int H, const float *gx, const float *bias, const float *g,
+/* Two passes over the units, each a run of independent vectors (no chain from the gates through c
+ * to h inside one iteration, which left the core waiting on exp and divide latencies): first the
+ * four gate activations, written over the pre-activations in g, then c and h. Every unit gets the
+ * same operations in the same order as in lstm_gates_c. */
+AVX2_FN static void lstm_gates_avx2(int H, const float *gx, const float *bias, float *g,
                                     float *c, float *o) {
+    const int hv = H / 8 * 8; /* units [hv, H) by lstm_gates_c, on the raw g */
+    for (int q = 0; q < 4; q++) {
+        const float *gq = gx + (size_t)q * H, *bq = bias + (size_t)q * H;
+        float *pq = g + (size_t)q * H;
+        for (int j = 0; j < hv; j += 8) {
+            __m256 v = _mm256_add_ps(_mm256_add_ps(_mm256_loadu_ps(gq + j), _mm256_loadu_ps(bq + j)),
+                                     _mm256_loadu_ps(pq + j));
+            _mm256_storeu_ps(pq + j, q == 2 ? tanh_avx2(v) : sigmoid_avx2(v));
+        }
+    }
     int j = 0;
-    for (; j + 8 <= H; j += 8) {
-#define GATE(q) _mm256_add_ps(_mm256_add_ps(_mm256_loadu_ps(gx + (q) * H + j),                 \
-                                            _mm256_loadu_ps(bias + (q) * H + j)),              \
-                              _mm256_loadu_ps(g + (q) * H + j))
-        __m256 gi = sigmoid_avx2(GATE(0)), gf = sigmoid_avx2(GATE(1));
-        __m256 gg = tanh_avx2(GATE(2)), go = sigmoid_avx2(GATE(3));
-#undef GATE
+    for (; j < hv; j += 8) {
+        __m256 gi = _mm256_loadu_ps(g + j), gf = _mm256_loadu_ps(g + H + j);
+        __m256 gg = _mm256_loadu_ps(g + 2 * H + j), go = _mm256_loadu_ps(g + 3 * H + j);
         /* c = gf * c + gi * gg as two rounded products and a rounded sum, like the C path */
         __m256 cv = _mm256_add_ps(_mm256_mul_ps(gf, _mm256_loadu_ps(c + j)),
                                   _mm256_mul_ps(gi, gg));
@@ -153,17 +163,32 @@ static int lstm_dirs(int D, const seofp_layer *const *wih, const seofp_layer *co
         sp += seofp_lstm_scratch_floats(wih[d], whh[d], T);
     }
     int clamps = 0;
-    /* all input projections at once, then only W_hh per step (docs/engine.md#batch-larger-than-one) */
+    const int avx2 = active_variant() == SEOFP_VARIANT_AVX2;
+    int rec[2] = {0, 0};
+    for (int d = 0; d < D; d++) rec[d] = avx2 && is_intadd(whh[d]) && seofp_threads() == 1;
+    /* all input projections at once, then only W_hh per step (docs/engine.md#batch-larger-than-one);
+     * one frame (a streaming step) is a GEMV, on the recurrent product path where it applies */
     for (int d = 0; d < D; d++) {
-        int rc = seofp_gemm(wih[d], x, T, ldx, G[d], 4 * H, 1, work[d]);
+        int rc;
+#if SEOFP_HAVE_AVX2_PATH
+        if (T == 1 && rec[d] && is_intadd(wih[d]) && ldx >= wih[d]->cols)
+            rc = rec_gemv_avx2(wih[d], x, G[d], work[d]);
+        else
+#endif
+            rc = seofp_gemm(wih[d], x, T, ldx, G[d], 4 * H, 1, work[d]);
         if (rc < 0) return rc;
         clamps += rc;
     }
-    const int avx2 = active_variant() == SEOFP_VARIANT_AVX2;
     for (int s = 0; s < T; s++) {
         for (int d = 0; d < D; d++) {
             const int t = reverse[d] ? T - 1 - s : s;
-            int rc = seofp_gemv(whh[d], h[d], g[d], work[d]);
+            int rc;
+#if SEOFP_HAVE_AVX2_PATH
+            /* one thread, intadd: the recurrent product path (recurrent.c), same bits */
+            if (rec[d]) rc = rec_gemv_avx2(whh[d], h[d], g[d], work[d]);
+            else
+#endif
+                rc = seofp_gemv(whh[d], h[d], g[d], work[d]);
             if (rc < 0) return rc;
             clamps += rc;
             float *o = out[d] + (size_t)t * ldo;
@@ -177,6 +202,7 @@ static int lstm_dirs(int D, const seofp_layer *const *wih, const seofp_layer *co
         }
     }
     (void)avx2;
+    (void)rec;
     return clamps;
 }
 

@@ -163,4 +163,10 @@ AVX2_FN SEOFP_INTERNAL void tile_fma_n(const float *P, int r0, int nchunks,
                                        const float *const *X, int nc, float out[2][3]);
 #endif
 
+/* recurrent.c: the recurrent product of an LSTM step (intadd layouts, one thread) */
+#if SEOFP_HAVE_AVX2_PATH
+AVX2_FN SEOFP_INTERNAL int rec_gemv_avx2(const seofp_layer *w, const float *h, float *y,
+                                         float *scratch);
+#endif
+
 #endif

@@ -8,6 +8,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from seofp_lab.compress.pruning import magnitude_masks, prunable
 from seofp_lab.compress.seofp import SEOFPFormat, round_to_format, seofp_round
 from seofp_lab.models import build_model
 
@@ -34,11 +35,13 @@ def random_model(family: str, params: dict[str, object], seed: int = 0) -> nn.Mo
 
 
 def seofp_model(family: str, params: dict[str, object], seed: int = 0,
-                exponent_bits: int = 8) -> nn.Module:
+                exponent_bits: int = 8, prune: float = 0.0) -> nn.Module:
     """:func:`random_model` with every parameter SEOFP-rounded.
 
     ``exponent_bits < 8`` also fits each tensor into its own window of that width (``s1e3``:
-    7 exponents, the 4-bit format).
+    7 exponents, the 4-bit format). ``prune > 0`` then zeros that fraction of every weight
+    (``dim >= 2``: LSTM, linear and conv weights) by magnitude, per tensor, as the demo's pruned
+    variant does.
     """
     fmt = SEOFPFormat(exponent_bits=exponent_bits, group="per_layer")
     model = random_model(family, params, seed)
@@ -46,4 +49,9 @@ def seofp_model(family: str, params: dict[str, object], seed: int = 0,
         for name, p in model.named_parameters():
             p.copy_(round_to_format(p.detach(), fmt, name=name) if exponent_bits < 8
                     else seofp_round(p.detach(), name=name))
+        if prune > 0.0:
+            stored = prunable(model)
+            masks = magnitude_masks(stored, prune, "per_layer")
+            for st in stored:
+                st.raw.masked_fill_(~masks[st.name], 0.0)
     return model.eval()

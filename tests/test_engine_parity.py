@@ -111,6 +111,10 @@ def test_auto_intadd_layout_follows_the_model_size(tmp_path: Path) -> None:
     # hidden 128: W_ih (512, 257) is over 256 KiB as addends (codes), W_hh (512, 128) under it
     big = export_model(tiny_model("lstm", hidden=128, layers=1), tmp_path / "l.seofp")
     assert engine.load(big).intadd_layout == "addends+codes"
+    # hidden 256: W_hh (1024, 256) is 512 KiB as addends, under the recurrent matrices' budget
+    eng = engine.load(export_model(tiny_model("lstm", hidden=256, layers=1), tmp_path / "m.seofp"))
+    wih, whh, _ = eng.cells[0][0]
+    assert (wih.c_kind, whh.c_kind) == (engine.K.lib.SEOFP_INTADD, engine.K.lib.SEOFP_INTADD16)
     with pytest.raises(KernelError, match="layout"):
         engine.load(path, "intadd", "bytes")  # type: ignore[arg-type]
 

@@ -4,7 +4,8 @@
 ``intadd`` (the paper's integer adder, default), ``decode`` (bit-identical, faster with FMA) or
 ``fp32`` (the control). intadd keeps each matrix as 16-bit addends when they fit in
 ``kernels.ADDENDS_MAX_BYTES`` (L2-resident: the fastest layout), else as 1-byte codes (half the
-bytes to stream per frame). "nibbles" keeps s1e3
+bytes to stream per frame); an LSTM's W_hh up to ``kernels.RECURRENT_ADDENDS_MAX_BYTES``.
+"nibbles" keeps s1e3
 layers (windows of <= 7 exponents) at 4 bits, half the memory of codes at about 0.9x their speed on
 AVX2 (table lookups and unpacks bound it, not memory); all layouts are bit-identical.
 Every header field is honoured (``header.py``), a mask model's gain included:
@@ -81,8 +82,8 @@ class Engine:
         self._used.add(name)
         return np.ascontiguousarray(t.values, np.float32)
 
-    def _matrix(self, name: str, shape: tuple[int, int]) -> K.PackedLayer:
-        return self._pack(name, self._tensor(name, shape))
+    def _matrix(self, name: str, shape: tuple[int, int], recurrent: bool = False) -> K.PackedLayer:
+        return self._pack(name, self._tensor(name, shape), recurrent)
 
     def _init_lstm(self, p: LSTMHeader) -> None:
         self.hidden = h = p.hidden
@@ -101,7 +102,7 @@ class Engine:
             for d in range(self.dirs):
                 sfx = f"l{layer}" + ("_reverse" if d else "")
                 dirs.append((self._matrix(f"lstm.weight_ih_{sfx}", (4 * h, width)),
-                             self._matrix(f"lstm.weight_hh_{sfx}", (4 * h, h)),
+                             self._matrix(f"lstm.weight_hh_{sfx}", (4 * h, h), recurrent=True),
                              self._tensor(f"lstm.bias_ih_{sfx}", (4 * h,))))
             self.cells.append(dirs)
             width = h * self.dirs
@@ -134,12 +135,17 @@ class Engine:
             self.convs.append((conv, bias, bn))
             width = out_ch
 
-    def _pack(self, name: str, w: np.ndarray) -> K.PackedLayer:
+    def _pack(self, name: str, w: np.ndarray, recurrent: bool = False) -> K.PackedLayer:
         try:
             layout = self.intadd_layout  # "nibbles": where the layer's window allows
             if (self.kernel == "intadd" and layout == "nibbles"
                     and K.exponent_span(w) > K.NIBBLE_SPAN):
                 layout = "codes"
+            # "auto" for W_hh: addends up to K.RECURRENT_ADDENDS_MAX_BYTES (its step product
+            # is bound by operations, fewer on addends), other matrices by K.ADDENDS_MAX_BYTES
+            if (self.kernel == "intadd" and layout == "auto" and recurrent
+                    and 2 * w.size <= K.RECURRENT_ADDENDS_MAX_BYTES):
+                layout = "addends"
             packed = K.pack_layer(np.ascontiguousarray(w), self.kernel, layout)  # type: ignore[arg-type]
             self._kinds.add(packed.c_kind)
             return packed

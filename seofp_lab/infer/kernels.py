@@ -154,6 +154,14 @@ def _sign_exponent(w: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 # of addends, 1 MiB of codes) ran its step 1.5x faster on 1-byte weights than on addends
 # (benchmarks/bench_streaming.py, decode vs intadd16); bench_gemv.py measures every layout.
 ADDENDS_MAX_BYTES = 256 << 10
+# The engine's "auto" for an LSTM's recurrent matrix W_hh: 16-bit addends up to this many bytes.
+# Its per-step product runs on the recurrent path (kernels/recurrent.c, docs/recurrent_step.md),
+# bound by operations, not bytes: 5 per 16 products on addends, 7 on codes. Measured one thread,
+# 2 s utterance (benchmarks/bench_recurrence.py): the 2 x 256 causal LSTM's and the paper's
+# 2 x 257 BLSTM's steps (W_hh 512-559 KiB as addends) about 15 % faster on addends than on codes,
+# and the causal LSTM's streaming network step too (56 vs 90 us); a lone 2048 x 512 product
+# (2 MiB) still 41 vs 48 us.
+RECURRENT_ADDENDS_MAX_BYTES = 1 << 20
 # INTADD stores each chunk's rows in pairs of 32 bytes, row 2p+rr's lane l at byte
 # rr*8 + (l//8)*4 + ((l//4)%2)*16 + l%4 (two in-lane unpacks then give k in order;
 # kernels/seofp_internal.h W8_POS)
