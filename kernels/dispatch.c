@@ -181,9 +181,14 @@ SEOFP_INTERNAL void gemm_run(const seofp_layer *w, const float *prep, const int 
         /* intadd's mask words are only read by masked tiles: size groups by the activations */
         const int group = (int)(GEMM_COL_GROUP_BYTES / ((size_t)cp * 4)) / 3 * 3;
         const int g = group < 3 ? 3 : group;
-        for (int i0 = 0; i0 < n; i0 += g)
-            gemm_tiles_avx2(w, prep, cmask, i0, i0 + g < n ? i0 + g : n, y, ys_n, ys_r, scale,
-                            scratch);
+        for (int i0 = 0; i0 < n; i0 += g) {
+            const int i1 = i0 + g < n ? i0 + g : n;
+            if (is_intadd(w))
+                gemm_intadd_tiles(w, (const uint32_t *)prep, cmask, i0, i1, y, ys_n, ys_r,
+                                  scratch);
+            else
+                gemm_tiles_avx2(w, prep, cmask, i0, i1, y, ys_n, ys_r, scale, scratch);
+        }
         return;
     }
 #else

@@ -163,4 +163,11 @@ AVX2_FN SEOFP_INTERNAL void tile_fma_n(const float *P, int r0, int nchunks,
                                        const float *const *X, int nc, float out[2][3]);
 #endif
 
+#if SEOFP_HAVE_AVX2_PATH
+/* gemm_tiles.c: the batch > 1 intadd product, prepared columns [i0, i1) times every block */
+AVX2_FN SEOFP_INTERNAL void gemm_intadd_tiles(const seofp_layer *w, const uint32_t *prep,
+                                              const int *cmask, int i0, int i1, float *y,
+                                              int ys_n, int ys_r, float *panel);
+#endif
+
 #endif
