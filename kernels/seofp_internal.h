@@ -9,6 +9,7 @@
  *   decode.c     codes decoded to fp32 (fp16 top byte, bit construction) and the portable FMA
  *                block shared with fp32
  *   fp32.c       the fp32 control's AVX2 block and tile
+ *   gemm_tiles.c the batch > 1 intadd product (4 x 3 tiles over an L1 panel of addends)
  *   threading.c  the optional second thread for batch-1 products
  *   layers.c     LSTM (one direction, both directions interleaved, stacks), linear, conv1d,
  *                channel norm and activations
@@ -145,10 +146,6 @@ AVX2_FN SEOFP_INTERNAL void block_intadd_avx2(const uint8_t *blk, int kind, int 
                                               int xmask, int wzero, float out[4]);
 AVX2_FN SEOFP_INTERNAL void panel_intadd(const seofp_layer *w, const uint8_t *blk, uint32_t *A,
                                          uint32_t *Z);
-AVX2_FN SEOFP_INTERNAL void tile_intadd_n(const uint32_t *A, const uint32_t *Z, int r0,
-                                          int nchunks, const uint32_t *const *X,
-                                          const uint32_t *const *M, int nc, int masked,
-                                          float out[2][3]);
 /* decode.c */
 AVX2_FN SEOFP_INTERNAL void block_f16_avx2(const uint8_t *blk, int nchunks, const float *x,
                                            float out[4]);
