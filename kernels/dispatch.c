@@ -195,7 +195,7 @@ int seofp_gemm(const seofp_layer *w, const float *x, int n, int ldx, float *y, i
     if (!layer_ok(w) || !x || !y || !scratch || n < 0 || ldx < w->cols) return SEOFP_EARG;
     const int cp = w->cols_pad;
     const size_t pf = prep_floats(w);
-    float *prep = scratch + panel_floats(w);
+    float *prep = prep_area(w, scratch);
     int *cmask = (int *)(prep + pf * (size_t)n); /* per column: some activation is masked */
     int clamps = 0;
     for (int i = 0; i < n; i++) {

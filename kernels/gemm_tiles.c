@@ -134,12 +134,15 @@ AVX2_FN SEOFP_INTERNAL void gemm_intadd_tiles(const seofp_layer *w, const uint32
                                               int ys_n, int ys_r, float *panel) {
     const int cp = w->cols_pad, nchunks = cp / 16, nblocks = w->rows_pad / 4, rows = w->rows;
     const size_t pf = prep_floats(w), bb = block_bytes(w);
-    uint32_t *A = (uint32_t *)(((uintptr_t)panel + 31) & ~(uintptr_t)31);
-    uint32_t *Z = A + (size_t)cp * 4;
-    const int wz = w->zeros != 0;
-    for (int b = 0; b < nblocks; b++) {
-        panel_intadd(w, (const uint8_t *)w->data + (size_t)b * bb, A, wz ? Z : NULL);
-        const int b4 = 4 * b;
+    uint32_t *const P = (uint32_t *)(((uintptr_t)panel + 31) & ~(uintptr_t)31);
+    const int wz = w->zeros != 0, nbmax = panel_blocks(w);
+    for (int b0 = 0; b0 < nblocks; b0 += nbmax) {
+        const int nb = nblocks - b0 < nbmax ? nblocks - b0 : nbmax;
+        for (int q = 0; q < nb; q++) {
+            uint32_t *A = P + (size_t)q * cp * 8;
+            panel_intadd(w, (const uint8_t *)w->data + (size_t)(b0 + q) * bb, A,
+                         wz ? A + (size_t)cp * 4 : NULL);
+        }
         for (int i = i0; i < i1; i += 3) {
             const int nc = i1 - i < 3 ? i1 - i : 3;
             const uint32_t *X[3], *M[3];
@@ -149,10 +152,14 @@ AVX2_FN SEOFP_INTERNAL void gemm_intadd_tiles(const seofp_layer *w, const uint32
                 M[c] = X[c] + cp;
                 if (c < nc) xm |= cmask[i + c] != 0;
             }
-            if (wz && xm) TILE4_CASES(1, 1);
-            else if (wz) TILE4_CASES(1, 0);
-            else if (xm) TILE4_CASES(0, 1);
-            else TILE4_CASES(0, 0);
+            for (int q = 0; q < nb; q++) { /* the columns stay in L1 from one block to the next */
+                const uint32_t *A = P + (size_t)q * cp * 8, *Z = A + (size_t)cp * 4;
+                const int b4 = 4 * (b0 + q);
+                if (wz && xm) TILE4_CASES(1, 1);
+                else if (wz) TILE4_CASES(1, 0);
+                else if (xm) TILE4_CASES(0, 1);
+                else TILE4_CASES(0, 0);
+            }
         }
     }
 }

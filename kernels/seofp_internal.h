@@ -90,8 +90,30 @@ static inline size_t prep_floats(const seofp_layer *w) {
     return (size_t)w->cols_pad * (is_intadd(w) ? 2 : 1);
 }
 
-/* one decoded 4-row panel (intadd: product addends and zero masks, 2 x 4 x cols_pad words) */
-static inline size_t panel_floats(const seofp_layer *w) { return (size_t)w->cols_pad * 8 + 16; }
+/* 4-row blocks decoded at a time by the batch > 1 intadd product (gemm_tiles.c): as many (up to
+ * 4) as fit in L1 next to the activations of one tile's 3 columns, so that a tile's columns are
+ * read from L2 once for all of them (fp32 and decode: 1) */
+static inline int panel_blocks(const seofp_layer *w) {
+    if (!is_intadd(w)) return 1;
+    const long budget = 24 * 1024 - 3L * w->cols_pad * 4;   /* bytes of L1 for the panels */
+    const long per = (long)w->cols_pad * 16 * (w->zeros ? 2 : 1); /* addends (+ zero masks) */
+    const long nb = budget / per;
+    return nb < 1 ? 1 : nb > 4 ? 4 : (int)nb;
+}
+
+/* the decoded 4-row panels (intadd: product addends and zero masks, 2 x 4 x cols_pad words
+ * per block) */
+static inline size_t panel_floats(const seofp_layer *w) {
+    return (size_t)w->cols_pad * 8 * (size_t)panel_blocks(w) + 32;
+}
+
+/* A product's scratch: the panels (aligned up to 32 bytes, at most 7 floats in), then the
+ * prepared activations aligned to a cache line (each column's words start on one, so that no
+ * 32-byte load of them splits lines), within the 32 floats of slack of panel_floats. */
+static inline float *prep_area(const seofp_layer *w, float *scratch) {
+    const uintptr_t end = (uintptr_t)(scratch + panel_floats(w) - 24);
+    return (float *)((end + 63) & ~(uintptr_t)63);
+}
 
 /* One call's block loop (batch 1 and the portable path): blocks [b0, b1) of every column. */
 typedef struct {

@@ -12,9 +12,10 @@ from tests.kernel_data import activations, seofp_weights
 pytestmark = pytest.mark.kernel
 AVX2 = bool(K.lib.seofp_avx2_supported())
 LAYOUTS = ["codes", "addends", "ianet", "nibbles"]
-# (rows, cols): rows not a multiple of 4 (a partial last block) and a single row; columns within
+# (rows, cols): rows not a multiple of 4 (6 blocks: panels decoded 4 at a time, then 2, the last
+# block partial) and a single row; columns within
 # one k slice of the tile (<= 384), just over it, and over several slices with a partial chunk
-SHAPES = [(13, 70), (1, 401), (6, 1000)]
+SHAPES = [(21, 70), (1, 401), (6, 1000)]
 
 
 def _columns(rng: np.random.Generator, n: int, cols: int) -> np.ndarray:
