@@ -46,57 +46,86 @@ AVX2_FN static inline __attribute__((always_inline)) __m128 reduce4(const __m256
     return _mm_shuffle_ps(y, y, 0xD8);
 }
 
-/* Rows 0-3 of the panel times NC (1-3) prepared columns; S[r][c] = the output's s vector. The
- * k loop runs in slices of KSLICE chunks, both halves per slice, so that a slice's panel rows and
- * activations stay in L1 for the second half (the lane sums carry over between slices: the same
- * additions in the same order). */
-#define KSLICE 24
-AVX2_FN static inline __attribute__((always_inline)) void tile4(
-    const uint32_t *A, const uint32_t *Z, int nchunks, const uint32_t *const *X,
-    const uint32_t *const *M, const int NC, const int wz, const int xm, __m256 S[4][3]) {
-    __m256 st[2][4][3]; /* lane sums of each half between slices */
-    for (int j0 = 0; j0 < nchunks; j0 += KSLICE) {
-        const int j1 = nchunks - j0 < KSLICE ? nchunks : j0 + KSLICE;
-        for (int h = 0; h < 2; h++) {
-            __m256 acc[4][3];
+/* Chunks [j0, j1) of rows 0-3 of the panel times NC (1-3) prepared columns, for both halves
+ * of each 16-run in turn; st[h][r][c] holds the lane sums of half h (lanes 8h .. 8h + 7) from
+ * the chunks before j0 (first: none) and gets them up to j1. Calls over consecutive slices of
+ * chunks make the same additions in the same order as one call over all of them; a slice of
+ * GEMM_KSLICE chunks keeps its panel rows and activations in L1 for the second half. */
+AVX2_FN static inline __attribute__((always_inline)) void tile4_run(
+    const uint32_t *A, const uint32_t *Z, int j0, int j1, const uint32_t *const *X,
+    const uint32_t *const *M, const int NC, const int wz, const int xm, __m256 st[2][4][3],
+    int first) {
+    for (int h = 0; h < 2; h++) {
+        __m256 acc[4][3];
+        for (int r = 0; r < 4; r++)
+            for (int c = 0; c < NC; c++) acc[r][c] = first ? _mm256_setzero_ps() : st[h][r][c];
+        const uint32_t *a = A + 8 * h, *z = Z + 8 * h;
+        for (int j = j0; j < j1; j++) {
+            __m256i av[4];
             for (int r = 0; r < 4; r++)
-                for (int c = 0; c < NC; c++) acc[r][c] = j0 ? st[h][r][c] : _mm256_setzero_ps();
-            const uint32_t *a = A + 8 * h, *z = Z + 8 * h;
-            for (int j = j0; j < j1; j++) {
-                __m256i av[4];
-                for (int r = 0; r < 4; r++)
-                    av[r] = _mm256_load_si256((const __m256i *)(a + (size_t)j * 64 + r * 16));
-                for (int c = 0; c < NC; c++) {
-                    const __m256i xv =
-                        _mm256_loadu_si256((const __m256i *)(X[c] + j * 16 + 8 * h));
-                    __m256i mv = xv;
-                    if (xm) mv = _mm256_loadu_si256((const __m256i *)(M[c] + j * 16 + 8 * h));
-                    for (int r = 0; r < 4; r++) {
-                        __m256i p = _mm256_add_epi32(xv, av[r]);
-                        if (wz)
-                            p = _mm256_and_si256(p, _mm256_load_si256((const __m256i *)(
-                                                        z + (size_t)j * 64 + r * 16)));
-                        if (xm) p = _mm256_and_si256(p, mv);
-                        acc[r][c] = _mm256_add_ps(acc[r][c], _mm256_castsi256_ps(p));
-                    }
+                av[r] = _mm256_load_si256((const __m256i *)(a + (size_t)j * 64 + r * 16));
+            for (int c = 0; c < NC; c++) {
+                const __m256i xv = _mm256_loadu_si256((const __m256i *)(X[c] + j * 16 + 8 * h));
+                __m256i mv = xv;
+                if (xm) mv = _mm256_loadu_si256((const __m256i *)(M[c] + j * 16 + 8 * h));
+                for (int r = 0; r < 4; r++) {
+                    __m256i p = _mm256_add_epi32(xv, av[r]);
+                    if (wz)
+                        p = _mm256_and_si256(
+                            p, _mm256_load_si256((const __m256i *)(z + (size_t)j * 64 + r * 16)));
+                    if (xm) p = _mm256_and_si256(p, mv);
+                    acc[r][c] = _mm256_add_ps(acc[r][c], _mm256_castsi256_ps(p));
                 }
             }
-            for (int r = 0; r < 4; r++)
-                for (int c = 0; c < NC; c++) st[h][r][c] = acc[r][c];
+        }
+        for (int r = 0; r < 4; r++)
+            for (int c = 0; c < NC; c++) st[h][r][c] = acc[r][c];
+    }
+}
+
+/* Rows 0-1 only (a last block with 1 or 2 rows), both halves in one pass over all chunks
+ * (2 rows x NC columns x 2 halves: at most 12 accumulators), into the same st. */
+AVX2_FN static inline __attribute__((always_inline)) void tile2_run(
+    const uint32_t *A, const uint32_t *Z, int nchunks, const uint32_t *const *X,
+    const uint32_t *const *M, const int NC, const int wz, const int xm, __m256 st[2][4][3]) {
+    __m256 acc[2][2][3];
+    for (int h = 0; h < 2; h++)
+        for (int r = 0; r < 2; r++)
+            for (int c = 0; c < NC; c++) acc[h][r][c] = _mm256_setzero_ps();
+    for (int j = 0; j < nchunks; j++) {
+        for (int h = 0; h < 2; h++) {
+            const size_t at = (size_t)j * 64 + 8 * h;
+            __m256i av[2];
+            for (int r = 0; r < 2; r++)
+                av[r] = _mm256_load_si256((const __m256i *)(A + at + r * 16));
+            for (int c = 0; c < NC; c++) {
+                __m256i xv = _mm256_loadu_si256((const __m256i *)(X[c] + j * 16 + 8 * h));
+                __asm__("" : "+x"(xv)); /* one load per column, not one per row */
+                __m256i mv = xv;
+                if (xm) mv = _mm256_loadu_si256((const __m256i *)(M[c] + j * 16 + 8 * h));
+                for (int r = 0; r < 2; r++) {
+                    __m256i p = _mm256_add_epi32(xv, av[r]);
+                    if (wz)
+                        p = _mm256_and_si256(
+                            p, _mm256_load_si256((const __m256i *)(Z + at + r * 16)));
+                    if (xm) p = _mm256_and_si256(p, mv);
+                    acc[h][r][c] = _mm256_add_ps(acc[h][r][c], _mm256_castsi256_ps(p));
+                }
+            }
         }
     }
+    for (int h = 0; h < 2; h++)
+        for (int r = 0; r < 4; r++) /* rows 2, 3 are copies, never stored */
+            for (int c = 0; c < NC; c++) st[h][r][c] = acc[h][r % 2][c];
+}
+
+/* The reduction and stores of a tile: rows b4 .. b4 + 3 (those below rows), columns i ..
+ * i + NC - 1, from the lane sums st of both halves. */
+AVX2_FN static inline __attribute__((always_inline)) void tile4_store(
+    __m256 st[2][4][3], const int NC, float *y, int ys_n, int ys_r, int b4, int rows, int i) {
+    __m256 S[4][3]; /* s[l] = a[l] + a[l + 8] */
     for (int r = 0; r < 4; r++)
         for (int c = 0; c < NC; c++) S[r][c] = _mm256_add_ps(st[0][r][c], st[1][r][c]);
-}
-#undef KSLICE
-
-/* One tile and its stores: rows b4 .. b4 + 3 (those below rows), columns i .. i + NC - 1. */
-AVX2_FN static inline __attribute__((always_inline)) void tile4_store(
-    const uint32_t *A, const uint32_t *Z, int nchunks, const uint32_t *const *X,
-    const uint32_t *const *M, const int NC, const int wz, const int xm, float *y, int ys_n,
-    int ys_r, int b4, int rows, int i) {
-    __m256 S[4][3];
-    tile4(A, Z, nchunks, X, M, NC, wz, xm, S);
     float out[3][4]; /* per column, rows 0-3 */
     if (NC >= 2) {
         const __m256 s[8] = {S[0][0], S[0][1], S[1][0], S[1][1],
@@ -119,16 +148,66 @@ AVX2_FN static inline __attribute__((always_inline)) void tile4_store(
     }
 }
 
-#define TILE4_CASES(WZ, XM)                                                                    \
+/* One whole tile in registers: every slice, then the stores */
+AVX2_FN static inline __attribute__((always_inline)) void tile4_all(
+    const uint32_t *A, const uint32_t *Z, int nchunks, const uint32_t *const *X,
+    const uint32_t *const *M, const int NC, const int wz, const int xm, int narrow, float *y,
+    int ys_n, int ys_r, int b4, int rows, int i) {
+    __m256 st[2][4][3];
+    if (narrow) {
+        tile2_run(A, Z, nchunks, X, M, NC, wz, xm, st);
+    } else {
+        int j0 = 0; /* nchunks >= 1 */
+        do {
+            tile4_run(A, Z, j0, nchunks - j0 < GEMM_KSLICE ? nchunks : j0 + GEMM_KSLICE, X, M,
+                      NC, wz, xm, st, j0 == 0);
+            j0 += GEMM_KSLICE;
+        } while (j0 < nchunks);
+    }
+    tile4_store(st, NC, y, ys_n, ys_r, b4, rows, i);
+}
+
+/* the NC = 1-3 specializations of one mask combination */
+#define BY_NC(CALL3, CALL2, CALL1)                                                             \
     do {                                                                                       \
-        if (nc == 3) tile4_store(A, Z, nchunks, X, M, 3, WZ, XM, y, ys_n, ys_r, b4, rows, i);  \
-        else if (nc == 2)                                                                      \
-            tile4_store(A, Z, nchunks, X, M, 2, WZ, XM, y, ys_n, ys_r, b4, rows, i);           \
-        else tile4_store(A, Z, nchunks, X, M, 1, WZ, XM, y, ys_n, ys_r, b4, rows, i);          \
+        if (nc == 3) CALL3;                                                                    \
+        else if (nc == 2) CALL2;                                                               \
+        else CALL1;                                                                            \
     } while (0)
+#define BY_MASKS(M3)                                                                           \
+    do {                                                                                       \
+        if (wz && xm) M3(1, 1);                                                                \
+        else if (wz) M3(1, 0);                                                                 \
+        else if (xm) M3(0, 1);                                                                 \
+        else M3(0, 0);                                                                         \
+    } while (0)
+#define ALL_CASES(WZ, XM)                                                                      \
+    BY_NC(tile4_all(A, Z, nchunks, X, M, 3, WZ, XM, narrow, y, ys_n, ys_r, b4, rows, i),       \
+          tile4_all(A, Z, nchunks, X, M, 2, WZ, XM, narrow, y, ys_n, ys_r, b4, rows, i),       \
+          tile4_all(A, Z, nchunks, X, M, 1, WZ, XM, narrow, y, ys_n, ys_r, b4, rows, i))
+#define RUN_CASES(WZ, XM)                                                                      \
+    BY_NC(tile4_run(A, Z, j0, j1, X, M, 3, WZ, XM, st, j0 == 0),                               \
+          tile4_run(A, Z, j0, j1, X, M, 2, WZ, XM, st, j0 == 0),                               \
+          tile4_run(A, Z, j0, j1, X, M, 1, WZ, XM, st, j0 == 0))
+
+/* columns i .. i + nc - 1: nc, their words X and masks M, xm: one of them has a masked
+ * activation */
+#define TILE_COLUMNS()                                                                         \
+    const int nc = i1 - i < 3 ? i1 - i : 3;                                                    \
+    const uint32_t *X[3], *M[3];                                                               \
+    int xm = 0;                                                                                \
+    for (int c = 0; c < 3; c++) {                                                              \
+        X[c] = prep + (size_t)(i + (c < nc ? c : 0)) * pf;                                     \
+        M[c] = X[c] + cp;                                                                      \
+        if (c < nc) xm |= cmask[i + c] != 0;                                                   \
+    }
 
 /* Prepared columns [i0, i1) (prep: prep_floats(w) words each, the activations' words then their
- * masks; cmask[i]: column i has a masked activation) times every block of an intadd layer. */
+ * masks; cmask[i]: column i has a masked activation) times every block of an intadd layer.
+ * Blocks are decoded panel_blocks(w) at a time and every tile of columns runs over all of them
+ * while its columns are in L1. A layer too wide for more than one panel in L1 with more than
+ * one k slice runs the slices outermost instead: each slice of the panel stays in L1 for
+ * GEMM_SUB_COLS columns, whose lane sums wait in the state area between slices. */
 AVX2_FN SEOFP_INTERNAL void gemm_intadd_tiles(const seofp_layer *w, const uint32_t *prep,
                                               const int *cmask, int i0, int i1, float *y,
                                               int ys_n, int ys_r, float *panel) {
@@ -143,25 +222,52 @@ AVX2_FN SEOFP_INTERNAL void gemm_intadd_tiles(const seofp_layer *w, const uint32
             panel_intadd(w, (const uint8_t *)w->data + (size_t)(b0 + q) * bb, A,
                          wz ? A + (size_t)cp * 4 : NULL);
         }
-        for (int i = i0; i < i1; i += 3) {
-            const int nc = i1 - i < 3 ? i1 - i : 3;
-            const uint32_t *X[3], *M[3];
-            int xm = 0;
-            for (int c = 0; c < 3; c++) {
-                X[c] = prep + (size_t)(i + (c < nc ? c : 0)) * pf;
-                M[c] = X[c] + cp;
-                if (c < nc) xm |= cmask[i + c] != 0;
+        if (!gemm_state_floats(w)) {
+            for (int i = i0; i < i1; i += 3) {
+                TILE_COLUMNS()
+                for (int q = 0; q < nb; q++) { /* the columns stay in L1 from block to block */
+                    const uint32_t *A = P + (size_t)q * cp * 8, *Z = A + (size_t)cp * 4;
+                    const int b4 = 4 * (b0 + q), narrow = rows - b4 <= 2;
+                    BY_MASKS(ALL_CASES);
+                }
             }
-            for (int q = 0; q < nb; q++) { /* the columns stay in L1 from one block to the next */
-                const uint32_t *A = P + (size_t)q * cp * 8, *Z = A + (size_t)cp * 4;
-                const int b4 = 4 * (b0 + q);
-                if (wz && xm) TILE4_CASES(1, 1);
-                else if (wz) TILE4_CASES(1, 0);
-                else if (xm) TILE4_CASES(0, 1);
-                else TILE4_CASES(0, 0);
+            continue;
+        }
+        /* one block (nb = 1), slices outermost */
+        const uint32_t *A = P, *Z = A + (size_t)cp * 4;
+        __m256(*state)[2][4][3] = (__m256(*)[2][4][3])(P + (size_t)cp * 8);
+        const int b4 = 4 * b0, narrow = rows - b4 <= 2;
+        for (int is = i0; is < i1; is += GEMM_SUB_COLS) {
+            const int ie = i1 - is < GEMM_SUB_COLS ? i1 : is + GEMM_SUB_COLS;
+            if (narrow) {
+                for (int i = is; i < ie; i += 3) {
+                    TILE_COLUMNS()
+                    BY_MASKS(ALL_CASES);
+                }
+                continue;
+            }
+            for (int j0 = 0; j0 < nchunks; j0 += GEMM_KSLICE) {
+                const int j1 = nchunks - j0 < GEMM_KSLICE ? nchunks : j0 + GEMM_KSLICE;
+                for (int i = is; i < ie; i += 3) {
+                    TILE_COLUMNS()
+                    __m256(*st)[4][3] = state[(i - is) / 3];
+                    BY_MASKS(RUN_CASES);
+                }
+            }
+            for (int i = is; i < ie; i += 3) {
+                const int nc = i1 - i < 3 ? i1 - i : 3;
+                __m256(*st)[4][3] = state[(i - is) / 3];
+                BY_NC(tile4_store(st, 3, y, ys_n, ys_r, b4, rows, i),
+                      tile4_store(st, 2, y, ys_n, ys_r, b4, rows, i),
+                      tile4_store(st, 1, y, ys_n, ys_r, b4, rows, i));
             }
         }
     }
 }
-#undef TILE4_CASES
+#undef BY_NC
+#undef BY_MASKS
+#undef ALL_CASES
+#undef RUN_CASES
+#undef TILE_COLUMNS
+
 #endif

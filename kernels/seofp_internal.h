@@ -101,17 +101,28 @@ static inline int panel_blocks(const seofp_layer *w) {
     return nb < 1 ? 1 : nb > 4 ? 4 : (int)nb;
 }
 
+/* The batch > 1 intadd tiles (gemm_tiles.c) run the k loop in slices of GEMM_KSLICE chunks; a
+ * layer with more chunks than that and room for only one panel in L1 runs the slices outermost
+ * for GEMM_SUB_COLS columns at a time, keeping their lane sums (2 x 4 x 3 x 8 floats per tile
+ * of 3 columns) in a state area after the panel. */
+#define GEMM_KSLICE 24
+#define GEMM_SUB_COLS 24
+static inline size_t gemm_state_floats(const seofp_layer *w) {
+    const int big = is_intadd(w) && panel_blocks(w) == 1 && w->cols_pad / 16 > GEMM_KSLICE;
+    return big ? (size_t)GEMM_SUB_COLS / 3 * 192 : 0;
+}
+
 /* the decoded 4-row panels (intadd: product addends and zero masks, 2 x 4 x cols_pad words
- * per block) */
+ * per block), then the tiles' state area */
 static inline size_t panel_floats(const seofp_layer *w) {
-    return (size_t)w->cols_pad * 8 * (size_t)panel_blocks(w) + 32;
+    return (size_t)w->cols_pad * 8 * (size_t)panel_blocks(w) + gemm_state_floats(w) + 32;
 }
 
 /* A product's scratch: the panels (aligned up to 32 bytes, at most 7 floats in), then the
  * prepared activations aligned to a cache line (each column's words start on one, so that no
  * 32-byte load of them splits lines), within the 32 floats of slack of panel_floats. */
 static inline float *prep_area(const seofp_layer *w, float *scratch) {
-    const uintptr_t end = (uintptr_t)(scratch + panel_floats(w) - 24);
+    const uintptr_t end = (uintptr_t)(scratch + panel_floats(w) - 24); /* past the state */
     return (float *)((end + 63) & ~(uintptr_t)63);
 }
 

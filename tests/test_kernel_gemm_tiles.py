@@ -13,8 +13,9 @@ pytestmark = pytest.mark.kernel
 AVX2 = bool(K.lib.seofp_avx2_supported())
 LAYOUTS = ["codes", "addends", "ianet", "nibbles"]
 # (rows, cols): rows not a multiple of 4 (6 blocks: panels decoded 4 at a time, then 2, the last
-# block partial) and a single row; columns within
-# one k slice of the tile (<= 384), just over it, and over several slices with a partial chunk
+# block of 1 row: the 2-row tile) and a single row; columns within one k slice of the tile
+# (<= 384), just over it, and over several slices with a partial chunk, a panel too wide for two
+# in L1 (the slices run outermost) and a last block of 2 rows
 SHAPES = [(21, 70), (1, 401), (6, 1000)]
 
 
@@ -41,8 +42,9 @@ def test_tiles_equal_batch_one_portable_and_fp32(layout: str, shape: tuple[int, 
     layer = K.pack_layer(w, "intadd", layout)  # type: ignore[arg-type]
     fp32 = K.pack_layer(w, "fp32")
     assert layer.zeros == (zeros > 0)
-    # 10 columns: tiles of 3, 3, 3 and 1; 5: tiles of 3 and 2 (one of them masked)
-    for n in (10, 5, 2):
+    # 10 columns: tiles of 3, 3, 3 and 1; 5: tiles of 3 and 2 (one of them masked); 29: for the
+    # widest layer, k slices outermost over 24 columns, then 5
+    for n in (10, 5, 2, 29):
         x = _columns(rng, n, cols)
         with K.use_variant("avx2"):
             y, clamps = K.gemm(layer, x)
