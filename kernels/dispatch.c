@@ -69,49 +69,31 @@ size_t seofp_gemm_scratch_floats(const seofp_layer *w, int n) {
 }
 
 #if SEOFP_HAVE_AVX2_PATH
-/* Batch > 1 (docs/engine.md#batch-larger-than-one): each 4-row block is decoded once per column group into an L1 panel
- * (fp32 weights; for intadd the integer addends bits(w) - bias folded as in the pre-pass), then
- * tiles of 2 rows x NC columns run over it with 2 x NC x 2 accumulators. Every (row, column)
- * keeps its own 16 lane sums accumulated in increasing k and the same final reduction, so the
- * result is bit-identical to the GEMV path. */
+/* Batch > 1 (docs/engine.md#batch-larger-than-one): each 4-row block is decoded once per column
+ * group into an L1 panel (fp32 weights), then tiles of 2 rows x NC columns run over it with
+ * 2 x NC x 2 accumulators; intadd's tiles are in gemm_tiles.c. Every (row, column) keeps its own
+ * 16 lane sums accumulated in increasing k and the same final reduction, so the result is
+ * bit-identical to the GEMV path. */
 #define GEMM_COL_GROUP_BYTES (160 * 1024) /* activations of one column group stay in L2 */
 
 
-/* prepared columns [i0, i1) of scratch times every block; cmask[i]: column i has masked x */
-AVX2_FN static void gemm_tiles_avx2(const seofp_layer *w, const float *prep, const int *cmask,
-                                    int i0, int i1, float *y, int ys_n, int ys_r, float scale,
-                                    float *panel) {
+/* prepared columns [i0, i1) of scratch times every block (fp32 and decode kinds; intadd's
+ * tiles are in gemm_tiles.c) */
+AVX2_FN static void gemm_tiles_avx2(const seofp_layer *w, const float *prep, int i0, int i1,
+                                    float *y, int ys_n, int ys_r, float scale, float *panel) {
     const int cp = w->cols_pad, nchunks = cp / 16, nblocks = w->rows_pad / 4;
     const size_t pf = prep_floats(w), bb = block_bytes(w);
     float *P = (float *)(((uintptr_t)panel + 31) & ~(uintptr_t)31);
-    /* the zero-weight masks Z are only read by masked tiles: skip them when none is */
-    int need_z = w->zeros != 0;
-    for (int i = i0; i < i1; i++) need_z |= cmask[i] != 0;
     for (int b = 0; b < nblocks; b++) {
         const uint8_t *blk = (const uint8_t *)w->data + (size_t)b * bb;
-        const float *PF = NULL;
-        uint32_t *A = (uint32_t *)P, *Z = (uint32_t *)P + (size_t)cp * 4;
-        const int wzero = w->zeros != 0;
-        if (is_intadd(w)) panel_intadd(w, blk, A, need_z ? Z : NULL);
-        else PF = panel_fma(w, blk, P);
+        const float *PF = panel_fma(w, blk, P);
         for (int i = i0; i < i1; i += 3) {
             const int nc = i1 - i < 3 ? i1 - i : 3;
             const float *X[3];
-            const uint32_t *XB[3], *M[3];
-            int masked = wzero;
-            for (int c = 0; c < 3; c++) {
-                const float *s = prep + (size_t)(i + (c < nc ? c : 0)) * pf;
-                X[c] = s;
-                XB[c] = (const uint32_t *)s;
-                M[c] = (const uint32_t *)s + cp;
-                if (c < nc) masked |= cmask[i + c] != 0;
-            }
+            for (int c = 0; c < 3; c++) X[c] = prep + (size_t)(i + (c < nc ? c : 0)) * pf;
             for (int rp = 0; rp < 2; rp++) {
                 float out[2][3];
-                if (is_intadd(w))
-                    tile_intadd_n(A, Z, 2 * rp, nchunks, XB, M, nc, masked, out);
-                else
-                    tile_fma_n(PF, 2 * rp, nchunks, X, nc, out);
+                tile_fma_n(PF, 2 * rp, nchunks, X, nc, out);
                 for (int r = 0; r < 2; r++) {
                     const int row = b * 4 + 2 * rp + r;
                     if (row >= w->rows) break;
@@ -181,9 +163,14 @@ SEOFP_INTERNAL void gemm_run(const seofp_layer *w, const float *prep, const int 
         /* intadd's mask words are only read by masked tiles: size groups by the activations */
         const int group = (int)(GEMM_COL_GROUP_BYTES / ((size_t)cp * 4)) / 3 * 3;
         const int g = group < 3 ? 3 : group;
-        for (int i0 = 0; i0 < n; i0 += g)
-            gemm_tiles_avx2(w, prep, cmask, i0, i0 + g < n ? i0 + g : n, y, ys_n, ys_r, scale,
-                            scratch);
+        for (int i0 = 0; i0 < n; i0 += g) {
+            const int i1 = i0 + g < n ? i0 + g : n;
+            if (is_intadd(w))
+                gemm_intadd_tiles(w, (const uint32_t *)prep, cmask, i0, i1, y, ys_n, ys_r,
+                                  scratch);
+            else
+                gemm_tiles_avx2(w, prep, i0, i1, y, ys_n, ys_r, scale, scratch);
+        }
         return;
     }
 #else
@@ -214,7 +201,7 @@ int seofp_gemm(const seofp_layer *w, const float *x, int n, int ldx, float *y, i
 #endif
     const int cp = w->cols_pad;
     const size_t pf = prep_floats(w);
-    float *prep = scratch + panel_floats(w);
+    float *prep = prep_area(w, scratch);
     int *cmask = (int *)(prep + pf * (size_t)n); /* per column: some activation is masked */
     int clamps = 0;
     for (int i = 0; i < n; i++) {

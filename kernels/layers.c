@@ -354,7 +354,7 @@ int seofp_conv1d(const seofp_layer *w, const float *bias, int cin, int T, int ks
     uint32_t *xin = (uint32_t *)scratch;
     int *bad = (int *)(scratch + (intadd ? 2 * plane : 0)); /* masked activations up to t */
     float *gemm_scratch = (float *)(bad + T + 1);
-    float *prep = gemm_scratch + panel_floats(w);
+    float *prep = prep_area(w, gemm_scratch);
     int *cmask = (int *)(prep + prep_floats(w) * CONV_TB);
     const uint32_t *src = (const uint32_t *)x;
     int clamps = 0;

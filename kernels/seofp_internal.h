@@ -9,6 +9,7 @@
  *   decode.c     codes decoded to fp32 (fp16 top byte, bit construction) and the portable FMA
  *                block shared with fp32
  *   fp32.c       the fp32 control's AVX2 block and tile
+ *   gemm_tiles.c the batch > 1 intadd product (4 x 3 tiles over an L1 panel of addends)
  *   threading.c  the optional second thread for batch-1 products
  *   layers.c     LSTM (one direction, both directions interleaved, stacks), linear, conv1d,
  *                channel norm and activations
@@ -89,8 +90,41 @@ static inline size_t prep_floats(const seofp_layer *w) {
     return (size_t)w->cols_pad * (is_intadd(w) ? 2 : 1);
 }
 
-/* one decoded 4-row panel (intadd: product addends and zero masks, 2 x 4 x cols_pad words) */
-static inline size_t panel_floats(const seofp_layer *w) { return (size_t)w->cols_pad * 8 + 16; }
+/* 4-row blocks decoded at a time by the batch > 1 intadd product (gemm_tiles.c): as many (up to
+ * 4) as fit in L1 next to the activations of one tile's 3 columns, so that a tile's columns are
+ * read from L2 once for all of them (fp32 and decode: 1) */
+static inline int panel_blocks(const seofp_layer *w) {
+    if (!is_intadd(w)) return 1;
+    const long budget = 24 * 1024 - 3L * w->cols_pad * 4;   /* bytes of L1 for the panels */
+    const long per = (long)w->cols_pad * 16 * (w->zeros ? 2 : 1); /* addends (+ zero masks) */
+    const long nb = budget / per;
+    return nb < 1 ? 1 : nb > 4 ? 4 : (int)nb;
+}
+
+/* The batch > 1 intadd tiles (gemm_tiles.c) run the k loop in slices of GEMM_KSLICE chunks; a
+ * layer with more chunks than that and room for only one panel in L1 runs the slices outermost
+ * for GEMM_SUB_COLS columns at a time, keeping their lane sums (2 x 4 x 3 x 8 floats per tile
+ * of 3 columns) in a state area after the panel. */
+#define GEMM_KSLICE 24
+#define GEMM_SUB_COLS 24
+static inline size_t gemm_state_floats(const seofp_layer *w) {
+    const int big = is_intadd(w) && panel_blocks(w) == 1 && w->cols_pad / 16 > GEMM_KSLICE;
+    return big ? (size_t)GEMM_SUB_COLS / 3 * 192 : 0;
+}
+
+/* the decoded 4-row panels (intadd: product addends and zero masks, 2 x 4 x cols_pad words
+ * per block), then the tiles' state area */
+static inline size_t panel_floats(const seofp_layer *w) {
+    return (size_t)w->cols_pad * 8 * (size_t)panel_blocks(w) + gemm_state_floats(w) + 32;
+}
+
+/* A product's scratch: the panels (aligned up to 32 bytes, at most 7 floats in), then the
+ * prepared activations aligned to a cache line (each column's words start on one, so that no
+ * 32-byte load of them splits lines), within the 32 floats of slack of panel_floats. */
+static inline float *prep_area(const seofp_layer *w, float *scratch) {
+    const uintptr_t end = (uintptr_t)(scratch + panel_floats(w) - 24); /* past the state */
+    return (float *)((end + 63) & ~(uintptr_t)63);
+}
 
 /* One call's block loop (batch 1 and the portable path): blocks [b0, b1) of every column. */
 typedef struct {
@@ -145,10 +179,6 @@ AVX2_FN SEOFP_INTERNAL void block_intadd_avx2(const uint8_t *blk, int kind, int 
                                               int xmask, int wzero, float out[4]);
 AVX2_FN SEOFP_INTERNAL void panel_intadd(const seofp_layer *w, const uint8_t *blk, uint32_t *A,
                                          uint32_t *Z);
-AVX2_FN SEOFP_INTERNAL void tile_intadd_n(const uint32_t *A, const uint32_t *Z, int r0,
-                                          int nchunks, const uint32_t *const *X,
-                                          const uint32_t *const *M, int nc, int masked,
-                                          float out[2][3]);
 /* decode.c */
 AVX2_FN SEOFP_INTERNAL void block_f16_avx2(const uint8_t *blk, int nchunks, const float *x,
                                            float out[4]);
@@ -167,6 +197,13 @@ AVX2_FN SEOFP_INTERNAL void tile_fma_n(const float *P, int r0, int nchunks,
 #if SEOFP_HAVE_AVX2_PATH
 AVX2_FN SEOFP_INTERNAL int rec_gemv_avx2(const seofp_layer *w, const float *h, float *y,
                                          float *scratch);
+#endif
+
+#if SEOFP_HAVE_AVX2_PATH
+/* gemm_tiles.c: the batch > 1 intadd product, prepared columns [i0, i1) times every block */
+AVX2_FN SEOFP_INTERNAL void gemm_intadd_tiles(const seofp_layer *w, const uint32_t *prep,
+                                              const int *cmask, int i0, int i1, float *y,
+                                              int ys_n, int ys_r, float *panel);
 #endif
 
 #endif
