@@ -8,11 +8,12 @@
  *     and the rows of two blocks reduced together by a transpose-add tree (29 operations for 8
  *     rows instead of 56), stored as one vector;
  *   - the dword path for layers with zero weights, 1-byte codes and nibbles: here every layout is
- *     turned into the 16-bit addends a = s << 15 | c << 7 in registers and added to the high
- *     halves of the prepared activations (xw, as in block_intadd16w_avx2), so a product costs one
- *     16-bit add and half of two unpacks; zero weights zero both halves of their products by one
- *     16-bit compare (8 operations per 16 products instead of 10), masked activations by a zeroed
- *     low half and one AND of the high half.
+ *     turned into the 16-bit addends a = s << 15 | c << 7 in registers (1-byte codes by one
+ *     vpmaddubsw and an AND, rec_xw_codes) and added to the high halves of the prepared
+ *     activations (xw, as in block_intadd16w_avx2), so a product costs one 16-bit add and half
+ *     of two unpacks; zero weights zero both halves of their products by one 16-bit compare
+ *     (8 operations per 16 products instead of 10), masked activations by a zeroed low half and
+ *     one AND of the high half.
  *
  * Same bits as seofp_gemv: the product bits are (bits(x) + fold + (a << 16)) mod 2^32 in both,
  * forced to +0 for a zero weight (a = 0, the 32-bit addend is 0 exactly then) or a masked
@@ -66,14 +67,14 @@ AVX2_FN static void rec_xw_codes(const uint32_t *xb, const uint32_t *mask, int c
         uint16_t *p = xw + (size_t)j * 96;
         for (int o = 0; o < 2; o++) {
             /* k 0, 2, 8, 10 | 4, 6, 12, 14 (o = 0) or k + 1 (o = 1), twice (both rows) */
-            __m256i a = _mm256_castps_si256(o ? _mm256_shuffle_ps(x0, x1, _MM_SHUFFLE(3, 1, 3, 1))
-                                              : _mm256_shuffle_ps(x0, x1, _MM_SHUFFLE(2, 0, 2, 0)));
+            __m256i a = _mm256_castps_si256(o ? _mm256_shuffle_ps(x0, x1, 0xDD)   /* 3131 */
+                                              : _mm256_shuffle_ps(x0, x1, 0x88)); /* 2020 */
             __m256i l = _mm256_and_si256(a, low);
             if (masked) {
                 const __m256 m0 = _mm256_loadu_ps((const float *)(mask + j * 16));
                 const __m256 m1 = _mm256_loadu_ps((const float *)(mask + j * 16 + 8));
-                __m256i m = _mm256_castps_si256(o ? _mm256_shuffle_ps(m0, m1, _MM_SHUFFLE(3, 1, 3, 1))
-                                                  : _mm256_shuffle_ps(m0, m1, _MM_SHUFFLE(2, 0, 2, 0)));
+                __m256i m = _mm256_castps_si256(o ? _mm256_shuffle_ps(m0, m1, 0xDD)
+                                                  : _mm256_shuffle_ps(m0, m1, 0x88));
                 l = _mm256_and_si256(l, m);
                 _mm256_store_si256((__m256i *)(p + 64 + 16 * o), _mm256_packs_epi32(m, m));
             }
@@ -85,23 +86,15 @@ AVX2_FN static void rec_xw_codes(const uint32_t *xb, const uint32_t *mask, int c
 }
 
 /* The 16-bit addends s << 15 | c << 7 of rows 2h, 2h+1 of chunk j (16 words each, W16_PERM
- * order), from any intadd layout; a word is 0 exactly when the 32-bit addend is. */
+ * order) of 16-bit addends or nibbles (1-byte codes: rec_block_codes); a word is 0 exactly when
+ * the 32-bit addend is. */
 AVX2_FN static inline __attribute__((always_inline)) void rec_addends(const uint8_t *blk, int j,
                                                                       int h, const int kind,
                                                                       __m256i a[2]) {
-    const __m256i zero = _mm256_setzero_si256();
     if (kind == SEOFP_INTADD16) {
         const uint8_t *p = blk + (size_t)j * 128 + h * 64;
         a[0] = _mm256_loadu_si256((const __m256i *)p);
         a[1] = _mm256_loadu_si256((const __m256i *)(p + 32));
-    } else if (kind == SEOFP_INTADD) {
-        /* row pair h (W8_POS): bytes to words b << 8 in the W16_PERM order, then
-         * avg(w, w & 0x8000) = s << 15 | c << 7 (as w8_addends in intadd.c) */
-        const __m256i sign = _mm256_set1_epi16((short)0x8000);
-        __m256i v = _mm256_loadu_si256((const __m256i *)(blk + (size_t)j * 64 + h * 32));
-        __m256i lo = _mm256_unpacklo_epi8(zero, v), hi = _mm256_unpackhi_epi8(zero, v);
-        a[0] = _mm256_avg_epu16(lo, _mm256_and_si256(lo, sign));
-        a[1] = _mm256_avg_epu16(hi, _mm256_and_si256(hi, sign));
     } else { /* INTADD4: the tables of nib_addends (intadd.c), high and low byte of a */
         const __m256i low4 = _mm256_set1_epi8(0x0F);
         const __m256i th = _mm256_setr_epi8(
@@ -194,14 +187,16 @@ AVX2_FN static inline __attribute__((always_inline)) __m256 rec_block_codes(
                     _mm256_maddubs_epi16(o ? k_odd : k_even, v), keep);
                 __m256i hi = _mm256_add_epi16(xh, a), lo = xl;
                 if (xmask)
-                    hi = _mm256_and_si256(hi, _mm256_load_si256((const __m256i *)(px + 64 + 16 * o)));
+                    hi = _mm256_and_si256(hi,
+                                          _mm256_load_si256((const __m256i *)(px + 64 + 16 * o)));
                 if (wzero) {
                     const __m256i z = _mm256_cmpeq_epi16(a, zero);
                     hi = _mm256_andnot_si256(z, hi);
                     lo = _mm256_andnot_si256(z, lo);
                 }
                 __m256 *acc = o ? od : e;
-                acc[2 * h] = _mm256_add_ps(acc[2 * h], _mm256_castsi256_ps(_mm256_unpacklo_epi16(lo, hi)));
+                acc[2 * h] = _mm256_add_ps(acc[2 * h],
+                                           _mm256_castsi256_ps(_mm256_unpacklo_epi16(lo, hi)));
                 acc[2 * h + 1] = _mm256_add_ps(acc[2 * h + 1],
                                                _mm256_castsi256_ps(_mm256_unpackhi_epi16(lo, hi)));
             }

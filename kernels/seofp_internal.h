@@ -12,6 +12,8 @@
  *   threading.c  the optional second thread for batch-1 products
  *   layers.c     LSTM (one direction, both directions interleaved, stacks), linear, conv1d,
  *                channel norm and activations
+ *   recurrent.c  the batch-1 intadd product of LSTM steps and GEMVs on one AVX2 thread
+ *                (docs/recurrent_step.md)
  */
 #ifndef SEOFP_INTERNAL_H
 #define SEOFP_INTERNAL_H
