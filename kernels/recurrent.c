@@ -2,7 +2,8 @@
  * state vector h, as seofp_gemv computes it, bit for bit, with less work per step.
  *
  * What seofp_gemv does per call and this path avoids or shortens:
- *   - the argument and layer checks (lstm_dirs checks the layer once per call);
+ *   - the argument and layer checks (lstm_dirs checks the layer once per call; seofp_gemm
+ *     routes its batch-1 intadd products here after its own checks);
  *   - one block function call per 4 rows, each zeroing, spilling and reloading its 8
  *     accumulators, then 4 horizontal reductions of 7 operations: here one loop over every block,
  *     and the rows of two blocks reduced together by a transpose-add tree (29 operations for 8
@@ -210,19 +211,19 @@ AVX2_FN static inline __attribute__((always_inline)) __m256 rec_block_codes(
     return rec_reduce4(a);
 }
 
-/* y (rows) = W xw over every block, two blocks (8 rows) per reduced vector. */
+/* rows of blocks [b0, b1) of y = W xw, two blocks (8 rows) per reduced vector. */
 AVX2_FN static inline __attribute__((always_inline)) void rec_body(
-    const seofp_layer *w, const uint16_t *xw, float *y, const int kind, const int xmask,
-    const int wzero) {
-    const int nchunks = w->cols_pad / 16, nblocks = w->rows_pad / 4;
+    const seofp_layer *w, const uint16_t *xw, float *y, int b0, int b1, const int kind,
+    const int xmask, const int wzero) {
+    const int nchunks = w->cols_pad / 16;
     const size_t bb = block_bytes(w);
     const uint8_t *data = (const uint8_t *)w->data;
 #define REC_BLOCK(B)                                                                           \
     (kind == SEOFP_INTADD                                                                      \
          ? rec_block_codes(data + (size_t)(B) * bb, nchunks, xw, xmask, wzero)                 \
          : rec_block(data + (size_t)(B) * bb, nchunks, xw, kind, xmask, wzero))
-    int b = 0;
-    for (; b + 2 <= nblocks; b += 2) {
+    int b = b0;
+    for (; b + 2 <= b1; b += 2) {
         __m256 d = REC_BLOCK(b);
         __m256 e = REC_BLOCK(b + 1);
         __m256 v = rec_reduce8(d, e);
@@ -234,7 +235,7 @@ AVX2_FN static inline __attribute__((always_inline)) void rec_body(
             for (int r = 0; b * 4 + r < w->rows; r++) y[b * 4 + r] = t[r];
         }
     }
-    if (b < nblocks) {
+    if (b < b1) {
         __m256 d = REC_BLOCK(b);
         float t[8];
         _mm256_storeu_ps(t, rec_reduce8(d, d));
@@ -245,14 +246,18 @@ AVX2_FN static inline __attribute__((always_inline)) void rec_body(
 
 #define REC_BODY(KIND)                                                                         \
     do {                                                                                       \
-        if (xmask && wzero) rec_body(w, xw, y, KIND, 1, 1);                                    \
-        else if (xmask) rec_body(w, xw, y, KIND, 1, 0);                                        \
-        else if (wzero) rec_body(w, xw, y, KIND, 0, 1);                                        \
-        else rec_body(w, xw, y, KIND, 0, 0);                                                   \
+        if (xmask && wzero) rec_body(w, xw, y, b0, b1, KIND, 1, 1);                            \
+        else if (xmask) rec_body(w, xw, y, b0, b1, KIND, 1, 0);                                \
+        else if (wzero) rec_body(w, xw, y, b0, b1, KIND, 0, 1);                                \
+        else rec_body(w, xw, y, b0, b1, KIND, 0, 0);                                           \
     } while (0)
 
-AVX2_FN static void rec_product(const seofp_layer *w, const uint16_t *xw, int xmask, float *y) {
-    const int wzero = w->zeros != 0;
+/* blocks [b0, b1) of a job of rec_gemv_avx2, on either thread of blocks_run_split */
+AVX2_FN SEOFP_INTERNAL void rec_blocks_avx2(const blocks_job *jb, int b0, int b1) {
+    const seofp_layer *w = jb->w;
+    const uint16_t *xw = jb->xw;
+    float *y = jb->y;
+    const int xmask = jb->any_masked != 0, wzero = w->zeros != 0;
     if (w->kind == SEOFP_INTADD16) REC_BODY(SEOFP_INTADD16);
     else if (w->kind == SEOFP_INTADD) REC_BODY(SEOFP_INTADD);
     else REC_BODY(SEOFP_INTADD4);
@@ -273,7 +278,10 @@ AVX2_FN SEOFP_INTERNAL int rec_gemv_avx2(const seofp_layer *w, const float *h, f
     if (rc < 0) return rc;
     if (w->kind == SEOFP_INTADD) rec_xw_codes(xb, mask, cp, masked != 0, xw);
     else rec_xw(xb, mask, cp, masked != 0, xw);
-    rec_product(w, xw, masked != 0, y);
+    /* the block loop: rec_blocks_avx2, split over the second thread where seofp_set_threads(2)
+     * and the product is large enough (threading.c) */
+    const blocks_job jb = {w, NULL, 1, 0, 1, masked != 0, 1, y, 1.0f, xw, 1};
+    blocks_run_split(&jb, w->rows_pad / 4);
     return rc;
 }
 #endif
