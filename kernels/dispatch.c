@@ -108,6 +108,12 @@ AVX2_FN static void gemm_tiles_avx2(const seofp_layer *w, const float *prep, int
 #endif
 
 SEOFP_INTERNAL void blocks_run(const blocks_job *jb, int b0, int b1) {
+#if SEOFP_HAVE_AVX2_PATH
+    if (jb->rec) { /* recurrent.c's product (either thread of blocks_run_split) */
+        rec_blocks_avx2(jb, b0, b1);
+        return;
+    }
+#endif
     const seofp_layer *w = jb->w;
     const int cp = w->cols_pad, nchunks = cp / 16;
     const size_t pf = prep_floats(w), bb = block_bytes(w);
@@ -177,7 +183,7 @@ SEOFP_INTERNAL void gemm_run(const seofp_layer *w, const float *prep, const int 
     (void)cp;
     (void)scratch;
 #endif
-    blocks_job jb = {w, prep, n, ys_n, ys_r, any_masked, avx2, y, scale, NULL};
+    blocks_job jb = {w, prep, n, ys_n, ys_r, any_masked, avx2, y, scale, NULL, 0};
 #if SEOFP_HAVE_AVX2_PATH
     if (avx2 && n == 1 && w->kind == SEOFP_INTADD16 && !any_masked && !w->zeros) {
         /* the panel area is free at batch 1: the activations' halves go there */
@@ -194,9 +200,8 @@ int seofp_gemm(const seofp_layer *w, const float *x, int n, int ldx, float *y, i
                int ys_r, float *scratch) {
     if (!layer_ok(w) || !x || !y || !scratch || n < 0 || ldx < w->cols) return SEOFP_EARG;
 #if SEOFP_HAVE_AVX2_PATH
-    /* batch 1, intadd, one thread, contiguous y: the recurrent product path (same bits) */
-    if (n == 1 && ys_r == 1 && is_intadd(w) && seofp_threads() == 1 &&
-        active_variant() == SEOFP_VARIANT_AVX2)
+    /* batch 1, intadd, contiguous y: the recurrent product path (same bits) */
+    if (n == 1 && ys_r == 1 && is_intadd(w) && active_variant() == SEOFP_VARIANT_AVX2)
         return rec_gemv_avx2(w, x, y, scratch);
 #endif
     const int cp = w->cols_pad;

@@ -106,8 +106,9 @@ AVX2_FN static void lstm_gates_avx2(int H, const float *gx, const float *bias, f
         const float *gq = gx + (size_t)q * H, *bq = bias + (size_t)q * H;
         float *pq = g + (size_t)q * H;
         for (int j = 0; j < hv; j += 8) {
-            __m256 v = _mm256_add_ps(_mm256_add_ps(_mm256_loadu_ps(gq + j), _mm256_loadu_ps(bq + j)),
-                                     _mm256_loadu_ps(pq + j));
+            __m256 v = _mm256_add_ps(
+                _mm256_add_ps(_mm256_loadu_ps(gq + j), _mm256_loadu_ps(bq + j)),
+                _mm256_loadu_ps(pq + j));
             _mm256_storeu_ps(pq + j, q == 2 ? tanh_avx2(v) : sigmoid_avx2(v));
         }
     }
@@ -165,9 +166,10 @@ static int lstm_dirs(int D, const seofp_layer *const *wih, const seofp_layer *co
     int clamps = 0;
     const int avx2 = active_variant() == SEOFP_VARIANT_AVX2;
     int rec[2] = {0, 0};
-    for (int d = 0; d < D; d++) rec[d] = avx2 && is_intadd(whh[d]) && seofp_threads() == 1;
-    /* all input projections at once, then only W_hh per step (docs/engine.md#batch-larger-than-one);
-     * one frame (a streaming step) is a GEMV, on the recurrent product path where it applies */
+    for (int d = 0; d < D; d++) rec[d] = avx2 && is_intadd(whh[d]);
+    /* all input projections at once, then only W_hh per step
+     * (docs/engine.md#batch-larger-than-one); one frame (a streaming step) is a GEMV, on the
+     * recurrent product path where it applies */
     for (int d = 0; d < D; d++) {
         int rc;
 #if SEOFP_HAVE_AVX2_PATH
@@ -184,7 +186,7 @@ static int lstm_dirs(int D, const seofp_layer *const *wih, const seofp_layer *co
             const int t = reverse[d] ? T - 1 - s : s;
             int rc;
 #if SEOFP_HAVE_AVX2_PATH
-            /* one thread, intadd: the recurrent product path (recurrent.c), same bits */
+            /* intadd: the recurrent product path (recurrent.c), same bits */
             if (rec[d]) rc = rec_gemv_avx2(whh[d], h[d], g[d], work[d]);
             else
 #endif

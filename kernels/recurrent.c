@@ -2,17 +2,19 @@
  * state vector h, as seofp_gemv computes it, bit for bit, with less work per step.
  *
  * What seofp_gemv does per call and this path avoids or shortens:
- *   - the argument and layer checks (lstm_dirs checks the layer once per call);
+ *   - the argument and layer checks (lstm_dirs checks the layer once per call; seofp_gemm
+ *     routes its batch-1 intadd products here after its own checks);
  *   - one block function call per 4 rows, each zeroing, spilling and reloading its 8
  *     accumulators, then 4 horizontal reductions of 7 operations: here one loop over every block,
  *     and the rows of two blocks reduced together by a transpose-add tree (29 operations for 8
  *     rows instead of 56), stored as one vector;
  *   - the dword path for layers with zero weights, 1-byte codes and nibbles: here every layout is
- *     turned into the 16-bit addends a = s << 15 | c << 7 in registers and added to the high
- *     halves of the prepared activations (xw, as in block_intadd16w_avx2), so a product costs one
- *     16-bit add and half of two unpacks; zero weights zero both halves of their products by one
- *     16-bit compare (8 operations per 16 products instead of 10), masked activations by a zeroed
- *     low half and one AND of the high half.
+ *     turned into the 16-bit addends a = s << 15 | c << 7 in registers (1-byte codes by one
+ *     vpmaddubsw and an AND, rec_xw_codes) and added to the high halves of the prepared
+ *     activations (xw, as in block_intadd16w_avx2), so a product costs one 16-bit add and half
+ *     of two unpacks; zero weights zero both halves of their products by one 16-bit compare
+ *     (8 operations per 16 products instead of 10), masked activations by a zeroed low half and
+ *     one AND of the high half.
  *
  * Same bits as seofp_gemv: the product bits are (bits(x) + fold + (a << 16)) mod 2^32 in both,
  * forced to +0 for a zero weight (a = 0, the 32-bit addend is 0 exactly then) or a masked
@@ -66,14 +68,14 @@ AVX2_FN static void rec_xw_codes(const uint32_t *xb, const uint32_t *mask, int c
         uint16_t *p = xw + (size_t)j * 96;
         for (int o = 0; o < 2; o++) {
             /* k 0, 2, 8, 10 | 4, 6, 12, 14 (o = 0) or k + 1 (o = 1), twice (both rows) */
-            __m256i a = _mm256_castps_si256(o ? _mm256_shuffle_ps(x0, x1, _MM_SHUFFLE(3, 1, 3, 1))
-                                              : _mm256_shuffle_ps(x0, x1, _MM_SHUFFLE(2, 0, 2, 0)));
+            __m256i a = _mm256_castps_si256(o ? _mm256_shuffle_ps(x0, x1, 0xDD)   /* 3131 */
+                                              : _mm256_shuffle_ps(x0, x1, 0x88)); /* 2020 */
             __m256i l = _mm256_and_si256(a, low);
             if (masked) {
                 const __m256 m0 = _mm256_loadu_ps((const float *)(mask + j * 16));
                 const __m256 m1 = _mm256_loadu_ps((const float *)(mask + j * 16 + 8));
-                __m256i m = _mm256_castps_si256(o ? _mm256_shuffle_ps(m0, m1, _MM_SHUFFLE(3, 1, 3, 1))
-                                                  : _mm256_shuffle_ps(m0, m1, _MM_SHUFFLE(2, 0, 2, 0)));
+                __m256i m = _mm256_castps_si256(o ? _mm256_shuffle_ps(m0, m1, 0xDD)
+                                                  : _mm256_shuffle_ps(m0, m1, 0x88));
                 l = _mm256_and_si256(l, m);
                 _mm256_store_si256((__m256i *)(p + 64 + 16 * o), _mm256_packs_epi32(m, m));
             }
@@ -85,23 +87,15 @@ AVX2_FN static void rec_xw_codes(const uint32_t *xb, const uint32_t *mask, int c
 }
 
 /* The 16-bit addends s << 15 | c << 7 of rows 2h, 2h+1 of chunk j (16 words each, W16_PERM
- * order), from any intadd layout; a word is 0 exactly when the 32-bit addend is. */
+ * order) of 16-bit addends or nibbles (1-byte codes: rec_block_codes); a word is 0 exactly when
+ * the 32-bit addend is. */
 AVX2_FN static inline __attribute__((always_inline)) void rec_addends(const uint8_t *blk, int j,
                                                                       int h, const int kind,
                                                                       __m256i a[2]) {
-    const __m256i zero = _mm256_setzero_si256();
     if (kind == SEOFP_INTADD16) {
         const uint8_t *p = blk + (size_t)j * 128 + h * 64;
         a[0] = _mm256_loadu_si256((const __m256i *)p);
         a[1] = _mm256_loadu_si256((const __m256i *)(p + 32));
-    } else if (kind == SEOFP_INTADD) {
-        /* row pair h (W8_POS): bytes to words b << 8 in the W16_PERM order, then
-         * avg(w, w & 0x8000) = s << 15 | c << 7 (as w8_addends in intadd.c) */
-        const __m256i sign = _mm256_set1_epi16((short)0x8000);
-        __m256i v = _mm256_loadu_si256((const __m256i *)(blk + (size_t)j * 64 + h * 32));
-        __m256i lo = _mm256_unpacklo_epi8(zero, v), hi = _mm256_unpackhi_epi8(zero, v);
-        a[0] = _mm256_avg_epu16(lo, _mm256_and_si256(lo, sign));
-        a[1] = _mm256_avg_epu16(hi, _mm256_and_si256(hi, sign));
     } else { /* INTADD4: the tables of nib_addends (intadd.c), high and low byte of a */
         const __m256i low4 = _mm256_set1_epi8(0x0F);
         const __m256i th = _mm256_setr_epi8(
@@ -194,14 +188,16 @@ AVX2_FN static inline __attribute__((always_inline)) __m256 rec_block_codes(
                     _mm256_maddubs_epi16(o ? k_odd : k_even, v), keep);
                 __m256i hi = _mm256_add_epi16(xh, a), lo = xl;
                 if (xmask)
-                    hi = _mm256_and_si256(hi, _mm256_load_si256((const __m256i *)(px + 64 + 16 * o)));
+                    hi = _mm256_and_si256(hi,
+                                          _mm256_load_si256((const __m256i *)(px + 64 + 16 * o)));
                 if (wzero) {
                     const __m256i z = _mm256_cmpeq_epi16(a, zero);
                     hi = _mm256_andnot_si256(z, hi);
                     lo = _mm256_andnot_si256(z, lo);
                 }
                 __m256 *acc = o ? od : e;
-                acc[2 * h] = _mm256_add_ps(acc[2 * h], _mm256_castsi256_ps(_mm256_unpacklo_epi16(lo, hi)));
+                acc[2 * h] = _mm256_add_ps(acc[2 * h],
+                                           _mm256_castsi256_ps(_mm256_unpacklo_epi16(lo, hi)));
                 acc[2 * h + 1] = _mm256_add_ps(acc[2 * h + 1],
                                                _mm256_castsi256_ps(_mm256_unpackhi_epi16(lo, hi)));
             }
@@ -215,19 +211,19 @@ AVX2_FN static inline __attribute__((always_inline)) __m256 rec_block_codes(
     return rec_reduce4(a);
 }
 
-/* y (rows) = W xw over every block, two blocks (8 rows) per reduced vector. */
+/* rows of blocks [b0, b1) of y = W xw, two blocks (8 rows) per reduced vector. */
 AVX2_FN static inline __attribute__((always_inline)) void rec_body(
-    const seofp_layer *w, const uint16_t *xw, float *y, const int kind, const int xmask,
-    const int wzero) {
-    const int nchunks = w->cols_pad / 16, nblocks = w->rows_pad / 4;
+    const seofp_layer *w, const uint16_t *xw, float *y, int b0, int b1, const int kind,
+    const int xmask, const int wzero) {
+    const int nchunks = w->cols_pad / 16;
     const size_t bb = block_bytes(w);
     const uint8_t *data = (const uint8_t *)w->data;
 #define REC_BLOCK(B)                                                                           \
     (kind == SEOFP_INTADD                                                                      \
          ? rec_block_codes(data + (size_t)(B) * bb, nchunks, xw, xmask, wzero)                 \
          : rec_block(data + (size_t)(B) * bb, nchunks, xw, kind, xmask, wzero))
-    int b = 0;
-    for (; b + 2 <= nblocks; b += 2) {
+    int b = b0;
+    for (; b + 2 <= b1; b += 2) {
         __m256 d = REC_BLOCK(b);
         __m256 e = REC_BLOCK(b + 1);
         __m256 v = rec_reduce8(d, e);
@@ -239,7 +235,7 @@ AVX2_FN static inline __attribute__((always_inline)) void rec_body(
             for (int r = 0; b * 4 + r < w->rows; r++) y[b * 4 + r] = t[r];
         }
     }
-    if (b < nblocks) {
+    if (b < b1) {
         __m256 d = REC_BLOCK(b);
         float t[8];
         _mm256_storeu_ps(t, rec_reduce8(d, d));
@@ -250,14 +246,18 @@ AVX2_FN static inline __attribute__((always_inline)) void rec_body(
 
 #define REC_BODY(KIND)                                                                         \
     do {                                                                                       \
-        if (xmask && wzero) rec_body(w, xw, y, KIND, 1, 1);                                    \
-        else if (xmask) rec_body(w, xw, y, KIND, 1, 0);                                        \
-        else if (wzero) rec_body(w, xw, y, KIND, 0, 1);                                        \
-        else rec_body(w, xw, y, KIND, 0, 0);                                                   \
+        if (xmask && wzero) rec_body(w, xw, y, b0, b1, KIND, 1, 1);                            \
+        else if (xmask) rec_body(w, xw, y, b0, b1, KIND, 1, 0);                                \
+        else if (wzero) rec_body(w, xw, y, b0, b1, KIND, 0, 1);                                \
+        else rec_body(w, xw, y, b0, b1, KIND, 0, 0);                                           \
     } while (0)
 
-AVX2_FN static void rec_product(const seofp_layer *w, const uint16_t *xw, int xmask, float *y) {
-    const int wzero = w->zeros != 0;
+/* blocks [b0, b1) of a job of rec_gemv_avx2, on either thread of blocks_run_split */
+AVX2_FN SEOFP_INTERNAL void rec_blocks_avx2(const blocks_job *jb, int b0, int b1) {
+    const seofp_layer *w = jb->w;
+    const uint16_t *xw = jb->xw;
+    float *y = jb->y;
+    const int xmask = jb->any_masked != 0, wzero = w->zeros != 0;
     if (w->kind == SEOFP_INTADD16) REC_BODY(SEOFP_INTADD16);
     else if (w->kind == SEOFP_INTADD) REC_BODY(SEOFP_INTADD);
     else REC_BODY(SEOFP_INTADD4);
@@ -278,7 +278,10 @@ AVX2_FN SEOFP_INTERNAL int rec_gemv_avx2(const seofp_layer *w, const float *h, f
     if (rc < 0) return rc;
     if (w->kind == SEOFP_INTADD) rec_xw_codes(xb, mask, cp, masked != 0, xw);
     else rec_xw(xb, mask, cp, masked != 0, xw);
-    rec_product(w, xw, masked != 0, y);
+    /* the block loop: rec_blocks_avx2, split over the second thread where seofp_set_threads(2)
+     * and the product is large enough (threading.c) */
+    const blocks_job jb = {w, NULL, 1, 0, 1, masked != 0, 1, y, 1.0f, xw, 1};
+    blocks_run_split(&jb, w->rows_pad / 4);
     return rc;
 }
 #endif

@@ -13,6 +13,8 @@
  *   threading.c  the optional second thread for batch-1 products
  *   layers.c     LSTM (one direction, both directions interleaved, stacks), linear, conv1d,
  *                channel norm and activations
+ *   recurrent.c  the batch-1 intadd product (AVX2) of LSTM steps and GEMVs
+ *                (docs/recurrent_step.md)
  */
 #ifndef SEOFP_INTERNAL_H
 #define SEOFP_INTERNAL_H
@@ -134,6 +136,7 @@ typedef struct {
     float *y;
     float scale;
     const uint16_t *xw; /* INTADD16, batch 1, no masks: the activations' halves (AVX2) */
+    int rec;            /* xw laid out by recurrent.c, blocks by its loop (rec_blocks_avx2) */
 } blocks_job;
 
 /* dispatch.c */
@@ -193,10 +196,11 @@ AVX2_FN SEOFP_INTERNAL void tile_fma_n(const float *P, int r0, int nchunks,
                                        const float *const *X, int nc, float out[2][3]);
 #endif
 
-/* recurrent.c: the recurrent product of an LSTM step (intadd layouts, one thread) */
+/* recurrent.c: the batch-1 product of an LSTM step or a GEMV (intadd layouts) */
 #if SEOFP_HAVE_AVX2_PATH
 AVX2_FN SEOFP_INTERNAL int rec_gemv_avx2(const seofp_layer *w, const float *h, float *y,
                                          float *scratch);
+AVX2_FN SEOFP_INTERNAL void rec_blocks_avx2(const blocks_job *jb, int b0, int b1);
 #endif
 
 #if SEOFP_HAVE_AVX2_PATH
