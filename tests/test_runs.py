@@ -314,6 +314,56 @@ def test_sigkill_mid_epoch_leaves_a_running_run_that_resume_finishes_as_if_never
     assert capsys.readouterr().out.strip().endswith(": FINISHED")
 
 
+@pytest.mark.slow
+def test_a_pruned_seofp_run_interrupted_after_an_epoch_resumes_to_the_same_weights_and_masks(
+    workspace: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """s1e5 on one-shot 50% pruning at epoch 0, 3 epochs: stopped by
+    SIGINT right after epoch 0's checkpoint and resumed, it ends bitwise equal to the same
+    config trained without a stop (weights, pruned positions, format, metrics)."""
+    import torch
+
+    from seofp_lab.cli import main
+    from seofp_lab.train.run import EpochCheckpoint, train
+
+    comp = [*TINY, "compression=s1e5_pruned50", "compression.pruning.schedule=one_shot",
+            "train.max_epochs=3"]
+    whole = train(load_config(EXP, [*comp, "tracking.experiment=whole"]), progress=False)
+
+    save = EpochCheckpoint.on_train_epoch_end
+
+    def stopped_after_epoch_0(self, trainer, pl_module):  # noqa: ANN001, ANN202 - the hook
+        save(self, trainer, pl_module)
+        if trainer.current_epoch == 0:
+            os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C once epoch 0 is on disk
+
+    monkeypatch.setattr(EpochCheckpoint, "on_train_epoch_end", stopped_after_epoch_0)
+    assert main(["train", str(EXP), *comp, "tracking.experiment=stopped", "--no-progress"]) == 130
+    (run,) = tracking.find_runs("stopped")
+    rid = run.info.run_id
+    assert run.info.status == "KILLED"
+    state = torch.load(workspace / "runs" / rid / "last.ckpt", map_location="cpu",
+                       weights_only=False)
+    saved = state["callbacks"]["CompressionCallback"]
+    assert state["epoch"] == 0 and saved["prune_steps"] and saved["masks"]
+    monkeypatch.setattr(EpochCheckpoint, "on_train_epoch_end", save)
+    capsys.readouterr()
+
+    assert main(["train", "--resume", rid, "--no-progress"]) == 0, capsys.readouterr().err
+    again = tracking.get_run(rid)
+    assert again.info.status == "FINISHED" and again.data.metrics["epochs"] == 3
+    a = torch.load(workspace / "runs" / rid / "model.pt", weights_only=True)["state_dict"]
+    b = torch.load(whole.checkpoint, weights_only=True)["state_dict"]
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.equal(a[k], b[k]), k  # the same values, so the same zeros (masks)
+    assert sum(int((v == 0).sum()) for v in a.values()) > 0
+    m = tracking.get_run(whole.run_id).data.metrics
+    for key in ("val_si_sdr", "sparsity", "bits_per_weight", "size_bytes"):
+        assert again.data.metrics[key] == m[key], key
+    assert again.data.tags[tracking.TAG_FORMAT] == "s1e5"
+
+
 def test_an_abandoned_run_is_closed_killed_in_one_command_and_a_live_one_is_refused(
     workspace: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
