@@ -100,6 +100,34 @@ class JoinRun(L.Callback):
             self.run_id = trainer.strategy.broadcast(self.run_id, src=0)
 
 
+class SameWeights(L.Callback):
+    """DDP only: at the end of fitting, every process must hold rank zero's weights, buffers
+    and compression masks (the callbacks run the same on every rank and DDP averages the
+    gradients); a process that drifted would have trained another model silently. Each rank
+    compares a digest of its state with rank zero's; rank zero raises if any differs."""
+
+    @staticmethod
+    def _digest(pl_module: L.LightningModule) -> str:
+        import hashlib  # noqa: PLC0415
+
+        h = hashlib.sha256()
+        for k, v in sorted(pl_module.state_dict().items()):
+            h.update(k.encode())
+            h.update(v.detach().cpu().contiguous().numpy().tobytes())
+        return h.hexdigest()
+
+    def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if trainer.world_size == 1:
+            return
+        mine = self._digest(pl_module)
+        same = trainer.strategy.reduce_boolean_decision(
+            mine == trainer.strategy.broadcast(mine, src=0), all=True)
+        if not same and trainer.is_global_zero:
+            raise SeofpError("Expected every DDP process to end with the same weights but at "
+                             "least one differs from rank zero's; this run's numbers are not "
+                             "those of one model (docs/runs.md#several-processes-ddp)")
+
+
 class MlflowCurves(L.Callback):
     """Per-epoch curves (losses, validation SI-SDR) to the active MLflow run."""
 
@@ -465,8 +493,13 @@ def train(cfg: ExperimentConfig, progress: bool = True, resume: str | None = Non
         logging.getLogger(name).setLevel(logging.WARNING)  # no "GPU available"/tips chatter
     checkpointer = EpochCheckpoint(Path())  # its path once the run id is known
     joiner = JoinRun(resume or os.environ.get(ENV_DDP_RUN))
-    trainer = _trainer(cfg, [*callbacks, checkpointer, joiner], progress)
+    trainer = _trainer(cfg, [*callbacks, checkpointer, joiner, SameWeights()], progress)
     zero, world = trainer.is_global_zero, trainer.world_size
+    if world > 1 and os.environ.get(tracking.ENV_PARENT_RUN):
+        raise ConfigError(f"Invalid config: train.devices={cfg.train.devices!r} with "
+                          f"train.strategy={cfg.train.strategy!r}: a sweep point trains in one "
+                          "process; train with several processes (DDP) through `seofp train` "
+                          "(docs/runs.md#several-processes-ddp)")
     if world > 1:
         shard_training_data(dm, trainer)
     steps = len(dm.train_dataloader())  # optimizer steps per epoch, on every process
