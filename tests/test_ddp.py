@@ -93,3 +93,4 @@ def test_ddp_on_two_cpu_processes_logs_one_run_with_the_numbers_of_one_process(
     assert a.keys() == b.keys()
     diff = max(float((a[k].double() - b[k].double()).abs().max()) for k in a)
     assert diff < WEIGHT_TOL
+

@@ -521,6 +521,8 @@ def test_absurd_values_are_refused_naming_field_and_range(
 @pytest.mark.parametrize(
     ("override", "expected"),
     [("train.strategy=bogus", "train.strategy: 'bogus' is not a Lightning strategy"),
+     ("train.strategy=ddp_spawn", "train.strategy: 'ddp_spawn' trains in worker processes"),
+     ("train.strategy=ddp_fork", "train.strategy: 'ddp_fork' trains in worker processes"),
      ("train.accelerator=gpu", "train.accelerator: 'gpu' but this machine has no")],
 )
 def test_machine_settings_are_refused_before_any_run(

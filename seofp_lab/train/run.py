@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import os
+import signal
 import tempfile
 import time
 import warnings
@@ -283,6 +284,16 @@ def check_machine(cfg: ExperimentConfig) -> None:
     if t.strategy not in known:
         raise ConfigError(f"Invalid config: train.strategy: {t.strategy!r} is not a Lightning "
                           f"strategy; expected one of {', '.join(known)}")
+    if t.strategy != "auto" and StrategyRegistry[t.strategy]["init_params"].get(
+            "start_method") in ("spawn", "fork", "forkserver"):
+        raise _worker_processes(t.strategy)
+
+
+def _worker_processes(strategy: str) -> ConfigError:
+    return ConfigError(
+        f"Invalid config: train.strategy: {strategy!r} trains in worker processes that this "
+        "run's MLflow logging does not reach; expected 'ddp' (Lightning starts the command once "
+        "more for each other process; docs/runs.md#several-processes-ddp)")
 
 
 def _trainer(cfg: ExperimentConfig, callbacks: list[L.Callback], progress: bool) -> L.Trainer:
@@ -312,13 +323,8 @@ def _trainer(cfg: ExperimentConfig, callbacks: list[L.Callback], progress: bool)
         ) from None
     from pytorch_lightning.strategies.launchers import _SubprocessScriptLauncher  # noqa: PLC0415
 
-    launcher = trainer.strategy.launcher
-    if trainer.world_size > 1 and not isinstance(launcher, (_SubprocessScriptLauncher,
-                                                            type(None))):
-        raise ConfigError(
-            f"Invalid config: train.strategy: {t.strategy!r} trains in worker processes that "
-            "this run's MLflow logging does not reach; expected 'ddp' (Lightning starts the "
-            "command once more for each other process; docs/runs.md#several-processes-ddp)")
+    if not isinstance(trainer.strategy.launcher, (_SubprocessScriptLauncher, type(None))):
+        raise _worker_processes(t.strategy)  # what check_machine could not tell by name
     return trainer
 
 
@@ -416,10 +422,23 @@ def resume_training(run_id: str, progress: bool = True) -> TrainResult:
 
 def _fit(trainer: L.Trainer, module: EnhanceModule, dm: MixtureDataModule,
          ckpt_path: str | None) -> None:
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*does not have many workers.*")
-        warnings.filterwarnings("ignore", message=".*LeafSpec.*")  # inside Lightning 2.6
-        trainer.fit(module, datamodule=dm, ckpt_path=ckpt_path)
+    """``trainer.fit``; when it stops on an error or a signal, the processes it launched for
+    the other DDP ranks are ended too: they own nothing, and would otherwise wait for rank zero
+    in their next collective or die of a broken connection with a traceback."""
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*does not have many workers.*")
+            warnings.filterwarnings("ignore", message=".*LeafSpec.*")  # inside Lightning 2.6
+            trainer.fit(module, datamodule=dm, ckpt_path=ckpt_path)
+    except BaseException:
+        from pytorch_lightning.strategies.launchers import (  # noqa: PLC0415
+            _SubprocessScriptLauncher,
+        )
+
+        launcher = trainer.strategy.launcher
+        if isinstance(launcher, _SubprocessScriptLauncher) and launcher.procs:
+            launcher.kill(signal.SIGKILL)
+        raise
 
 
 def _train_other_rank(trainer: L.Trainer, module: EnhanceModule, dm: MixtureDataModule,
