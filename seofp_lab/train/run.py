@@ -399,8 +399,11 @@ def resume_training(run_id: str, progress: bool = True) -> TrainResult:
     run = tracking.get_run(run_id)
     if run.info.status == "FINISHED":
         raise SeofpError(f"Expected an unfinished run to resume but run {run_id} is FINISHED")
-    ours = os.environ.get(ENV_DDP_RUN) == run_id  # a DDP process its rank zero launched
-    if run.info.status == "RUNNING" and not ours and _process_gone(run) is False:
+    from lightning_fabric.utilities.rank_zero import _get_rank  # noqa: PLC0415
+
+    # a DDP process of rank > 0 (launched by rank zero, which holds the run, or by torchrun)
+    joining = os.environ.get(ENV_DDP_RUN) == run_id or (_get_rank() or 0) > 0
+    if run.info.status == "RUNNING" and not joining and _process_gone(run) is False:
         raise SeofpError(f"Cannot resume run {run_id}: it is RUNNING and its process "
                          f"{run.data.tags.get(tracking.TAG_PID)} still runs; stop it first")
     ckpt = run_dir(run_id) / LAST_CHECKPOINT
