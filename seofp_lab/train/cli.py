@@ -50,6 +50,10 @@ def run(args: argparse.Namespace) -> int:
 
     progress = not args.no_progress
     if args.state is not None or args.abandon is not None:
+        if args.config is not None or args.overrides or args.resume is not None:
+            raise ConfigError("Expected --state RUN_ID or --abandon RUN_ID alone but also got "
+                              f"{' '.join([args.config or '', *args.overrides])}"
+                              + (f" --resume {args.resume}" if args.resume else ""))
         from seofp_lab.train.run import abandon_run, run_state  # noqa: PLC0415
 
         if args.abandon is not None:
