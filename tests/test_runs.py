@@ -245,6 +245,160 @@ def test_ctrl_c_marks_the_run_killed_keeps_the_epoch_checkpoint_and_resume_finis
     assert "is FINISHED" in capsys.readouterr().err
 
 
+_KILL_MID_EPOCH = """
+import os, signal, sys
+from seofp_lab.cli import main
+from seofp_lab.train.module import EnhanceModule
+
+step = EnhanceModule.training_step
+
+def killed_in_epoch_1(self, batch, batch_idx):
+    if self.current_epoch == 1 and batch_idx == 1:  # one step of epoch 1 done: a kill -9
+        os.kill(os.getpid(), signal.SIGKILL)
+    return step(self, batch, batch_idx)
+
+EnhanceModule.training_step = killed_in_epoch_1
+raise SystemExit(main(sys.argv[1:]))
+"""
+
+
+@pytest.mark.slow
+def test_sigkill_mid_epoch_leaves_a_running_run_that_resume_finishes_as_if_never_killed(
+    copy: tuple[Path, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The copied run trained TINY for 2 epochs uninterrupted; the same config killed -9 in the
+    middle of epoch 1 and resumed ends with the same curves and numbers."""
+    import socket
+
+    import torch
+
+    from seofp_lab.cli import main
+
+    ws, trained_id = copy
+    cmd = [sys.executable, "-c", _KILL_MID_EPOCH, "train", str(EXP), *TINY,
+           "tracking.experiment=sigkill", "--no-progress"]
+    proc = subprocess.Popen(cmd, env=_env(ws), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    _, err = proc.communicate(timeout=240)
+    assert proc.returncode == -signal.SIGKILL, err[-2000:]
+    (run,) = tracking.find_runs("sigkill")
+    rid = run.info.run_id
+    assert run.info.status == "RUNNING"  # nobody could say otherwise
+    assert run.data.tags[tracking.TAG_PID] == str(proc.pid)
+    ckpt = ws / "runs" / rid / "last.ckpt"
+    assert torch.load(ckpt, map_location="cpu", weights_only=False)["epoch"] == 0
+    assert [m.step for m in tracking.client().get_metric_history(rid, "val_si_sdr")] == [0]
+
+    assert main(["train", "--state", rid[:8]]) == 0
+    shown = capsys.readouterr().out
+    assert (f"{rid} (" in shown and f"RUNNING, but its process {proc.pid} on "
+            f"{socket.gethostname()} is gone" in shown and "last.ckpt after epoch 1" in shown
+            and f"seofp train --resume {rid[:8]}" in shown), shown
+
+    assert main(["train", "--resume", rid[:8], "--no-progress"]) == 0, capsys.readouterr().err
+    again = tracking.get_run(rid)
+    assert again.info.status == "FINISHED" and again.data.metrics["epochs"] == 2
+    assert again.data.tags[tracking.TAG_PID] == str(os.getpid())  # the resuming process
+    assert again.data.tags[tracking.TAG_RESUMED] == "after epoch 1 of 2"
+    assert sorted(p.name for p in ckpt.parent.iterdir()) == ["last.ckpt", "model.pt"]
+    whole = tracking.get_run(trained_id)
+    for key in ("train_loss", "val_loss", "val_si_sdr"):
+        got = sorted((m.step, m.value) for m in tracking.client().get_metric_history(rid, key))
+        want = sorted((m.step, m.value)
+                      for m in tracking.client().get_metric_history(trained_id, key))
+        assert [s for s, _ in got] == [0, 1], key  # one point per epoch, none twice
+        assert [v for _, v in got] == [v for _, v in want], key  # bitwise: the same training
+    for key in ("val_si_sdr", "stored_values", "steps"):
+        assert again.data.metrics[key] == whole.data.metrics[key], key
+    assert main(["train", "--state", rid]) == 0
+    assert capsys.readouterr().out.strip().endswith(": FINISHED")
+
+
+@pytest.mark.slow
+def test_a_pruned_seofp_run_interrupted_after_an_epoch_resumes_to_the_same_weights_and_masks(
+    workspace: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """s1e5 on one-shot 50% pruning at epoch 0, 2 epochs: stopped by
+    SIGINT right after epoch 0's checkpoint and resumed, it ends bitwise equal to the same
+    config trained without a stop (weights, pruned positions, format, metrics)."""
+    import torch
+
+    from seofp_lab.cli import main
+    from seofp_lab.train.run import EpochCheckpoint, train
+
+    comp = [*TINY, "compression=s1e5_pruned50", "compression.pruning.schedule=one_shot",
+            "train.max_epochs=2"]
+    whole = train(load_config(EXP, [*comp, "tracking.experiment=whole"]), progress=False)
+
+    save = EpochCheckpoint.on_train_epoch_end
+
+    def stopped_after_epoch_0(self, trainer, pl_module):  # noqa: ANN001, ANN202 - the hook
+        save(self, trainer, pl_module)
+        if trainer.current_epoch == 0:
+            os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C once epoch 0 is on disk
+
+    monkeypatch.setattr(EpochCheckpoint, "on_train_epoch_end", stopped_after_epoch_0)
+    assert main(["train", str(EXP), *comp, "tracking.experiment=stopped", "--no-progress"]) == 130
+    (run,) = tracking.find_runs("stopped")
+    rid = run.info.run_id
+    assert run.info.status == "KILLED"
+    state = torch.load(workspace / "runs" / rid / "last.ckpt", map_location="cpu",
+                       weights_only=False)
+    saved = state["callbacks"]["CompressionCallback"]
+    assert state["epoch"] == 0 and saved["prune_steps"] and saved["masks"]
+    monkeypatch.setattr(EpochCheckpoint, "on_train_epoch_end", save)
+    capsys.readouterr()
+
+    assert main(["train", "--resume", rid, "--no-progress"]) == 0, capsys.readouterr().err
+    again = tracking.get_run(rid)
+    assert again.info.status == "FINISHED" and again.data.metrics["epochs"] == 2
+    a = torch.load(workspace / "runs" / rid / "model.pt", weights_only=True)["state_dict"]
+    b = torch.load(whole.checkpoint, weights_only=True)["state_dict"]
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.equal(a[k], b[k]), k  # the same values, so the same zeros (masks)
+    assert sum(int((v == 0).sum()) for v in a.values()) > 0
+    m = tracking.get_run(whole.run_id).data.metrics
+    for key in ("val_si_sdr", "sparsity", "bits_per_weight", "size_bytes"):
+        assert again.data.metrics[key] == m[key], key
+    assert again.data.tags[tracking.TAG_FORMAT] == "s1e5"
+
+
+def test_an_abandoned_run_is_closed_killed_in_one_command_and_a_live_one_is_refused(
+    workspace: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import socket
+
+    from seofp_lab.cli import main
+
+    done = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)
+    dead_pid = done.stdout.strip()  # a process that has ended
+    c = tracking.client()
+    host = socket.gethostname()
+    dead = c.create_run(tracking.experiment_id("runs"),
+                        tags={tracking.TAG_HOST: host, tracking.TAG_PID: dead_pid}).info.run_id
+    live = c.create_run(tracking.experiment_id("runs"),
+                        tags={tracking.TAG_HOST: host,
+                              tracking.TAG_PID: str(os.getpid())}).info.run_id
+
+    assert main(["train", "--state", live]) == 0
+    assert f"RUNNING; its process {os.getpid()} on {host} still runs" in capsys.readouterr().out
+    assert main(["train", "--abandon", live]) == 2
+    assert "still runs: stop it first" in capsys.readouterr().err
+    assert main(["train", "--resume", live]) == 2
+    assert "is RUNNING and its process" in capsys.readouterr().err
+    assert c.get_run(live).info.status == "RUNNING"
+
+    assert main(["train", "--abandon", dead[:8]]) == 0
+    assert f"run {dead} is now KILLED" in capsys.readouterr().out
+    after = c.get_run(dead)
+    assert after.info.status == "KILLED" and after.info.end_time is not None
+    assert f"process {dead_pid} on {host} ended" in after.data.tags["seofp.killed_reason"]
+    assert main(["train", "--abandon", dead]) == 2
+    assert "Expected a RUNNING run to abandon but run" in capsys.readouterr().err
+
+
 @pytest.mark.slow
 def test_kill_during_scoring_ends_the_worker_processes(copy: tuple[Path, str]) -> None:
     ws, run_id = copy
@@ -367,6 +521,8 @@ def test_absurd_values_are_refused_naming_field_and_range(
 @pytest.mark.parametrize(
     ("override", "expected"),
     [("train.strategy=bogus", "train.strategy: 'bogus' is not a Lightning strategy"),
+     ("train.strategy=ddp_spawn", "train.strategy: 'ddp_spawn' trains in worker processes"),
+     ("train.strategy=ddp_fork", "train.strategy: 'ddp_fork' trains in worker processes"),
      ("train.accelerator=gpu", "train.accelerator: 'gpu' but this machine has no")],
 )
 def test_machine_settings_are_refused_before_any_run(

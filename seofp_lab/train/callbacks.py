@@ -11,7 +11,7 @@ exported model thus always see projected weights, and the next epoch starts from
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 import pytorch_lightning as L
 import torch
@@ -84,17 +84,53 @@ class CompressionState:
 
 
 class CompressionCallback(L.Callback):
-    """Pruning steps at epoch starts, masks after every step, projection at each epoch's end."""
+    """Pruning steps at epoch starts, masks after every step, projection at each epoch's end.
+
+    Its state (masks, shared values, the STE window, the pruning steps taken) goes into the
+    trainer's checkpoint, so a resumed run goes on with the same masks and format
+    (docs/runs.md#resume). It logs and writes nothing itself: under DDP it runs the same on
+    every process, on weights DDP keeps equal, so every rank holds the same masks."""
 
     def __init__(self, state: CompressionState) -> None:
         super().__init__()
         self.state = state
         self._dirty = False  # weights changed since the last projection
 
+    def state_dict(self) -> dict[str, Any]:
+        st = self.state
+        return {
+            "masks": {k: v.detach().clone().cpu() for k, v in st.masks.items()},
+            "centers": {k: v.detach().clone().cpu() for k, v in st.centers.items()},
+            "e_max": st.window.e_max if st.window is not None else None,
+            "mode": st.mode,
+            "projections": st.projections,
+            "prune_steps": [[int(e), float(t)] for e, t in st.prune_steps],
+            "dirty": self._dirty,
+        }
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        st = self.state
+        if state_dict.get("mode", st.mode) != st.mode:
+            raise ValueError(f"Expected a checkpoint of compression mode {st.mode!r} but it "
+                             f"was written in mode {state_dict['mode']!r}")
+        st.masks, st.centers = dict(state_dict["masks"]), dict(state_dict["centers"])
+        if st.window is not None:
+            st.window.e_max = state_dict["e_max"]
+        st.projections = int(state_dict["projections"])
+        st.prune_steps = [(int(e), float(t)) for e, t in state_dict["prune_steps"]]
+        self._dirty = bool(state_dict["dirty"])
+
     def _project_if_dirty(self) -> None:
         if self._dirty:
             self.state.project()
             self._dirty = False
+
+    def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        """Restored masks and centers follow their weights onto the training device."""
+        st = self.state
+        devices = {s.name: s.raw.device for s in st.stored}
+        st.masks = {k: v.to(devices.get(k, v.device)) for k, v in st.masks.items()}
+        st.centers = {k: v.to(devices.get(k, v.device)) for k, v in st.centers.items()}
 
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if self.state.prune(trainer.current_epoch):

@@ -20,6 +20,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--resume", metavar="RUN_ID", default=None,
                    help="continue a killed or failed run (id or unique prefix) from its last "
                    "epoch checkpoint, into the same MLflow run (docs/runs.md#resume)")
+    p.add_argument("--state", metavar="RUN_ID", default=None,
+                   help="print where a run stands: its status and, for a RUNNING run, whether "
+                   "its process still lives (docs/runs.md#statuses)")
+    p.add_argument("--abandon", metavar="RUN_ID", default=None,
+                   help="close a RUNNING run whose process is gone (kill -9, power loss) as "
+                   "KILLED instead of resuming it")
     p.add_argument("overrides", nargs="*", help="dotted overrides, e.g. train.max_epochs=3")
     p.add_argument("--evaluate", action="store_true", help="evaluate the test set afterwards")
     p.add_argument("--no-control", action="store_true",
@@ -43,6 +49,18 @@ def run(args: argparse.Namespace) -> int:
     from seofp_lab.train.run import train  # noqa: PLC0415
 
     progress = not args.no_progress
+    if args.state is not None or args.abandon is not None:
+        if args.config is not None or args.overrides or args.resume is not None:
+            raise ConfigError("Expected --state RUN_ID or --abandon RUN_ID alone but also got "
+                              f"{' '.join([args.config or '', *args.overrides])}"
+                              + (f" --resume {args.resume}" if args.resume else ""))
+        from seofp_lab.train.run import abandon_run, run_state  # noqa: PLC0415
+
+        if args.abandon is not None:
+            print(f"run {abandon_run(args.abandon)} is now KILLED")
+        if args.state is not None:
+            print(run_state(args.state))
+        return 0
     if args.resume is not None:
         if args.config is not None or args.overrides:
             raise ConfigError("Expected --resume RUN_ID alone (the run's own config is used) "
@@ -50,6 +68,8 @@ def run(args: argparse.Namespace) -> int:
         from seofp_lab.train.run import resume_training  # noqa: PLC0415
 
         result = resume_training(args.resume, progress=progress)
+        if result.rank:  # a DDP process of rank > 0: rank zero reports (docs/runs.md)
+            return 0
         print(result)
         if args.evaluate:
             from seofp_lab.evaluate.run import evaluate, results_table  # noqa: PLC0415
@@ -69,6 +89,8 @@ def run(args: argparse.Namespace) -> int:
             evaluate(control)
         cfg = with_control(cfg, control)
     result = train(cfg, progress=progress)
+    if result.rank:  # a DDP process of rank > 0: rank zero reports (docs/runs.md)
+        return 0
     print(result)
     if args.evaluate:
         from seofp_lab.evaluate.run import evaluate, results_table  # noqa: PLC0415

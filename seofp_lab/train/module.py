@@ -48,15 +48,18 @@ class EnhanceModule(L.LightningModule):
             loss = self.mse(*self.model.training_pair(noisy, clean))
         if not torch.isfinite(loss):
             raise FloatingPointError(f"Expected a finite {stage} loss but got {loss.item()}")
+        # sync_dist: with DDP every value is the mean over all processes' mixtures, the same on
+        # every rank (docs/runs.md#several-processes-ddp); a single process is left as it is
         self.log(f"{stage}_loss", loss, prog_bar=True, on_step=stage == "train", on_epoch=True,
-                 batch_size=noisy.shape[0])
+                 batch_size=noisy.shape[0], sync_dist=True)
         if stage == "val":
             enhanced = enhanced if self.loss_name == "si_sdr" else self.model(noisy)
             sdr = si_sdr_torch(enhanced, clean).mean()
-            self.log("val_si_sdr", sdr, prog_bar=True, batch_size=noisy.shape[0])
+            self.log("val_si_sdr", sdr, prog_bar=True, batch_size=noisy.shape[0],
+                     sync_dist=True)
             # the divergence guard's reference: the input itself, scored the same way
             self.log("val_noisy_si_sdr", si_sdr_torch(noisy, clean).mean(),
-                     batch_size=noisy.shape[0])
+                     batch_size=noisy.shape[0], sync_dist=True)
         return loss
 
     def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:

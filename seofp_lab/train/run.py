@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import os
+import signal
 import tempfile
 import time
 import warnings
@@ -42,6 +44,7 @@ class TrainResult:
     metrics: dict[str, float] = field(default_factory=dict)
     minutes: float = 0.0
     diverged: str | None = None  # why the divergence guard flagged the run (docs/runs.md)
+    rank: int = 0  # a DDP process of global rank > 0 logged and wrote nothing (docs/runs.md)
 
     def __str__(self) -> str:
         shown = ", ".join(f"{k}={v:.4g}" for k, v in sorted(self.metrics.items()))
@@ -53,6 +56,9 @@ class TrainResult:
 
 
 LAST_CHECKPOINT = "last.ckpt"  # <workspace>/runs/<run id>/last.ckpt: the full trainer state
+# Set by global rank zero of a DDP training before ``trainer.fit``: the processes Lightning
+# launches for the other ranks inherit it and join that run (docs/runs.md#several-processes-ddp)
+ENV_DDP_RUN = "SEOFP_DDP_RUN"
 
 
 def run_dir(run_id: str) -> Path:
@@ -69,18 +75,66 @@ class EpochCheckpoint(L.Callback):
         self.path = path
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        # the losses are synchronized over DDP processes, so every rank decides the same way
         losses = [float(v) for k, v in trainer.callback_metrics.items() if "loss" in k]
         if not all(np.isfinite(losses)):
             return  # keep the last good epoch
+        if not trainer.is_global_zero:  # a collective call: the strategy writes on rank 0 only
+            trainer.save_checkpoint(self.path, weights_only=False)
+            return
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with atomic_path(self.path) as tmp:
             trainer.save_checkpoint(tmp, weights_only=False)  # resume needs the optimizer
+
+
+class JoinRun(L.Callback):
+    """A DDP training's run id on every process: global rank zero's, broadcast when the
+    processes are connected. The environment variable :data:`ENV_DDP_RUN` already gives it to
+    the processes Lightning launches; the broadcast also covers processes started by another
+    tool (``torchrun``, ``srun``) and a second training in the same command."""
+
+    def __init__(self, run_id: str | None) -> None:
+        self.run_id = run_id
+
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        if trainer.world_size > 1:
+            self.run_id = trainer.strategy.broadcast(self.run_id, src=0)
+
+
+class SameWeights(L.Callback):
+    """DDP only: at the end of fitting, every process must hold rank zero's weights, buffers
+    and compression masks (the callbacks run the same on every rank and DDP averages the
+    gradients); a process that drifted would have trained another model silently. Each rank
+    compares a digest of its state with rank zero's; rank zero raises if any differs."""
+
+    @staticmethod
+    def _digest(pl_module: L.LightningModule) -> str:
+        import hashlib  # noqa: PLC0415
+
+        h = hashlib.sha256()
+        for k, v in sorted(pl_module.state_dict().items()):
+            h.update(k.encode())
+            h.update(v.detach().cpu().contiguous().numpy().tobytes())
+        return h.hexdigest()
+
+    def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if trainer.world_size == 1:
+            return
+        mine = self._digest(pl_module)
+        same = trainer.strategy.reduce_boolean_decision(
+            mine == trainer.strategy.broadcast(mine, src=0), all=True)
+        if not same and trainer.is_global_zero:
+            raise SeofpError("Expected every DDP process to end with the same weights but at "
+                             "least one differs from rank zero's; this run's numbers are not "
+                             "those of one model (docs/runs.md#several-processes-ddp)")
 
 
 class MlflowCurves(L.Callback):
     """Per-epoch curves (losses, validation SI-SDR) to the active MLflow run."""
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if not trainer.is_global_zero:
+            return
         keep = {}
         for k, v in trainer.callback_metrics.items():
             if k.endswith("_step"):
@@ -125,12 +179,29 @@ def _initial_weights_(model: nn.Module, source: str) -> str | None:
     return run_id
 
 
-def budget_text(cfg: ExperimentConfig, steps_per_epoch: int) -> str:
-    """The budget a run is given, in the units that reproduce: ``"40 epochs x 32 steps"``."""
+def budget_text(cfg: ExperimentConfig, steps_per_epoch: int, world_size: int = 1) -> str:
+    """The budget a run is given, in the units that reproduce: ``"40 epochs x 32 steps"``, and
+    for DDP the processes, each with its own batch: ``"..., DDP 2 processes x batch 4"``."""
     text = f"{cfg.train.max_epochs} epochs x {steps_per_epoch} steps"
+    if world_size > 1:
+        text += f", DDP {world_size} processes x batch {cfg.train.batch_size}"
     if cfg.train.max_steps is not None:
         text += f", at most {cfg.train.max_steps} steps"
     return text
+
+
+def shard_training_data(dm: MixtureDataModule, trainer: L.Trainer) -> None:
+    """Give each DDP process its share of every epoch's mixtures, in order: process ``r`` of
+    ``n`` takes mixtures ``r, r + n, r + 2n, ...`` (Lightning's ``DistributedSamplerWrapper``,
+    not shuffled). Step ``k`` of the ``n`` processes together then trains on the mixtures of
+    step ``k`` of one process with an ``n`` times larger batch, so a DDP run is that run up to
+    rounding (docs/runs.md#several-processes-ddp). Lightning's own sampler would shuffle the
+    order, which adds nothing here: each mixture is drawn afresh from (seed, epoch, index).
+    When the processes do not divide the mixtures, the first few are repeated to even them."""
+    from lightning_fabric.utilities.distributed import DistributedSamplerWrapper  # noqa: PLC0415
+
+    dm.sampler = DistributedSamplerWrapper(dm.sampler, num_replicas=trainer.world_size,
+                                           rank=trainer.global_rank, shuffle=False)
 
 
 def _tags(cfg: ExperimentConfig, baseline_run: str | None, fmt: str | None) -> dict[str, str]:
@@ -213,6 +284,16 @@ def check_machine(cfg: ExperimentConfig) -> None:
     if t.strategy not in known:
         raise ConfigError(f"Invalid config: train.strategy: {t.strategy!r} is not a Lightning "
                           f"strategy; expected one of {', '.join(known)}")
+    if t.strategy != "auto" and StrategyRegistry[t.strategy]["init_params"].get(
+            "start_method") in ("spawn", "fork", "forkserver"):
+        raise _worker_processes(t.strategy)
+
+
+def _worker_processes(strategy: str) -> ConfigError:
+    return ConfigError(
+        f"Invalid config: train.strategy: {strategy!r} trains in worker processes that this "
+        "run's MLflow logging does not reach; expected 'ddp' (Lightning starts the command once "
+        "more for each other process; docs/runs.md#several-processes-ddp)")
 
 
 def _trainer(cfg: ExperimentConfig, callbacks: list[L.Callback], progress: bool) -> L.Trainer:
@@ -220,7 +301,7 @@ def _trainer(cfg: ExperimentConfig, callbacks: list[L.Callback], progress: bool)
     ConfigError naming the fields, and leaves no FAILED run behind."""
     t = cfg.train
     try:
-        return L.Trainer(
+        trainer = L.Trainer(
             max_epochs=t.max_epochs,
             max_steps=t.max_steps or -1,
             accelerator=t.accelerator,
@@ -240,20 +321,91 @@ def _trainer(cfg: ExperimentConfig, callbacks: list[L.Callback], progress: bool)
             f"Invalid config: train.accelerator={t.accelerator!r}, train.devices={t.devices!r}, "
             f"train.strategy={t.strategy!r}: Lightning refused them on this machine ({exc})"
         ) from None
+    from pytorch_lightning.strategies.launchers import _SubprocessScriptLauncher  # noqa: PLC0415
+
+    if not isinstance(trainer.strategy.launcher, (_SubprocessScriptLauncher, type(None))):
+        raise _worker_processes(t.strategy)  # what check_machine could not tell by name
+    return trainer
+
+
+def _process_gone(run: Any) -> bool | None:
+    """Whether the process that opened ``run`` has ended (None: another host, or not said)."""
+    from seofp_lab.train.sweep_state import process_alive  # noqa: PLC0415
+
+    alive = process_alive(run)
+    return None if alive is None else not alive
+
+
+def run_state(run_id: str) -> str:
+    """One line on where a training run stands (``seofp train --state``): its status, and for a
+    RUNNING run whether the process that holds it still lives (docs/runs.md#statuses)."""
+    run = tracking.get_run(tracking.resolve_run_id(run_id))
+    rid, tags, status = run.info.run_id, run.data.tags, run.info.status
+    pid, host = tags.get(tracking.TAG_PID, "?"), tags.get(tracking.TAG_HOST, "?")
+    ckpt = run_dir(rid) / LAST_CHECKPOINT
+    epoch = None
+    if ckpt.is_file():
+        epoch = torch.load(ckpt, map_location="cpu", weights_only=False).get("epoch", 0) + 1
+    kept = f"last.ckpt after epoch {epoch}" if epoch else "no epoch checkpoint here"
+    text = f"run {rid} ({run.info.run_name}): {status}"
+    if status == "RUNNING":
+        gone = _process_gone(run)
+        if gone:
+            return (f"{text}, but its process {pid} on {host} is gone (killed without a chance "
+                    f"to say so); {kept}. Continue it with `seofp train --resume {rid[:8]}` or "
+                    f"close it as KILLED with `seofp train --abandon {rid[:8]}`")
+        where = "still runs" if gone is False else "runs on another host, or did not say"
+        return f"{text}; its process {pid} on {host} {where}; {kept}"
+    if status in ("KILLED", "FAILED") and epoch:
+        return f"{text}; {kept}: `seofp train --resume {rid[:8]}` continues it"
+    return text
+
+
+def abandon_run(run_id: str) -> str:
+    """Close a RUNNING run whose process is gone as KILLED (``seofp train --abandon``), with
+    the tag ``seofp.killed_reason``; returns its full id.
+
+    Raises:
+        SeofpError: the run is not RUNNING, or its process still runs or is on another host.
+    """
+    rid = tracking.resolve_run_id(run_id)
+    run = tracking.get_run(rid)
+    if run.info.status != "RUNNING":
+        raise SeofpError(f"Expected a RUNNING run to abandon but run {rid} is "
+                         f"{run.info.status}")
+    pid, host = run.data.tags.get(tracking.TAG_PID), run.data.tags.get(tracking.TAG_HOST)
+    gone = _process_gone(run)
+    if not gone:
+        why = "still runs: stop it first" if gone is False else (
+            "ran on another host (or did not say which): close it there")
+        raise SeofpError(f"Cannot abandon run {rid}: its process {pid} on {host} {why}")
+    c = tracking.client()
+    c.set_tag(rid, "seofp.killed_reason", f"process {pid} on {host} ended without finishing "
+              "the run; closed by seofp train --abandon")
+    c.set_terminated(rid, "KILLED")
+    return rid
 
 
 def resume_training(run_id: str, progress: bool = True) -> TrainResult:
     """Continue a killed or failed training into the same MLflow run from its ``last.ckpt``
-    (weights, optimizer, epoch; the data order follows from the seed and the epoch).
+    (weights, optimizer, epoch, compression state; the data order follows from the seed and
+    the epoch).
 
     Raises:
-        SeofpError: the run finished already, has no checkpoint in this workspace, or is a
-            compressed run (its compression state is not in the checkpoint).
+        SeofpError: the run finished already, its process still runs, it has no checkpoint in
+            this workspace, or its checkpoint lacks the compression state of a compressed run.
     """
     run_id = tracking.resolve_run_id(run_id)
     run = tracking.get_run(run_id)
     if run.info.status == "FINISHED":
         raise SeofpError(f"Expected an unfinished run to resume but run {run_id} is FINISHED")
+    from lightning_fabric.utilities.rank_zero import _get_rank  # noqa: PLC0415
+
+    # a DDP process of rank > 0 (launched by rank zero, which holds the run, or by torchrun)
+    joining = os.environ.get(ENV_DDP_RUN) == run_id or (_get_rank() or 0) > 0
+    if run.info.status == "RUNNING" and not joining and _process_gone(run) is False:
+        raise SeofpError(f"Cannot resume run {run_id}: it is RUNNING and its process "
+                         f"{run.data.tags.get(tracking.TAG_PID)} still runs; stop it first")
     ckpt = run_dir(run_id) / LAST_CHECKPOINT
     if not ckpt.is_file():
         raise SeofpError(f"Expected the checkpoint of a completed epoch at {ckpt} but there is "
@@ -261,10 +413,52 @@ def resume_training(run_id: str, progress: bool = True) -> TrainResult:
                          "workspace")
     cfg = ExperimentConfig.model_validate(tracking.run_config_dict(run_id))
     if cfg.compression.compressed:
-        raise SeofpError(f"Cannot resume run {run_id}: it is a compressed run "
-                         f"({cfg.compression.role}) and its pruning masks and exponent windows "
-                         "are not in the checkpoint; train it again")
+        from seofp_lab.train.callbacks import CompressionCallback  # noqa: PLC0415
+
+        saved = torch.load(ckpt, map_location="cpu", weights_only=False).get("callbacks", {})
+        if CompressionCallback.__qualname__ not in saved:
+            raise SeofpError(f"Cannot resume run {run_id}: {ckpt} has no compression state "
+                             "(pruning masks, shared values, exponent window); it was written "
+                             "by an older seofp-lab; train the run again")
     return train(cfg, progress, resume=run_id)
+
+
+def _fit(trainer: L.Trainer, module: EnhanceModule, dm: MixtureDataModule,
+         ckpt_path: str | None) -> None:
+    """``trainer.fit``; when it stops on an error or a signal, the processes it launched for
+    the other DDP ranks are ended too: they own nothing, and would otherwise wait for rank zero
+    in their next collective or die of a broken connection with a traceback."""
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*does not have many workers.*")
+            warnings.filterwarnings("ignore", message=".*LeafSpec.*")  # inside Lightning 2.6
+            trainer.fit(module, datamodule=dm, ckpt_path=ckpt_path)
+    except BaseException:
+        from pytorch_lightning.strategies.launchers import (  # noqa: PLC0415
+            _SubprocessScriptLauncher,
+        )
+
+        launcher = trainer.strategy.launcher
+        if isinstance(launcher, _SubprocessScriptLauncher) and launcher.procs:
+            launcher.kill(signal.SIGKILL)
+        raise
+
+
+def _train_other_rank(trainer: L.Trainer, module: EnhanceModule, dm: MixtureDataModule,
+                      checkpointer: EpochCheckpoint, joiner: JoinRun, resume: str | None,
+                      t0: float) -> TrainResult:
+    """A DDP process of global rank > 0: it trains in step with rank zero (gradients averaged,
+    the same compression callbacks) and joins rank zero's run without touching it: no run
+    opened, no status, no metric, no file (docs/runs.md#several-processes-ddp)."""
+    ckpt_path = str(run_dir(resume) / LAST_CHECKPOINT) if resume else None
+    try:
+        _fit(trainer, module, dm, ckpt_path)
+    except FloatingPointError as exc:
+        raise TrainingDiverged(f"DDP process of rank {trainer.global_rank} of run "
+                               f"{joiner.run_id}: {exc} in epoch {trainer.current_epoch}") from None
+    run_id = joiner.run_id or ""
+    return TrainResult(run_id, checkpointer.path, minutes=(time.perf_counter() - t0) / 60,
+                       rank=trainer.global_rank)
 
 
 def train(cfg: ExperimentConfig, progress: bool = True, resume: str | None = None) -> TrainResult:
@@ -317,16 +511,30 @@ def train(cfg: ExperimentConfig, progress: bool = True, resume: str | None = Non
     from seofp_lab.naming import run_name as display_name  # noqa: PLC0415
 
     run_name = display_name(cfg, fmt)  # role, format, corpus, then the config's own name
-    steps_per_epoch = len(dm.train_dataloader())
-    tags = {**_tags(cfg, baseline_run, fmt), tracking.TAG_BUDGET: budget_text(cfg, steps_per_epoch)}
     for name in ("pytorch_lightning.utilities.rank_zero", "lightning_fabric"):
         logging.getLogger(name).setLevel(logging.WARNING)  # no "GPU available"/tips chatter
     checkpointer = EpochCheckpoint(Path())  # its path once the run id is known
-    trainer = _trainer(cfg, [*callbacks, checkpointer], progress)
+    joiner = JoinRun(resume or os.environ.get(ENV_DDP_RUN))
+    trainer = _trainer(cfg, [*callbacks, checkpointer, joiner, SameWeights()], progress)
+    zero, world = trainer.is_global_zero, trainer.world_size
+    if world > 1 and os.environ.get(tracking.ENV_PARENT_RUN):
+        raise ConfigError(f"Invalid config: train.devices={cfg.train.devices!r} with "
+                          f"train.strategy={cfg.train.strategy!r}: a sweep point trains in one "
+                          "process; train with several processes (DDP) through `seofp train` "
+                          "(docs/runs.md#several-processes-ddp)")
+    if world > 1:
+        shard_training_data(dm, trainer)
+    steps = len(dm.train_dataloader())  # optimizer steps per epoch, on every process
+    tags = {**_tags(cfg, baseline_run, fmt), tracking.TAG_BUDGET: budget_text(cfg, steps, world)}
+    if world > 1 and cfg.train.threads:  # else Lightning sets its own count when it launches
+        os.environ.setdefault("OMP_NUM_THREADS", str(cfg.train.threads))
+    if not zero:  # DDP rank > 0: the same training, no run of its own, no files, no logging
+        return _train_other_rank(trainer, module, dm, checkpointer, joiner, resume, t0)
     opened = (tracking.continue_run(resume) if resume else
               tracking.start_run(cfg.tracking.experiment, run_name, tags, cfg.flat_params()))
     with opened as run_id:
         checkpointer.path = run_dir(run_id) / LAST_CHECKPOINT
+        joiner.run_id = run_id
         ckpt_path = None
         if resume:
             ckpt_path = str(checkpointer.path)
@@ -339,17 +547,19 @@ def train(cfg: ExperimentConfig, progress: bool = True, resume: str | None = Non
             from seofp_lab.datasets import log_training_input  # noqa: PLC0415
 
             log_training_input(cfg.corpus, corpus)  # the UI's Datasets column (docs/mlflow.md)
+        if world > 1:  # the processes trainer.fit launches inherit it (they join this run)
+            os.environ[ENV_DDP_RUN] = run_id
         try:
-            with warnings.catch_warnings():
-                warnings.filterwarnings("ignore", message=".*does not have many workers.*")
-                warnings.filterwarnings("ignore", message=".*LeafSpec.*")  # inside Lightning 2.6
-                trainer.fit(module, datamodule=dm, ckpt_path=ckpt_path)
+            _fit(trainer, module, dm, ckpt_path)
         except FloatingPointError as exc:  # EnhanceModule refuses a NaN/inf loss
             kept = checkpointer.path if checkpointer.path.is_file() else None
             text = (f"{exc} in epoch {trainer.current_epoch}; the run stopped"
                     + (f", the last good epoch's checkpoint is {kept}" if kept else ""))
             tracking.set_tags({tracking.TAG_DIVERGED: text})
             raise TrainingDiverged(f"run {run_id} diverged: {text}") from None
+        finally:
+            if world > 1:
+                os.environ.pop(ENV_DDP_RUN, None)
         model.eval()
         _check_budget(cfg, trainer)
         metrics: dict[str, float] = {
