@@ -446,10 +446,7 @@ def resolve_run_id(run_id: str) -> str:
         return model_version_run(run_id)
     with contextlib.suppress(Exception):  # a full id: one lookup
         return client().get_run(run_id).info.run_id
-    c = client()
-    exps = [e.experiment_id for e in c.search_experiments()]
-    runs = (c.search_runs(exps, max_results=5000, order_by=["attributes.start_time DESC"])
-            if exps else [])
+    runs = all_runs()
     hits = [r.info.run_id for r in runs if run_id and r.info.run_id.startswith(run_id)]
     if len(hits) == 1:
         return hits[0]
@@ -600,6 +597,22 @@ def find_runs(experiment: str, filter_string: str = "") -> list[Any]:
 
 
 SEARCH_PAGE = 1000  # runs per search page (the store's cap per request)
+
+
+def all_experiments() -> list[Any]:
+    """Every experiment of the store, every page."""
+    return _all_pages(lambda token: client().search_experiments(max_results=SEARCH_PAGE,
+                                                                page_token=token))
+
+
+def all_runs(filter_string: str = "") -> list[Any]:
+    """Every run of every experiment, newest first, every page (no silent cap)."""
+    exps = [e.experiment_id for e in all_experiments()]
+    if not exps:
+        return []
+    return _all_pages(lambda token: client().search_runs(
+        exps, filter_string, order_by=["attributes.start_time DESC"], max_results=SEARCH_PAGE,
+        page_token=token))
 
 
 def _all_pages(search: Any) -> list[Any]:

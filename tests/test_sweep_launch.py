@@ -203,3 +203,10 @@ def test_run_lookups_page_through_every_run(tmp_path: Path, monkeypatch: pytest.
     monkeypatch.setattr(tracking, "SEARCH_PAGE", 4)  # pages of 4 runs: 11 runs need 3 pages
     ids = {client.create_run(exp, tags={"seofp.sweep": "x"}).info.run_id for _ in range(11)}
     assert {r.info.run_id for r in tracking.find_runs("many", "tags.`seofp.sweep` = 'x'")} == ids
+    # a run id prefix and the report's run list find the oldest run too, past the first pages
+    oldest = min(ids, key=lambda i: client.get_run(i).info.start_time)  # on the last page
+    assert tracking.resolve_run_id(oldest[:12]) == oldest
+    assert {r.info.run_id for r in tracking.all_runs()} == ids
+    from seofp_lab.report.runs import _all_runs  # noqa: PLC0415
+
+    assert {r.run_id for r in _all_runs()} == ids

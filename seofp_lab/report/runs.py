@@ -15,7 +15,6 @@ from seofp_lab.config import DEMO_BASELINE, load_config
 from seofp_lab.errors import TrackingError
 
 ROLE_ORDER = {role: i for i, role in enumerate(tracking.ROLES)}
-MAX_RUNS = 5000  # one page of search_runs: enough for any store a report is made from
 
 
 @dataclass(frozen=True)
@@ -120,13 +119,8 @@ def experiment_runs(name: str) -> list[RunRecord]:
 
 
 def _all_runs(filter_string: str = "") -> list[RunRecord]:
-    client = tracking.client()
-    exps = {e.experiment_id: e.name for e in client.search_experiments()}
-    if not exps:
-        return []
-    runs = client.search_runs(
-        list(exps), filter_string, max_results=MAX_RUNS, order_by=["attributes.start_time DESC"]
-    )
+    exps = {e.experiment_id: e.name for e in tracking.all_experiments()}
+    runs = tracking.all_runs(filter_string) if exps else []
     return [record(r, exps.get(r.info.experiment_id, "")) for r in runs]
 
 
