@@ -649,3 +649,18 @@ def ui_command(host: str = "127.0.0.1", port: int = 5000) -> list[str]:
 
 def describe_store() -> str:
     return json.dumps({"tracking_uri": tracking_uri(), "artifacts": str(artifact_root())})
+
+
+def process_alive(run: Any) -> bool | None:
+    """Whether the process that opened ``run`` still runs: None when it ran on another host
+    (or the run does not say), else True/False (tags ``seofp.host`` and ``seofp.pid``)."""
+    tags = run.data.tags
+    if tags.get(TAG_HOST) != socket.gethostname() or not tags.get(TAG_PID):
+        return None
+    try:
+        os.kill(int(tags[TAG_PID]), 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, ValueError):
+        return None
+    return True

@@ -330,9 +330,8 @@ def _trainer(cfg: ExperimentConfig, callbacks: list[L.Callback], progress: bool)
 
 def _process_gone(run: Any) -> bool | None:
     """Whether the process that opened ``run`` has ended (None: another host, or not said)."""
-    from seofp_lab.train.sweep_state import process_alive  # noqa: PLC0415
 
-    alive = process_alive(run)
+    alive = tracking.process_alive(run)
     return None if alive is None else not alive
 
 

@@ -5,12 +5,11 @@ whether an attempt's process still lives, and what a finished run still lacks. S
 
 from __future__ import annotations
 
-import os
-import socket
 from typing import Any
 
 from seofp_lab import tracking
 from seofp_lab.config import ExperimentConfig
+from seofp_lab.tracking import process_alive
 from seofp_lab.train.sweep import Point, SweepConfig
 
 
@@ -37,21 +36,6 @@ def find_point_run(sweep: SweepConfig, p: Point, cfg: ExperimentConfig) -> Any |
 def attempt_runs(sweep: SweepConfig, p: Point, cfg: ExperimentConfig) -> list[Any]:
     """Every run of point ``p`` with config ``cfg`` in any status, newest first."""
     return tracking.find_runs(cfg.tracking.experiment, _point_filter(sweep, p, cfg))
-
-
-def process_alive(run: Any) -> bool | None:
-    """Whether the process that opened ``run`` still runs: None when it ran on another host
-    (or the run does not say), else True/False (tags ``seofp.host`` and ``seofp.pid``)."""
-    tags = run.data.tags
-    if tags.get(tracking.TAG_HOST) != socket.gethostname() or not tags.get(tracking.TAG_PID):
-        return None
-    try:
-        os.kill(int(tags[tracking.TAG_PID]), 0)
-    except ProcessLookupError:
-        return False
-    except (PermissionError, ValueError):
-        return None
-    return True
 
 
 def end_dead_attempts(sweep: SweepConfig, p: Point, cfg: ExperimentConfig) -> list[str]:
