@@ -1,4 +1,4 @@
-/* SEOFP kernels, the batch > 1 integer-adder product (docs/engine.md#batch-larger-than-one):
+/* SEOFP kernels, the batch > 1 integer-adder product (docs/engine_tiles.md):
  * each 4-row block is decoded once per column group into an L1 panel of 32-bit addends (and,
  * for layers with zero weights, zero masks; panel_intadd in intadd.c), then tiles of 4 rows x 3
  * columns run over it.
@@ -12,8 +12,10 @@
  * q[l] = s[l] + s[l+4], d[l] = q[l] + q[l+2], y = d[0] + d[1] per output.
  *
  * Masks (both constants after inlining, one specialized loop per combination): zero-weight masks
- * only for layers that have zero weights (seofp_layer.zeros), activation masks only for tiles
- * with a masked activation; each costs one AND per 8 products.
+ * only for layers that have zero weights (seofp_layer.zeros), which run 2 x 5 tiles with the
+ * masks in registers, activation masks only for tiles with a masked activation; each costs one
+ * AND per 8 products. A last block of 1-2 rows runs a 2-row tile; layers too wide for two
+ * panels in L1 run the k slices outermost (gemm_intadd_tiles).
  */
 #include "seofp_internal.h"
 
