@@ -1,4 +1,4 @@
-/* SEOFP kernels, the batch > 1 integer-adder product (docs/engine.md#batch-larger-than-one):
+/* SEOFP kernels, the batch > 1 integer-adder product (docs/engine_tiles.md):
  * each 4-row block is decoded once per column group into an L1 panel of 32-bit addends (and,
  * for layers with zero weights, zero masks; panel_intadd in intadd.c), then tiles of 4 rows x 3
  * columns run over it.
@@ -12,8 +12,10 @@
  * q[l] = s[l] + s[l+4], d[l] = q[l] + q[l+2], y = d[0] + d[1] per output.
  *
  * Masks (both constants after inlining, one specialized loop per combination): zero-weight masks
- * only for layers that have zero weights (seofp_layer.zeros), activation masks only for tiles
- * with a masked activation; each costs one AND per 8 products.
+ * only for layers that have zero weights (seofp_layer.zeros), which run 2 x 5 tiles with the
+ * masks in registers, activation masks only for tiles with a masked activation; each costs one
+ * AND per 8 products. A last block of 1-2 rows runs a 2-row tile; layers too wide for two
+ * panels in L1 run the k slices outermost (gemm_intadd_tiles).
  */
 #include "seofp_internal.h"
 
@@ -167,6 +169,82 @@ AVX2_FN static inline __attribute__((always_inline)) void tile4_all(
     tile4_store(st, NC, y, ys_n, ys_r, b4, rows, i);
 }
 
+/* Layers with zero weights: rows r0, r0 + 1 of the panel times NC (1-5) columns, both halves in
+ * turn, over all chunks; the rows' addends and zero masks stay in registers (2 x 5 accumulators
+ * + 4), where the 4 x 3 tile would load a zero mask per 8 products. Stores rows b4 + r0 and
+ * b4 + r0 + 1 (those below rows). */
+AVX2_FN static inline __attribute__((always_inline)) void tile2x5(
+    const uint32_t *A, const uint32_t *Z, int r0, int nchunks, const uint32_t *const *X,
+    const uint32_t *const *M, const int NC, const int xm, float *y, int ys_n, int ys_r, int b4,
+    int rows, int i) {
+    __m256 S[2][5];
+    for (int h = 0; h < 2; h++) {
+        __m256 acc[2][5];
+        for (int r = 0; r < 2; r++)
+            for (int c = 0; c < NC; c++) acc[r][c] = _mm256_setzero_ps();
+        const uint32_t *a = A + r0 * 16 + 8 * h, *z = Z + r0 * 16 + 8 * h;
+        for (int j = 0; j < nchunks; j++) {
+            __m256i av[2], zv[2];
+            for (int r = 0; r < 2; r++) {
+                av[r] = _mm256_load_si256((const __m256i *)(a + (size_t)j * 64 + r * 16));
+                zv[r] = _mm256_load_si256((const __m256i *)(z + (size_t)j * 64 + r * 16));
+            }
+            for (int c = 0; c < NC; c++) {
+                const __m256i xv = _mm256_loadu_si256((const __m256i *)(X[c] + j * 16 + 8 * h));
+                __m256i mv = xv;
+                if (xm) mv = _mm256_loadu_si256((const __m256i *)(M[c] + j * 16 + 8 * h));
+                for (int r = 0; r < 2; r++) {
+                    __m256i p = _mm256_and_si256(_mm256_add_epi32(xv, av[r]), zv[r]);
+                    if (xm) p = _mm256_and_si256(p, mv);
+                    acc[r][c] = _mm256_add_ps(acc[r][c], _mm256_castsi256_ps(p));
+                }
+            }
+        }
+        for (int r = 0; r < 2; r++)
+            for (int c = 0; c < NC; c++) S[r][c] = h ? _mm256_add_ps(S[r][c], acc[r][c]) : acc[r][c];
+    }
+    float out[5][4]; /* per column, rows r0, r0 + 1 (then unused lanes) */
+    if (NC >= 4) { /* [c0 r0, c0 r1, c2 r0, c2 r1 | c1 r0, c1 r1, c3 r0, c3 r1] */
+        const __m256 s[8] = {S[0][0], S[0][1], S[1][0], S[1][1],
+                             S[0][2], S[0][3], S[1][2], S[1][3]};
+        float v[8];
+        _mm256_storeu_ps(v, reduce8(s));
+        for (int c = 0; c < 4; c++) out[c][0] = v[(c % 2) * 4 + (c / 2) * 2], out[c][1] = v[(c % 2) * 4 + (c / 2) * 2 + 1];
+    }
+    for (int c = NC >= 4 ? 4 : 0; c < NC; c += 2) { /* pairs of columns (the last one alone) */
+        const int c1 = c + 1 < NC ? c + 1 : c;
+        const __m256 s[4] = {S[0][c], S[1][c], S[0][c1], S[1][c1]};
+        float v[4];
+        _mm_storeu_ps(v, reduce4(s));
+        out[c][0] = v[0], out[c][1] = v[1], out[c1][0] = v[2], out[c1][1] = v[3];
+    }
+    const int nr = rows - b4 - r0 < 2 ? rows - b4 - r0 : 2;
+    for (int c = 0; c < NC; c++)
+        for (int r = 0; r < nr; r++)
+            y[(size_t)(i + c) * ys_n + (size_t)(b4 + r0 + r) * ys_r] = out[c][r];
+}
+
+/* tile2x5 specialized by column count and activation mask, out of line: its loop gets the
+ * registers to itself (inlined into the column loop, the column pointers spill) */
+AVX2_FN static __attribute__((noinline)) void tile2x5_n(
+    const uint32_t *A, const uint32_t *Z, int r0, int nchunks, const uint32_t *const *X,
+    const uint32_t *const *M, int nc, int xm, float *y, int ys_n, int ys_r, int b4, int rows,
+    int i) {
+#define TILE2X5(NC)                                                                            \
+    do {                                                                                       \
+        if (xm) tile2x5(A, Z, r0, nchunks, X, M, NC, 1, y, ys_n, ys_r, b4, rows, i);           \
+        else tile2x5(A, Z, r0, nchunks, X, M, NC, 0, y, ys_n, ys_r, b4, rows, i);              \
+    } while (0)
+    switch (nc) {
+    case 5: TILE2X5(5); break;
+    case 4: TILE2X5(4); break;
+    case 3: TILE2X5(3); break;
+    case 2: TILE2X5(2); break;
+    default: TILE2X5(1); break;
+    }
+#undef TILE2X5
+}
+
 /* the NC = 1-3 specializations of one mask combination */
 #define BY_NC(CALL3, CALL2, CALL1)                                                             \
     do {                                                                                       \
@@ -221,6 +299,25 @@ AVX2_FN SEOFP_INTERNAL void gemm_intadd_tiles(const seofp_layer *w, const uint32
             uint32_t *A = P + (size_t)q * cp * 8;
             panel_intadd(w, (const uint8_t *)w->data + (size_t)(b0 + q) * bb, A,
                          wz ? A + (size_t)cp * 4 : NULL);
+        }
+        if (wz && !gemm_state_floats(w)) {
+            for (int i = i0; i < i1; i += 5) {
+                const int nc = i1 - i < 5 ? i1 - i : 5;
+                const uint32_t *X[5], *M[5];
+                int xm = 0;
+                for (int c = 0; c < 5; c++) {
+                    X[c] = prep + (size_t)(i + (c < nc ? c : 0)) * pf;
+                    M[c] = X[c] + cp;
+                    if (c < nc) xm |= cmask[i + c] != 0;
+                }
+                for (int q = 0; q < nb; q++) {
+                    const uint32_t *A = P + (size_t)q * cp * 8, *Z = A + (size_t)cp * 4;
+                    const int b4 = 4 * (b0 + q);
+                    for (int r0 = 0; r0 < 4 && b4 + r0 < rows; r0 += 2)
+                        tile2x5_n(A, Z, r0, nchunks, X, M, nc, xm, y, ys_n, ys_r, b4, rows, i);
+                }
+            }
+            continue;
         }
         if (!gemm_state_floats(w)) {
             for (int i = i0; i < i1; i += 3) {

@@ -89,3 +89,22 @@ def test_tiles_force_tiny_and_subnormal_activations_to_zero_in_masked_columns() 
     with K.use_variant("avx2"):
         y32, _ = K.gemm(K.pack_layer(w, "fp32"), x0)
     assert y32[:6].tobytes() == y[:6].tobytes()  # column 6's products underflow only in fp32
+
+
+@pytest.mark.skipif(not AVX2, reason="the tiled product is the AVX2 path; the CPU lacks AVX2")
+@pytest.mark.parametrize("zeros", [0.0, 0.3])
+def test_wide_convolution_stores_transposed_outputs_alike(zeros: float) -> None:
+    # conv1d writes its output (cout, T) through the tiles' strided stores; 20 channels x 45 taps
+    # is wide enough for the k slices to run outermost, 7 output channels end in a partial block
+    rng = np.random.default_rng(31)
+    cin, cout, ksize, frames = 20, 7, 45, 61
+    w = seofp_weights(rng, cout, cin * ksize, -6, 0, zeros)
+    x = activations(rng, cin, frames)
+    outs = {}
+    for var in ("avx2", "portable"):
+        with K.use_variant(var):
+            for kernel in ("intadd", "fp32"):
+                y, clamps = K.conv1d(K.pack_layer(w, kernel), None, x, ksize)  # type: ignore[arg-type]
+                assert clamps == 0
+                outs[var, kernel] = y.tobytes()
+    assert len(set(outs.values())) == 1, sorted(outs)
