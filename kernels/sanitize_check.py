@@ -25,16 +25,31 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from cffi import FFI  # noqa: E402
+
 from seofp_lab.infer import kernels as K  # noqa: E402
 
 ffi, lib = K.ffi, K.lib
-FILLS = ("ones", "zero", "rand")
+FILLS = ["ones", "zero", "rand"]
+_KEEP: list = []  # the current call's malloc'd buffers
 CALLS = 0
 FAILS: list[str] = []
 
 
+_CFFI = FFI()
+_CFFI.cdef("void *malloc(size_t); void free(void *);")
+_LIBC = _CFFI.dlopen(None)
+
+
 def _fill(n: int, how: str, rng: np.random.Generator) -> np.ndarray:
-    """A fresh float32 array of exactly n elements (its own malloc) holding a bit pattern."""
+    """A fresh float32 array of exactly n elements (its own malloc) holding a bit pattern;
+    "none": left uninitialised, straight from malloc (numpy's cache of small blocks would hand
+    back memory written before), for valgrind (--uninit)."""
+    if how == "none":
+        p = _CFFI.gc(_CFFI.cast("float *", _LIBC.malloc(max(n, 1) * 4)), _LIBC.free)
+        a = np.frombuffer(_CFFI.buffer(p, max(n, 0) * 4), np.float32)
+        _KEEP.append(p)
+        return a
     a = np.empty(max(n, 0), np.float32)
     u = a.view(np.uint32)
     if how == "ones":
@@ -89,11 +104,13 @@ def run_all(label: str, call: Callable[[str, np.random.Generator], tuple]) -> No
                 with K.use_variant(variant), K.use_threads(threads):  # type: ignore[arg-type]
                     rc, outs, fills = call(fill, rng)
                 CALLS += 1
-                got = [rc] + [_bits(b)[m] if m is not None else _bits(b) for b, m in outs]
+                got = [rc] + ([_bits(b[m]) if m is not None else _bits(b) for b, m in outs]
+                              if rc >= 0 else [])
                 for (b, m), f in zip(outs, fills, strict=True):
-                    if m is not None and not np.array_equal(b.view(np.uint32)[~m],
-                                                            f.view(np.uint32)[~m]):
+                    if m is not None and fill != "none" and not np.array_equal(
+                            b.view(np.uint32)[~m], f.view(np.uint32)[~m]):
                         FAILS.append(f"{label}: {variant} t{threads} {fill}: wrote outside")
+                _KEEP.clear()
                 if ref is None:
                     ref = got
                     continue
@@ -323,7 +340,11 @@ def main(argv: list[str] | None = None) -> int:
     CALLS = 0
     FAILS.clear()
     rng = np.random.default_rng(2026)
-    quick = "--quick" in (sys.argv[1:] if argv is None else argv)
+    args = sys.argv[1:] if argv is None else argv
+    quick = "--quick" in args
+    # --uninit: scratch and outputs straight from malloc, one run per path (valgrind reports
+    # any result that depends on memory nobody wrote)
+    FILLS[:] = ["none"] if "--uninit" in args else ["ones", "zero", "rand"]
     shapes = [(1, 1), (3, 17), (5, 33), (7, 15), (13, 100), (6, 257)]
     if not quick:
         # 2 threads (>= 64K weights), the multi-block panels and the k-sliced state area
