@@ -1,18 +1,20 @@
 """Every C kernel entry point on tight buffers, for a sanitizer build (docs/engine.md#sanitizers).
 
     SEOFP_SANITIZE=1 python kernels/build.py
-    LD_PRELOAD=$(gcc -print-file-name=libasan.so) ASAN_OPTIONS=detect_leaks=0 \
-        python kernels/sanitize_check.py
+    LD_PRELOAD=$(gcc -print-file-name=libasan.so) \
+        ASAN_OPTIONS=detect_leaks=0:verify_asan_link_order=0 python kernels/sanitize_check.py
 
 Every buffer C sees (weights, activations, outputs, state, scratch) is its own allocation of
 exactly the size the call may touch (x of n rows at stride ldx ends at (n - 1) * ldx + cols), so
 AddressSanitizer reports a read or write one byte past it. Each call runs with the scratch and
-outputs filled with three bit patterns (all ones = NaN, zeros, random bits), on the portable
-and the AVX2 path, on one and two threads; every run must give the same bits in what it writes
-and leave what it must not write untouched (NaNs compare equal whatever their payload;
-after an error status only the status): a result that depends on the fill read memory
-nobody wrote. Numpy only (no torch); prints the number of kernel calls and exits 1 on a
-mismatch. It also runs on a normal build (slower checks, same verdict).
+outputs filled with three bit patterns (all ones = NaN, zeros, random bits; the last two starting
+4 and 12 bytes into their allocation), on the portable and the AVX2 path, on one and two
+threads; every run must give the same bits in what it writes and leave what it must not write
+untouched (NaNs compare equal whatever their payload; after an error status only the status
+must agree): a result that depends on the fill read memory nobody wrote. Numpy only (no torch);
+prints the number of kernel calls and exits 1 on a mismatch. On a normal build the fill
+comparisons still run (tests/test_kernel_buffers.py); --uninit leaves scratch and outputs
+uninitialised for valgrind; --quick keeps to small shapes.
 """
 
 from __future__ import annotations
@@ -50,7 +52,10 @@ def _fill(n: int, how: str, rng: np.random.Generator) -> np.ndarray:
         a = np.frombuffer(_CFFI.buffer(p, max(n, 0) * 4), np.float32)
         _KEEP.append(p)
         return a
-    a = np.empty(max(n, 0), np.float32)
+    # the zero and random fills start 1 and 3 floats into their allocation (which still ends
+    # at the last element): the kernels align their scratch areas themselves
+    off = {"ones": 0, "zero": 1, "rand": 3}[how]
+    a = np.empty(max(n, 0) + off, np.float32)[off:]
     u = a.view(np.uint32)
     if how == "ones":
         u[:] = 0xFFFFFFFF
