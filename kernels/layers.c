@@ -33,6 +33,7 @@ static inline float act_apply(float v, int act, float slope) {
 #define EXP_P5 5.0000001201e-1f
 
 static inline float exp_c(float v) {
+    if (v != v) return v; /* NaN stays NaN, as in exp_avx2 (and is never converted to an int) */
     v = v > EXP_HI ? EXP_HI : v < EXP_LO ? EXP_LO : v;
     float n = rintf(v * LOG2E);
     float r = fmaf(-n, LN2_HI, v);
@@ -68,7 +69,9 @@ AVX2_FN static inline __m256 neg_avx2(__m256 v) {
 }
 
 AVX2_FN static inline __m256 exp_avx2(__m256 v) {
-    v = _mm256_min_ps(_mm256_max_ps(v, _mm256_set1_ps(EXP_LO)), _mm256_set1_ps(EXP_HI));
+    /* v second: max/min return their second operand when one is NaN, so a NaN pre-activation
+     * (inf - inf in a product that overflowed) stays NaN as in exp_c, not EXP_LO */
+    v = _mm256_min_ps(_mm256_set1_ps(EXP_HI), _mm256_max_ps(_mm256_set1_ps(EXP_LO), v));
     __m256 n = _mm256_round_ps(_mm256_mul_ps(v, _mm256_set1_ps(LOG2E)),
                                _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
     __m256 r = _mm256_fmadd_ps(neg_avx2(n), _mm256_set1_ps(LN2_HI), v);
