@@ -132,6 +132,8 @@ def _listen_until(page, labels: list[str], gate) -> None:  # noqa: ANN001
 def _screen(page, study: Path, token: str, right: bool, attempt: int, i: int) -> None:  # noqa: ANN001
     from playwright.sync_api import expect
 
+    # this screening item's page, not the previous one's still shown while the rerun runs
+    expect(page.get_by_text(f"{i + 1} of 2", exact=True)).to_be_visible()
     page.locator(".seofp-player button").first.wait_for()
     listener = StudyService(study).listener(token)
     correct = listener._screen_stimulus("environment", attempt, i)[1]
