@@ -196,8 +196,15 @@ def test_failed_check_ends_with_the_code_and_a_closed_tab_resumes(server, browse
     page.goto(resume.get_attribute("href"))
     page.get_by_role("heading", name="About you").wait_for()
     assert _token(page) == token and _participants(study) == 1
+    # a page just opened from the resume link may still be in the rerun its URL started; a
+    # click then can be dropped (docs/listening_load.md#known-limits): one more click, once
+    heading = page.get_by_role("heading", name="Listening environment")
     page.get_by_role("button", name="Continue").click()
-    page.get_by_role("heading", name="Listening environment").wait_for()
+    try:
+        heading.wait_for(timeout=8000)
+    except Exception:  # noqa: BLE001 - playwright's TimeoutError
+        page.get_by_role("button", name="Continue").click()
+        heading.wait_for()
     expect(page.get_by_text("Click 1 and 2")).to_be_visible()
     _screen(page, study, token, True, 1, 0)
     _screen(page, study, token, False, 1, 1)
