@@ -28,3 +28,24 @@ def activations(rng: np.random.Generator, *shape: int) -> np.ndarray:
     small = np.abs(x) < 1e-3
     x[small] = np.copysign(np.float32(1e-3), x[small])
     return x
+
+
+def sigmoid(v: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-v))
+
+
+def lstm_ref(wih, whh, b, x, h=None, c=None, reverse=False):  # noqa: ANN001, ANN201
+    """One LSTM direction in float64 (torch gate order i, f, g, o) from state ``h``, ``c``
+    (zeros when None): the reference the kernel tests compare against."""
+    hidden = whh.shape[1]
+    h = np.zeros(hidden) if h is None else h
+    c = np.zeros(hidden) if c is None else c
+    out = np.zeros((x.shape[0], hidden))
+    for t in (range(x.shape[0] - 1, -1, -1) if reverse else range(x.shape[0])):
+        g = wih @ x[t] + b + whh @ h
+        i, f = sigmoid(g[:hidden]), sigmoid(g[hidden:2 * hidden])
+        gg, o = np.tanh(g[2 * hidden:3 * hidden]), sigmoid(g[3 * hidden:])
+        c = f * c + i * gg
+        h = o * np.tanh(c)
+        out[t] = h
+    return out

@@ -7,27 +7,9 @@ import numpy as np
 import pytest
 
 from seofp_lab.infer import kernels as K
-from tests.kernel_data import PACKINGS, activations, seofp_weights
+from tests.kernel_data import PACKINGS, activations, lstm_ref, seofp_weights, sigmoid
 
 pytestmark = pytest.mark.kernel
-
-
-def _sigmoid(v: np.ndarray) -> np.ndarray:
-    return 1.0 / (1.0 + np.exp(-v))
-
-
-def _lstm_ref(wih, whh, b, x, reverse):  # float64, torch gate order i, f, g, o
-    hidden = whh.shape[1]
-    h, c = np.zeros(hidden), np.zeros(hidden)
-    out = np.zeros((x.shape[0], hidden))
-    for t in (range(x.shape[0] - 1, -1, -1) if reverse else range(x.shape[0])):
-        g = wih @ x[t] + b + whh @ h
-        i, f = _sigmoid(g[:hidden]), _sigmoid(g[hidden:2 * hidden])
-        gg, o = np.tanh(g[2 * hidden:3 * hidden]), _sigmoid(g[3 * hidden:])
-        c = f * c + i * gg
-        h = o * np.tanh(c)
-        out[t] = h
-    return out
 
 
 @pytest.mark.parametrize("reverse", [False, True])
@@ -38,7 +20,7 @@ def test_lstm_direction_matches_reference_and_kernels_agree(reverse: bool) -> No
     whh = seofp_weights(rng, 4 * hidden, hidden, -6, -1)
     b = seofp_weights(rng, 1, 4 * hidden, -4, 0)[0]
     x = activations(rng, frames, n_in)
-    ref = _lstm_ref(*(a.astype(np.float64) for a in (wih, whh, b, x)), reverse)
+    ref = lstm_ref(*(a.astype(np.float64) for a in (wih, whh, b, x)), reverse=reverse)
     outs = []
     for kernel, layout in PACKINGS:
         out = np.zeros((frames, 2 * hidden + 1), np.float32)
@@ -102,7 +84,7 @@ def test_linear_activations() -> None:
     pre = x.astype(np.float64) @ w.T.astype(np.float64) + b
     refs = {"none": pre, "relu": np.maximum(pre, 0),
             "leaky_relu": np.where(pre >= 0, pre, 0.2 * pre), "tanh": np.tanh(pre),
-            "sigmoid": _sigmoid(pre)}
+            "sigmoid": sigmoid(pre)}
     layer = K.pack_layer(w, "intadd")
     for act, ref in refs.items():
         y, _ = K.linear(layer, b, x, act, slope=0.2)  # type: ignore[arg-type]

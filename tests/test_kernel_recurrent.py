@@ -8,29 +8,12 @@ import numpy as np
 import pytest
 
 from seofp_lab.infer import kernels as K
-from tests.kernel_data import activations, seofp_weights
+from tests.kernel_data import activations, lstm_ref, seofp_weights
 
 pytestmark = pytest.mark.kernel
 
 AVX2 = bool(K.lib.seofp_avx2_supported())
 LAYOUTS = ["codes", "addends", "nibbles", "ianet"]
-
-
-def _sigmoid(v: np.ndarray) -> np.ndarray:
-    return 1.0 / (1.0 + np.exp(-v))
-
-
-def _lstm_ref(wih, whh, b, x, h, c):  # float64, torch gate order i, f, g, o
-    hidden = whh.shape[1]
-    out = np.zeros((x.shape[0], hidden))
-    for t in range(x.shape[0]):
-        g = wih @ x[t] + b + whh @ h
-        i, f = _sigmoid(g[:hidden]), _sigmoid(g[hidden:2 * hidden])
-        gg, o = np.tanh(g[2 * hidden:3 * hidden]), _sigmoid(g[3 * hidden:])
-        c = f * c + i * gg
-        h = o * np.tanh(c)
-        out[t] = h
-    return out
 
 
 def _run(layers, b, x, h0, c0, variant: str, threads: int):
@@ -79,7 +62,7 @@ def test_recurrence_equals_generic_and_portable_paths(layout: str, zeros: float,
     h0, c0 = np.zeros(hidden, np.float32), np.zeros(hidden, np.float32)
     runs = _paths(layers, b, x, h0, c0)
     _same(runs)
-    ref = _lstm_ref(*(a.astype(np.float64) for a in (wih, whh, b, x, h0, c0)))
+    ref = lstm_ref(*(a.astype(np.float64) for a in (wih, whh, b, x, h0, c0)))
     np.testing.assert_allclose(runs["portable"][0], ref, rtol=0, atol=2e-6)
 
 
