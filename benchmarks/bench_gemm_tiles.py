@@ -4,7 +4,8 @@ Run: OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 python benchmarks/bench_gemm_tiles
 The shapes are the whole models' batch products (input projections of all 126 frames of a 2-s
 utterance, FC and output layers, the FCN's im2col convolutions). Contenders are interleaved
 sample by sample on random data (never zeros); G/s = 1e9 multiply-adds per second, p50; the
-ratio is intadd's rate over C fp32's in the same run. "pruned" has half of its weights zero.
+ratio is intadd's rate over C fp32's in the same run. "pruned" has a share --zeros (default
+half) of its weights zero; its G/s count every weight, zero or not (the dense work it replaces).
 """
 
 from __future__ import annotations
@@ -24,15 +25,21 @@ from seofp_lab.infer.bench import environment
 # the FCN-10's middle convolutions (30 x 1648 per position at 48 positions)
 SHAPES = "512x257@126,512x256@126,1028x257@126,1028x514@126,300x514@126,257x256@126," \
          "257x288@126,30x1648@48"
-CONTENDERS = {"fp32": ("fp32", "auto", False), "intadd16": ("intadd", "addends", False),
-              "intadd8": ("intadd", "codes", False), "pruned16": ("intadd", "addends", True)}
+# name: (kernel, layout, pruned, skip_zeros); the pruned ones have a share --zeros of their
+# weights zero, "masked" through the dense tiles' zero masks, "skip" through the zero-skipping
+# index (kernels/sparse.c)
+CONTENDERS = {"fp32": ("fp32", "auto", False, None),
+              "intadd16": ("intadd", "addends", False, False),
+              "intadd8": ("intadd", "codes", False, False),
+              "pruned16 masked": ("intadd", "addends", True, False),
+              "pruned16 skip": ("intadd", "addends", True, True),
+              "pruned8 skip": ("intadd", "codes", True, True)}
 
 
-def _weights(rng: np.random.Generator, rows: int, cols: int, pruned: bool) -> np.ndarray:
+def _weights(rng: np.random.Generator, rows: int, cols: int, zeros: float) -> np.ndarray:
     e = rng.integers(-9, -2, size=(rows, cols))
     w = np.ldexp(rng.choice([-1.0, 1.0], size=(rows, cols)), e).astype(np.float32)
-    if pruned:
-        w[rng.random((rows, cols)) < 0.5] = 0.0
+    w[rng.random((rows, cols)) < zeros] = 0.0
     return w
 
 
@@ -64,6 +71,7 @@ def main() -> None:
     ap.add_argument("--samples", type=int, default=15)
     ap.add_argument("--shapes", default=SHAPES, help="rows x cols @ n, comma separated")
     ap.add_argument("--target-ms", type=float, default=4.0, help="time per sample")
+    ap.add_argument("--zeros", type=float, default=0.5, help="share of zero weights, pruned")
     args = ap.parse_args()
     rng = np.random.default_rng(0)
     console = Console(width=160)
@@ -78,9 +86,11 @@ def main() -> None:
         rows, cols = map(int, shape.split("x"))
         x = rng.standard_normal((int(n), cols)).astype(np.float32)
         calls = {}
-        for name, (kernel, layout, pruned) in CONTENDERS.items():
-            w = _weights(rng, rows, cols, pruned)
-            calls[name] = _Call(K.pack_layer(w, kernel, layout), x)  # type: ignore[arg-type]
+        for name, (kernel, layout, pruned, skip) in CONTENDERS.items():
+            w = _weights(rng, rows, cols, args.zeros if pruned else 0.0)
+            layer = (K.pack_layer(w, "fp32") if kernel == "fp32" else
+                     K.pack_layer(w, kernel, layout, skip_zeros=skip))  # type: ignore[arg-type]
+            calls[name] = _Call(layer, x)
         ref = {k: c(3) for k, c in calls.items()}  # warm up, and size the repetitions
         reps = {k: max(1, int(args.target_ms * 1e-3 / t)) for k, t in ref.items()}
         times: dict[str, list[float]] = {k: [] for k in calls}

@@ -60,7 +60,7 @@ SEOFP_INTERNAL int layer_ok(const seofp_layer *w) {
     if (w->ianet && (w->kind != SEOFP_INTADD16 || w->e_min < -63)) return 0; /* w * 2^-63 normal */
     if (w->kind != SEOFP_FP32 && (w->e_min < -126 || w->e_max > 127 || w->e_min > w->e_max))
         return 0;
-    return 1;
+    return sparse_ok(w);
 }
 
 size_t seofp_gemm_scratch_floats(const seofp_layer *w, int n) {
@@ -165,6 +165,10 @@ SEOFP_INTERNAL void gemm_run(const seofp_layer *w, const float *prep, const int 
     int any_masked = 0;
     for (int i = 0; i < n; i++) any_masked |= cmask[i] != 0;
 #if SEOFP_HAVE_AVX2_PATH
+    if (avx2 && n > 1 && w->sparse) { /* pruned intadd: zero weights skipped (sparse.c) */
+        gemm_intadd_sparse(w, (const uint32_t *)prep, cmask, n, y, ys_n, ys_r, scratch);
+        return;
+    }
     if (avx2 && n > 1) {
         /* intadd's mask words are only read by masked tiles: size groups by the activations */
         const int group = (int)(GEMM_COL_GROUP_BYTES / ((size_t)cp * 4)) / 3 * 3;

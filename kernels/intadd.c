@@ -76,7 +76,7 @@ SEOFP_INTERNAL int prep_intadd(const float *x, int cols, int cols_pad, int e_min
 /* Each block function computes the 4 row sums of one 4-row block for one prepared vector. */
 /* The 32-bit addend (c << 23) + (s << 31) (0 for a zero weight) of row r, lane l of chunk j in
  * any intadd layout: 1-byte codes s<<7 | c, nibbles s<<3 | c, 16-bit addends s<<15 | c<<7. */
-static uint32_t addend_c(const uint8_t *blk, int kind, int j, int r, int l) {
+SEOFP_INTERNAL uint32_t addend_c(const uint8_t *blk, int kind, int j, int r, int l) {
     if (kind == SEOFP_INTADD16)
         return (uint32_t)((const uint16_t *)blk)[(size_t)j * 64 + r * 16 + W16_PERM[l]] << 16;
     uint32_t c, s;

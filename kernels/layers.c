@@ -390,10 +390,12 @@ int seofp_conv1d(const seofp_layer *w, const float *bias, int cin, int T, int ks
         /* the AVX2 GEMM reads a column's mask words only when its 3-column tile (or, at batch
          * 1, the column itself) is masked or the layer has zero weights: the others are not
          * copied (half the im2col bytes); the portable path reads every mask */
+        const int grp = w->sparse ? SPARSE_F : 3; /* columns that share a mask decision */
         for (int i = 0; i < nb; i++) {
-            const int g = i / 3 * 3;
-            need_mask[i] = !avx2 || w->zeros || cmask[g] || (g + 1 < nb && cmask[g + 1]) ||
-                           (g + 2 < nb && cmask[g + 2]);
+            const int g = i / grp * grp;
+            int any = 0;
+            for (int c = g; c < g + grp && c < nb; c++) any |= cmask[c];
+            need_mask[i] = !avx2 || (w->zeros && !w->sparse) || any;
         }
         conv_columns(w, cin, T, ksize, src, plane, t0, nb, need_mask, prep);
         gemm_run(w, prep, cmask, nb, y + t0, 1, T, gemm_scratch);

@@ -83,10 +83,16 @@ def _exact(a: np.ndarray) -> np.ndarray:
 class Layer:
     """A packed layer whose data sits in an allocation of exactly its bytes."""
 
-    def __init__(self, w: np.ndarray, kernel: str, layout: str = "auto") -> None:
-        self.p = K.pack_layer(w, kernel, layout)  # type: ignore[arg-type]
+    def __init__(self, w: np.ndarray, kernel: str, layout: str = "auto",
+                 skip: bool | None = None) -> None:
+        # skip: the zero-skipping index of pruned intadd layers (None: the packer's rule)
+        self.p = K.pack_layer(w, kernel, layout,  # type: ignore[arg-type]
+                              skip_zeros=skip if kernel == "intadd" else None)
         self.data = _exact(self.p.data).reshape(-1)
         self.p.struct.data = ffi.from_buffer(self.data)
+        if self.p._sparse is not None:  # the zero-skipping index, exactly allocated too
+            self.sparse = _exact(self.p._sparse).reshape(-1)
+            self.p.struct.sparse = ffi.from_buffer(self.sparse)
         self.s = self.p.struct
         self.rows, self.cols = w.shape
         self.name = f"{kernel}/{layout}/{self.s.kind}"
@@ -158,6 +164,8 @@ def layers_for(rng, rows, cols, zeros=True):
         out.append(Layer(weights(rng, rows, cols, span, 0.0), kernel, layout))
         if zeros and kernel == "intadd":
             out.append(Layer(weights(rng, rows, cols, span, 0.15), kernel, layout))
+            # pruned: the zero-skipping index (kernels/sparse.c)
+            out.append(Layer(weights(rng, rows, cols, span, 0.5), kernel, layout, skip=True))
     # decode by bit construction (a window wider than an fp16 top byte)
     out.append(Layer(weights(rng, rows, cols, 40, 0.1), "decode"))
     return out
@@ -214,17 +222,18 @@ def check_gemv_linear(L: Layer, xkind: str) -> None:
         run_all(f"linear {L.name} {rows}x{cols} n={n} {xkind}", linear)
 
 
-def lstm_pair(rng, H, nin, pack):
+def lstm_pair(rng, H, nin, pack, zeros=0.1):
     kernel, layout = pack
     span = 6 if layout == "nibbles" else 40 if layout == "bits" else 12
     layout = "auto" if layout == "bits" else layout  # decode by bit construction: wide span
-    wih = Layer(weights(rng, 4 * H, nin, span, 0.1) * np.float32(0.25), kernel, layout)
+    wih = Layer(weights(rng, 4 * H, nin, span, zeros) * np.float32(0.25), kernel, layout,
+                skip=zeros >= 0.5 or None)
     whh = Layer(weights(rng, 4 * H, H, span, 0.1) * np.float32(0.25), kernel, layout)
     return wih, whh, (rng.standard_normal(4 * H) * 0.1).astype(np.float32)
 
 
-def check_lstm(rng, H, nin, T, pack, xkind, reverse):
-    wih, whh, bias = lstm_pair(rng, H, nin, pack)
+def check_lstm(rng, H, nin, T, pack, xkind, reverse, zeros=0.1):
+    wih, whh, bias = lstm_pair(rng, H, nin, pack, zeros)
     ldx, ldo = nin + 1, H + 2
     xsrc = acts(rng, max((T - 1) * ldx + nin, 0), xkind)
     osize = max((T - 1) * ldo + H, 0)
@@ -291,10 +300,11 @@ def check_stack(rng, H, nin, T, layers, pack, xkind):
     run_all(f"lstm_stack {cells[0][0].name} H={H} in={nin} T={T} L={layers} {xkind}", call)
 
 
-def check_conv(rng, cin, cout, T, ksize, pack, xkind):
+def check_conv(rng, cin, cout, T, ksize, pack, xkind, zeros=0.1):
     kernel, layout = pack
     span = 6 if layout == "nibbles" else 12
-    L = Layer(weights(rng, cout, cin * ksize, span, 0.1), kernel, layout)
+    L = Layer(weights(rng, cout, cin * ksize, span, zeros), kernel, layout,
+              skip=zeros >= 0.5 or None)
     xsrc = acts(rng, cin * T, xkind)
     bsrc = acts(rng, cout, "plain")
 
@@ -373,6 +383,7 @@ def main(argv: list[str] | None = None) -> int:
             for xkind in ("plain", "masked"):
                 check_lstm(rng, H, nin, T, pack, xkind, reverse=T % 2)
         check_lstm(rng, 4, 4, 0, pack, "plain", 0)
+        check_lstm(rng, 13, 40, 70, pack, "masked", 1, zeros=0.5)  # pruned W_ih, 2 groups
         check_blstm(rng, 3, 5, 1, pack, "masked")
         check_blstm(rng, 13, 9, 3, pack, "plain")
         check_stack(rng, 3, 5, 1, 2, pack, "masked")
@@ -385,6 +396,7 @@ def main(argv: list[str] | None = None) -> int:
         for cin, cout, T, k in ((1, 1, 1, 1), (3, 5, 2, 3), (4, 7, 50, 5), (5, 3, 49, 3),
                                 (2, 9, 4, 7)):
             check_conv(rng, cin, cout, T, k, pack, "masked" if T % 2 else "plain")
+        check_conv(rng, 4, 7, 50, 5, pack, "masked", zeros=0.5)  # pruned: groups of 48 and 2
         if not quick:  # 450 columns with zero weights: intadd's k-sliced state area, y (cout, T)
             check_conv(rng, 90, 6, 50, 5, pack, "masked")
     check_norm(rng, 3, 7)

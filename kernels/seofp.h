@@ -92,6 +92,9 @@ typedef struct {
                            pre-pass puts the activations in its 2^-64 domain
                            (docs/method.md#the-integer-add-identity) */
     const void *data;   /* repacked elements, rows_pad * cols_pad of them */
+    const void *sparse; /* intadd, optional (NULL: none): the layer's zero-skipping index, written
+                           by seofp_sparse_build from this layer's data; batch > 1 products then
+                           skip zero weights (same bits, docs/engine_sparse.md) */
 } seofp_layer;
 
 /* "avx2" or "portable": the code path the kernels dispatch to now. */
@@ -105,6 +108,12 @@ int seofp_set_variant(int variant);
  * second thread spins briefly after each job, then sleeps); SEOFP_EARG if not possible. */
 int seofp_set_threads(int n);
 int seofp_threads(void);
+
+/* Bytes of the zero-skipping index of an intadd layer (0 for other kinds or a bad layer). */
+size_t seofp_sparse_bytes(const seofp_layer *w);
+/* Write that index into buf (8-byte aligned, bytes >= seofp_sparse_bytes(w)); the caller then
+ * points w->sparse at it and keeps buf alive as long as w. SEOFP_EARG if anything is off. */
+int seofp_sparse_build(const seofp_layer *w, void *buf, size_t bytes);
 
 /* Floats of scratch that seofp_gemm needs for n input vectors. */
 size_t seofp_gemm_scratch_floats(const seofp_layer *w, int n);

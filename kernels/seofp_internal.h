@@ -15,6 +15,8 @@
  *                channel norm and activations
  *   recurrent.c  the batch-1 intadd product (AVX2) of LSTM steps and GEMVs
  *                (docs/recurrent_step.md)
+ *   sparse.c     the zero-skipping index of pruned intadd layers and their batch > 1 product
+ *                (docs/engine_sparse.md)
  */
 #ifndef SEOFP_INTERNAL_H
 #define SEOFP_INTERNAL_H
@@ -114,10 +116,19 @@ static inline size_t gemm_state_floats(const seofp_layer *w) {
     return big ? (size_t)GEMM_SUB_COLS / 3 * 192 : 0;
 }
 
+/* Columns (frames) side by side in the zero-skipping product of a layer with a sparse index
+ * (sparse.c); its work area: the transposed activations and masks (2 x SPARSE_F x cols_pad
+ * words), the rows' partial sums (SPARSE_RB x 4 x SPARSE_F) and outputs (SPARSE_RB x SPARSE_F). */
+#define SPARSE_F 64
+#define SPARSE_RB 8 /* rows per block (sparse.c) */
+
 /* the decoded 4-row panels (intadd: product addends and zero masks, 2 x 4 x cols_pad words
- * per block), then the tiles' state area */
+ * per block), then the tiles' state area; with a sparse index, at least the transposed
+ * activations and masks of sparse.c */
 static inline size_t panel_floats(const seofp_layer *w) {
-    return (size_t)w->cols_pad * 8 * (size_t)panel_blocks(w) + gemm_state_floats(w) + 32;
+    const size_t dense = (size_t)w->cols_pad * 8 * (size_t)panel_blocks(w) + gemm_state_floats(w) + 32;
+    const size_t sparse = w->sparse ? ((size_t)w->cols_pad * 2 + SPARSE_RB * 5) * SPARSE_F + 32 : 0;
+    return dense > sparse ? dense : sparse;
 }
 
 /* A product's scratch: the panels (aligned up to 32 bytes, at most 7 floats in), then the
@@ -152,8 +163,11 @@ SEOFP_INTERNAL void blocks_run_split(const blocks_job *jb, int nblocks);
 /* intadd.c */
 SEOFP_INTERNAL int prep_intadd(const float *x, int cols, int cols_pad, int e_min, int e_max,
                                uint32_t fold, uint32_t *xb, uint32_t *mask, int *masked);
+SEOFP_INTERNAL uint32_t addend_c(const uint8_t *blk, int kind, int j, int r, int l);
 SEOFP_INTERNAL void block_intadd_c(const uint8_t *blk, int kind, int nchunks, const uint32_t *xb,
                                    const uint32_t *mask, float out[4]);
+/* sparse.c */
+SEOFP_INTERNAL int sparse_ok(const seofp_layer *w);
 /* decode.c */
 SEOFP_INTERNAL float f16_top_byte(unsigned b);
 SEOFP_INTERNAL void block_fma_c(const void *blk, int kind, int e_min, int nchunks, const float *x,
@@ -208,6 +222,10 @@ AVX2_FN SEOFP_INTERNAL void rec_blocks_avx2(const blocks_job *jb, int b0, int b1
 AVX2_FN SEOFP_INTERNAL void gemm_intadd_tiles(const seofp_layer *w, const uint32_t *prep,
                                               const int *cmask, int i0, int i1, float *y,
                                               int ys_n, int ys_r, float *panel);
+/* sparse.c: the zero-skipping batch > 1 intadd product, prepared columns [0, n) */
+AVX2_FN SEOFP_INTERNAL void gemm_intadd_sparse(const seofp_layer *w, const uint32_t *prep,
+                                               const int *cmask, int n, float *y, int ys_n,
+                                               int ys_r, float *work);
 #endif
 
 #endif

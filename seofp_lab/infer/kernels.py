@@ -103,8 +103,10 @@ class PackedLayer:
     scale_exp: int = 0
     zeros: bool = False  # intadd: some real weight is zero (the kernel masks zero weights)
     ianet: bool = False  # 16-bit addends in IA-NET's form: bits(w * 2^-63) >> 16
+    skip_zeros: bool = False  # intadd: build the zero-skipping index (pruned layers)
     struct: Any = field(init=False, repr=False)
     _scratch: np.ndarray = field(init=False, repr=False)
+    _sparse: np.ndarray | None = field(init=False, repr=False, default=None)
 
     def __post_init__(self) -> None:
         self.struct = ffi.new("seofp_layer *")
@@ -114,6 +116,15 @@ class PackedLayer:
         s.e_min, s.e_max, s.scale_exp = self.e_min, self.e_max, self.scale_exp
         s.zeros, s.ianet = int(self.zeros), int(self.ianet)
         s.data = ffi.from_buffer(self.data)  # self.data keeps the buffer alive
+        s.sparse = ffi.NULL
+        if self.skip_zeros:
+            nbytes = int(lib.seofp_sparse_bytes(s))
+            self._sparse = np.empty((nbytes + 7) // 8, np.uint64)  # 8-byte aligned
+            rc = lib.seofp_sparse_build(s, ffi.from_buffer(self._sparse), self._sparse.nbytes)
+            if nbytes == 0 or rc < 0:
+                raise KernelError(f"Could not build the zero-skipping index of a {self.rows} x "
+                                  f"{self.cols} {self.kernel} layer (status {rc})")
+            s.sparse = ffi.from_buffer(self._sparse)
         self._scratch = np.empty(0, np.float32)
 
     def scratch(self, floats: int) -> Any:
@@ -162,6 +173,16 @@ ADDENDS_MAX_BYTES = 256 << 10
 # and the causal LSTM's streaming network step too (56 vs 90 us); a lone 2048 x 512 product
 # (2 MiB) still 41 vs 48 us.
 RECURRENT_ADDENDS_MAX_BYTES = 1 << 20
+# intadd layers with at least this share of zero weights (pruned layers) and at least this many
+# rows get the zero-skipping index: their batch > 1 products (input projections, FC and output
+# layers) skip zero weights instead of masking them (kernels/sparse.c, docs/engine_sparse.md).
+# Measured one thread, benchmarks/bench_gemm_tiles.py --zeros: at 50 % zeros skipping is 1.6-1.8x
+# the masked tiles on 257-1028 rows, 1.4x at 64 rows, even at 30 rows over 126 columns and 0.8x
+# at 30 rows over 48 (the FCN's convolutions: the transposed activations are not amortised over
+# enough rows); at 10 % zeros the two are even.
+SKIP_ZEROS_MIN_SHARE = 0.25
+SKIP_ZEROS_MIN_ROWS = 64
+SKIP_ZEROS_MAX_COLS = 65536  # the index addresses columns in 16 bits
 # INTADD stores each chunk's rows in pairs of 32 bytes, row 2p+rr's lane l at byte
 # rr*8 + (l//8)*4 + ((l//4)%2)*16 + l%4 (two in-lane unpacks then give k in order;
 # kernels/seofp_internal.h W8_POS)
@@ -187,7 +208,7 @@ def exponent_span(weight: np.ndarray) -> int:
 
 
 def pack_layer(weight: np.ndarray, kernel: Kernel,
-               layout: IntaddLayout = "auto") -> PackedLayer:
+               layout: IntaddLayout = "auto", skip_zeros: bool | None = None) -> PackedLayer:
     """Repack a weight matrix for ``kernel``; intadd and decode need SEOFP values (±2^e or 0).
 
     Args:
@@ -198,6 +219,9 @@ def pack_layer(weight: np.ndarray, kernel: Kernel,
             holding IA-NET's stored weights bits(w * 2^-63), activations taken to its 2^-64
             domain by the pre-pass: the paper's constant-free form) or "auto" (addends up to
             ``ADDENDS_MAX_BYTES``, else codes); all bit-identical.
+        skip_zeros: intadd only: build the zero-skipping index for batch > 1 products (same
+            bits); None: when at least ``SKIP_ZEROS_MIN_SHARE`` of the weights are zero and the
+            layer has at least ``SKIP_ZEROS_MIN_ROWS`` rows.
     """
     w = np.ascontiguousarray(weight)
     if w.dtype != np.float32 or w.ndim != 2 or 0 in w.shape or not np.isfinite(w).all():
@@ -214,6 +238,9 @@ def pack_layer(weight: np.ndarray, kernel: Kernel,
         raise KernelError(f"Expected an exponent span <= 126 but got [{e_min}, {e_max}]")
     code = np.where(nz, (sign << 7) | (e - e_min + 1), 0).astype(np.uint8)
     if kernel == "intadd":
+        skip = bool(skip_zeros if skip_zeros is not None
+                    else ((~nz).mean() >= SKIP_ZEROS_MIN_SHARE and rows >= SKIP_ZEROS_MIN_ROWS
+                          and cols <= SKIP_ZEROS_MAX_COLS))
         if layout not in INTADD_LAYOUTS:
             raise KernelError(f"Expected an intadd layout in {INTADD_LAYOUTS} but got {layout!r}")
         if layout == "nibbles":
@@ -224,12 +251,13 @@ def pack_layer(weight: np.ndarray, kernel: Kernel,
             flat = _repack(nib).reshape(-1, 64)  # one row per chunk: 4 rows x 16 lanes
             packed = flat[:, _W4_LO] | (flat[:, _W4_HI] << 4)
             return PackedLayer("intadd", rows, cols, np.ascontiguousarray(packed),
-                               lib.SEOFP_INTADD4, e_min, e_max, zeros=bool((~nz).any()))
+                               lib.SEOFP_INTADD4, e_min, e_max, zeros=bool((~nz).any()),
+                               skip_zeros=skip)
         if layout == "codes" or (layout == "auto" and 2 * rows * cols > ADDENDS_MAX_BYTES):
             blocks = _repack(code)  # (row blocks, chunks, 4 rows, 16 lanes)
             pairs = blocks.reshape(*blocks.shape[:2], 2, 32)[..., _W8_SRC]
             return PackedLayer("intadd", rows, cols, np.ascontiguousarray(pairs), lib.SEOFP_INTADD,
-                               e_min, e_max, zeros=bool((~nz).any()))
+                               e_min, e_max, zeros=bool((~nz).any()), skip_zeros=skip)
         ianet = layout == "ianet"
         if ianet and e_min < IANET_E_MIN:
             raise KernelError(f"Expected weights >= 2^{IANET_E_MIN} for IA-NET's 2^-63 split but "
@@ -243,7 +271,7 @@ def pack_layer(weight: np.ndarray, kernel: Kernel,
         return PackedLayer("intadd", rows, cols,
                            np.ascontiguousarray(_repack(addend)[..., _W16_PERM]),
                            lib.SEOFP_INTADD16, e_min, e_max, zeros=bool((~nz).any()),
-                           ianet=ianet)
+                           ianet=ianet, skip_zeros=skip)
     if e_max - e_min > F16_HIGH - F16_LOW:  # wider than 32 exponents: bit construction
         return PackedLayer("decode", rows, cols, _repack(code), lib.SEOFP_DECODE_BITS, e_min,
                            e_max)
