@@ -68,44 +68,8 @@ size_t seofp_gemm_scratch_floats(const seofp_layer *w, int n) {
     return prep_floats(w) * (size_t)n + panel_floats(w) + (size_t)n; /* + column flags */
 }
 
-#if SEOFP_HAVE_AVX2_PATH
-/* Batch > 1 (docs/engine.md#batch-larger-than-one): each 4-row block is decoded once per column
- * group into an L1 panel (fp32 weights), then tiles of 2 rows x NC columns run over it with
- * 2 x NC x 2 accumulators; intadd's tiles are in gemm_tiles.c. Every (row, column) keeps its own
- * 16 lane sums accumulated in increasing k and the same final reduction, so the result is
- * bit-identical to the GEMV path. */
+/* Batch > 1 (docs/engine.md#batch-larger-than-one): gemm_tiles.c for every kind */
 #define GEMM_COL_GROUP_BYTES (160 * 1024) /* activations of one column group stay in L2 */
-
-
-/* prepared columns [i0, i1) of scratch times every block (fp32 and decode kinds; intadd's
- * tiles are in gemm_tiles.c) */
-AVX2_FN static void gemm_tiles_avx2(const seofp_layer *w, const float *prep, int i0, int i1,
-                                    float *y, int ys_n, int ys_r, float scale, float *panel) {
-    const int cp = w->cols_pad, nchunks = cp / 16, nblocks = w->rows_pad / 4;
-    const size_t pf = prep_floats(w), bb = block_bytes(w);
-    float *P = (float *)(((uintptr_t)panel + 31) & ~(uintptr_t)31);
-    for (int b = 0; b < nblocks; b++) {
-        const uint8_t *blk = (const uint8_t *)w->data + (size_t)b * bb;
-        const float *PF = panel_fma(w, blk, P);
-        for (int i = i0; i < i1; i += 3) {
-            const int nc = i1 - i < 3 ? i1 - i : 3;
-            const float *X[3];
-            for (int c = 0; c < 3; c++) X[c] = prep + (size_t)(i + (c < nc ? c : 0)) * pf;
-            for (int rp = 0; rp < 2; rp++) {
-                float out[2][3];
-                tile_fma_n(PF, 2 * rp, nchunks, X, nc, out);
-                for (int r = 0; r < 2; r++) {
-                    const int row = b * 4 + 2 * rp + r;
-                    if (row >= w->rows) break;
-                    for (int c = 0; c < nc; c++)
-                        y[(size_t)(i + c) * ys_n + (size_t)row * ys_r] =
-                            scale == 1.0f ? out[r][c] : out[r][c] * scale;
-                }
-            }
-        }
-    }
-}
-#endif
 
 SEOFP_INTERNAL void blocks_run(const blocks_job *jb, int b0, int b1) {
 #if SEOFP_HAVE_AVX2_PATH
@@ -175,11 +139,8 @@ SEOFP_INTERNAL void gemm_run(const seofp_layer *w, const float *prep, const int 
         const int g = group < 3 ? 3 : group;
         for (int i0 = 0; i0 < n; i0 += g) {
             const int i1 = i0 + g < n ? i0 + g : n;
-            if (is_intadd(w))
-                gemm_intadd_tiles(w, (const uint32_t *)prep, cmask, i0, i1, y, ys_n, ys_r,
-                                  scratch);
-            else
-                gemm_tiles_avx2(w, prep, i0, i1, y, ys_n, ys_r, scale, scratch);
+            gemm_tiles4(w, (const uint32_t *)prep, cmask, i0, i1, y, ys_n, ys_r, scale,
+                        scratch);
         }
         return;
     }

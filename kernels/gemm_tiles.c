@@ -1,7 +1,9 @@
-/* SEOFP kernels, the batch > 1 integer-adder product (docs/engine_tiles.md):
- * each 4-row block is decoded once per column group into an L1 panel of 32-bit addends (and,
- * for layers with zero weights, zero masks; panel_intadd in intadd.c), then tiles of 4 rows x 3
- * columns run over it.
+/* SEOFP kernels, the batch > 1 product (docs/engine_tiles.md): each 4-row block is decoded once
+ * per column group into an L1 panel of 32-bit addends (and, for layers with zero weights, zero
+ * masks; panel_intadd in intadd.c), then tiles of 4 rows x 3 columns run over it. The fp32
+ * control and the decode kinds run the same tiles with a fused multiply-add per 8 products on
+ * float panels (fp32: the layer's own blocks; decode: panel_fma in decode.c), so that intadd and
+ * its controls differ only in the product.
  *
  * Order (the reduction of seofp.h, bit-identical to the batch-1 blocks): every (row, column)
  * keeps 16 lane sums a[l], each accumulated in increasing k. The lane sums of lanes 0-7 and of
@@ -55,8 +57,8 @@ AVX2_FN static inline __attribute__((always_inline)) __m128 reduce4(const __m256
  * GEMM_KSLICE chunks keeps its panel rows and activations in L1 for the second half. */
 AVX2_FN static inline __attribute__((always_inline)) void tile4_run(
     const uint32_t *A, const uint32_t *Z, int j0, int j1, const uint32_t *const *X,
-    const uint32_t *const *M, const int NC, const int wz, const int xm, __m256 st[2][4][3],
-    int first) {
+    const uint32_t *const *M, const int NC, const int wz, const int xm, const int fm,
+    __m256 st[2][4][3], int first) {
     for (int h = 0; h < 2; h++) {
         __m256 acc[4][3];
         for (int r = 0; r < 4; r++)
@@ -65,12 +67,18 @@ AVX2_FN static inline __attribute__((always_inline)) void tile4_run(
         for (int j = j0; j < j1; j++) {
             __m256i av[4];
             for (int r = 0; r < 4; r++)
-                av[r] = _mm256_load_si256((const __m256i *)(a + (size_t)j * 64 + r * 16));
+                av[r] = fm ? _mm256_loadu_si256((const __m256i *)(a + (size_t)j * 64 + r * 16))
+                           : _mm256_load_si256((const __m256i *)(a + (size_t)j * 64 + r * 16));
             for (int c = 0; c < NC; c++) {
                 const __m256i xv = _mm256_loadu_si256((const __m256i *)(X[c] + j * 16 + 8 * h));
                 __m256i mv = xv;
                 if (xm) mv = _mm256_loadu_si256((const __m256i *)(M[c] + j * 16 + 8 * h));
                 for (int r = 0; r < 4; r++) {
+                    if (fm) { /* fp32 and decode: a fused multiply-add of float words */
+                        acc[r][c] = _mm256_fmadd_ps(_mm256_castsi256_ps(xv),
+                                                    _mm256_castsi256_ps(av[r]), acc[r][c]);
+                        continue;
+                    }
                     __m256i p = _mm256_add_epi32(xv, av[r]);
                     if (wz)
                         p = _mm256_and_si256(
@@ -89,7 +97,8 @@ AVX2_FN static inline __attribute__((always_inline)) void tile4_run(
  * (2 rows x NC columns x 2 halves: at most 12 accumulators), into the same st. */
 AVX2_FN static inline __attribute__((always_inline)) void tile2_run(
     const uint32_t *A, const uint32_t *Z, int nchunks, const uint32_t *const *X,
-    const uint32_t *const *M, const int NC, const int wz, const int xm, __m256 st[2][4][3]) {
+    const uint32_t *const *M, const int NC, const int wz, const int xm, const int fm,
+    __m256 st[2][4][3]) {
     __m256 acc[2][2][3];
     for (int h = 0; h < 2; h++)
         for (int r = 0; r < 2; r++)
@@ -99,13 +108,19 @@ AVX2_FN static inline __attribute__((always_inline)) void tile2_run(
             const size_t at = (size_t)j * 64 + 8 * h;
             __m256i av[2];
             for (int r = 0; r < 2; r++)
-                av[r] = _mm256_load_si256((const __m256i *)(A + at + r * 16));
+                av[r] = fm ? _mm256_loadu_si256((const __m256i *)(A + at + r * 16))
+                           : _mm256_load_si256((const __m256i *)(A + at + r * 16));
             for (int c = 0; c < NC; c++) {
                 __m256i xv = _mm256_loadu_si256((const __m256i *)(X[c] + j * 16 + 8 * h));
                 __asm__("" : "+x"(xv)); /* one load per column, not one per row */
                 __m256i mv = xv;
                 if (xm) mv = _mm256_loadu_si256((const __m256i *)(M[c] + j * 16 + 8 * h));
                 for (int r = 0; r < 2; r++) {
+                    if (fm) {
+                        acc[h][r][c] = _mm256_fmadd_ps(_mm256_castsi256_ps(xv),
+                                                       _mm256_castsi256_ps(av[r]), acc[h][r][c]);
+                        continue;
+                    }
                     __m256i p = _mm256_add_epi32(xv, av[r]);
                     if (wz)
                         p = _mm256_and_si256(
@@ -124,7 +139,8 @@ AVX2_FN static inline __attribute__((always_inline)) void tile2_run(
 /* The reduction and stores of a tile: rows b4 .. b4 + 3 (those below rows), columns i ..
  * i + NC - 1, from the lane sums st of both halves. */
 AVX2_FN static inline __attribute__((always_inline)) void tile4_store(
-    __m256 st[2][4][3], const int NC, float *y, int ys_n, int ys_r, int b4, int rows, int i) {
+    __m256 st[2][4][3], const int NC, float *y, int ys_n, int ys_r, int b4, int rows, int i,
+    float scale) {
     __m256 S[4][3]; /* s[l] = a[l] + a[l + 8] */
     for (int r = 0; r < 4; r++)
         for (int c = 0; c < NC; c++) S[r][c] = _mm256_add_ps(st[0][r][c], st[1][r][c]);
@@ -142,6 +158,9 @@ AVX2_FN static inline __attribute__((always_inline)) void tile4_store(
         _mm_storeu_ps(out[c], reduce4(s));
     }
     const int nr = rows - b4 < 4 ? rows - b4 : 4;
+    if (scale != 1.0f) /* DECODE_F16's power of two, after the sum (seofp.h) */
+        for (int c = 0; c < NC; c++)
+            for (int r = 0; r < 4; r++) out[c][r] *= scale;
     for (int c = 0; c < NC; c++) {
         float *yc = y + (size_t)(i + c) * ys_n + (size_t)b4 * ys_r;
         if (ys_r == 1 && nr == 4) _mm_storeu_ps(yc, _mm_loadu_ps(out[c]));
@@ -153,20 +172,20 @@ AVX2_FN static inline __attribute__((always_inline)) void tile4_store(
 /* One whole tile in registers: every slice, then the stores */
 AVX2_FN static inline __attribute__((always_inline)) void tile4_all(
     const uint32_t *A, const uint32_t *Z, int nchunks, const uint32_t *const *X,
-    const uint32_t *const *M, const int NC, const int wz, const int xm, int narrow, float *y,
-    int ys_n, int ys_r, int b4, int rows, int i) {
+    const uint32_t *const *M, const int NC, const int wz, const int xm, const int fm, int narrow,
+    float *y, int ys_n, int ys_r, int b4, int rows, int i, float scale) {
     __m256 st[2][4][3];
     if (narrow) {
-        tile2_run(A, Z, nchunks, X, M, NC, wz, xm, st);
+        tile2_run(A, Z, nchunks, X, M, NC, wz, xm, fm, st);
     } else {
         int j0 = 0; /* nchunks >= 1 */
         do {
             tile4_run(A, Z, j0, nchunks - j0 < GEMM_KSLICE ? nchunks : j0 + GEMM_KSLICE, X, M,
-                      NC, wz, xm, st, j0 == 0);
+                      NC, wz, xm, fm, st, j0 == 0);
             j0 += GEMM_KSLICE;
         } while (j0 < nchunks);
     }
-    tile4_store(st, NC, y, ys_n, ys_r, b4, rows, i);
+    tile4_store(st, NC, y, ys_n, ys_r, b4, rows, i, scale);
 }
 
 /* Layers with zero weights: rows r0, r0 + 1 of the panel times NC (1-5) columns, both halves in
@@ -254,19 +273,23 @@ AVX2_FN static __attribute__((noinline)) void tile2x5_n(
     } while (0)
 #define BY_MASKS(M3)                                                                           \
     do {                                                                                       \
-        if (wz && xm) M3(1, 1);                                                                \
-        else if (wz) M3(1, 0);                                                                 \
-        else if (xm) M3(0, 1);                                                                 \
-        else M3(0, 0);                                                                         \
+        if (fm) M3(0, 0, 1);                                                                   \
+        else if (wz && xm) M3(1, 1, 0);                                                        \
+        else if (wz) M3(1, 0, 0);                                                              \
+        else if (xm) M3(0, 1, 0);                                                              \
+        else M3(0, 0, 0);                                                                      \
     } while (0)
-#define ALL_CASES(WZ, XM)                                                                      \
-    BY_NC(tile4_all(A, Z, nchunks, X, M, 3, WZ, XM, narrow, y, ys_n, ys_r, b4, rows, i),       \
-          tile4_all(A, Z, nchunks, X, M, 2, WZ, XM, narrow, y, ys_n, ys_r, b4, rows, i),       \
-          tile4_all(A, Z, nchunks, X, M, 1, WZ, XM, narrow, y, ys_n, ys_r, b4, rows, i))
-#define RUN_CASES(WZ, XM)                                                                      \
-    BY_NC(tile4_run(A, Z, j0, j1, X, M, 3, WZ, XM, st, j0 == 0),                               \
-          tile4_run(A, Z, j0, j1, X, M, 2, WZ, XM, st, j0 == 0),                               \
-          tile4_run(A, Z, j0, j1, X, M, 1, WZ, XM, st, j0 == 0))
+#define ALL_CASES(WZ, XM, FM)                                                                  \
+    BY_NC(tile4_all(A, Z, nchunks, X, M, 3, WZ, XM, FM, narrow, y, ys_n, ys_r, b4, rows, i,    \
+                    scale),                                                                    \
+          tile4_all(A, Z, nchunks, X, M, 2, WZ, XM, FM, narrow, y, ys_n, ys_r, b4, rows, i,    \
+                    scale),                                                                    \
+          tile4_all(A, Z, nchunks, X, M, 1, WZ, XM, FM, narrow, y, ys_n, ys_r, b4, rows, i,    \
+                    scale))
+#define RUN_CASES(WZ, XM, FM)                                                                  \
+    BY_NC(tile4_run(A, Z, j0, j1, X, M, 3, WZ, XM, FM, st, j0 == 0),                           \
+          tile4_run(A, Z, j0, j1, X, M, 2, WZ, XM, FM, st, j0 == 0),                           \
+          tile4_run(A, Z, j0, j1, X, M, 1, WZ, XM, FM, st, j0 == 0))
 
 /* columns i .. i + nc - 1: nc, their words X and masks M, xm: one of them has a masked
  * activation */
@@ -286,19 +309,25 @@ AVX2_FN static __attribute__((noinline)) void tile2x5_n(
  * while its columns are in L1. A layer too wide for more than one panel in L1 with more than
  * one k slice runs the slices outermost instead: each slice of the panel stays in L1 for
  * GEMM_SUB_COLS columns, whose lane sums wait in the state area between slices. */
-AVX2_FN SEOFP_INTERNAL void gemm_intadd_tiles(const seofp_layer *w, const uint32_t *prep,
-                                              const int *cmask, int i0, int i1, float *y,
-                                              int ys_n, int ys_r, float *panel) {
+AVX2_FN SEOFP_INTERNAL void gemm_tiles4(const seofp_layer *w, const uint32_t *prep,
+                                        const int *cmask, int i0, int i1, float *y, int ys_n,
+                                        int ys_r, float scale, float *panel) {
     const int cp = w->cols_pad, nchunks = cp / 16, nblocks = w->rows_pad / 4, rows = w->rows;
     const size_t pf = prep_floats(w), bb = block_bytes(w);
     uint32_t *const P = (uint32_t *)(((uintptr_t)panel + 31) & ~(uintptr_t)31);
-    const int wz = w->zeros != 0, nbmax = panel_blocks(w);
+    const int fm = !is_intadd(w); /* fp32 and decode: fused multiply-adds on float panels */
+    const int wz = !fm && w->zeros != 0, nbmax = panel_blocks(w);
+    const uint32_t *blocks[4]; /* the nb panels' words (fp32: the layer's own blocks) */
     for (int b0 = 0; b0 < nblocks; b0 += nbmax) {
         const int nb = nblocks - b0 < nbmax ? nblocks - b0 : nbmax;
         for (int q = 0; q < nb; q++) {
             uint32_t *A = P + (size_t)q * cp * 8;
-            panel_intadd(w, (const uint8_t *)w->data + (size_t)(b0 + q) * bb, A,
-                         wz ? A + (size_t)cp * 4 : NULL);
+            const uint8_t *blk = (const uint8_t *)w->data + (size_t)(b0 + q) * bb;
+            if (fm) blocks[q] = (const uint32_t *)panel_fma(w, blk, (float *)A);
+            else {
+                panel_intadd(w, blk, A, wz ? A + (size_t)cp * 4 : NULL);
+                blocks[q] = A;
+            }
         }
         if (wz && !gemm_state_floats(w)) {
             for (int i = i0; i < i1; i += 5) {
@@ -311,7 +340,7 @@ AVX2_FN SEOFP_INTERNAL void gemm_intadd_tiles(const seofp_layer *w, const uint32
                     if (c < nc) xm |= cmask[i + c] != 0;
                 }
                 for (int q = 0; q < nb; q++) {
-                    const uint32_t *A = P + (size_t)q * cp * 8, *Z = A + (size_t)cp * 4;
+                    const uint32_t *A = blocks[q], *Z = A + (size_t)cp * 4;
                     const int b4 = 4 * (b0 + q);
                     for (int r0 = 0; r0 < 4 && b4 + r0 < rows; r0 += 2)
                         tile2x5_n(A, Z, r0, nchunks, X, M, nc, xm, y, ys_n, ys_r, b4, rows, i);
@@ -323,7 +352,8 @@ AVX2_FN SEOFP_INTERNAL void gemm_intadd_tiles(const seofp_layer *w, const uint32
             for (int i = i0; i < i1; i += 3) {
                 TILE_COLUMNS()
                 for (int q = 0; q < nb; q++) { /* the columns stay in L1 from block to block */
-                    const uint32_t *A = P + (size_t)q * cp * 8, *Z = A + (size_t)cp * 4;
+                    const uint32_t *A = fm ? blocks[q] : P + (size_t)q * cp * 8;
+                    const uint32_t *Z = A + (size_t)cp * 4;
                     const int b4 = 4 * (b0 + q), narrow = rows - b4 <= 2;
                     BY_MASKS(ALL_CASES);
                 }
@@ -331,7 +361,7 @@ AVX2_FN SEOFP_INTERNAL void gemm_intadd_tiles(const seofp_layer *w, const uint32
             continue;
         }
         /* one block (nb = 1), slices outermost */
-        const uint32_t *A = P, *Z = A + (size_t)cp * 4;
+        const uint32_t *A = blocks[0], *Z = A + (size_t)cp * 4;
         __m256(*state)[2][4][3] = (__m256(*)[2][4][3])(P + (size_t)cp * 8);
         const int b4 = 4 * b0, narrow = rows - b4 <= 2;
         for (int is = i0; is < i1; is += GEMM_SUB_COLS) {
@@ -354,9 +384,9 @@ AVX2_FN SEOFP_INTERNAL void gemm_intadd_tiles(const seofp_layer *w, const uint32
             for (int i = is; i < ie; i += 3) {
                 const int nc = i1 - i < 3 ? i1 - i : 3;
                 __m256(*st)[4][3] = state[(i - is) / 3];
-                BY_NC(tile4_store(st, 3, y, ys_n, ys_r, b4, rows, i),
-                      tile4_store(st, 2, y, ys_n, ys_r, b4, rows, i),
-                      tile4_store(st, 1, y, ys_n, ys_r, b4, rows, i));
+                BY_NC(tile4_store(st, 3, y, ys_n, ys_r, b4, rows, i, scale),
+                      tile4_store(st, 2, y, ys_n, ys_r, b4, rows, i, scale),
+                      tile4_store(st, 1, y, ys_n, ys_r, b4, rows, i, scale));
             }
         }
     }

@@ -3,18 +3,6 @@
 #include "seofp_internal.h"
 
 /* ------------------------------------------------------------------------ layers and LSTM */
-/* expf-based formulas, the same as the engine's numpy reference */
-static inline float sigmoidf(float v) { return 1.0f / (1.0f + expf(-v)); }
-
-static inline float act_apply(float v, int act, float slope) {
-    switch (act) {
-    case SEOFP_ACT_RELU: return v > 0.0f ? v : 0.0f;
-    case SEOFP_ACT_LEAKY: return v >= 0.0f ? v : v * slope;
-    case SEOFP_ACT_TANH: return tanhf(v);
-    case SEOFP_ACT_SIGMOID: return sigmoidf(v);
-    default: return v;
-    }
-}
 
 /* Gate math (one exp formula for both code paths, so they agree bit for bit): exp by range
  * reduction to r in [-ln2/2, ln2/2] and a degree-7 polynomial (Cephes expf, <= 1 ulp on this
@@ -49,6 +37,18 @@ static inline float exp_c(float v) {
 
 static inline float sigmoid_c(float v) { return 1.0f / (1.0f + exp_c(-v)); }
 static inline float tanh_c(float v) { return 2.0f / (1.0f + exp_c(-2.0f * v)) - 1.0f; }
+
+/* layer activations: tanh and sigmoid by the gates' formulas, so that the AVX2 loop
+ * (act_rows_avx2) gives the same bits */
+static inline float act_apply(float v, int act, float slope) {
+    switch (act) {
+    case SEOFP_ACT_RELU: return v > 0.0f ? v : 0.0f;
+    case SEOFP_ACT_LEAKY: return v >= 0.0f ? v : v * slope;
+    case SEOFP_ACT_TANH: return tanh_c(v);
+    case SEOFP_ACT_SIGMOID: return sigmoid_c(v);
+    default: return v;
+    }
+}
 
 /* units j0 .. H-1 of one step: gx, bias, g are the (4H) gate pre-activations, c the cell state */
 static void lstm_gates_c(int H, int j0, const float *gx, const float *bias, const float *g,
@@ -126,6 +126,29 @@ AVX2_FN static void lstm_gates_avx2(int H, const float *gx, const float *bias, f
         _mm256_storeu_ps(o + j, _mm256_mul_ps(go, tanh_avx2(cv)));
     }
     lstm_gates_c(H, j, gx, bias, g, c, o);
+}
+
+/* row[r] = act(row[r] + bias[r]) for r < n, 8 at a time, the rest by act_apply: the same
+ * operations (max(v, +0) is v > 0 ? v : +0, NaN included; the blend picks v * slope where
+ * v >= 0 is false) */
+AVX2_FN static void act_rows_avx2(float *row, const float *bias, int n, int act, float slope) {
+    const __m256 zero = _mm256_setzero_ps(), sl = _mm256_set1_ps(slope);
+    int r = 0;
+    for (; r + 8 <= n; r += 8) {
+        __m256 v = _mm256_loadu_ps(row + r);
+        if (bias) v = _mm256_add_ps(v, _mm256_loadu_ps(bias + r));
+        switch (act) {
+        case SEOFP_ACT_RELU: v = _mm256_max_ps(v, zero); break;
+        case SEOFP_ACT_LEAKY:
+            v = _mm256_blendv_ps(_mm256_mul_ps(v, sl), v, _mm256_cmp_ps(v, zero, _CMP_GE_OQ));
+            break;
+        case SEOFP_ACT_TANH: v = tanh_avx2(v); break;
+        case SEOFP_ACT_SIGMOID: v = sigmoid_avx2(v); break;
+        default: break;
+        }
+        _mm256_storeu_ps(row + r, v);
+    }
+    for (; r < n; r++) row[r] = act_apply(bias ? row[r] + bias[r] : row[r], act, slope);
 }
 #endif
 
@@ -300,11 +323,19 @@ int seofp_linear(const seofp_layer *w, const float *bias, int n, const float *x,
     if (!layer_ok(w) || !y || n < 0) return SEOFP_EARG;
     int rc = seofp_gemm(w, x, n, w->cols, y, w->rows, 1, scratch);
     if (rc < 0) return rc;
+    const int avx2 = active_variant() == SEOFP_VARIANT_AVX2;
     for (int i = 0; i < n; i++) {
         float *row = y + (size_t)i * w->rows;
+#if SEOFP_HAVE_AVX2_PATH
+        if (avx2) {
+            act_rows_avx2(row, bias, w->rows, act, slope);
+            continue;
+        }
+#endif
         for (int r = 0; r < w->rows; r++)
             row[r] = act_apply(bias ? row[r] + bias[r] : row[r], act, slope);
     }
+    (void)avx2;
     return rc;
 }
 

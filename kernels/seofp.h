@@ -32,13 +32,15 @@
  * which equals the same sum whenever the product x*w is exact
  * (docs/method.md#the-integer-add-identity).
  *
- * Batch > 1 (AVX2): each 4-row block is decoded once per column group into an L1 panel (fp32;
- * intadd: the integer addends (c << 23) + (s << 31) and zero masks), then tiles of 2 rows x 3
- * columns with 12 accumulators run over it (intadd: 4 rows x 3 columns, lanes 0-7 and 8-15 of
- * each 16-run in separate passes, kernels/gemm_tiles.c); every (row, column) keeps the 16 lane sums and the
- * reduction above, so batch > 1 is bit-identical to batch 1. intadd skips the masks when no
- * activation of a column is masked and the layer has no zero weight (seofp_layer.zeros, set by
- * the packer: a layer that has zero weights but says it has none gets wrong sums for them).
+ * Batch > 1 (AVX2): each 4-row block is decoded once per column group into an L1 panel (decode:
+ * fp32 floats; fp32: its own blocks; intadd: the integer addends (c << 23) + (s << 31) and zero
+ * masks), then tiles of 4 rows x 3 columns run over it, lanes 0-7 and 8-15 of each 16-run in
+ * separate passes with 12 accumulators (kernels/gemm_tiles.c, the same tile for every kind);
+ * every (row, column) keeps the 16 lane sums and the reduction above, so batch > 1 is
+ * bit-identical to batch 1. intadd skips the masks when no activation of a column is masked and
+ * the layer has no zero weight (seofp_layer.zeros, set by the packer: a layer that has zero
+ * weights but says it has none gets wrong sums for them); a layer with a zero-skipping index
+ * (seofp_layer.sparse) skips its zero weights instead (kernels/sparse.c).
  *
  * LSTM gates use one exp formula (range reduction + Cephes polynomial, IEEE operations and fused
  * multiply-adds only) in both code paths, vectorized over the 4H gate vector on AVX2; the

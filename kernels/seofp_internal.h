@@ -2,14 +2,15 @@
  * seofp.h): shared constants, inline helpers, the layouts' element orders and the functions one
  * file defines for another. Every function here has hidden visibility.
  *
- *   dispatch.c   code-path selection, argument checks, seofp_gemm/seofp_gemv and the batch > 1
- *                tiled product (gemm_tiles_avx2), the batch-1 block loop (blocks_run)
+ *   dispatch.c   code-path selection, argument checks, seofp_gemm/seofp_gemv, the batch-1
+ *                block loop (blocks_run)
  *   intadd.c     the integer adder: activation pre-pass, every intadd layout's blocks, panels
  *                and tiles, portable and AVX2
  *   decode.c     codes decoded to fp32 (fp16 top byte, bit construction) and the portable FMA
  *                block shared with fp32
- *   fp32.c       the fp32 control's AVX2 block and tile
- *   gemm_tiles.c the batch > 1 intadd product (4 x 3 tiles over an L1 panel of addends)
+ *   fp32.c       the fp32 control's AVX2 block
+ *   gemm_tiles.c the batch > 1 product of every kind (4 x 3 tiles over L1 panels: intadd
+ *                addends, decoded or fp32 floats)
  *   threading.c  the optional second thread for batch-1 products
  *   layers.c     LSTM (one direction, both directions interleaved, stacks), linear, conv1d,
  *                channel norm and activations
@@ -94,25 +95,24 @@ static inline size_t prep_floats(const seofp_layer *w) {
     return (size_t)w->cols_pad * (is_intadd(w) ? 2 : 1);
 }
 
-/* 4-row blocks decoded at a time by the batch > 1 intadd product (gemm_tiles.c): as many (up to
- * 4) as fit in L1 next to the activations of one tile's 3 columns, so that a tile's columns are
- * read from L2 once for all of them (fp32 and decode: 1) */
+/* 4-row blocks decoded at a time by the batch > 1 product (gemm_tiles.c): as many (up to 4) as
+ * fit in L1 next to the activations of one tile's 3 columns, so that a tile's columns are read
+ * from L2 once for all of them (fp32 reads its own blocks, decode decodes them to floats) */
 static inline int panel_blocks(const seofp_layer *w) {
-    if (!is_intadd(w)) return 1;
     const long budget = 24 * 1024 - 3L * w->cols_pad * 4;   /* bytes of L1 for the panels */
-    const long per = (long)w->cols_pad * 16 * (w->zeros ? 2 : 1); /* addends (+ zero masks) */
+    const long per = (long)w->cols_pad * 16 * (is_intadd(w) && w->zeros ? 2 : 1); /* + masks */
     const long nb = budget / per;
     return nb < 1 ? 1 : nb > 4 ? 4 : (int)nb;
 }
 
-/* The batch > 1 intadd tiles (gemm_tiles.c) run the k loop in slices of GEMM_KSLICE chunks; a
+/* The batch > 1 tiles (gemm_tiles.c) run the k loop in slices of GEMM_KSLICE chunks; a
  * layer with more chunks than that and room for only one panel in L1 runs the slices outermost
  * for GEMM_SUB_COLS columns at a time, keeping their lane sums (2 x 4 x 3 x 8 floats per tile
  * of 3 columns) in a state area after the panel. */
 #define GEMM_KSLICE 24
 #define GEMM_SUB_COLS 24
 static inline size_t gemm_state_floats(const seofp_layer *w) {
-    const int big = is_intadd(w) && panel_blocks(w) == 1 && w->cols_pad / 16 > GEMM_KSLICE;
+    const int big = panel_blocks(w) == 1 && w->cols_pad / 16 > GEMM_KSLICE;
     return big ? (size_t)GEMM_SUB_COLS / 3 * 192 : 0;
 }
 
@@ -206,8 +206,6 @@ AVX2_FN SEOFP_INTERNAL const float *panel_fma(const seofp_layer *w, const uint8_
 /* fp32.c */
 AVX2_FN SEOFP_INTERNAL void block_fp32_avx2(const float *blk, int nchunks, const float *x,
                                             float out[4]);
-AVX2_FN SEOFP_INTERNAL void tile_fma_n(const float *P, int r0, int nchunks,
-                                       const float *const *X, int nc, float out[2][3]);
 #endif
 
 /* recurrent.c: the batch-1 product of an LSTM step or a GEMV (intadd layouts) */
@@ -218,10 +216,11 @@ AVX2_FN SEOFP_INTERNAL void rec_blocks_avx2(const blocks_job *jb, int b0, int b1
 #endif
 
 #if SEOFP_HAVE_AVX2_PATH
-/* gemm_tiles.c: the batch > 1 intadd product, prepared columns [i0, i1) times every block */
-AVX2_FN SEOFP_INTERNAL void gemm_intadd_tiles(const seofp_layer *w, const uint32_t *prep,
-                                              const int *cmask, int i0, int i1, float *y,
-                                              int ys_n, int ys_r, float *panel);
+/* gemm_tiles.c: the batch > 1 product of every kind, prepared columns [i0, i1) times every
+ * block (scale: DECODE_F16's 2^scale_exp, else 1) */
+AVX2_FN SEOFP_INTERNAL void gemm_tiles4(const seofp_layer *w, const uint32_t *prep,
+                                        const int *cmask, int i0, int i1, float *y, int ys_n,
+                                        int ys_r, float scale, float *panel);
 /* sparse.c: the zero-skipping batch > 1 intadd product, prepared columns [0, n) */
 AVX2_FN SEOFP_INTERNAL void gemm_intadd_sparse(const seofp_layer *w, const uint32_t *prep,
                                                const int *cmask, int n, float *y, int ys_n,

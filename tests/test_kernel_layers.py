@@ -91,6 +91,25 @@ def test_linear_activations() -> None:
         np.testing.assert_allclose(y, ref, rtol=1e-5, atol=1e-5, err_msg=act)
 
 
+@pytest.mark.skipif(not K.lib.seofp_avx2_supported(), reason="compares the AVX2 path")
+def test_linear_activations_agree_bit_for_bit_across_code_paths() -> None:
+    # the AVX2 path applies bias and activation 8 outputs at a time (tanh and sigmoid by the
+    # gates' exp formula), the portable path one by one: same bits, 19 rows = 2 vectors + 3
+    rng = np.random.default_rng(8)
+    w = seofp_weights(rng, 19, 40, -3, 3)
+    b = activations(rng, 19) * 4
+    x = activations(rng, 7, 40) * 4
+    x[0, :] = 0.0  # outputs equal to the bias alone; with b = 0 below, exact zeros
+    for bias in (b, None):
+        for act in ("none", "relu", "leaky_relu", "tanh", "sigmoid"):
+            outs = []
+            for var in ("avx2", "portable"):
+                with K.use_variant(var):
+                    outs.append(K.linear(K.pack_layer(w, "intadd"), bias, x, act,  # type: ignore[arg-type]
+                                         slope=0.2)[0].tobytes())
+            assert outs[0] == outs[1], (act, bias is None)
+
+
 def test_conv1d_same_padding_and_norm() -> None:
     rng = np.random.default_rng(6)
     cin, cout, ksize, frames = 3, 5, 7, 150  # frames > one 64-step im2col block
