@@ -31,6 +31,11 @@ from seofp_lab.infer.kernels import IntaddLayout, Kernel
 from seofp_lab.infer.streaming import Stream
 
 MAX_WORK_BYTES = 2 << 30  # memory one ``enhance`` call may need (docs/MODEL_FILE.md#limits)
+# Calls of a unidirectional model with at most this many frames (streaming steps) run the stack
+# packed as 1-byte codes: measured on the causal LSTM 2 x 256, one hop interleaved with other
+# work (benchmarks/bench_streaming.py), 0.18 ms per hop against 0.22 ms with the offline layouts
+# (16-bit addends for W_hh), whose advantage needs the weights warm in L2.
+STEP_FRAMES = 4
 
 
 class NonFiniteOutput(K.KernelError):
@@ -108,6 +113,15 @@ class Engine:
             width = h * self.dirs
         # unidirectional: the whole stack in one C call (a streaming step crosses into C once)
         self.stack = K.LSTMStack([d[0] for d in self.cells]) if self.dirs == 1 else None
+        # a streaming step (at most STEP_FRAMES frames per call) reads every matrix once per
+        # call, mostly from L3 (other work runs between hops): with "auto", intadd steps on
+        # 1-byte codes (the fewest bytes; same bits as the offline stack's layouts)
+        self.step_stack = self.stack
+        if self.stack is not None and self.kernel == "intadd" and self.intadd_layout == "auto":
+            self.step_stack = K.LSTMStack([
+                (self._codes(f"lstm.weight_ih_l{i}", (4 * h, bins if i == 0 else h)),
+                 self._codes(f"lstm.weight_hh_l{i}", (4 * h, h)), cell[0][2])
+                for i, cell in enumerate(self.cells)])
         self.fc = None
         if fc:
             self.fc = (self._matrix("fc.weight", (fc, width)), self._tensor("fc.bias", (fc,)))
@@ -134,6 +148,13 @@ class Engine:
                            for n in ("running_mean", "running_var", "weight", "bias"))
             self.convs.append((conv, bias, bn))
             width = out_ch
+
+    def _codes(self, name: str, shape: tuple[int, int]) -> K.PackedLayer:
+        """A matrix of the model as intadd 1-byte codes (the streaming step's layout)."""
+        try:
+            return K.pack_layer(self._tensor(name, shape), "intadd", "codes")
+        except K.KernelError as exc:
+            raise K.KernelError(f"{self.where}: tensor {name!r}: {exc}") from None
 
     def _pack(self, name: str, w: np.ndarray, recurrent: bool = False) -> K.PackedLayer:
         try:
@@ -280,12 +301,13 @@ class Engine:
     def _stack(self, x: np.ndarray, state: np.ndarray | list[np.ndarray] | None) -> np.ndarray:
         """The unidirectional stack in one C call: ``(frames, bins)`` -> ``(frames, hidden)``."""
         assert self.stack is not None
+        stack = self.step_stack if x.shape[0] <= STEP_FRAMES else self.stack
         packed = state if isinstance(state, np.ndarray) else self.stack.new_state()
         if isinstance(state, list):
             packed[:] = np.stack(state)
         before = packed.copy()  # a few KB: lets a non-finite output be traced to its layer
         try:
-            y, n = self.stack.run(x, packed)
+            y, n = stack.run(x, packed)
         except K.NonFiniteInput:  # inside the stack: a layer's gates overflowed
             y, n = np.full((1, 1), np.nan, np.float32), 0
         self.clamps += n
