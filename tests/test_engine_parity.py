@@ -62,6 +62,29 @@ def test_streaming_equals_offline_for_the_unidirectional_lstm(tmp_path: Path) ->
         engine.load(export_model(tiny_model("blstm"), tmp_path / "b.seofp")).stream()
 
 
+@pytest.mark.parametrize("kernel", ["intadd", "fp32"])
+def test_the_streaming_step_path_equals_the_checked_path(kernel: str, tmp_path: Path) -> None:
+    # Engine.step (stack and output layer bound once, two C calls) against the checked path
+    # (a state given as a list of rows takes it): same output and state bits, frame by frame;
+    # non-finite features fall back to the checked path with the state untouched
+    eng = engine.load(export_model(tiny_model("lstm"), tmp_path / "m.seofp"), kernel)
+    assert eng.step is not None
+    wave = (np.random.default_rng(5).standard_normal(4000) * 0.1).astype(np.float32)
+    spec = stft.stft(wave, eng.n_fft, eng.hop)
+    fast, rows = eng.stack.new_state(), list(eng.stack.new_state())
+    for t in range(0, spec.shape[0], 3):
+        a = eng.spectral(spec[t:t + 3], fast)
+        b = eng.spectral(spec[t:t + 3], rows)
+        assert a.tobytes() == b.tobytes(), t
+        assert fast.tobytes() == np.stack(rows).tobytes(), t
+    before = fast.copy()
+    bad = spec[:1].copy()
+    bad[0, 3] = np.inf
+    with pytest.raises(engine.NonFiniteOutput, match="input features"):
+        eng.spectral(bad, fast)
+    assert fast.tobytes() == before.tobytes()
+
+
 def test_numpy_stft_matches_torch() -> None:
     wave = np.random.default_rng(3).standard_normal(5000).astype(np.float32)
     spec = stft.stft(wave)

@@ -127,6 +127,11 @@ class Engine:
             self.fc = (self._matrix("fc.weight", (fc, width)), self._tensor("fc.bias", (fc,)))
             width = fc
         self.out = (self._matrix("out.weight", (bins, width)), self._tensor("out.bias", (bins,)))
+        # the streaming step of a unidirectional mask model: two C calls, no per-layer Python
+        self.step = None
+        if self.step_stack is not None and self.fc is None and self.target == "mask":
+            self.step = K.StackStep(self.step_stack, self.out[0], self.out[1], "sigmoid",
+                                    STEP_FRAMES)
 
     def _init_fcn(self, p: FCNHeader) -> None:
         layers, ch, k = p.layers, p.channels, p.kernel
@@ -252,9 +257,23 @@ class Engine:
         ``self.stack.new_state()``) or a list of those rows as separate arrays.
         """
         with np.errstate(all="ignore"):  # overflow is reported by _finite, naming the layer
-            feats = (stft.lps(spec, self.lps_eps) - self.mean) / self.std
-        self._finite(feats, "the input features (feat_mean, feat_std)")
+            feats = stft.lps(spec, self.lps_eps)
+            np.subtract(feats, self.mean, out=feats)
+            np.divide(feats, self.std, out=feats)
         frames = feats.shape[0]
+        if (self.step is not None and frames <= STEP_FRAMES and isinstance(state, np.ndarray)
+                and state.dtype == np.float32 and state.shape == (2 * self.layers, self.hidden)
+                and state.flags.c_contiguous and state.flags.writeable):
+            # a streaming step: the kernels refuse non-finite features themselves, and any
+            # refusal runs the checked path below on the unchanged state
+            done = self.step(feats, state)
+            if done is not None:
+                y, n = done
+                self.clamps += n
+                gain = self.mask_floor + self.mask_scale * y  # in [mask_floor, 1]
+                mag = np.abs(spec)
+                return stft.with_phase(gain * mag, spec, mag)
+        self._finite(feats, "the input features (feat_mean, feat_std)")
         x = np.ascontiguousarray(feats, np.float32)
         if self.stack is not None:
             x = self._stack(x, state)

@@ -471,6 +471,49 @@ class LSTMStack:
         return out, _status(rc, "seofp_lstm_stack")
 
 
+class StackStep:
+    """A unidirectional stack and its output layer for a few frames at a time (the streaming
+    step), with the buffers and pointers bound once: the checks of :meth:`LSTMStack.run` and
+    :func:`linear` are the caller's (float32 contiguous features and state of the right shapes),
+    the per-call cost is two C calls. Bit-identical to ``LSTMStack.run`` then ``linear``."""
+
+    def __init__(self, stack: LSTMStack, out: PackedLayer, bias: np.ndarray, act: Activation,
+                 max_frames: int) -> None:
+        if out.cols != stack.hidden:
+            raise KernelError(f"Expected an output layer of {stack.hidden} inputs but got "
+                              f"{out.cols}")
+        self.stack, self.out, self.act, self.max_frames = stack, out, _ACT[act], max_frames
+        self._bias = _check(bias, (out.rows,), "output bias")
+        self._b = _f(self._bias)
+        s = lib.seofp_lstm_stack_scratch_floats(stack._wih, stack._whh, stack.layers, max_frames)
+        self._s = np.empty(max(int(s), 1), np.float32)
+        self._o = np.empty(max(int(lib.seofp_gemm_scratch_floats(out.struct, max_frames)), 1),
+                           np.float32)
+        self._sp, self._op = _f(self._s), _f(self._o)
+
+    def __call__(self, x: np.ndarray, state: np.ndarray) -> tuple[np.ndarray, int] | None:
+        """(output layer's y ``(T, rows)``, clamps) for x ``(T, in)``, T <= max_frames, state
+        updated in place; None, with the state as it was, where a kernel refused non-finite
+        values or an output is not finite (the caller then runs the checked path, which
+        names the layer)."""
+        t = x.shape[0]
+        before = state.copy()
+        h = np.empty((t, self.stack.hidden), np.float32)
+        rc = lib.seofp_lstm_stack(self.stack._wih, self.stack._whh, self.stack._bp,
+                                  self.stack.layers, t, _f(x), self.stack.cols, _f(h),
+                                  _f(state), self._sp)
+        if rc < 0:
+            state[...] = before
+            return None
+        y = np.empty((t, self.out.rows), np.float32)
+        rc2 = lib.seofp_linear(self.out.struct, self._b, t, _f(h), _f(y), self.act, 0.01,
+                               self._op)
+        if rc2 < 0 or not np.isfinite(y).all():
+            state[...] = before
+            return None
+        return y, rc + rc2
+
+
 def conv1d(layer: PackedLayer, bias: np.ndarray | None, x: np.ndarray,
            ksize: int) -> tuple[np.ndarray, int]:
     """("same" zero-padded convolution, clamps): x ``(cin, T)`` -> ``(cout, T)``.
