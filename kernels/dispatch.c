@@ -129,7 +129,7 @@ SEOFP_INTERNAL void gemm_run(const seofp_layer *w, const float *prep, const int 
     int any_masked = 0;
     for (int i = 0; i < n; i++) any_masked |= cmask[i] != 0;
 #if SEOFP_HAVE_AVX2_PATH
-    if (avx2 && n > 1 && w->sparse) { /* pruned intadd: zero weights skipped (sparse.c) */
+    if (avx2 && n >= SPARSE_MIN_COLS && w->sparse) { /* pruned intadd: zeros skipped (sparse.c) */
         gemm_intadd_sparse(w, (const uint32_t *)prep, cmask, n, y, ys_n, ys_r, scratch);
         return;
     }

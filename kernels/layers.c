@@ -421,7 +421,8 @@ int seofp_conv1d(const seofp_layer *w, const float *bias, int cin, int T, int ks
         /* the AVX2 GEMM reads a column's mask words only when its 3-column tile (or, at batch
          * 1, the column itself) is masked or the layer has zero weights: the others are not
          * copied (half the im2col bytes); the portable path reads every mask */
-        const int grp = w->sparse ? SPARSE_F : 3; /* columns that share a mask decision */
+        /* columns that share a mask decision: a zero-skipping group, or a 3-column tile */
+        const int grp = w->sparse && nb >= SPARSE_MIN_COLS ? SPARSE_F : 3;
         for (int i = 0; i < nb; i++) {
             const int g = i / grp * grp;
             int any = 0;

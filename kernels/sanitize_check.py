@@ -90,8 +90,12 @@ class Layer:
                               skip_zeros=skip if kernel == "intadd" else None)
         self.data = _exact(self.p.data).reshape(-1)
         self.p.struct.data = ffi.from_buffer(self.data)
-        if self.p._sparse is not None:  # the zero-skipping index, exactly allocated too
-            self.sparse = _exact(self.p._sparse).reshape(-1)
+        if self.p._sparse is not None:  # the zero-skipping index of the copied data, exactly
+            self.p.struct.sparse = ffi.NULL  # allocated too (it names the data it indexes)
+            nbytes = int(lib.seofp_sparse_bytes(self.p.struct))
+            self.sparse = np.empty(nbytes // 8 + (nbytes % 8 > 0), np.uint64)
+            assert lib.seofp_sparse_build(self.p.struct, ffi.from_buffer(self.sparse),
+                                          self.sparse.nbytes) == 0
             self.p.struct.sparse = ffi.from_buffer(self.sparse)
         self.s = self.p.struct
         self.rows, self.cols = w.shape

@@ -120,6 +120,10 @@ static inline size_t gemm_state_floats(const seofp_layer *w) {
  * (sparse.c); its work area: the transposed activations and masks (2 x SPARSE_F x cols_pad
  * words), the rows' partial sums (SPARSE_RB x 4 x SPARSE_F) and outputs (SPARSE_RB x SPARSE_F). */
 #define SPARSE_F 64
+/* fewer columns than this run the dense tiles even with an index: the transposition and the
+ * half-empty vectors cost more than the zeros save (bench: 512 x 256, 50 % zeros, 16 columns
+ * 0.8x the masked tiles, 24 columns 1.25x) */
+#define SPARSE_MIN_COLS 24
 #define SPARSE_RB 8 /* rows per block (sparse.c) */
 
 /* the decoded 4-row panels (intadd: product addends and zero masks, 2 x 4 x cols_pad words

@@ -24,6 +24,7 @@
  * the XT row of the weight's k (16 bits: cols_pad <= 65536) */
 typedef struct {
     uint32_t magic, kind, rows, cols_pad, nnz, ianet, e_min, pad;
+    uint64_t data; /* the address of the layer data it was built from */
 } sparse_head;
 
 static size_t sparse_starts(const seofp_layer *w) { return (size_t)w->rows * 16 + 1; }
@@ -80,7 +81,7 @@ int seofp_sparse_build(const seofp_layer *w, void *buf, size_t bytes) {
     start[(size_t)w->rows * 16] = e;
     *hd = (sparse_head){SPARSE_MAGIC, (uint32_t)w->kind, (uint32_t)w->rows,
                         (uint32_t)w->cols_pad, (uint32_t)nnz, (uint32_t)w->ianet,
-                        (uint32_t)w->e_min, 0};
+                        (uint32_t)w->e_min, 0, (uint64_t)(uintptr_t)w->data};
     return 0;
 }
 
@@ -90,7 +91,7 @@ SEOFP_INTERNAL int sparse_ok(const seofp_layer *w) {
     return is_intadd(w) && ((uintptr_t)w->sparse & 7) == 0 && hd->magic == SPARSE_MAGIC &&
            hd->kind == (uint32_t)w->kind && hd->rows == (uint32_t)w->rows &&
            hd->cols_pad == (uint32_t)w->cols_pad && hd->ianet == (uint32_t)w->ianet &&
-           hd->e_min == (uint32_t)w->e_min;
+           hd->e_min == (uint32_t)w->e_min && hd->data == (uint64_t)(uintptr_t)w->data;
 }
 
 #if SEOFP_HAVE_AVX2_PATH

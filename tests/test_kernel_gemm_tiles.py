@@ -63,6 +63,32 @@ def test_tiles_equal_batch_one_portable_and_fp32(layout: str, shape: tuple[int, 
 
 
 @pytest.mark.skipif(not AVX2, reason="the tiled product is the AVX2 path; the CPU lacks AVX2")
+@pytest.mark.parametrize(("window", "kind", "scaled"),
+                         [((-6, 0), "DECODE_F16", False), ((14, 20), "DECODE_F16", True),
+                          ((-40, 0), "DECODE_BITS", False)], ids=["f16", "f16-scaled", "bits"])
+def test_decode_and_fp32_share_the_tile_wide(window: tuple[int, int], kind: str,
+                                             scaled: bool) -> None:
+    # the fp32 control and the decode kinds run intadd's tile: 1000 columns run the k slices
+    # outermost over a state area; weights 2^14..2^20 need the fp16 top byte's output scale,
+    # a 41-exponent window the bit construction
+    rng = np.random.default_rng(40 + window[0])
+    w = seofp_weights(rng, 13, 1000, *window, 0.1)
+    x = _columns(rng, 29, 1000)
+    dec, fp32 = K.pack_layer(w, "decode"), K.pack_layer(w, "fp32")
+    assert dec.c_kind == getattr(K.lib, f"SEOFP_{kind}") and (dec.scale_exp != 0) == scaled
+    outs = []
+    for layer in (dec, fp32):
+        with K.use_variant("avx2"):
+            y, _ = K.gemm(layer, x)
+            one = np.stack([K.gemv(layer, x[i])[0] for i in range(x.shape[0])])
+        with K.use_variant("portable"):
+            yp, _ = K.gemm(layer, x)
+        assert y.tobytes() == one.tobytes() == yp.tobytes(), layer.c_kind
+        outs.append(y.tobytes())
+    assert outs[0] == outs[1]
+
+
+@pytest.mark.skipif(not AVX2, reason="the tiled product is the AVX2 path; the CPU lacks AVX2")
 def test_tiles_force_tiny_and_subnormal_activations_to_zero_in_masked_columns() -> None:
     # products of a subnormal or underflowing activation are +0 in every intadd path; fp32 with
     # those activations set to 0 gives the same bits

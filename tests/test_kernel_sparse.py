@@ -52,8 +52,12 @@ def test_skipping_equals_dense_tiles_batch_one_portable_and_fp32(
     fp32 = K.pack_layer(w, "fp32")
     # groups of 64 columns: a lone one, a half group (half the vectors), exactly one group,
     # one more column, and two groups with a tail of 2
-    for n, masked in ((2, True), (31, False), (32, True), (64, False), (65, True), (130, False)):
+    # (fewer than 24 columns run the dense tiles whatever the index: kernels/seofp_internal.h)
+    for n, masked in ((2, True), (24, True), (31, False), (32, True), (64, False), (65, True),
+                      (130, False)):
         x = _columns(rng, n, cols, masked)
+        if masked and n > 40:  # masked columns in both groups, several in one
+            x[n - 3, ::3] = 0.0
         with K.use_variant("avx2"):
             y, clamps = K.gemm(skip, x)
             yd, _ = K.gemm(dense, x)
@@ -92,7 +96,7 @@ def test_pruned_convolution_stores_row_major_outputs_alike(frames: int) -> None:
     # conv1d's output (cout, T) goes through the row-major stores; 48-step im2col blocks give
     # groups of 48 columns, and a window past either end is masked
     rng = np.random.default_rng(31)
-    cin, cout, ksize = 20, 7, 9
+    cin, cout, ksize = 20, 21, 9  # 21 channels: two 8-row blocks and a partial one
     w = seofp_weights(rng, cout, cin * ksize, -6, 0, 0.6)
     x = activations(rng, cin, frames)
     x[3, 50:55] = 0.0
@@ -106,6 +110,17 @@ def test_pruned_convolution_stores_row_major_outputs_alike(frames: int) -> None:
                 assert clamps == 0
                 outs[var, name] = y.tobytes()
     assert len(set(outs.values())) == 1, sorted(outs)
+
+
+def test_an_index_of_other_data_is_refused() -> None:
+    # the index names the data it was built from: the same shape and window with other weights
+    rng = np.random.default_rng(9)
+    w = seofp_weights(rng, 8, 40, -6, 0, 0.5)
+    a = K.pack_layer(w, "intadd", "codes", skip_zeros=True)
+    other = K.pack_layer(w[::-1].copy(), "intadd", "codes", skip_zeros=True)
+    a.struct.sparse = other.struct.sparse
+    with pytest.raises(K.KernelError, match="status -1"):
+        K.gemm(a, activations(rng, 30, 40))
 
 
 def test_an_index_of_another_layer_is_refused() -> None:

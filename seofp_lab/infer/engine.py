@@ -155,9 +155,10 @@ class Engine:
             width = out_ch
 
     def _codes(self, name: str, shape: tuple[int, int]) -> K.PackedLayer:
-        """A matrix of the model as intadd 1-byte codes (the streaming step's layout)."""
+        """A matrix of the model as intadd 1-byte codes (the streaming step's layout; at most
+        STEP_FRAMES columns per product, too few for the zero-skipping index)."""
         try:
-            return K.pack_layer(self._tensor(name, shape), "intadd", "codes")
+            return K.pack_layer(self._tensor(name, shape), "intadd", "codes", skip_zeros=False)
         except K.KernelError as exc:
             raise K.KernelError(f"{self.where}: tensor {name!r}: {exc}") from None
 
@@ -172,7 +173,9 @@ class Engine:
             if (self.kernel == "intadd" and layout == "auto" and recurrent
                     and 2 * w.size <= K.RECURRENT_ADDENDS_MAX_BYTES):
                 layout = "addends"
-            packed = K.pack_layer(np.ascontiguousarray(w), self.kernel, layout)  # type: ignore[arg-type]
+            # W_hh's products are batch 1 (one step at a time): no zero-skipping index
+            packed = K.pack_layer(np.ascontiguousarray(w), self.kernel, layout,  # type: ignore[arg-type]
+                                  skip_zeros=False if recurrent else None)
             self._kinds.add(packed.c_kind)
             return packed
         except K.KernelError as exc:

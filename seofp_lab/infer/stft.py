@@ -106,7 +106,7 @@ def with_phase(magnitude: np.ndarray, phase_of: np.ndarray,
     if mag is None:
         mag = np.abs(phase_of)
     # magnitude * (phase_of / |phase_of|), as one real scale per bin times the complex value
-    nonzero = bool(mag.all())
+    nonzero = bool((mag > 0).all())  # (a NaN bin takes the masked division, as before)
     if nonzero:  # the usual case: a plain division (the masked one below is 5x slower)
         shape = mag.shape if np.shape(magnitude) == mag.shape else np.broadcast_shapes(
             np.shape(magnitude), mag.shape)  # (np.broadcast_shapes costs 4 us per call)
