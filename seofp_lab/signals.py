@@ -37,8 +37,24 @@ class Interrupted(BaseException):
 INTERRUPTS = (Interrupted, KeyboardInterrupt, SystemExit)
 
 
+# the last handled signal of this command: Python ignores an exception raised inside a weakref
+# callback or a __del__ method (it prints "Exception ignored in ..."), so a signal that arrives
+# while one runs would be lost; raise_pending() raises it again at the next safe point
+_pending: int | None = None
+
+
 def _raise(signum: int, _frame: FrameType | None) -> None:
+    global _pending
+    _pending = signum
     raise Interrupted(signum)
+
+
+def raise_pending() -> None:
+    """Raise :class:`Interrupted` if a handled signal arrived and its exception was swallowed
+    (see ``_pending``); long loops call it at points where raising is safe (training: after
+    every batch)."""
+    if _pending is not None:
+        raise Interrupted(_pending)
 
 
 @contextlib.contextmanager
@@ -47,12 +63,16 @@ def interrupts_raised() -> Iterator[None]:
     if threading.current_thread() is not threading.main_thread():
         yield
         return
+    global _pending
     before = {s: signal.getsignal(s) for s in HANDLED}
+    _pending = None
     for s in HANDLED:
         signal.signal(s, _raise)
     try:
         yield
+        raise_pending()  # a signal whose exception was swallowed still ends the command
     finally:
+        _pending = None
         for s, h in before.items():
             signal.signal(s, h)
 

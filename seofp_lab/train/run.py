@@ -27,6 +27,7 @@ from seofp_lab.errors import SeofpError
 from seofp_lab.fsutil import atomic_path
 from seofp_lab.models import stored_values
 from seofp_lab.models.lstm import LSTMEnhancer
+from seofp_lab.signals import raise_pending
 from seofp_lab.train.checkpoint import load_checkpoint, make_model, save_checkpoint
 from seofp_lab.train.module import EnhanceModule
 from seofp_lab.workspace import workspace_path
@@ -85,6 +86,18 @@ class EpochCheckpoint(L.Callback):
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with atomic_path(self.path) as tmp:
             trainer.save_checkpoint(tmp, weights_only=False)  # resume needs the optimizer
+
+
+class PendingSignal(L.Callback):
+    """After every batch, raise a handled SIGINT/SIGTERM whose exception Python swallowed (it
+    arrived inside a weakref callback or a ``__del__``; seofp_lab.signals.raise_pending), so
+    Ctrl-C always stops the training and marks its run KILLED."""
+
+    def on_train_batch_end(self, *args: object) -> None:
+        raise_pending()
+
+    def on_validation_batch_end(self, *args: object) -> None:
+        raise_pending()
 
 
 class JoinRun(L.Callback):
@@ -514,7 +527,8 @@ def train(cfg: ExperimentConfig, progress: bool = True, resume: str | None = Non
         logging.getLogger(name).setLevel(logging.WARNING)  # no "GPU available"/tips chatter
     checkpointer = EpochCheckpoint(Path())  # its path once the run id is known
     joiner = JoinRun(resume or os.environ.get(ENV_DDP_RUN))
-    trainer = _trainer(cfg, [*callbacks, checkpointer, joiner, SameWeights()], progress)
+    trainer = _trainer(cfg, [*callbacks, checkpointer, joiner, SameWeights(), PendingSignal()],
+                       progress)
     zero, world = trainer.is_global_zero, trainer.world_size
     if world > 1 and os.environ.get(tracking.ENV_PARENT_RUN):
         raise ConfigError(f"Invalid config: train.devices={cfg.train.devices!r} with "
