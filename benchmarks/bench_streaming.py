@@ -88,9 +88,11 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--seconds", type=float, default=4.0, help="utterance length per pass")
     ap.add_argument("--passes", type=int, default=3, help="passes over the utterance")
+    ap.add_argument("--prune", type=float, default=0.0,
+                    help="zero this fraction of every weight by magnitude (0.5: a pruned model)")
     args = ap.parse_args()
     torch.set_num_threads(1)
-    model = seofp_model("lstm", PARAMS)
+    model = seofp_model("lstm", PARAMS, prune=args.prune)
     wave = (np.random.default_rng(0).standard_normal(int(args.seconds * FS)) * 0.1).astype(
         np.float32)
     frames = stft.stft(wave, 512, 256)
@@ -108,7 +110,8 @@ def main() -> None:
                 times[n].append(time.perf_counter() - t0)
     hop_ms = 1e3 * 256 / FS
     ort = float(np.median(times["ort"]))
-    table = Table(title=f"causal LSTM {PARAMS}: one hop ({hop_ms:g} ms), 1 thread, "
+    pruned = f", {args.prune:.0%} pruned" if args.prune else ""
+    table = Table(title=f"causal LSTM {PARAMS}{pruned}: one hop ({hop_ms:g} ms), 1 thread, "
                         f"{len(times['ort'])} interleaved samples each")
     for col in ("contender", "p50 ms", "p99 ms", "max ms", "× ORT (p50)", "p99 < hop"):
         table.add_column(col, justify="right")
