@@ -6,7 +6,9 @@ Per-hop contenders, interleaved sample by sample, one thread, state carried from
     ``onnx_export.OnnxStepper``), PyTorch fp32 (a plain ``nn.LSTM``, carried state) and the C
     engine's fp32, intadd and decode (``Engine.spectral`` on one frame, one C call for the stack);
   whole hop: ``Engine.stream().push`` of 256 samples (framing, STFT, network, overlap-add), the
-    C engine's intadd, whose p99 must stay under the hop (16 ms at 16 kHz).
+    C engine's intadd, whose p99 must stay under the hop (16 ms at 16 kHz);
+  controls of the intadd step: the checked path (per-layer Python around the same 1-byte stack)
+    and 16-bit addends for every matrix (intadd_layout="addends", with the fast path).
 Random SEOFP weights (s1e5), random input (never zeros); medians and p99 of the samples.
 
 Run: OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 .venv/bin/python benchmarks/bench_streaming.py
@@ -71,6 +73,14 @@ def runners(model: torch.nn.Module, frames: np.ndarray,
         eng = engine_mod.Engine(mf, k)  # type: ignore[arg-type]
         st = eng.stack.new_state()
         out[f"c_{k}"] = lambda i, e=eng, s=st: e.spectral(frames[i:i + 1], s)
+    # controls of the step path: the checked path (a state given as a list of rows, per-layer
+    # Python, the same 1-byte stack) and the offline layouts (16-bit addends for W_hh)
+    rows = list(engine_mod.Engine(mf, "intadd").stack.new_state())
+    checked = engine_mod.Engine(mf, "intadd")
+    out["c_intadd_checked_path"] = lambda i: checked.spectral(frames[i:i + 1], rows)
+    addends = engine_mod.Engine(mf, "intadd", intadd_layout="addends")
+    st_a = addends.stack.new_state()
+    out["c_intadd_addends"] = lambda i: addends.spectral(frames[i:i + 1], st_a)
     eng = engine_mod.Engine(mf, "intadd")
     streams = [eng.stream()]
     hop = eng.hop

@@ -352,8 +352,7 @@ AVX2_FN SEOFP_INTERNAL void gemm_tiles4(const seofp_layer *w, const uint32_t *pr
             for (int i = i0; i < i1; i += 3) {
                 TILE_COLUMNS()
                 for (int q = 0; q < nb; q++) { /* the columns stay in L1 from block to block */
-                    const uint32_t *A = fm ? blocks[q] : P + (size_t)q * cp * 8;
-                    const uint32_t *Z = A + (size_t)cp * 4;
+                    const uint32_t *A = blocks[q], *Z = A + (size_t)cp * 4;
                     const int b4 = 4 * (b0 + q), narrow = rows - b4 <= 2;
                     BY_MASKS(ALL_CASES);
                 }

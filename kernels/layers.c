@@ -419,15 +419,17 @@ int seofp_conv1d(const seofp_layer *w, const float *bias, int cin, int T, int ks
                                   bad[hi < T ? hi : T] - bad[lo > 0 ? lo : 0] > 0);
         }
         /* the AVX2 GEMM reads a column's mask words only when its 3-column tile (or, at batch
-         * 1, the column itself) is masked or the layer has zero weights: the others are not
-         * copied (half the im2col bytes); the portable path reads every mask */
-        /* columns that share a mask decision: a zero-skipping group, or a 3-column tile */
-        const int grp = w->sparse && nb >= SPARSE_MIN_COLS ? SPARSE_F : 3;
+         * 1, the column itself) is masked, or the layer has zero weights (5-column tiles that
+         * start wherever the column groups put them: every mask is copied): the others are not
+         * copied (half the im2col bytes); the portable path reads every mask. The zero-skipping
+         * product, which gemm_run takes for these nb columns exactly when `skip` holds, reads
+         * the masks of a group of SPARSE_F columns when one of them is masked. */
+        const int skip = w->sparse && nb >= SPARSE_MIN_COLS, grp = skip ? SPARSE_F : 3;
         for (int i = 0; i < nb; i++) {
             const int g = i / grp * grp;
             int any = 0;
             for (int c = g; c < g + grp && c < nb; c++) any |= cmask[c];
-            need_mask[i] = !avx2 || (w->zeros && !w->sparse) || any;
+            need_mask[i] = !avx2 || (w->zeros && !skip) || any;
         }
         conv_columns(w, cin, T, ksize, src, plane, t0, nb, need_mask, prep);
         gemm_run(w, prep, cmask, nb, y + t0, 1, T, gemm_scratch);

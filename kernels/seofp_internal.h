@@ -121,8 +121,9 @@ static inline size_t gemm_state_floats(const seofp_layer *w) {
  * words), the rows' partial sums (SPARSE_RB x 4 x SPARSE_F) and outputs (SPARSE_RB x SPARSE_F). */
 #define SPARSE_F 64
 /* fewer columns than this run the dense tiles even with an index: the transposition and the
- * half-empty vectors cost more than the zeros save (bench: 512 x 256, 50 % zeros, 16 columns
- * 0.8x the masked tiles, 24 columns 1.25x) */
+ * half-empty vectors cost more than the zeros save (benchmarks/bench_gemm_tiles.py --zeros 0.5,
+ * 512 x 256, built with this at 2: 8 columns 0.41x the masked tiles, 16 0.76x, 24 1.03x,
+ * 32 1.2x; docs/engine_sparse.md) */
 #define SPARSE_MIN_COLS 24
 #define SPARSE_RB 8 /* rows per block (sparse.c) */
 
@@ -185,11 +186,6 @@ AVX2_FN static inline float reduce_avx2(__m256 a0, __m256 a1) {
     return _mm_cvtss_f32(_mm_add_ss(d, _mm_shuffle_ps(d, d, 1)));
 }
 
-
-#define TILE_BEGIN(NC)                                                                        \
-    __m256 acc[2][NC][2];                                                                     \
-    for (int r = 0; r < 2; r++)                                                               \
-        for (int c = 0; c < NC; c++) acc[r][c][0] = acc[r][c][1] = _mm256_setzero_ps();
 
 /* intadd.c */
 AVX2_FN SEOFP_INTERNAL void xw_prep_avx2(const uint32_t *xb, int cols_pad, uint16_t *xw);

@@ -6,7 +6,7 @@
  * once (their 32-bit addends and positions), grouped by lane l = k % 16 in increasing k, and the
  * product runs over the list with SPARSE_F columns (frames) side by side in the vector lanes:
  * the prepared activations of SPARSE_F columns are transposed so that column k of the weights
- * meets SPARSE_F activations in one contiguous run (XT[k][0 .. SPARSE_F)).
+ * meets SPARSE_F activations in one contiguous run (XT, lane-major: see xt_row).
  *
  * Order (seofp.h, bit-identical to the dense tiles and to batch 1): every (row, column) keeps its
  * 16 lane sums, each accumulated in increasing k: lane l's sum is one accumulator per SPARSE_F/8
@@ -57,10 +57,10 @@ size_t seofp_sparse_bytes(const seofp_layer *w) {
 }
 
 int seofp_sparse_build(const seofp_layer *w, void *buf, size_t bytes) {
-    if (!layer_ok(w) || !is_intadd(w) || !buf || ((uintptr_t)buf & 7) || w->cols_pad > 65536)
+    if (!layer_ok(w) || !is_intadd(w) || !buf || ((uintptr_t)buf & 7) || w->cols_pad > 65536 ||
+        bytes < sparse_entries_at(w))
         return SEOFP_EARG;
-    const size_t nnz = count_nonzero(w);
-    if (bytes < sparse_entries_at(w) + 4 * nnz || nnz > 0xFFFFFFFFu) return SEOFP_EARG;
+    const size_t room = (bytes - sparse_entries_at(w)) / 4; /* entries that fit */
     const int nchunks = w->cols_pad / 16;
     const size_t bb = block_bytes(w);
     sparse_head *hd = (sparse_head *)buf;
@@ -74,13 +74,14 @@ int seofp_sparse_build(const seofp_layer *w, void *buf, size_t bytes) {
             for (int j = 0; j < nchunks; j++) {
                 const uint32_t v = addend_c(blk, w->kind, j, r % 4, l);
                 if (!v) continue;
+                if (e >= room || e == 0xFFFFFFFFu) return SEOFP_EARG; /* buf too small */
                 ent[e++] = (v & 0xFFFF0000u) | (uint32_t)xt_row(j * 16 + l, nchunks);
             }
         }
     }
     start[(size_t)w->rows * 16] = e;
     *hd = (sparse_head){SPARSE_MAGIC, (uint32_t)w->kind, (uint32_t)w->rows,
-                        (uint32_t)w->cols_pad, (uint32_t)nnz, (uint32_t)w->ianet,
+                        (uint32_t)w->cols_pad, e, (uint32_t)w->ianet,
                         (uint32_t)w->e_min, 0, (uint64_t)(uintptr_t)w->data};
     return 0;
 }

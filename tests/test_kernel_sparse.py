@@ -156,3 +156,26 @@ def test_a_pruned_model_enhances_to_the_same_bits_with_and_without_skipping(
     dense = engine.Engine(mf, "intadd")
     assert dense.cells[0][0][0].struct.sparse == K.ffi.NULL
     assert skip.enhance(wave).tobytes() == dense.enhance(wave).tobytes()
+
+
+@needs_avx2
+def test_a_short_block_of_a_pruned_convolution_reads_only_copied_masks() -> None:
+    # fewer than 24 im2col columns run the dense tiles even with an index; with zero weights
+    # those tiles take 5 columns at a time, so a masked column must bring the masks of all 5
+    # (before the fix only its 3-column group's were copied and the others read stale scratch)
+    rng = np.random.default_rng(17)
+    cin, cout, ksize, frames = 6, 70, 3, 20
+    w = seofp_weights(rng, cout, cin * ksize, -6, 0, 0.5)
+    x = activations(rng, cin, frames)
+    x[2, 15] = 0.0  # windows 14-16 masked; the 5-column tile 10-14 then reads columns 10, 11
+    skip = K.pack_layer(w, "intadd", skip_zeros=True)
+    dense = K.pack_layer(w, "intadd", skip_zeros=False)
+    for layer in (skip, dense):  # scratch full of garbage words, as after other calls
+        layer.scratch(K.conv1d_scratch_floats(layer, ksize, frames))
+        layer._scratch.view(np.uint32)[:] = 0x5A5A5A5A
+    with K.use_variant("avx2"):
+        ys = K.conv1d(skip, None, x, ksize)[0]
+        yd = K.conv1d(dense, None, x, ksize)[0]
+    with K.use_variant("portable"):
+        yp = K.conv1d(dense, None, x, ksize)[0]
+    assert ys.tobytes() == yp.tobytes() and yd.tobytes() == yp.tobytes()

@@ -32,9 +32,10 @@ from seofp_lab.infer.streaming import Stream
 
 MAX_WORK_BYTES = 2 << 30  # memory one ``enhance`` call may need (docs/MODEL_FILE.md#limits)
 # Calls of a unidirectional model with at most this many frames (streaming steps) run the stack
-# packed as 1-byte codes: measured on the causal LSTM 2 x 256, one hop interleaved with other
-# work (benchmarks/bench_streaming.py), 0.18 ms per hop against 0.22 ms with the offline layouts
-# (16-bit addends for W_hh), whose advantage needs the weights warm in L2.
+# packed as 1-byte codes: on the causal LSTM 2 x 256, one hop interleaved with other work,
+# benchmarks/bench_streaming.py measures 0.229-0.263 ms per hop against 0.254-0.286 ms with
+# 16-bit addends (two runs, same-run control "c_intadd_addends"), whose advantage needs the
+# weights warm in L2.
 STEP_FRAMES = 4
 
 
@@ -113,25 +114,13 @@ class Engine:
             width = h * self.dirs
         # unidirectional: the whole stack in one C call (a streaming step crosses into C once)
         self.stack = K.LSTMStack([d[0] for d in self.cells]) if self.dirs == 1 else None
-        # a streaming step (at most STEP_FRAMES frames per call) reads every matrix once per
-        # call, mostly from L3 (other work runs between hops): with "auto", intadd steps on
-        # 1-byte codes (the fewest bytes; same bits as the offline stack's layouts)
-        self.step_stack = self.stack
-        if self.stack is not None and self.kernel == "intadd" and self.intadd_layout == "auto":
-            self.step_stack = K.LSTMStack([
-                (self._codes(f"lstm.weight_ih_l{i}", (4 * h, bins if i == 0 else h)),
-                 self._codes(f"lstm.weight_hh_l{i}", (4 * h, h)), cell[0][2])
-                for i, cell in enumerate(self.cells)])
         self.fc = None
         if fc:
             self.fc = (self._matrix("fc.weight", (fc, width)), self._tensor("fc.bias", (fc,)))
             width = fc
         self.out = (self._matrix("out.weight", (bins, width)), self._tensor("out.bias", (bins,)))
-        # the streaming step of a unidirectional mask model: two C calls, no per-layer Python
-        self.step = None
-        if self.step_stack is not None and self.fc is None and self.target == "mask":
-            self.step = K.StackStep(self.step_stack, self.out[0], self.out[1], "sigmoid",
-                                    STEP_FRAMES)
+        # the streaming-step stack and fast path, built on the first short call (_stepping)
+        self._steps: tuple[K.LSTMStack, K.StackStep | None] | None = None
 
     def _init_fcn(self, p: FCNHeader) -> None:
         layers, ch, k = p.layers, p.channels, p.kernel
@@ -153,6 +142,27 @@ class Engine:
                            for n in ("running_mean", "running_var", "weight", "bias"))
             self.convs.append((conv, bias, bn))
             width = out_ch
+
+    def _stepping(self) -> tuple[K.LSTMStack, K.StackStep | None]:
+        """(the stack for calls of at most STEP_FRAMES frames, the fast path of a mask model's
+        step or None), built on first use, so offline use never pays for them. A step reads
+        every matrix once per call, mostly from L3 (other work runs between hops): with "auto",
+        intadd steps on 1-byte codes (the fewest bytes; the same bits as the offline layouts).
+        A mask model without FC layer steps through K.StackStep: two C calls, no per-layer
+        Python."""
+        if self._steps is None:
+            assert self.stack is not None
+            stack = self.stack
+            if self.kernel == "intadd" and self.intadd_layout == "auto":
+                h = self.hidden
+                stack = K.LSTMStack([
+                    (self._codes(f"lstm.weight_ih_l{i}", (4 * h, self.bins if i == 0 else h)),
+                     self._codes(f"lstm.weight_hh_l{i}", (4 * h, h)), cell[0][2])
+                    for i, cell in enumerate(self.cells)])
+            fast = (K.StackStep(stack, self.out[0], self.out[1], "sigmoid", STEP_FRAMES)
+                    if self.fc is None and self.target == "mask" else None)
+            self._steps = (stack, fast)
+        return self._steps
 
     def _codes(self, name: str, shape: tuple[int, int]) -> K.PackedLayer:
         """A matrix of the model as intadd 1-byte codes (the streaming step's layout; at most
@@ -264,12 +274,13 @@ class Engine:
             np.subtract(feats, self.mean, out=feats)
             np.divide(feats, self.std, out=feats)
         frames = feats.shape[0]
-        if (self.step is not None and frames <= STEP_FRAMES and isinstance(state, np.ndarray)
-                and state.dtype == np.float32 and state.shape == (2 * self.layers, self.hidden)
+        fast = self._stepping()[1] if self.stack is not None and frames <= STEP_FRAMES else None
+        if (fast is not None and isinstance(state, np.ndarray) and state.dtype == np.float32
+                and state.shape == (2 * self.layers, self.hidden)
                 and state.flags.c_contiguous and state.flags.writeable):
             # a streaming step: the kernels refuse non-finite features themselves, and any
             # refusal runs the checked path below on the unchanged state
-            done = self.step(feats, state)
+            done = fast(feats, state)
             if done is not None:
                 y, n = done
                 self.clamps += n
@@ -323,7 +334,7 @@ class Engine:
     def _stack(self, x: np.ndarray, state: np.ndarray | list[np.ndarray] | None) -> np.ndarray:
         """The unidirectional stack in one C call: ``(frames, bins)`` -> ``(frames, hidden)``."""
         assert self.stack is not None
-        stack = self.step_stack if x.shape[0] <= STEP_FRAMES else self.stack
+        stack = self._stepping()[0] if x.shape[0] <= STEP_FRAMES else self.stack
         packed = state if isinstance(state, np.ndarray) else self.stack.new_state()
         if isinstance(state, list):
             packed[:] = np.stack(state)

@@ -466,9 +466,12 @@ class LSTMStack:
         need = lib.seofp_lstm_stack_scratch_floats(self._wih, self._whh, self.layers, t)
         if self._scratch.size < need:
             self._scratch = np.empty(max(need, 1), np.float32)
-        rc = lib.seofp_lstm_stack(self._wih, self._whh, self._bp, self.layers, t, _f(x),
-                                  self.cols, _f(out), _f(state), _f(self._scratch))
-        return out, _status(rc, "seofp_lstm_stack")
+        return out, _status(self._call(x, out, state, _f(self._scratch)), "seofp_lstm_stack")
+
+    def _call(self, x: np.ndarray, out: np.ndarray, state: np.ndarray, scratch: Any) -> int:
+        """seofp_lstm_stack on checked arrays (x (T, in), out (T, H)): its status."""
+        return lib.seofp_lstm_stack(self._wih, self._whh, self._bp, self.layers, x.shape[0],
+                                    _f(x), self.cols, _f(out), _f(state), scratch)
 
 
 class StackStep:
@@ -499,9 +502,7 @@ class StackStep:
         t = x.shape[0]
         before = state.copy()
         h = np.empty((t, self.stack.hidden), np.float32)
-        rc = lib.seofp_lstm_stack(self.stack._wih, self.stack._whh, self.stack._bp,
-                                  self.stack.layers, t, _f(x), self.stack.cols, _f(h),
-                                  _f(state), self._sp)
+        rc = self.stack._call(x, h, state, self._sp)
         if rc < 0:
             state[...] = before
             return None
