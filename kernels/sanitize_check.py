@@ -401,6 +401,7 @@ def main(argv: list[str] | None = None) -> int:
                                 (2, 9, 4, 7)):
             check_conv(rng, cin, cout, T, k, pack, "masked" if T % 2 else "plain")
         check_conv(rng, 4, 7, 50, 5, pack, "masked", zeros=0.5)  # pruned: groups of 48 and 2
+        check_conv(rng, 4, 7, 20, 3, pack, "masked", zeros=0.5)  # pruned, < 24 columns: dense
         if not quick:  # 450 columns with zero weights: intadd's k-sliced state area, y (cout, T)
             check_conv(rng, 90, 6, 50, 5, pack, "masked")
     check_norm(rng, 3, 7)
